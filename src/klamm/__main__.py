@@ -1,0 +1,3 @@
+from klamm.cli.main import main
+
+raise SystemExit(main())
