@@ -147,7 +147,7 @@ def decode_request(frame: bytes) -> Request:
     schema = request_type(api_key, api_version)
     header, pos = decode_header(frame, schema.__flexible__)
     try:
-        body, size = _reader(schema)(frame, pos)
+        body, _size = _reader(schema)(frame, pos)
     except DecodeError as exc:
         raise MalformedFrame(f"cannot decode api {api_key} v{api_version}: {exc}") from exc
     except (ValueError, OverflowError) as exc:  # out-of-range enum values, bad UUIDs, ...
@@ -172,7 +172,9 @@ def encode_response(header: RequestHeader, body: Any) -> bytes:
     return result
 
 
-def api_versions_error_response(correlation_id: int, advertised: dict[int, tuple[int, int]]) -> bytes:
+def api_versions_error_response(
+    correlation_id: int, advertised: dict[int, tuple[int, int]]
+) -> bytes:
     """ApiVersions reply to a version we do not know, in the v0 body layout (KIP-511): error 35
     plus our ranges, so the client can retry with a version both sides speak."""
     body = bytearray()
