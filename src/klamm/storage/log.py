@@ -1,0 +1,538 @@
+"""PartitionLog: one partition's directory of segments, the API the broker appends to and
+fetches from.
+
+Files in the partition directory:
+
+    <20-digit base offset>.log / .index / .timeindex   segments (see segment.py, index.py)
+    log-start-offset      decimal text: the log start offset when DeleteRecords raised it above
+                          the first segment's base (written atomically: tmp, fsync, rename)
+    .klamm_cleanshutdown  present only between a clean `close()` and the next `open()`
+
+Crash behaviour:
+  * Appends are not fsynced; `flush()` fsyncs every segment written since the previous flush
+    and the directory when segments were created, so everything appended before `flush()` was
+    called is durable when it returns.
+  * `open()` after a clean shutdown trusts consistent index files and scans only segment tails.
+    Otherwise every segment is CRC-checked batch by batch; the log is cut at the first invalid
+    or torn batch, and any later segments are dropped with a warning (they would leave a gap).
+  * A failed write (ENOSPC, EIO) is rolled back by truncating the segment to its size before
+    the append: state is unchanged and KafkaStorageError is raised. A failed fsync takes the
+    log offline (after a failed fsync Linux may drop dirty pages, so a retry could falsely
+    succeed): later appends and flushes raise KafkaStorageError until the log is reopened.
+
+Concurrency contract: `append`, `read` and the other operations may be called from the broker's
+event-loop thread while `flush()` (and `enforce_retention`, `delete_records_before`, `close`)
+run in worker threads. `_lock` guards every in-memory structure and is held only briefly;
+`flush()` does its fsyncs outside it, holding `_flush_lock`, which anything that closes segment
+file descriptors also takes first, so an fd is never closed (and reused) under a running fsync.
+Lock order: `_flush_lock` before `_lock`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
+from klamm.protocol.record_batch import (
+    BatchHeader,
+    assign_offsets,
+    decode_batch,
+    iter_batches,
+    parse_header,
+)
+from klamm.storage.config import LogConfig
+from klamm.storage.errors import KafkaStorageError, LogClosed, OffsetOutOfRange
+from klamm.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
+
+__all__ = ["AppendResult", "PartitionLog"]
+
+log = logging.getLogger("klamm.storage")
+
+CLEAN_SHUTDOWN_FILE = ".klamm_cleanshutdown"
+LOG_START_OFFSET_FILE = "log-start-offset"
+_SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex)$")
+
+# Offsets inside a segment are stored relative to its base as u32 in the indexes; roll before
+# a batch could overflow that (Kafka rolls at Int.MaxValue for the same reason).
+MAX_RELATIVE_OFFSET = 2**31 - 1
+
+# batches_from reads this much per step: one read covers many small batches while holding the
+# lock only briefly.
+REPLAY_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    base_offset: int
+    last_offset: int
+    max_timestamp: int
+    log_start_offset: int
+    segment_base_offset: int
+    position: int  # of the batch in its segment file
+    size: int
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """tmp + fsync + rename + fsync(dir): after a crash `path` holds the old or new bytes."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class PartitionLog:
+    """An append-only log of record batches for one partition. See the module docstring."""
+
+    def __init__(
+        self,
+        directory: Path,
+        config: LogConfig,
+        now_ms: Callable[[], int],
+        segments: list[LogSegment],
+        log_start_offset: int,
+    ) -> None:
+        self.directory = directory
+        self._config = config
+        self._now_ms = now_ms
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self._log_start_offset = log_start_offset
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._dirty: dict[int, LogSegment] = {}  # base offset -> segment written since flush
+        self._dir_dirty = False
+        self._offline: str | None = None
+        self._closed = False
+
+    # --- open / recovery -------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: Path, config: LogConfig, now_ms: Callable[[], int]) -> PartitionLog:
+        """Create the directory or recover the log in it (see the crash behaviour above)."""
+        try:
+            return cls._open(directory, config, now_ms)
+        except OSError as exc:
+            raise KafkaStorageError(f"cannot open log {directory}: {exc}") from exc
+
+    @classmethod
+    def _open(cls, directory: Path, config: LogConfig, now_ms: Callable[[], int]) -> PartitionLog:
+        directory.mkdir(parents=True, exist_ok=True)
+        marker = directory / CLEAN_SHUTDOWN_FILE
+        clean = marker.exists()
+        if clean:
+            marker.unlink()
+            # Durably forget the marker before writing anything: a crash from now on must
+            # trigger a full recovery.
+            _fsync_dir(directory)
+        bases = cls._scan_directory(directory)
+        created = now_ms()
+        allow_gaps = config.compact
+        segments: list[LogSegment] = []
+        for i, base in enumerate(bases):
+            if (
+                segments
+                and base != segments[-1].next_offset
+                and not (allow_gaps and base > segments[-1].next_offset)
+            ):
+                cls._drop_from(
+                    directory,
+                    bases[i:],
+                    f"segment {base} does not continue offset {segments[-1].next_offset}",
+                )
+                break
+            seg, cut = LogSegment.load(
+                directory, base, config.index_interval_bytes, created,
+                verify=not clean, allow_gaps=allow_gaps,
+            )  # fmt: skip
+            segments.append(seg)
+            if cut is not None:
+                log.warning(
+                    "log %s: truncated segment %d at byte %d (invalid or torn batch); "
+                    "log end offset is now %d", directory, base, cut, seg.next_offset,
+                )  # fmt: skip
+                if i + 1 < len(bases):
+                    cls._drop_from(directory, bases[i + 1 :], f"segment {base} was truncated")
+                break
+        start = cls._read_log_start_offset(directory)
+        if not segments:
+            seg = LogSegment.create(directory, start or 0, config.index_interval_bytes, created)
+            _fsync_dir(directory)
+            segments.append(seg)
+        log_end = segments[-1].next_offset
+        log_start = min(max(start or 0, segments[0].base_offset), log_end)
+        return cls(directory, config, now_ms, segments, log_start)
+
+    @staticmethod
+    def _scan_directory(directory: Path) -> list[int]:
+        """Segment base offsets found; removes leftover tmp files and orphan index files."""
+        logs: set[int] = set()
+        others: list[tuple[int, Path]] = []
+        for path in directory.iterdir():
+            if path.name.endswith(".tmp") or path.name.endswith(".deleted"):
+                path.unlink(missing_ok=True)
+                continue
+            match = _SEGMENT_FILE.match(path.name)
+            if match is None:
+                if path.name not in (LOG_START_OFFSET_FILE, CLEAN_SHUTDOWN_FILE):
+                    log.warning("log %s: ignoring unexpected file %s", directory, path.name)
+                continue
+            if match.group(2) == "log":
+                logs.add(int(match.group(1)))
+            else:
+                others.append((int(match.group(1)), path))
+        for base, path in others:
+            if base not in logs:
+                path.unlink(missing_ok=True)
+        return sorted(logs)
+
+    @staticmethod
+    def _drop_from(directory: Path, bases: list[int], why: str) -> None:
+        log.warning(
+            "log %s: %s; dropping %d later segment(s) from offset %d",
+            directory, why, len(bases), bases[0],
+        )  # fmt: skip
+        for base in bases:
+            stem = f"{base:020d}"
+            for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+                (directory / (stem + suffix)).unlink(missing_ok=True)
+
+    @staticmethod
+    def _read_log_start_offset(directory: Path) -> int | None:
+        try:
+            return max(0, int((directory / LOG_START_OFFSET_FILE).read_text().strip()))
+        except (FileNotFoundError, ValueError, UnicodeDecodeError):
+            return None
+
+    # --- properties ------------------------------------------------------------------------
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    def update_config(self, config: LogConfig) -> None:
+        """Apply new topic settings; they take effect from the next append or retention run."""
+        with self._lock:
+            self._config = config
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._segments[-1].next_offset
+
+    @property
+    def size_bytes(self) -> int:
+        with self._lock:
+            return sum(s.size for s in self._segments)
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise LogClosed(f"log {self.directory} is closed")
+        if self._offline is not None:
+            raise KafkaStorageError(f"log {self.directory} is offline: {self._offline}")
+
+    # --- append / flush --------------------------------------------------------------------
+
+    def append(self, batch: bytearray, leader_epoch: int = 0) -> AppendResult:
+        """Append one validated batch, assigning it offsets from log_end_offset (in place).
+        Does not fsync. Raises KafkaStorageError with the log unchanged if the write fails."""
+        with self._lock:
+            self._check_writable()
+            header = parse_header(batch)
+            if header.size != len(batch):
+                raise InvalidRecordBatch(
+                    ErrorCode.corrupt_message, "append takes exactly one whole record batch"
+                )
+            active = self._segments[-1]
+            if self._should_roll(active, header):
+                active = self._roll()
+            base = active.next_offset
+            assign_offsets(batch, base, leader_epoch)
+            header = dataclasses.replace(
+                header, base_offset=base, partition_leader_epoch=leader_epoch
+            )
+            position = active.append(batch, header)
+            self._dirty[active.base_offset] = active
+            return AppendResult(
+                base_offset=base,
+                last_offset=header.last_offset,
+                max_timestamp=header.max_timestamp,
+                log_start_offset=self._log_start_offset,
+                segment_base_offset=active.base_offset,
+                position=position,
+                size=header.size,
+            )
+
+    def _should_roll(self, active: LogSegment, header: BatchHeader) -> bool:
+        if active.size == 0:
+            return False
+        config = self._config
+        if active.size + header.size > config.segment_bytes:
+            return True
+        if self._now_ms() - active.created_ms >= config.segment_ms - config.segment_jitter_ms:
+            return True
+        if active.next_offset + header.last_offset_delta - active.base_offset > MAX_RELATIVE_OFFSET:
+            return True
+        # Kafka rolls when the offset index file is full; ours grows, but keep the bound.
+        return len(active.offset_index) * 8 >= config.segment_index_bytes
+
+    def _roll(self) -> LogSegment:
+        """Start a new active segment at the log end offset (caller holds `_lock`)."""
+        old = self._segments[-1]
+        try:
+            new = LogSegment.create(
+                self.directory, old.next_offset, self._config.index_interval_bytes, self._now_ms()
+            )
+        except OSError as exc:
+            stem = f"{old.next_offset:020d}"
+            for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+                with contextlib.suppress(OSError):
+                    (self.directory / (stem + suffix)).unlink(missing_ok=True)
+            raise KafkaStorageError(f"cannot roll log {self.directory}: {exc}") from exc
+        old.seal()
+        self._dirty[old.base_offset] = old
+        self._dirty[new.base_offset] = new
+        self._dir_dirty = True
+        self._segments.append(new)
+        self._bases.append(new.base_offset)
+        return new
+
+    def flush(self) -> None:
+        """fsync every segment written since the last flush (and the directory if segments
+        were created). Everything appended before this call is durable when it returns."""
+        with self._flush_lock:
+            with self._lock:
+                self._check_writable()
+                dirty = list(self._dirty.values())
+                self._dirty.clear()
+                dir_dirty, self._dir_dirty = self._dir_dirty, False
+                pending = [(seg, seg.pending_index_bytes()) for seg in dirty]
+            try:
+                for seg in dirty:
+                    seg.sync()
+                if dir_dirty:
+                    _fsync_dir(self.directory)
+            except OSError as exc:
+                with self._lock:
+                    self._offline = f"fsync failed: {exc}"
+                raise KafkaStorageError(f"flush of {self.directory} failed: {exc}") from exc
+            self._write_indexes(pending)
+
+    def _write_indexes(
+        self, pending: list[tuple[LogSegment, tuple[tuple[bytes, int], tuple[bytes, int]]]]
+    ) -> None:
+        """Index files are caches: a failure to write them only costs a rebuild on open."""
+        for seg, entries in pending:
+            try:
+                seg.write_indexes(entries)
+            except OSError as exc:
+                log.warning("log %s: cannot write index of %d: %s", self.directory,
+                            seg.base_offset, exc)  # fmt: skip
+                seg.offset_index.reset_file()
+                seg.time_index.reset_file()
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def _check_offset(self, offset: int) -> None:
+        if offset < self._log_start_offset or offset > self.log_end_offset:
+            raise OffsetOutOfRange(offset, self._log_start_offset, self.log_end_offset)
+
+    def read(self, offset: int, max_bytes: int, *, min_one: bool = True) -> bytes:
+        """Whole batches from the one containing `offset`, at most `max_bytes` of them, but at
+        least one batch when `min_one` (KIP-74). b"" at the log end."""
+        with self._lock:
+            if self._closed:
+                raise LogClosed(f"log {self.directory} is closed")
+            self._check_offset(offset)
+            if offset == self.log_end_offset:
+                return b""
+            i = max(0, bisect.bisect_right(self._bases, offset) - 1)
+            for seg in self._segments[i:]:
+                found = seg.find_batch(offset)
+                if found is None:
+                    continue
+                position = found[0]
+                end = seg.position_after(position, max_bytes, min_one=min_one)
+                return seg.pread(position, end - position)
+            return b""
+
+    def batches_from(self, offset: int) -> Iterator[tuple[BatchHeader, bytes]]:
+        """Every batch from the one containing `offset` (clamped to the log start) to the
+        current end, for replaying state. Holds the lock only while reading each chunk."""
+        next_offset = max(offset, self._log_start_offset)
+        while next_offset < self.log_end_offset:
+            try:
+                data = self.read(next_offset, REPLAY_CHUNK)
+            except OffsetOutOfRange:
+                next_offset = self._log_start_offset  # retention moved the start under us
+                continue
+            if not data:
+                return
+            for pos, header in iter_batches(data):
+                yield header, data[pos : pos + header.size]
+                next_offset = header.next_offset
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record at or after the log start whose timestamp
+        is >= `timestamp_ms`; None when there is none (ListOffsets with a timestamp)."""
+        with self._lock:
+            start = self._log_start_offset
+            for seg in self._segments:
+                if seg.size == 0 or seg.max_timestamp < timestamp_ms or seg.next_offset <= start:
+                    continue
+                from_offset = max(seg.time_index.lookup(timestamp_ms), start)
+                _, position = seg.offset_index.lookup(from_offset)
+                for pos, header in seg.scan(position, verify=False):
+                    if header.max_timestamp < timestamp_ms or header.last_offset < start:
+                        continue
+                    for record in decode_batch(seg.pread(pos, header.size)).records:
+                        if record.timestamp >= timestamp_ms and record.offset >= start:
+                            return record.offset, record.timestamp
+            return None
+
+    def max_timestamp(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record carrying the largest timestamp
+        (ListOffsets MAX_TIMESTAMP, -3); None for an empty log."""
+        with self._lock:
+            best: LogSegment | None = None
+            for seg in self._segments:
+                if seg.size and (best is None or seg.max_timestamp > best.max_timestamp):
+                    best = seg
+            if best is None:
+                return None
+            found = best.find_batch(best.offset_of_max_timestamp)
+            if found is None:
+                return None
+            pos, header = found
+            for record in decode_batch(best.pread(pos, header.size)).records:
+                if record.timestamp == best.max_timestamp:
+                    return record.offset, record.timestamp
+            return header.base_offset, header.max_timestamp
+
+    # --- retention -------------------------------------------------------------------------
+
+    def enforce_retention(self, now_ms: int) -> int:
+        """Delete whole non-active segments past retention.ms (by their max timestamp) or
+        while the log exceeds retention.bytes, and any segment wholly below the log start
+        offset. Returns how many were deleted."""
+        with self._flush_lock, self._lock:
+            if self._closed:
+                return 0
+            config = self._config
+            doomed = 0
+            if config.delete:
+                total = sum(s.size for s in self._segments)
+                for seg in self._segments[:-1]:
+                    # A segment without timestamps ages from when it was opened or created.
+                    newest = seg.max_timestamp if seg.max_timestamp >= 0 else seg.created_ms
+                    expired = config.retention_ms >= 0 and now_ms - newest > config.retention_ms
+                    oversize = config.retention_bytes >= 0 and (
+                        total - seg.size >= config.retention_bytes
+                    )
+                    if not (expired or oversize):
+                        break
+                    total -= seg.size
+                    doomed += 1
+            return self._delete_first(doomed, self._segments[doomed].base_offset)
+
+    def delete_records_before(self, offset: int) -> int:
+        """Raise the log start offset to `offset` (DeleteRecords) and delete the segments it
+        covers wholly; returns how many were deleted."""
+        with self._flush_lock, self._lock:
+            self._check_writable()
+            self._check_offset(offset)
+            if offset <= self._log_start_offset:
+                return 0
+            doomed = 0
+            for seg in self._segments[:-1]:
+                if seg.next_offset > offset:
+                    break
+                doomed += 1
+            count = self._delete_first(doomed, offset)
+            write_atomically(self.directory / LOG_START_OFFSET_FILE, f"{offset}\n".encode())
+            return count
+
+    def _delete_first(self, count: int, new_start: int) -> int:
+        """Delete the first `count` segments (never the active one) and raise the log start
+        offset to `new_start`; caller holds both locks."""
+        for seg in self._segments[:count]:
+            seg.delete()
+            self._dirty.pop(seg.base_offset, None)
+        del self._segments[:count]
+        del self._bases[:count]
+        self._log_start_offset = max(self._log_start_offset, new_start)
+        if count:
+            log.info("log %s: deleted %d segment(s); log start offset %d",
+                     self.directory, count, self._log_start_offset)  # fmt: skip
+        return count
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush, write index files and the clean-shutdown marker, close every file."""
+        with self._flush_lock, self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            clean = self._offline is None
+            try:
+                if clean:
+                    for seg in self._segments:
+                        seg.sync()
+                    pending = [(s, s.pending_index_bytes()) for s in self._segments]
+                    self._write_indexes(pending)
+                    (self.directory / CLEAN_SHUTDOWN_FILE).touch()
+                    _fsync_dir(self.directory)
+            except OSError as exc:
+                log.warning("log %s: unclean close: %s", self.directory, exc)
+            finally:
+                for seg in self._segments:
+                    seg.close()
+
+    def delete(self) -> None:
+        """Close without flushing and remove the directory."""
+        with self._flush_lock, self._lock:
+            self._closed = True
+            for seg in self._segments:
+                seg.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def check_invariants(self) -> None:
+        """Assert segment invariants and that segments continue each other (tests)."""
+        with self._lock:
+            for seg in self._segments:
+                seg.check_invariants()
+            for a, b in zip(self._segments, self._segments[1:], strict=False):
+                assert b.base_offset == a.next_offset, "segments continue each other"
+            assert self._log_start_offset <= self.log_end_offset
