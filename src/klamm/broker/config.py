@@ -1,0 +1,123 @@
+"""Broker settings, with Kafka's names where Kafka has one.
+
+`--config FILE` reads a Java-properties style file (`key=value`, `#` comments), as Kafka's
+server.properties; command-line flags win over the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+FlushPolicy = Literal["fsync", "os"]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    host: str = "127.0.0.1"
+    port: int = 9092  # 0: pick a free port (tests)
+    advertised_host: str | None = None  # None: the listen host
+    advertised_port: int | None = None  # None: the bound port
+    data_dir: Path = Path("data")
+    node_id: int = 0
+    # Kafka's auto.create.topics.enable (default true) and num.partitions (default 1).
+    auto_create_topics: bool = True
+    num_partitions: int = 1
+    # Kafka's socket.request.max.bytes.
+    max_request_bytes: int = 100 * 1024 * 1024
+    # "fsync": acks=all is answered after an fsync covering the append (group commit), and
+    # consumers see data only once it is durable. "os": Kafka's page-cache-only behaviour.
+    flush_policy: FlushPolicy = "fsync"
+    # Kafka's log.retention.check.interval.ms (5 min).
+    retention_check_interval_ms: int = 300_000
+    # Kafka's group.initial.rebalance.delay.ms (3 s).
+    group_initial_rebalance_delay_ms: int = 3_000
+    # Kafka's group.min/max.session.timeout.ms (6 s / 30 min).
+    group_min_session_timeout_ms: int = 6_000
+    group_max_session_timeout_ms: int = 1_800_000
+    # Kafka's offsets.retention.minutes (7 days), in ms.
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
+    # Kafka's transaction.max.timeout.ms (15 min).
+    transaction_max_timeout_ms: int = 900_000
+    # Topic-level defaults (Kafka's log.* broker settings), by topic config name.
+    topic_defaults: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        return (self.advertised_host or self.host, self.advertised_port or self.port)
+
+    def replace(self, **changes: object) -> BrokerConfig:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+# server.properties keys we understand, mapped to BrokerConfig fields.
+_PROPERTY_FIELDS = {
+    "node.id": ("node_id", int),
+    "broker.id": ("node_id", int),
+    "log.dirs": ("data_dir", Path),
+    "log.dir": ("data_dir", Path),
+    "auto.create.topics.enable": ("auto_create_topics", lambda v: v.lower() == "true"),
+    "num.partitions": ("num_partitions", int),
+    "socket.request.max.bytes": ("max_request_bytes", int),
+    "log.retention.check.interval.ms": ("retention_check_interval_ms", int),
+    "group.initial.rebalance.delay.ms": ("group_initial_rebalance_delay_ms", int),
+    "group.min.session.timeout.ms": ("group_min_session_timeout_ms", int),
+    "group.max.session.timeout.ms": ("group_max_session_timeout_ms", int),
+    "transaction.max.timeout.ms": ("transaction_max_timeout_ms", int),
+    "klamm.flush.policy": ("flush_policy", str),
+}
+
+# Broker-level log.* settings that become topic config defaults.
+_TOPIC_DEFAULT_KEYS = {
+    "log.retention.ms": "retention.ms",
+    "log.retention.bytes": "retention.bytes",
+    "log.segment.bytes": "segment.bytes",
+    "log.roll.ms": "segment.ms",
+    "log.cleanup.policy": "cleanup.policy",
+    "message.max.bytes": "max.message.bytes",
+    "log.message.timestamp.type": "message.timestamp.type",
+    "compression.type": "compression.type",
+}
+
+
+class ConfigFileError(ValueError):
+    pass
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    props: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        sep = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
+        if sep <= 0:
+            raise ConfigFileError(f"line {number}: expected key=value, got {raw!r}")
+        props[line[:sep].strip()] = line[sep + 1 :].strip()
+    return props
+
+
+def config_from_properties(props: dict[str, str], base: BrokerConfig) -> BrokerConfig:
+    changes: dict[str, object] = {}
+    topic_defaults = dict(base.topic_defaults)
+    for key, value in props.items():
+        if key in _PROPERTY_FIELDS:
+            name, convert = _PROPERTY_FIELDS[key]
+            try:
+                changes[name] = convert(value)
+            except ValueError as exc:
+                raise ConfigFileError(f"{key}: invalid value {value!r}") from exc
+        elif key in _TOPIC_DEFAULT_KEYS:
+            topic_defaults[_TOPIC_DEFAULT_KEYS[key]] = value
+        elif key == "listeners":
+            host, _, port = value.rpartition("//")[2].rpartition(":")
+            changes["host"], changes["port"] = host or "127.0.0.1", int(port)
+        elif key == "advertised.listeners":
+            host, _, port = value.rpartition("//")[2].rpartition(":")
+            changes["advertised_host"], changes["advertised_port"] = host, int(port)
+        else:
+            raise ConfigFileError(f"unknown broker setting {key!r}")
+    changes["topic_defaults"] = topic_defaults
+    return base.replace(**changes)

@@ -1,0 +1,194 @@
+"""One client connection: bytes in, frames decoded, handlers run, responses out in order.
+
+Reads use `asyncio.BufferedProtocol` into a reused buffer and parse every complete frame in one
+callback (research/performance.md B3: 5x less CPU per byte than `Protocol`, 6-10x more requests
+than `readexactly`). Requests are started in arrival order, so everything a handler does before
+its first `await` (appending a produce, say) happens in request order. Responses are written in
+request order as they complete: a long-poll Fetch holds back later responses on its connection,
+exactly as in Kafka, without holding back their processing.
+
+Bad input never takes the broker down: a frame that cannot be decoded or an API we do not serve
+is logged with the peer's address and the connection is closed (Kafka does the same: it cannot
+answer a request it cannot parse), except ApiVersions, which is answered per KIP-511.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import TYPE_CHECKING, Any
+
+from klamm.broker.context import RequestContext, Session
+from klamm.protocol.api_versions import ApiKey
+from klamm.protocol.errors import ProtocolError, UnsupportedApi
+from klamm.protocol.framing import FrameDecoder
+from klamm.protocol.messages import (
+    api_versions_error_response,
+    decode_request,
+    encode_response,
+    peek_header,
+)
+
+if TYPE_CHECKING:
+    from klamm.broker.node import Broker
+
+log = logging.getLogger("klamm.broker.connection")
+
+# Size of the reused receive buffer: large enough that a big Produce arrives in few callbacks.
+_RECV_BUFFER = 256 * 1024
+# Pause reading when this many requests are queued unanswered on one connection, so a client
+# that pipelines without bound cannot make the broker buffer without bound.
+_MAX_PENDING = 1000
+
+
+class _Slot:
+    """A place in the response order; `data` is None until the response is ready."""
+
+    __slots__ = ("data", "done")
+
+    def __init__(self) -> None:
+        self.data: bytes | None = None
+        self.done = False
+
+
+class KafkaConnection(asyncio.BufferedProtocol):
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._decoder = FrameDecoder(broker.config.max_request_bytes)
+        self._buffer = bytearray(_RECV_BUFFER)
+        self._transport: asyncio.Transport | None = None
+        self._pending: collections.deque[_Slot] = collections.deque()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._paused = False
+        self._closed = False
+        self.session = Session(peer="?")
+
+    # --- asyncio.BufferedProtocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.session.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self._broker.connections.add(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self._buffer)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            frames = self._decoder.feed(memoryview(self._buffer)[:nbytes])
+        except ProtocolError as exc:
+            self._abort(f"unreadable frame: {exc}")
+            return
+        for frame in frames:
+            if self._closed:
+                return
+            self._handle_frame(frame)
+        if len(self._pending) >= _MAX_PENDING and not self._paused and self._transport:
+            self._transport.pause_reading()
+            self._paused = True
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._broker.connections.discard(self)
+        for task in self._tasks:
+            task.cancel()
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def _handle_frame(self, frame: bytes) -> None:
+        try:
+            request = decode_request(frame)
+        except UnsupportedApi as exc:
+            self._unsupported(frame, exc)
+            return
+        except ProtocolError as exc:
+            self._abort(f"malformed request: {exc}")
+            return
+        header = request.header
+        if request.body is None:  # advertised-only versions: see protocol/api_versions.py
+            self._abort(
+                f"api {header.api_key} v{header.api_version} uses a message format removed in "
+                "Kafka 4 (KIP-896); closing the connection, as Kafka does"
+            )
+            return
+        handler = self._broker.routes.get(header.api_key)
+        if handler is None:
+            self._unsupported(frame, UnsupportedApi(header.api_key, header.api_version))
+            return
+        slot = _Slot()
+        self._pending.append(slot)
+        ctx = RequestContext(self._broker, header, self.session)
+        try:
+            result = handler(ctx, request.body)
+        except Exception:
+            log.exception("%s: handler for api %d v%d failed", self.session.peer,
+                          header.api_key, header.api_version)  # fmt: skip
+            self._abort("internal error")
+            return
+        if asyncio.iscoroutine(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(lambda t: self._finished(t, slot, ctx))
+        else:
+            self._complete(slot, ctx, result)
+
+    def _finished(self, task: asyncio.Task[Any], slot: _Slot, ctx: RequestContext) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or self._closed:
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("%s: handler for api %d v%d failed", self.session.peer,
+                      ctx.header.api_key, ctx.header.api_version, exc_info=exc)  # fmt: skip
+            self._abort("internal error")
+            return
+        self._complete(slot, ctx, task.result())
+
+    def _complete(self, slot: _Slot, ctx: RequestContext, body: Any) -> None:
+        slot.data = None if body is None else encode_response(ctx.header, body)
+        slot.done = True
+        self._flush()
+
+    def _flush(self) -> None:
+        out: list[bytes] = []
+        pending = self._pending
+        while pending and pending[0].done:
+            data = pending.popleft().data
+            if data is not None:
+                out.append(data)
+        if out and self._transport is not None and not self._closed:
+            self._transport.writelines(out)
+        if self._paused and len(pending) < _MAX_PENDING // 2 and self._transport:
+            self._transport.resume_reading()
+            self._paused = False
+
+    def _unsupported(self, frame: bytes, exc: UnsupportedApi) -> None:
+        if exc.api_key == ApiKey.API_VERSIONS:
+            # KIP-511: answer in the v0 layout with our ranges so the client can downgrade.
+            _, _, correlation_id = peek_header(frame)
+            slot = _Slot()
+            slot.data = api_versions_error_response(correlation_id, self._broker.advertised)
+            slot.done = True
+            self._pending.append(slot)
+            self._flush()
+            return
+        self._abort(f"{exc} (closing the connection, as Kafka does)")
+
+    def _abort(self, reason: str) -> None:
+        if self._closed:
+            return
+        log.warning("%s: %s", self.session.peer, reason)
+        self._closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    def close(self) -> None:
+        if self._transport is not None and not self._closed:
+            self._closed = True
+            self._transport.close()

@@ -1,0 +1,101 @@
+"""ListOffsets (2) and OffsetForLeaderEpoch (23).
+
+Special timestamps: -2 earliest (log start), -1 latest (high watermark, or the last stable offset
+for read_committed), -3 the record with the largest timestamp (KIP-734). Any other timestamp: the
+first offset whose record timestamp is >= it, or -1 when there is none (research/brokers.md §8).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klamm.broker.context import RequestContext
+from klamm.broker.handlers.metadata import LEADER_EPOCH
+from klamm.protocol.api_versions import ApiKey
+from klamm.protocol.errors import ErrorCode
+
+EARLIEST = -2
+LATEST = -1
+MAX_TIMESTAMP = -3
+READ_COMMITTED = 1
+
+
+def _lookup(ctx: RequestContext, topic: str, wanted: Any, read_committed: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "partition_index": wanted.partition_index,
+        "error_code": ErrorCode.none,
+        "timestamp": -1,
+        "offset": -1,
+        "leader_epoch": LEADER_EPOCH,
+    }
+    partition = ctx.broker.partition(topic, wanted.partition_index)
+    if partition is None:
+        entry["error_code"] = ErrorCode.unknown_topic_or_partition
+        entry["leader_epoch"] = -1
+        return entry
+    timestamp = wanted.timestamp
+    if timestamp == EARLIEST:
+        entry["offset"] = partition.log.log_start_offset
+    elif timestamp == LATEST:
+        entry["offset"] = (
+            partition.last_stable_offset if read_committed else partition.high_watermark
+        )
+    elif timestamp == MAX_TIMESTAMP:
+        found = partition.log.max_timestamp()
+        if found is not None and found[0] < partition.high_watermark:
+            entry["offset"], entry["timestamp"] = found
+    elif timestamp < 0:
+        entry["error_code"] = ErrorCode.invalid_request
+    else:
+        found = partition.log.offset_for_timestamp(timestamp)
+        if found is not None and found[0] < partition.high_watermark:
+            entry["offset"], entry["timestamp"] = found
+    return entry
+
+
+def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
+    read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
+    return ctx.response(
+        throttle_time=0,
+        topics=[
+            {
+                "name": topic.name,
+                "partitions": [
+                    _lookup(ctx, topic.name, p, read_committed) for p in topic.partitions
+                ],
+            }
+            for topic in request.topics
+        ],
+    )
+
+
+def handle_offset_for_leader_epoch(ctx: RequestContext, request: Any) -> Any:
+    """Every partition has had one leader epoch (0) since its creation, so the end offset of
+    epoch 0 is the log end; a client asking about a later epoch is ahead of us."""
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for wanted in topic.partitions:
+            entry = {
+                "error_code": ErrorCode.none,
+                "partition": wanted.partition,
+                "leader_epoch": LEADER_EPOCH,
+                "end_offset": -1,
+            }
+            partition = ctx.broker.partition(topic.topic, wanted.partition)
+            if partition is None:
+                entry["error_code"] = ErrorCode.unknown_topic_or_partition
+                entry["leader_epoch"] = -1
+            elif wanted.leader_epoch > LEADER_EPOCH:
+                entry["leader_epoch"] = -1
+            else:
+                entry["end_offset"] = partition.high_watermark
+            partitions.append(entry)
+        topics.append({"topic": topic.topic, "partitions": partitions})
+    return ctx.response(throttle_time=0, topics=topics)
+
+
+HANDLERS = {
+    ApiKey.LIST_OFFSETS: handle_list_offsets,
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: handle_offset_for_leader_epoch,
+}

@@ -1,0 +1,149 @@
+"""Produce (0): validate each partition's batch, append it, and answer per `acks`.
+
+acks=0 gets no response (Kafka's behaviour); acks=1 is answered once the batch is written to
+the log file (it survives a process crash); acks=-1 once the group commit has fsynced it
+(DESIGN.md durability contract). Appends happen before the handler's first await, so batches on
+one connection are appended in request order. Batches are stored as received: only the header
+is read and base offset / leader epoch rewritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from typing import Any
+
+from klamm.broker.context import RequestContext
+from klamm.broker.partition import Partition
+from klamm.protocol.api_versions import ApiKey
+from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
+from klamm.protocol.record_batch import set_log_append_time, validate_produced_batch
+from klamm.storage.errors import StorageError
+
+log = logging.getLogger("klamm.broker.produce")
+
+
+class _PartitionResult:
+    __slots__ = ("base_offset", "error", "log_append_time", "message", "partition")
+
+    def __init__(self, partition: Partition | None) -> None:
+        self.partition = partition
+        self.error = ErrorCode.none
+        self.message: str | None = None
+        self.base_offset = -1
+        self.log_append_time = -1
+
+    def fail(self, code: ErrorCode, message: str | None = None) -> None:
+        self.error = code
+        self.message = message
+
+
+def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) -> _PartitionResult:
+    broker = ctx.broker
+    partition = broker.partition(topic, index)
+    result = _PartitionResult(partition)
+    if partition is None:
+        result.fail(ErrorCode.unknown_topic_or_partition)
+        return result
+    if records is None:
+        result.fail(ErrorCode.invalid_record, "null records")
+        return result
+    config = partition.log.config
+    try:
+        header = validate_produced_batch(records, config.max_message_bytes)
+    except InvalidRecordBatch as exc:
+        log.info("rejected batch for %s-%d from %s: %s", topic, index, ctx.session.peer, exc)
+        result.fail(exc.code, str(exc))
+        return result
+    producers = broker.services.get("producers")
+    if producers is not None:
+        check = producers.check_append(partition, header)
+        if check is not None:
+            # A duplicate of one of the producer's last batches: answer with its original offset.
+            if check.error == ErrorCode.none:
+                result.base_offset = check.base_offset
+            else:
+                result.fail(check.error, check.message)
+            return result
+    batch = bytearray(records)
+    if config.message_timestamp_type == "LogAppendTime":
+        result.log_append_time = broker.now_ms()
+        set_log_append_time(batch, result.log_append_time)
+    try:
+        appended = partition.log.append(batch)
+    except StorageError as exc:
+        log.error("append to %s-%d failed: %s", topic, index, exc)
+        result.fail(ErrorCode.kafka_storage_error, str(exc))
+        return result
+    if producers is not None:
+        producers.record_append(partition, header, appended.base_offset)
+    result.base_offset = appended.base_offset
+    return result
+
+
+async def handle_produce(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    results: list[tuple[str, list[tuple[int, _PartitionResult]]]] = []
+    durable: list[asyncio.Future[None]] = []
+    for topic in request.topic_data:
+        per_partition = []
+        for data in topic.partition_data:
+            result = _append(ctx, topic.name, data.index, data.records)
+            if result.error == ErrorCode.none and result.partition is not None:
+                durable.append(broker.durability.appended(result.partition))
+            per_partition.append((data.index, result))
+        results.append((topic.name, per_partition))
+
+    if request.acks == 0:
+        for future in durable:
+            future.add_done_callback(_consume_exception)
+        return None
+    if request.acks == -1 and durable:
+        outcomes = await asyncio.gather(*durable, return_exceptions=True)
+        if any(isinstance(o, BaseException) for o in outcomes):
+            for _, per_partition in results:
+                for _, result in per_partition:
+                    if result.error == ErrorCode.none:
+                        result.fail(ErrorCode.kafka_storage_error, "fsync failed")
+    else:
+        for future in durable:
+            future.add_done_callback(_consume_exception)
+
+    return ctx.response(
+        responses=[
+            {
+                "name": name,
+                "partition_responses": [
+                    {
+                        "index": index,
+                        "error_code": result.error,
+                        "base_offset": result.base_offset,
+                        "log_append_time": _timestamp(result.log_append_time),
+                        "log_start_offset": (
+                            result.partition.log.log_start_offset if result.partition else -1
+                        ),
+                        "record_errors": [],
+                        "error_message": result.message,
+                    }
+                    for index, result in per_partition
+                ],
+            }
+            for name, per_partition in results
+        ],
+        throttle_time=0,
+    )
+
+
+def _timestamp(ms: int) -> datetime.datetime | None:
+    if ms < 0:
+        return None
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+
+
+def _consume_exception(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # logged by the group commit; retrieved here so asyncio stays quiet
+
+
+HANDLERS = {ApiKey.PRODUCE: handle_produce}

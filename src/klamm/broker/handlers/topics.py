@@ -1,0 +1,215 @@
+"""Topic administration: CreateTopics (19), DeleteTopics (20), CreatePartitions (37),
+DeleteRecords (21), DescribeCluster (60).
+
+One node means replication factor 1: -1 ("broker default") and 1 are accepted, anything larger
+gets INVALID_REPLICATION_FACTOR as Kafka gives when a cluster has fewer brokers than asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klamm.broker.context import RequestContext
+from klamm.broker.handlers.configs import describe_topic_configs
+from klamm.broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED
+from klamm.protocol.api_versions import ApiKey
+from klamm.protocol.errors import ErrorCode
+from klamm.storage.config import validate_topic_configs
+from klamm.storage.errors import OffsetOutOfRange, StorageError
+from klamm.storage.log_manager import validate_topic_name
+
+
+def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> dict[str, Any]:
+    broker = ctx.broker
+    entry: dict[str, Any] = {
+        "name": topic.name,
+        "topic_id": None,
+        "error_code": ErrorCode.none,
+        "error_message": None,
+        "topic_config_error_code": 0,
+        "num_partitions": -1,
+        "replication_factor": -1,
+        "configs": None,
+    }
+
+    def fail(code: ErrorCode, message: str) -> dict[str, Any]:
+        entry["error_code"], entry["error_message"] = code, message
+        return entry
+
+    node = broker.config.node_id
+    num_partitions = topic.num_partitions
+    if topic.assignments:
+        if topic.num_partitions != -1 or topic.replication_factor != -1:
+            return fail(
+                ErrorCode.invalid_request,
+                "both partition assignments and partition count/replication factor were given",
+            )
+        if any(list(a.broker_ids) != [node] for a in topic.assignments):
+            return fail(ErrorCode.invalid_replica_assignment, f"the only broker is {node}")
+        num_partitions = len(topic.assignments)
+    if num_partitions == -1:
+        num_partitions = broker.config.num_partitions
+    if num_partitions <= 0:
+        return fail(ErrorCode.invalid_partitions, "number of partitions must be at least 1")
+    if topic.replication_factor not in (-1, 1):
+        return fail(
+            ErrorCode.invalid_replication_factor,
+            f"replication factor {topic.replication_factor} is larger than the 1 available broker",
+        )
+    configs = {c.name: c.value for c in topic.configs}
+    try:
+        validate_topic_name(topic.name)
+        if broker.topic(topic.name) is not None:
+            return fail(ErrorCode.topic_already_exists, f"topic {topic.name!r} already exists")
+        validate_topic_configs(configs)
+        if validate_only:
+            entry.update(num_partitions=num_partitions, replication_factor=1)
+            return entry
+        info = broker.create_topic(topic.name, num_partitions, configs)
+    except StorageError as exc:
+        return fail(exc.code, str(exc))
+    entry.update(
+        topic_id=info.topic_id,
+        num_partitions=info.num_partitions,
+        replication_factor=1,
+        configs=[
+            {
+                "name": c["name"],
+                "value": c["value"],
+                "read_only": c["read_only"],
+                "config_source": c["config_source"],
+                "is_sensitive": c["is_sensitive"],
+            }
+            for c in describe_topic_configs(ctx, topic.name, None)
+        ],
+    )
+    return entry
+
+
+def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
+    seen: set[str] = set()
+    topics = []
+    for topic in request.topics:
+        if topic.name in seen:
+            continue  # Kafka answers a duplicated name once, with INVALID_REQUEST
+        seen.add(topic.name)
+        topics.append(_create_one(ctx, topic, request.validate_only))
+    return ctx.response(throttle_time=0, topics=topics)
+
+
+def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    names: list[tuple[str | None, Any]] = []
+    if ctx.version >= 6:
+        names = [(t.name, t.topic_id) for t in request.topics]
+    else:
+        names = [(name, None) for name in request.topic_names]
+    responses = []
+    by_id = {info.topic_id: name for name, info in broker.logs.topics().items()}
+    for name, topic_id in names:
+        if name is None and topic_id is not None:
+            name = by_id.get(topic_id)
+        entry: dict[str, Any] = {
+            "name": name,
+            "topic_id": topic_id,
+            "error_code": ErrorCode.none,
+            "error_message": None,
+        }
+        info = broker.topic(name) if name is not None else None
+        if info is None:
+            entry["error_code"] = (
+                ErrorCode.unknown_topic_id if name is None else ErrorCode.unknown_topic_or_partition
+            )
+        elif info.internal:
+            entry["error_code"] = ErrorCode.invalid_topic_exception
+            entry["error_message"] = f"internal topic {name} cannot be deleted"
+        else:
+            entry["topic_id"] = info.topic_id
+            try:
+                broker.delete_topic(info.name)
+            except StorageError as exc:
+                entry["error_code"], entry["error_message"] = exc.code, str(exc)
+        responses.append(entry)
+    return ctx.response(throttle_time=0, responses=responses)
+
+
+def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    results = []
+    for topic in request.topics:
+        entry: dict[str, Any] = {
+            "name": topic.name,
+            "error_code": ErrorCode.none,
+            "error_message": None,
+        }
+        info = broker.topic(topic.name)
+        if info is None:
+            entry["error_code"] = ErrorCode.unknown_topic_or_partition
+        elif topic.count <= info.num_partitions:
+            entry["error_code"] = ErrorCode.invalid_partitions
+            entry["error_message"] = (
+                f"topic currently has {info.num_partitions} partitions, "
+                f"{topic.count} would not be an increase"
+            )
+        elif not request.validate_only:
+            try:
+                broker.create_partitions(topic.name, topic.count)
+            except StorageError as exc:
+                entry["error_code"], entry["error_message"] = exc.code, str(exc)
+        results.append(entry)
+    return ctx.response(throttle_time=0, results=results)
+
+
+def handle_delete_records(ctx: RequestContext, request: Any) -> Any:
+    """Raise each partition's log start offset; -1 means "up to the high watermark"."""
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for wanted in topic.partitions:
+            entry: dict[str, Any] = {
+                "partition_index": wanted.partition_index,
+                "low_watermark": -1,
+                "error_code": ErrorCode.none,
+            }
+            partition = ctx.broker.partition(topic.name, wanted.partition_index)
+            if partition is None:
+                entry["error_code"] = ErrorCode.unknown_topic_or_partition
+            else:
+                offset = partition.high_watermark if wanted.offset == -1 else wanted.offset
+                if offset < 0 or offset > partition.high_watermark:
+                    entry["error_code"] = ErrorCode.offset_out_of_range
+                else:
+                    try:
+                        partition.log.delete_records_before(offset)
+                    except OffsetOutOfRange:
+                        entry["error_code"] = ErrorCode.offset_out_of_range
+                    except StorageError as exc:
+                        entry["error_code"] = exc.code
+                    entry["low_watermark"] = partition.log.log_start_offset
+            partitions.append(entry)
+        topics.append({"name": topic.name, "partitions": partitions})
+    return ctx.response(throttle_time=0, topics=topics)
+
+
+def handle_describe_cluster(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    host, port = broker.config.advertised
+    return ctx.response(
+        throttle_time=0,
+        error_code=ErrorCode.none,
+        error_message=None,
+        endpoint_type=1,
+        cluster_id=broker.cluster_id,
+        controller_id=broker.config.node_id,
+        brokers=[{"broker_id": broker.config.node_id, "host": host, "port": port, "rack": None}],
+        cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+    )
+
+
+HANDLERS = {
+    ApiKey.CREATE_TOPICS: handle_create_topics,
+    ApiKey.DELETE_TOPICS: handle_delete_topics,
+    ApiKey.CREATE_PARTITIONS: handle_create_partitions,
+    ApiKey.DELETE_RECORDS: handle_delete_records,
+    ApiKey.DESCRIBE_CLUSTER: handle_describe_cluster,
+}

@@ -1,0 +1,192 @@
+"""The broker node: its topics and partitions, its services, and its listener.
+
+`Broker` is the one object handlers reach through `ctx.broker`. It owns the storage
+(`LogManager`), the serving state of each partition (`Partition`), the group commit, and the
+coordinators; `start()` recovers everything from the data directory and opens the listener,
+`stop()` closes it and flushes everything to disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from klamm.broker.config import BrokerConfig
+from klamm.broker.connection import KafkaConnection
+from klamm.broker.durability import GroupCommit
+from klamm.broker.partition import Partition
+from klamm.broker.router import Handler, advertised_versions, load_handlers
+from klamm.storage.log_manager import LogManager, TopicInfo
+
+log = logging.getLogger("klamm.broker")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig, now_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.config = config
+        self.now_ms = now_ms
+        self.routes: dict[int, Handler] = load_handlers()
+        self.advertised = advertised_versions(self.routes)
+        self.connections: set[KafkaConnection] = set()
+        self.durability = GroupCommit(config.flush_policy)
+        self.logs = LogManager(Path(config.data_dir), now_ms, dict(config.topic_defaults))
+        self.cluster_id = ""
+        self._partitions: dict[tuple[str, int], Partition] = {}
+        self._server: asyncio.base_events.Server | None = None
+        self._background: list[asyncio.Task[Any]] = []
+        # Coordinators register themselves here (groups, transactions): objects with
+        # `async start()` and `async stop()`.
+        self.services: dict[str, Any] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        data_dir = Path(self.config.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.cluster_id = _load_cluster_id(data_dir)
+        started = time.monotonic()
+        await asyncio.to_thread(self.logs.load)
+        for name, info in self.logs.topics().items():
+            self._attach(name, info)
+        for service in self._make_services():
+            self.services[service.name] = service
+        for service in self.services.values():
+            await service.start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: KafkaConnection(self),
+            self.config.host,
+            self.config.port,
+            reuse_address=True,
+        )
+        if self.config.port == 0:
+            self.config = self.config.replace(port=self.bound_port)
+        self._background.append(asyncio.create_task(self._retention_loop()))
+        log.info(
+            "klamm broker %s listening on %s:%d (advertised %s:%d), %d topics recovered in %.0f ms",
+            self.cluster_id, self.config.host, self.bound_port, *self.config.advertised,
+            len(self.logs.topics()), (time.monotonic() - started) * 1000,
+        )  # fmt: skip
+
+    @property
+    def bound_port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.close()
+        for task in self._background:
+            task.cancel()
+        for service in reversed(list(self.services.values())):
+            await service.stop()
+        await self.durability.wait_idle()
+        self.durability.close()
+        await asyncio.to_thread(self.logs.close)
+        log.info("klamm broker stopped cleanly")
+
+    def _make_services(self) -> list[Any]:
+        services: list[Any] = []
+        try:
+            from klamm.broker.groups import GroupCoordinator
+        except ImportError:  # not written yet
+            pass
+        else:
+            services.append(GroupCoordinator(self))
+        try:
+            from klamm.broker.transactions import TransactionCoordinator
+        except ImportError:  # not written yet
+            pass
+        else:
+            services.append(TransactionCoordinator(self))
+        return services
+
+    async def _retention_loop(self) -> None:
+        interval = self.config.retention_check_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.logs.enforce_retention)
+            except Exception:
+                log.exception("retention check failed")
+            for partition in self._partitions.values():
+                partition.reset_high_watermark()
+
+    # --- topics and partitions ------------------------------------------------------------------
+
+    def _attach(self, name: str, info: TopicInfo) -> None:
+        for index in range(info.num_partitions):
+            key = (name, index)
+            if key not in self._partitions:
+                plog = self.logs.log(name, index)
+                assert plog is not None
+                self._partitions[key] = Partition(name, index, plog)
+
+    def partition(self, topic: str, index: int) -> Partition | None:
+        return self._partitions.get((topic, index))
+
+    def partitions(self) -> Iterator[Partition]:
+        return iter(self._partitions.values())
+
+    def topic(self, name: str) -> TopicInfo | None:
+        return self.logs.topics().get(name)
+
+    def create_topic(
+        self,
+        name: str,
+        num_partitions: int | None = None,
+        configs: dict[str, str] | None = None,
+        *,
+        internal: bool = False,
+    ) -> TopicInfo:
+        """Create a topic (raises the storage layer's errors for bad names, configs, counts)."""
+        partitions = self.config.num_partitions if num_partitions is None else num_partitions
+        info = self.logs.create_topic(name, partitions, configs, internal=internal)
+        self._attach(name, info)
+        log.info("created topic %s with %d partitions", name, info.num_partitions)
+        return info
+
+    def delete_topic(self, name: str) -> None:
+        info = self.logs.topics()[name]
+        for index in range(info.num_partitions):
+            partition = self._partitions.pop((name, index), None)
+            if partition is not None:
+                partition.advance_high_watermark(partition.high_watermark + 1)  # wake fetches
+        self.logs.delete_topic(name)
+        log.info("deleted topic %s", name)
+
+    def create_partitions(self, name: str, total: int) -> None:
+        self.logs.create_partitions(name, total)
+        self._attach(name, self.logs.topics()[name])
+
+
+def _load_cluster_id(data_dir: Path) -> str:
+    """Kafka keeps the cluster id in meta.properties; so do we, so it survives restarts."""
+    meta = data_dir / "meta.properties"
+    if meta.exists():
+        for line in meta.read_text().splitlines():
+            if line.startswith("cluster.id="):
+                return line.split("=", 1)[1].strip()
+    cluster_id = _kafka_style_id()
+    tmp = meta.with_suffix(".tmp")
+    tmp.write_text(f"version=1\ncluster.id={cluster_id}\nnode.id=0\n")
+    tmp.replace(meta)
+    return cluster_id
+
+
+def _kafka_style_id() -> str:
+    """22-character URL-safe base64 of a random UUID, as Kafka's cluster ids look."""
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from klamm.protocol.errors import FrameTooLarge, MalformedFrame
+from klamm.protocol.framing import FrameDecoder, frame
+
+
+@given(
+    payloads=st.lists(st.binary(max_size=300), max_size=20),
+    cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=10),
+)
+def test_frames_survive_any_split(payloads: list[bytes], cuts: list[int]) -> None:
+    stream = b"".join(frame(p) for p in payloads)
+    points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+    decoder = FrameDecoder()
+    out: list[bytes] = []
+    for start, end in zip(points, points[1:], strict=False):
+        out += decoder.feed(stream[start:end])
+    assert out == payloads
+    assert decoder.buffered == 0
+
+
+def test_oversized_frame_is_refused_before_it_is_buffered() -> None:
+    decoder = FrameDecoder(max_frame_bytes=1024)
+    with pytest.raises(FrameTooLarge):
+        decoder.feed(struct.pack(">i", 1025))
+
+
+def test_negative_size_is_malformed() -> None:
+    with pytest.raises(MalformedFrame):
+        FrameDecoder().feed(struct.pack(">i", -5) + b"x")
