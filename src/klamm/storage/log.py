@@ -82,7 +82,7 @@ class AppendResult:
     size: int
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -102,7 +102,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 class PartitionLog:
@@ -148,7 +148,7 @@ class PartitionLog:
             marker.unlink()
             # Durably forget the marker before writing anything: a crash from now on must
             # trigger a full recovery.
-            _fsync_dir(directory)
+            fsync_dir(directory)
         bases = cls._scan_directory(directory)
         created = now_ms()
         allow_gaps = config.compact
@@ -181,7 +181,7 @@ class PartitionLog:
         start = cls._read_log_start_offset(directory)
         if not segments:
             seg = LogSegment.create(directory, start or 0, config.index_interval_bytes, created)
-            _fsync_dir(directory)
+            fsync_dir(directory)
             segments.append(seg)
         log_end = segments[-1].next_offset
         log_start = min(max(start or 0, segments[0].base_offset), log_end)
@@ -342,7 +342,7 @@ class PartitionLog:
                 for seg in dirty:
                     seg.sync()
                 if dir_dirty:
-                    _fsync_dir(self.directory)
+                    fsync_dir(self.directory)
             except OSError as exc:
                 with self._lock:
                     self._offline = f"fsync failed: {exc}"
@@ -468,11 +468,13 @@ class PartitionLog:
 
     def delete_records_before(self, offset: int) -> int:
         """Raise the log start offset to `offset` (DeleteRecords) and delete the segments it
-        covers wholly; returns how many were deleted."""
+        covers wholly; returns how many were deleted. An offset at or below the start is a
+        no-op; beyond the log end raises OffsetOutOfRange."""
         with self._flush_lock, self._lock:
             self._check_writable()
-            self._check_offset(offset)
-            if offset <= self._log_start_offset:
+            if offset > self.log_end_offset:
+                raise OffsetOutOfRange(offset, self._log_start_offset, self.log_end_offset)
+            if offset <= self._log_start_offset:  # Kafka: a no-op, not an error
                 return 0
             doomed = 0
             for seg in self._segments[:-1]:
@@ -513,19 +515,24 @@ class PartitionLog:
                     pending = [(s, s.pending_index_bytes()) for s in self._segments]
                     self._write_indexes(pending)
                     (self.directory / CLEAN_SHUTDOWN_FILE).touch()
-                    _fsync_dir(self.directory)
+                    fsync_dir(self.directory)
             except OSError as exc:
                 log.warning("log %s: unclean close: %s", self.directory, exc)
             finally:
                 for seg in self._segments:
                     seg.close()
 
-    def delete(self) -> None:
-        """Close without flushing and remove the directory."""
+    def discard(self) -> None:
+        """Close every file without flushing or marking a clean shutdown (the caller is about
+        to remove the directory)."""
         with self._flush_lock, self._lock:
             self._closed = True
             for seg in self._segments:
                 seg.close()
+
+    def delete(self) -> None:
+        """Close without flushing and remove the directory."""
+        self.discard()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def check_invariants(self) -> None:

@@ -1,0 +1,389 @@
+"""LogManager: every topic and partition log under one data directory.
+
+Files:
+
+    <data_dir>/<topic>-<partition>/            one PartitionLog each (see log.py)
+    <data_dir>/topics/<topic id hex>.json      topic metadata, written atomically (tmp, fsync,
+                                               rename, fsync dir):
+        {"version": 1, "name": ..., "topic_id": "<uuid>", "num_partitions": N,
+         "configs": {explicit overrides}, "internal": bool}
+    <data_dir>/topics/<topic id hex>.deleted   a topic deletion in progress (metadata moved here)
+    <data_dir>/<topic id hex>-<p>.deleted/     a partition directory being removed
+
+Metadata and deletion files are named by topic id, not name: a 249-character topic name plus
+any suffix would pass the 255-byte file name limit.
+
+Crash behaviour:
+  * create_topic makes the partition directories first and writes the metadata last: a crash
+    in between leaves empty orphan directories that the next create of that name replaces.
+  * delete_topic moves the metadata aside first (the topic is gone from then on), renames the
+    partition directories to `.deleted`, removes them, and finally the moved metadata; `load()`
+    finishes any deletion it finds half done.
+  * create_partitions writes the new partition count after creating the new directories.
+
+Concurrency: topic-level operations and lookups are serialised by one lock, so they may be called
+from the event loop and admin worker threads alike. The returned PartitionLogs have their own
+contract (log.py). A log obtained before `delete_topic` raises LogClosed afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from klamm.storage.config import LogConfig, validate_topic_configs
+from klamm.storage.errors import (
+    InvalidPartitions,
+    InvalidTopicName,
+    StorageError,
+    TopicExists,
+    UnknownTopic,
+)
+from klamm.storage.log import PartitionLog, fsync_dir, write_atomically
+
+__all__ = ["LogManager", "TopicInfo", "validate_topic_name"]
+
+log = logging.getLogger("klamm.storage")
+
+TOPICS_DIR = "topics"
+METADATA_VERSION = 1
+DELETED_SUFFIX = ".deleted"
+
+# Kafka's Topic.java: 249 = 255 (common file-name limit) minus room for "-<partition>" and the
+# ".<uuid>-delete" suffix Kafka appends while deleting.
+MAX_TOPIC_NAME_LENGTH = 249
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+# Partitions per topic: far above any single-node use, low enough that a typo cannot make the
+# broker create millions of directories.
+MAX_PARTITIONS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    name: str
+    topic_id: uuid.UUID
+    num_partitions: int
+    configs: dict[str, str] = field(default_factory=dict)  # explicit overrides only
+    internal: bool = False
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "version": METADATA_VERSION,
+                "name": self.name,
+                "topic_id": str(self.topic_id),
+                "num_partitions": self.num_partitions,
+                "configs": self.configs,
+                "internal": self.internal,
+            },
+            indent=1,
+            sort_keys=True,
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> TopicInfo:
+        raw: Any = json.loads(data)
+        if not isinstance(raw, dict) or raw.get("version") != METADATA_VERSION:
+            raise ValueError("not a version 1 topic metadata file")
+        configs = raw.get("configs", {})
+        if not isinstance(configs, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in configs.items()
+        ):
+            raise ValueError("configs must map strings to strings")
+        num = raw["num_partitions"]
+        if not isinstance(num, int) or num < 1:
+            raise ValueError("bad num_partitions")
+        return cls(
+            name=str(raw["name"]),
+            topic_id=uuid.UUID(str(raw["topic_id"])),
+            num_partitions=num,
+            configs=dict(configs),
+            internal=bool(raw.get("internal", False)),
+        )
+
+
+def validate_topic_name(name: str) -> None:
+    """Kafka's rules (Topic.validate): 1-249 chars of [a-zA-Z0-9._-], not "." or ".."."""
+    if not name:
+        raise InvalidTopicName("topic name is empty")
+    if name in (".", ".."):
+        raise InvalidTopicName(f"topic name cannot be {name!r}")
+    if len(name) > MAX_TOPIC_NAME_LENGTH:
+        raise InvalidTopicName(
+            f"topic name is {len(name)} characters; the limit is {MAX_TOPIC_NAME_LENGTH}"
+        )
+    if not _LEGAL_TOPIC.match(name):
+        raise InvalidTopicName(
+            f"topic name {name!r} has characters other than ASCII letters, digits, '.', '_', '-'"
+        )
+
+
+class LogManager:
+    """Topics, their metadata and their partition logs under `data_dir`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        now_ms: Callable[[], int],
+        default_configs: dict[str, str] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self._now_ms = now_ms
+        self._defaults = validate_topic_configs(default_configs or {})
+        self._topics: dict[str, TopicInfo] = {}
+        self._logs: dict[tuple[str, int], PartitionLog] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def _meta_dir(self) -> Path:
+        return self.data_dir / TOPICS_DIR
+
+    def _partition_dir(self, name: str, partition: int) -> Path:
+        return self.data_dir / f"{name}-{partition}"
+
+    def _meta_path(self, info: TopicInfo) -> Path:
+        return self._meta_dir / f"{info.topic_id.hex}.json"
+
+    def effective_config(self, overrides: Mapping[str, str]) -> LogConfig:
+        """Table defaults < broker defaults < topic overrides."""
+        return LogConfig.from_configs({**self._defaults, **overrides})
+
+    @property
+    def default_configs(self) -> dict[str, str]:
+        return dict(self._defaults)
+
+    # --- load ------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Recover every topic on disk. Unreadable metadata or partitions are logged and
+        skipped, never fatal; half-done deletions are finished first."""
+        with self._lock:
+            self._meta_dir.mkdir(parents=True, exist_ok=True)
+            found: list[tuple[TopicInfo, LogConfig]] = []
+            for path in sorted(self._meta_dir.glob("*.json")):
+                try:
+                    info = TopicInfo.from_json(path.read_bytes())
+                    if path.name != f"{info.topic_id.hex}.json":
+                        raise ValueError(f"file name does not match topic id {info.topic_id}")
+                    validate_topic_name(info.name)
+                    if info.name in self._topics:
+                        raise ValueError(f"second metadata file for topic {info.name!r}")
+                    config = self.effective_config(info.configs)
+                except (OSError, ValueError, KeyError, StorageError) as exc:
+                    log.error("skipping topic metadata %s: %s", path, exc)
+                    continue
+                self._topics[info.name] = info
+                found.append((info, config))
+            self._finish_deletions()
+            for info, config in found:
+                for partition in range(info.num_partitions):
+                    self._open_partition(info.name, partition, config)
+
+    def _open_partition(self, name: str, partition: int, config: LogConfig) -> None:
+        try:
+            self._logs[(name, partition)] = PartitionLog.open(
+                self._partition_dir(name, partition), config, self._now_ms
+            )
+        except StorageError as exc:
+            log.error("partition %s-%d is offline: %s", name, partition, exc)
+
+    def _finish_deletions(self) -> None:
+        for path in self.data_dir.iterdir():
+            if path.name.endswith(DELETED_SUFFIX) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+        for marker in self._meta_dir.glob(f"*{DELETED_SUFFIX}"):
+            try:
+                info = TopicInfo.from_json(marker.read_bytes())
+            except (OSError, ValueError, KeyError) as exc:
+                log.error("cannot read deletion marker %s: %s", marker, exc)
+                continue
+            if info.name not in self._topics:
+                for partition in range(info.num_partitions):
+                    shutil.rmtree(self._partition_dir(info.name, partition), ignore_errors=True)
+            marker.unlink(missing_ok=True)
+            log.info("finished deleting topic %s", info.name)
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def topics(self) -> dict[str, TopicInfo]:
+        with self._lock:
+            return dict(self._topics)
+
+    def topic(self, name: str) -> TopicInfo | None:
+        with self._lock:
+            return self._topics.get(name)
+
+    def log(self, name: str, partition: int) -> PartitionLog | None:
+        with self._lock:
+            return self._logs.get((name, partition))
+
+    def logs(self) -> Iterator[tuple[str, int, PartitionLog]]:
+        with self._lock:
+            items = sorted(self._logs.items())
+        for (name, partition), plog in items:
+            yield name, partition, plog
+
+    # --- topic operations ------------------------------------------------------------------
+
+    def validate_create(
+        self, name: str, num_partitions: int, configs: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Every check create_topic makes, without side effects (CreateTopics validate_only).
+        Returns the normalised overrides."""
+        validate_topic_name(name)
+        with self._lock:
+            if name in self._topics:
+                raise TopicExists(f"topic {name!r} already exists")
+            collision = name.replace(".", "_")
+            for other in self._topics:
+                if other.replace(".", "_") == collision:
+                    raise InvalidTopicName(
+                        f"topic {name!r} collides with existing topic {other!r} "
+                        "('.' and '_' are interchangeable in metric names)"
+                    )
+        if not 1 <= num_partitions <= MAX_PARTITIONS:
+            raise InvalidPartitions(
+                f"number of partitions must be between 1 and {MAX_PARTITIONS}, not {num_partitions}"
+            )
+        overrides = validate_topic_configs(configs or {})
+        self.effective_config(overrides)
+        return overrides
+
+    def create_topic(
+        self,
+        name: str,
+        num_partitions: int,
+        configs: Mapping[str, str] | None = None,
+        topic_id: uuid.UUID | None = None,
+        *,
+        internal: bool = False,
+    ) -> TopicInfo:
+        with self._lock:
+            overrides = self.validate_create(name, num_partitions, configs)
+            config = self.effective_config(overrides)
+            info = TopicInfo(name, topic_id or uuid.uuid4(), num_partitions, overrides, internal)
+            self._meta_dir.mkdir(parents=True, exist_ok=True)
+            for partition in range(num_partitions):
+                stale = self._partition_dir(name, partition)
+                if stale.exists():
+                    log.warning("removing stale partition directory %s", stale)
+                    shutil.rmtree(stale)
+            opened: list[PartitionLog] = []
+            try:
+                for partition in range(num_partitions):
+                    directory = self._partition_dir(name, partition)
+                    opened.append(PartitionLog.open(directory, config, self._now_ms))
+                write_atomically(self._meta_path(info), info.to_json())
+            except (OSError, StorageError) as exc:
+                for plog in opened:
+                    plog.delete()
+                if isinstance(exc, StorageError):
+                    raise
+                raise StorageError(f"cannot create topic {name!r}: {exc}") from exc
+            for partition, plog in enumerate(opened):
+                self._logs[(name, partition)] = plog
+            self._topics[name] = info
+            return info
+
+    def delete_topic(self, name: str) -> None:
+        with self._lock:
+            info = self._require(name)
+            marker = self._meta_dir / f"{info.topic_id.hex}{DELETED_SUFFIX}"
+            # Once the metadata is moved aside the topic no longer exists for load().
+            self._meta_path(info).rename(marker)
+            fsync_dir(self._meta_dir)
+            del self._topics[name]
+            doomed: list[Path] = []
+            for partition in range(info.num_partitions):
+                plog = self._logs.pop((name, partition), None)
+                if plog is not None:
+                    plog.discard()
+                src = self._partition_dir(name, partition)
+                if src.exists():
+                    dst = self.data_dir / f"{info.topic_id.hex}-{partition}{DELETED_SUFFIX}"
+                    src.rename(dst)
+                    doomed.append(dst)
+            for path in doomed:
+                shutil.rmtree(path, ignore_errors=True)
+            marker.unlink(missing_ok=True)
+
+    def create_partitions(self, name: str, total: int) -> TopicInfo:
+        """Grow `name` to `total` partitions (Kafka never shrinks a topic)."""
+        with self._lock:
+            info = self._require(name)
+            if total <= info.num_partitions:
+                raise InvalidPartitions(
+                    f"topic {name!r} has {info.num_partitions} partitions; "
+                    f"the new count {total} must be larger"
+                )
+            if total > MAX_PARTITIONS:
+                raise InvalidPartitions(f"at most {MAX_PARTITIONS} partitions per topic")
+            config = self.effective_config(info.configs)
+            new = TopicInfo(info.name, info.topic_id, total, dict(info.configs), info.internal)
+            opened: dict[int, PartitionLog] = {}
+            try:
+                for partition in range(info.num_partitions, total):
+                    stale = self._partition_dir(name, partition)
+                    if stale.exists():
+                        shutil.rmtree(stale)
+                    opened[partition] = PartitionLog.open(stale, config, self._now_ms)
+                write_atomically(self._meta_path(new), new.to_json())
+            except (OSError, StorageError) as exc:
+                for plog in opened.values():
+                    plog.delete()
+                if isinstance(exc, StorageError):
+                    raise
+                raise StorageError(f"cannot add partitions to {name!r}: {exc}") from exc
+            for partition, plog in opened.items():
+                self._logs[(name, partition)] = plog
+            self._topics[name] = new
+            return new
+
+    def alter_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicInfo:
+        """Replace the topic's override set (AlterConfigs semantics) and apply it."""
+        with self._lock:
+            info = self._require(name)
+            overrides = validate_topic_configs(configs)
+            config = self.effective_config(overrides)
+            new = TopicInfo(info.name, info.topic_id, info.num_partitions, overrides, info.internal)
+            try:
+                write_atomically(self._meta_path(new), new.to_json())
+            except OSError as exc:
+                raise StorageError(f"cannot store configs of {name!r}: {exc}") from exc
+            self._topics[name] = new
+            for partition in range(info.num_partitions):
+                plog = self._logs.get((name, partition))
+                if plog is not None:
+                    plog.update_config(config)
+            return new
+
+    def _require(self, name: str) -> TopicInfo:
+        info = self._topics.get(name)
+        if info is None:
+            raise UnknownTopic(f"unknown topic {name!r}")
+        return info
+
+    # --- maintenance -----------------------------------------------------------------------
+
+    def flush_all(self) -> None:
+        for _, _, plog in self.logs():
+            plog.flush()
+
+    def enforce_retention(self) -> int:
+        now = self._now_ms()
+        return sum(plog.enforce_retention(now) for _, _, plog in self.logs())
+
+    def close(self) -> None:
+        with self._lock:
+            for plog in self._logs.values():
+                plog.close()
+            self._logs.clear()
+            self._topics.clear()

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from storage_helpers import FakeClock, make_batch
+
+from klamm.storage.errors import (
+    InvalidConfig,
+    InvalidPartitions,
+    InvalidTopicName,
+    TopicExists,
+    UnknownTopic,
+)
+from klamm.storage.log_manager import LogManager
+
+
+def manager(path: Path, clock: FakeClock, defaults: dict[str, str] | None = None) -> LogManager:
+    lm = LogManager(path, clock, defaults)
+    lm.load()
+    return lm
+
+
+def test_create_persists_across_restart(tmp_path: Path, clock: FakeClock) -> None:
+    lm = manager(tmp_path, clock)
+    tid = uuid.uuid4()
+    info = lm.create_topic("orders", 3, {"retention.ms": "1000"}, topic_id=tid)
+    assert info.topic_id == tid and info.num_partitions == 3
+    lm.create_topic("__consumer_offsets", 2, {"cleanup.policy": "compact"}, internal=True)
+    plog = lm.log("orders", 1)
+    assert plog is not None
+    plog.append(make_batch(5))
+    assert lm.log("orders", 3) is None
+    lm.close()
+
+    lm = manager(tmp_path, clock)
+    topics = lm.topics()
+    assert set(topics) == {"orders", "__consumer_offsets"}
+    assert topics["orders"].topic_id == tid
+    assert topics["orders"].configs == {"retention.ms": "1000"}
+    assert topics["__consumer_offsets"].internal
+    reopened = lm.log("orders", 1)
+    assert reopened is not None and reopened.log_end_offset == 5
+    assert reopened.config.retention_ms == 1000
+    assert lm.log("__consumer_offsets", 0) is not None
+    assert lm.log("__consumer_offsets", 0).config.compact  # type: ignore[union-attr]
+    assert len(list(lm.logs())) == 5
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a" * 250, "bad name", "ümlaut", "a/b"])
+def test_invalid_topic_names(tmp_path: Path, clock: FakeClock, name: str) -> None:
+    with pytest.raises(InvalidTopicName):
+        manager(tmp_path, clock).create_topic(name, 1)
+
+
+def test_valid_edge_names(tmp_path: Path, clock: FakeClock) -> None:
+    lm = manager(tmp_path, clock)
+    lm.create_topic("a" * 249, 1)
+    lm.create_topic("A.b_c-9", 1)
+    with pytest.raises(InvalidTopicName):
+        lm.create_topic("A_b_c-9", 1)  # collides with A.b_c-9
+
+
+def test_create_errors(tmp_path: Path, clock: FakeClock) -> None:
+    lm = manager(tmp_path, clock)
+    lm.create_topic("t", 1)
+    with pytest.raises(TopicExists):
+        lm.create_topic("t", 1)
+    with pytest.raises(InvalidPartitions):
+        lm.create_topic("u", 0)
+    with pytest.raises(InvalidConfig, match="unknown topic config"):
+        lm.create_topic("u", 1, {"retention.mss": "1"})
+    with pytest.raises(InvalidConfig, match=r"retention\.ms"):
+        lm.create_topic("u", 1, {"retention.ms": "soon"})
+    with pytest.raises(InvalidConfig, match=r"cleanup\.policy"):
+        lm.create_topic("u", 1, {"cleanup.policy": "shred"})
+    assert "u" not in lm.topics()
+    assert not (tmp_path / "u-0").exists()
+
+
+def test_delete_topic(tmp_path: Path, clock: FakeClock) -> None:
+    lm = manager(tmp_path, clock)
+    lm.create_topic("t", 2)
+    old = lm.log("t", 0)
+    assert old is not None
+    lm.delete_topic("t")
+    assert lm.topics() == {} and lm.log("t", 0) is None
+    assert not (tmp_path / "t-0").exists()
+    with pytest.raises(UnknownTopic):
+        lm.delete_topic("t")
+    again = lm.create_topic("t", 1)
+    assert lm.log("t", 0).log_end_offset == 0  # type: ignore[union-attr]
+    lm.close()
+    assert manager(tmp_path, clock).topics()["t"].topic_id == again.topic_id
+
+
+def test_delete_interrupted_is_finished_on_load(tmp_path: Path, clock: FakeClock) -> None:
+    lm = manager(tmp_path, clock)
+    info = lm.create_topic("t", 2)
+    lm.log("t", 0).append(make_batch(1))  # type: ignore[union-attr]
+    lm.close()
+    # Simulate a crash right after the metadata was moved aside.
+    meta = tmp_path / "topics" / f"{info.topic_id.hex}.json"
+    meta.rename(tmp_path / "topics" / f"{info.topic_id.hex}.deleted")
+    (tmp_path / "t-1").rename(tmp_path / f"{info.topic_id.hex}-1.deleted")
+    lm = manager(tmp_path, clock)
+    assert lm.topics() == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["topics"]
+    assert list((tmp_path / "topics").iterdir()) == []
+
+
+def test_create_partitions(tmp_path: Path, clock: FakeClock) -> None:
+    lm = manager(tmp_path, clock)
+    lm.create_topic("t", 2)
+    with pytest.raises(InvalidPartitions):
+        lm.create_partitions("t", 2)
+    with pytest.raises(UnknownTopic):
+        lm.create_partitions("nope", 3)
+    assert lm.create_partitions("t", 5).num_partitions == 5
+    assert lm.log("t", 4) is not None
+    lm.close()
+    lm = manager(tmp_path, clock)
+    assert lm.topics()["t"].num_partitions == 5 and lm.log("t", 4) is not None
+
+
+def test_alter_configs_and_defaults(tmp_path: Path, clock: FakeClock) -> None:
+    lm = manager(tmp_path, clock, {"segment.bytes": "4096", "retention.ms": "5000"})
+    lm.create_topic("t", 1, {"retention.ms": "100"})
+    plog = lm.log("t", 0)
+    assert plog is not None
+    assert (plog.config.segment_bytes, plog.config.retention_ms) == (4096, 100)
+    lm.alter_topic_configs("t", {"retention.bytes": "10"})
+    assert lm.topics()["t"].configs == {"retention.bytes": "10"}
+    assert (plog.config.retention_ms, plog.config.retention_bytes) == (5000, 10)
+    with pytest.raises(InvalidConfig):
+        lm.alter_topic_configs("t", {"segment.ms": "0"})
+    assert lm.topics()["t"].configs == {"retention.bytes": "10"}
+    lm.close()
+    lm = manager(tmp_path, clock, {"segment.bytes": "4096"})
+    assert lm.log("t", 0).config.retention_bytes == 10  # type: ignore[union-attr]
+
+
+def test_bad_broker_defaults(tmp_path: Path, clock: FakeClock) -> None:
+    with pytest.raises(InvalidConfig):
+        LogManager(tmp_path, clock, {"segment.bytes": "-5"})
+
+
+def test_unreadable_metadata_skipped(tmp_path: Path, clock: FakeClock) -> None:
+    lm = manager(tmp_path, clock)
+    lm.create_topic("good", 1)
+    lm.close()
+    (tmp_path / "topics" / "bad.json").write_text("{not json")
+    (tmp_path / "topics" / "worse.json").write_text('{"version": 1, "name": "other"}')
+    (tmp_path / "topics" / "f00.json").write_bytes(b"\xff\xfe")
+    lm = manager(tmp_path, clock)
+    assert set(lm.topics()) == {"good"}
+
+
+def test_flush_and_retention(tmp_path: Path, clock: FakeClock) -> None:
+    lm = manager(tmp_path, clock, {"segment.bytes": "1000", "retention.ms": "1000"})
+    lm.create_topic("t", 2)
+    for i in range(30):
+        lm.log("t", i % 2).append(make_batch(2, timestamp=clock.now, tag=i))  # type: ignore[union-attr]
+    lm.flush_all()
+    assert lm.enforce_retention() == 0
+    clock.advance(5000)
+    assert lm.enforce_retention() > 0
