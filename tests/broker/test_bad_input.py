@@ -1,0 +1,120 @@
+"""Bad input gets a clear error and loses nothing; the broker keeps serving everyone else."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from klamm.protocol.errors import ErrorCode
+from klamm.protocol.record_batch import Record, RecordBatch, build_batch
+from klamm.testing import EmbeddedBroker
+from tests.broker.wire import Wire
+
+
+@pytest.fixture(scope="module")
+def broker():
+    with EmbeddedBroker(max_request_bytes=4 * 1024 * 1024) as b:
+        yield b
+
+
+def _metadata_ok(broker: EmbeddedBroker) -> None:
+    with Wire(broker.bootstrap) as wire:
+        response = wire.request(3, 1, topics=[])
+        assert response.brokers[0].port == broker.port
+
+
+def produce(wire: Wire, topic: str, records: bytes, version: int = 7) -> tuple[int, int]:
+    response = wire.request(
+        0, version, transactional_id=None, acks=-1, timeout=5000,
+        topic_data=[{"name": topic, "partition_data": [{"index": 0, "records": records}]}],
+    )  # fmt: skip
+    partition = response.responses[0].partition_responses[0]
+    return partition.error_code, partition.base_offset
+
+
+def _batch(value: bytes = b"v") -> bytes:
+    return build_batch(RecordBatch(records=[Record(0, 1_700_000_000_000, b"k", value)]))
+
+
+def test_garbage_frame_closes_only_that_connection(broker: EmbeddedBroker) -> None:
+    with Wire(broker.bootstrap) as wire:
+        wire.send_raw(b"\x00\x03")  # shorter than any request header
+        assert wire.is_closed()
+    _metadata_ok(broker)
+
+
+def test_oversized_frame_is_refused_without_buffering_it(broker: EmbeddedBroker) -> None:
+    with Wire(broker.bootstrap) as wire:
+        wire.sock.sendall(struct.pack(">i", 64 * 1024 * 1024) + b"\0" * 100)
+        assert wire.is_closed()
+    _metadata_ok(broker)
+
+
+def test_unknown_api_key_closes_the_connection_as_kafka_does(broker: EmbeddedBroker) -> None:
+    with Wire(broker.bootstrap) as wire:
+        wire.send_raw(struct.pack(">hhih", 999, 0, 1, -1))
+        assert wire.is_closed()
+    _metadata_ok(broker)
+
+
+def test_unknown_api_versions_version_gets_a_v0_error_reply(broker: EmbeddedBroker) -> None:
+    with Wire(broker.bootstrap) as wire:
+        wire.send_raw(struct.pack(">hhih", 18, 77, 42, -1) + b"future")
+        frame = wire.recv_frame()
+        correlation, error, count = struct.unpack_from(">ihi", frame, 0)
+        assert (correlation, error) == (42, ErrorCode.unsupported_version)
+        keys = {struct.unpack_from(">h", frame, 10 + 6 * i)[0] for i in range(count)}
+        assert {0, 1, 3, 18} <= keys
+        # the connection stays usable: the client retries with a version we speak
+        assert wire.request(18, 0).error_code == ErrorCode.none
+
+
+def test_api_versions_rejects_bad_client_software_name(broker: EmbeddedBroker) -> None:
+    with Wire(broker.bootstrap) as wire:
+        response = wire.request(
+            18, 3, client_software_name="bad name!", client_software_version="1"
+        )
+        assert response.error_code == ErrorCode.invalid_request
+
+
+def test_corrupt_batches_are_refused_and_nothing_is_appended(broker: EmbeddedBroker) -> None:
+    with Wire(broker.bootstrap) as wire:
+        wire.request(3, 4, topics=[{"name": "bad-input"}], allow_auto_topic_creation=True)
+        good = _batch()
+        corrupt = bytearray(good)
+        corrupt[-1] ^= 0xFF
+        assert produce(wire, "bad-input", bytes(corrupt))[0] == ErrorCode.corrupt_message
+        assert produce(wire, "bad-input", good[:-5])[0] == ErrorCode.corrupt_message
+        too_big = _batch(b"x" * 2_000_000)
+        assert produce(wire, "bad-input", too_big)[0] == ErrorCode.message_too_large
+        assert produce(wire, "bad-input", good + good)[0] == ErrorCode.invalid_record
+        # the log holds only what was accepted
+        assert produce(wire, "bad-input", good) == (ErrorCode.none, 0)
+        assert produce(wire, "bad-input", good) == (ErrorCode.none, 1)
+
+
+def test_invalid_topic_names(broker: EmbeddedBroker) -> None:
+    with Wire(broker.bootstrap) as wire:
+        response = wire.request(
+            3, 4, topics=[{"name": "bad/name"}, {"name": "x" * 250}], allow_auto_topic_creation=True
+        )
+        assert [t.error_code for t in response.topics] == [ErrorCode.invalid_topic_exception] * 2
+        created = wire.request(
+            19, 4, topics=[{"name": "..", "num_partitions": 1, "replication_factor": 1,
+                            "assignments": [], "configs": []}],
+            timeout=1000, validate_only=False,
+        )  # fmt: skip
+        assert created.topics[0].error_code == ErrorCode.invalid_topic_exception
+
+
+def test_produce_to_unknown_partition(broker: EmbeddedBroker) -> None:
+    with Wire(broker.bootstrap) as wire:
+        assert produce(wire, "never-created", _batch())[0] == ErrorCode.unknown_topic_or_partition
+
+
+def test_produce_v2_message_format_is_refused_clearly(broker: EmbeddedBroker) -> None:
+    with Wire(broker.bootstrap) as wire:
+        wire.send_raw(struct.pack(">hhih", 0, 2, 1, -1) + b"\0" * 10)
+        assert wire.is_closed()
+    _metadata_ok(broker)
