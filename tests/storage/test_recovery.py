@@ -1,0 +1,145 @@
+"""Crash recovery: any torn or garbled byte leaves exactly the valid prefix, and the log keeps
+working from there."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from storage_helpers import FakeClock, make_batch
+
+from klamm.protocol.record_batch import records_of
+from klamm.storage.config import LogConfig
+from klamm.storage.log import AppendResult, PartitionLog
+from klamm.storage.segment import segment_name
+
+CONFIG = LogConfig(segment_bytes=600, index_interval_bytes=120)
+LEADER_EPOCH = range(12, 16)  # not covered by the CRC: a flip there is undetectable by design
+
+
+def build(directory: Path, sizes: list[int]) -> list[AppendResult]:
+    plog = PartitionLog.open(directory, CONFIG, FakeClock())
+    results = [
+        plog.append(make_batch(n, timestamp=1000 + i, value_size=i % 40, tag=i))
+        for i, n in enumerate(sizes)
+    ]
+    plog.flush()
+    plog.discard()  # a crash: no clean-shutdown marker
+    return results
+
+
+def expect_prefix(directory: Path, kept: list[AppendResult]) -> None:
+    plog = PartitionLog.open(directory, CONFIG, FakeClock())
+    end = kept[-1].last_offset + 1 if kept else 0
+    assert plog.log_end_offset == end
+    plog.check_invariants()
+    got = [r.offset for r in records_of([b for _, b in plog.batches_from(0)])]
+    assert got == list(range(end))
+    # Appends continue at the right offset, and survive another reopen.
+    assert plog.append(make_batch(2)).base_offset == end
+    plog.close()
+    again = PartitionLog.open(directory, CONFIG, FakeClock())
+    assert again.log_end_offset == end + 2
+    again.check_invariants()
+    again.close()
+
+
+def damage_target(
+    results: list[AppendResult], which: int, offset_in_batch: int
+) -> tuple[Path, int]:
+    r = results[which]
+    return Path(segment_name(r.segment_base_offset) + ".log"), r.position + offset_in_batch
+
+
+sizes_st = st.lists(st.integers(1, 6), min_size=1, max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=sizes_st, data=st.data())
+def test_truncation_anywhere_keeps_valid_prefix(sizes: list[int], data: st.DataObject) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "p-0"
+        results = build(directory, sizes)
+        which = data.draw(st.integers(0, len(results) - 1))
+        cut = data.draw(st.integers(0, results[which].size - 1))
+        name, position = damage_target(results, which, cut)
+        with open(directory / name, "r+b") as f:
+            f.truncate(position)
+        expect_prefix(directory, results[:which])
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=sizes_st, data=st.data())
+def test_flipped_byte_keeps_valid_prefix(sizes: list[int], data: st.DataObject) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "p-0"
+        results = build(directory, sizes)
+        which = data.draw(st.integers(0, len(results) - 1))
+        at = data.draw(
+            st.integers(0, results[which].size - 1).filter(lambda i: i not in LEADER_EPOCH)
+        )
+        bit = data.draw(st.integers(0, 7))
+        name, position = damage_target(results, which, at)
+        raw = bytearray((directory / name).read_bytes())
+        raw[position] ^= 1 << bit
+        (directory / name).write_bytes(raw)
+        expect_prefix(directory, results[:which])
+
+
+def test_every_truncation_of_last_batch(tmp_path: Path) -> None:
+    results = build(tmp_path / "src", [3, 1, 4, 1, 5])
+    last = results[-1]
+    seg = segment_name(last.segment_base_offset) + ".log"
+    original = (tmp_path / "src" / seg).read_bytes()
+    for cut in range(last.position, last.position + last.size + 1):
+        directory = tmp_path / f"cut{cut}"
+        directory.mkdir()
+        for path in (tmp_path / "src").iterdir():
+            (directory / path.name).write_bytes(path.read_bytes())
+        (directory / seg).write_bytes(original[:cut])
+        whole = cut == last.position + last.size
+        expect_prefix(directory, results if whole else results[:-1])
+
+
+def test_garbage_appended_to_tail(tmp_path: Path) -> None:
+    results = build(tmp_path, [2, 2, 2])
+    seg = tmp_path / (segment_name(results[-1].segment_base_offset) + ".log")
+    with open(seg, "ab") as f:
+        f.write(b"\x00" * 100 + bytes(range(256)) * 3)
+    expect_prefix(tmp_path, results)
+
+
+def test_corrupt_middle_segment_drops_later_ones(tmp_path: Path, caplog: object) -> None:
+    results = build(tmp_path, [5] * 30)
+    bases = sorted({r.segment_base_offset for r in results})
+    assert len(bases) >= 4
+    victim = [r for r in results if r.segment_base_offset == bases[1]][1]
+    path = tmp_path / (segment_name(bases[1]) + ".log")
+    raw = bytearray(path.read_bytes())
+    raw[victim.position + 40] ^= 0xFF
+    path.write_bytes(raw)
+    expect_prefix(tmp_path, results[: results.index(victim)])
+    assert not (tmp_path / (segment_name(bases[3]) + ".log")).exists()
+
+
+def test_missing_middle_segment_drops_later_ones(tmp_path: Path) -> None:
+    results = build(tmp_path, [5] * 30)
+    bases = sorted({r.segment_base_offset for r in results})
+    (tmp_path / (segment_name(bases[2]) + ".log")).unlink()
+    expect_prefix(tmp_path, [r for r in results if r.segment_base_offset < bases[2]])
+
+
+def test_clean_shutdown_skips_crc_scan(tmp_path: Path) -> None:
+    plog = PartitionLog.open(tmp_path, CONFIG, FakeClock())
+    for i in range(30):
+        plog.append(make_batch(3, tag=i))
+    plog.close()
+    assert (tmp_path / ".klamm_cleanshutdown").exists()
+    # A payload byte flipped behind the clean marker goes unnoticed (no CRC scan) but the
+    # structure is intact, and the marker is gone after open so a crash now means a full scan.
+    again = PartitionLog.open(tmp_path, CONFIG, FakeClock())
+    assert again.log_end_offset == 90
+    assert not (tmp_path / ".klamm_cleanshutdown").exists()
+    again.close()
