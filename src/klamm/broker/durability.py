@@ -29,8 +29,8 @@ class GroupCommit:
     def __init__(self, policy: FlushPolicy) -> None:
         self._policy = policy
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klamm-fsync")
-        self._dirty: dict[Partition, int] = {}
-        self._waiting: list[asyncio.Future[None]] = []
+        # partition -> (log end offset to make durable, futures waiting for it)
+        self._dirty: dict[Partition, tuple[int, list[asyncio.Future[None]]]] = {}
         self._running = False
         self.rounds = 0  # number of flush rounds run: for tests and metrics
 
@@ -43,8 +43,12 @@ class GroupCommit:
             partition.advance_high_watermark(end)
             future.set_result(None)
             return future
-        self._dirty[partition] = end
-        self._waiting.append(future)
+        entry = self._dirty.get(partition)
+        if entry is None:
+            self._dirty[partition] = (end, [future])
+        else:
+            entry[1].append(future)
+            self._dirty[partition] = (end, entry[1])
         if not self._running:
             self._start_round(loop)
         return future
@@ -52,32 +56,32 @@ class GroupCommit:
     def _start_round(self, loop: asyncio.AbstractEventLoop) -> None:
         self._running = True
         dirty, self._dirty = self._dirty, {}
-        waiting, self._waiting = self._waiting, []
         work = loop.run_in_executor(self._executor, _flush_logs, list(dirty))
-        work.add_done_callback(lambda done: self._round_done(loop, done, dirty, waiting))
+        work.add_done_callback(lambda done: self._round_done(loop, done, dirty))
 
     def _round_done(
         self,
         loop: asyncio.AbstractEventLoop,
-        done: asyncio.Future[None],
-        dirty: dict[Partition, int],
-        waiting: list[asyncio.Future[None]],
+        done: asyncio.Future[dict[Partition, BaseException]],
+        dirty: dict[Partition, tuple[int, list[asyncio.Future[None]]]],
     ) -> None:
         self._running = False
         self.rounds += 1
-        exc = done.exception()
-        if exc is None:
-            for partition, end in dirty.items():
+        failures = done.result()
+        for partition, (end, futures) in dirty.items():
+            failure = failures.get(partition)
+            if failure is None:
                 partition.advance_high_watermark(end)
-        else:
-            log.error("fsync failed; %d appends not acknowledged", len(waiting), exc_info=exc)
-        for future in waiting:
-            if future.done():
-                continue
-            if exc is None:
-                future.set_result(None)
             else:
-                future.set_exception(exc)
+                log.error("fsync of %s-%d failed; %d appends not acknowledged: %s",
+                          partition.topic, partition.index, len(futures), failure)  # fmt: skip
+            for future in futures:
+                if future.done():
+                    continue
+                if failure is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(failure)
         if self._dirty:
             self._start_round(loop)
 
@@ -90,6 +94,12 @@ class GroupCommit:
         self._executor.shutdown(wait=True)
 
 
-def _flush_logs(partitions: list[Partition]) -> None:
+def _flush_logs(partitions: list[Partition]) -> dict[Partition, BaseException]:
+    """fsync each log; one failing log (deleted topic, bad disk) does not fail the others."""
+    failures: dict[Partition, BaseException] = {}
     for partition in partitions:
-        partition.log.flush()
+        try:
+            partition.log.flush()
+        except Exception as exc:
+            failures[partition] = exc
+    return failures
