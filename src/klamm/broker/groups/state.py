@@ -60,4 +60,6 @@ CAN_REBALANCE = frozenset({_S.STABLE, _S.COMPLETING_REBALANCE, _S.EMPTY})
 
 class IllegalTransition(RuntimeError):
     def __init__(self, group_id: str, current: GroupState, target: GroupState) -> None:
-        super().__init__(f"group {group_id!r}: illegal transition {current.value} -> {target.value}")
+        super().__init__(
+            f"group {group_id!r}: illegal transition {current.value} -> {target.value}"
+        )

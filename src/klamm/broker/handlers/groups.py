@@ -1,0 +1,393 @@
+"""Group APIs: FindCoordinator (10), JoinGroup (11), Heartbeat (12), LeaveGroup (13),
+SyncGroup (14), DescribeGroups (15), ListGroups (16), OffsetCommit (8), OffsetFetch (9),
+DeleteGroups (42), OffsetDelete (47).
+
+Thin: each handler turns the request of any version into a call on the group coordinator
+(`klamm.broker.groups`) and its answer into the response of that version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from klamm.broker.context import RequestContext
+from klamm.broker.groups import GroupCoordinator, operations
+from klamm.broker.groups.coordinator import JoinRequest
+from klamm.protocol.api_versions import ApiKey
+from klamm.protocol.errors import ErrorCode
+
+KEY_TYPE_GROUP = 0
+KEY_TYPE_TRANSACTION = 1
+
+
+def _coordinator(ctx: RequestContext) -> GroupCoordinator | None:
+    return ctx.broker.services.get("groups")  # type: ignore[no-any-return]
+
+
+def _client_host(ctx: RequestContext) -> str:
+    # Kafka shows the peer address as "/ip" (InetAddress.toString of an unresolved host).
+    host = ctx.session.peer.rsplit(":", 1)[0] if ctx.session.peer else ""
+    return "/" + host.strip("[]")
+
+
+# --- FindCoordinator ----------------------------------------------------------------------------
+
+
+def handle_find_coordinator(ctx: RequestContext, request: Any) -> Any:
+    host, port = ctx.broker.config.advertised
+    node = ctx.broker.config.node_id
+    key_type = getattr(request, "key_type", KEY_TYPE_GROUP)
+    if key_type in (KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION):
+        # One node coordinates every group and every transactional id.
+        error, message, found = ErrorCode.none, None, (node, host, port)
+    else:
+        error, message, found = (
+            ErrorCode.invalid_request,
+            f"unknown key type {key_type}",
+            (-1, "", -1),
+        )
+    if ctx.version >= 4:
+        return ctx.response(
+            throttle_time=0,
+            coordinators=[
+                {
+                    "key": key,
+                    "node_id": found[0],
+                    "host": found[1],
+                    "port": found[2],
+                    "error_code": error,
+                    "error_message": message,
+                }
+                for key in request.coordinator_keys
+            ],
+        )
+    return ctx.response(
+        throttle_time=0,
+        error_code=error,
+        error_message=message,
+        node_id=found[0],
+        host=found[1],
+        port=found[2],
+    )
+
+
+# --- membership ---------------------------------------------------------------------------------
+
+
+async def handle_join_group(ctx: RequestContext, request: Any) -> Any:
+    coordinator = _coordinator(ctx)
+    session_timeout = int(request.session_timeout.total_seconds() * 1000)
+    rebalance = getattr(request, "rebalance_timeout", None)
+    if coordinator is None:
+        result_error, result = ErrorCode.coordinator_not_available, None
+    else:
+        result = await coordinator.join_group(
+            JoinRequest(
+                group_id=request.group_id,
+                member_id=request.member_id,
+                group_instance_id=getattr(request, "group_instance_id", None),
+                protocol_type=request.protocol_type,
+                protocols=[(p.name, p.metadata) for p in request.protocols],
+                session_timeout_ms=session_timeout,
+                # v0 has no rebalance timeout: Kafka uses the session timeout.
+                rebalance_timeout_ms=(
+                    session_timeout if rebalance is None else int(rebalance.total_seconds() * 1000)
+                ),
+                require_known_member_id=ctx.version >= 4,
+                client_id=ctx.header.client_id or "",
+                client_host=_client_host(ctx),
+            )
+        )
+        result_error = result.error
+    if result is None or result_error not in (ErrorCode.none,):
+        return ctx.response(
+            throttle_time=0,
+            error_code=result_error,
+            generation_id=-1,
+            protocol_type=None,
+            protocol_name=None if ctx.version >= 7 else "",
+            leader="",
+            member_id=result.member_id if result is not None else request.member_id,
+            members=[],
+        )
+    return ctx.response(
+        throttle_time=0,
+        error_code=ErrorCode.none,
+        generation_id=result.generation,
+        protocol_type=result.protocol_type,
+        protocol_name=result.protocol,
+        leader=result.leader,
+        member_id=result.member_id,
+        members=[
+            {"member_id": member_id, "group_instance_id": instance, "metadata": metadata}
+            for member_id, instance, metadata in result.members
+        ],
+    )
+
+
+async def handle_sync_group(ctx: RequestContext, request: Any) -> Any:
+    coordinator = _coordinator(ctx)
+    if coordinator is None:
+        return ctx.response(
+            throttle_time=0, error_code=ErrorCode.coordinator_not_available, assignment=b""
+        )
+    result = await coordinator.sync_group(
+        request.group_id,
+        request.generation_id,
+        request.member_id,
+        getattr(request, "group_instance_id", None),
+        getattr(request, "protocol_type", None),
+        getattr(request, "protocol_name", None),
+        {a.member_id: a.assignment for a in request.assignments},
+    )
+    return ctx.response(
+        throttle_time=0,
+        error_code=result.error,
+        protocol_type=result.protocol_type if not result.error else None,
+        protocol_name=result.protocol if not result.error else None,
+        assignment=result.assignment,
+    )
+
+
+def handle_heartbeat(ctx: RequestContext, request: Any) -> Any:
+    coordinator = _coordinator(ctx)
+    if coordinator is None:
+        return ctx.response(throttle_time=0, error_code=ErrorCode.coordinator_not_available)
+    error = coordinator.heartbeat(
+        request.group_id,
+        request.generation_id,
+        request.member_id,
+        getattr(request, "group_instance_id", None),
+    )
+    return ctx.response(throttle_time=0, error_code=error)
+
+
+def handle_leave_group(ctx: RequestContext, request: Any) -> Any:
+    coordinator = _coordinator(ctx)
+    if ctx.version >= 3:
+        leaving = [(m.member_id, m.group_instance_id) for m in request.members]
+    else:
+        leaving = [(request.member_id, None)]
+    if coordinator is None:
+        top, errors = ErrorCode.coordinator_not_available, [ErrorCode.none for _ in leaving]
+    else:
+        top, errors = coordinator.leave_group(request.group_id, leaving)
+    if ctx.version < 3 and top == ErrorCode.none:
+        top = errors[0]  # v0-2 carry the one member's error at the top level
+    return ctx.response(
+        throttle_time=0,
+        error_code=top,
+        members=[
+            {"member_id": member_id, "group_instance_id": instance, "error_code": error}
+            for (member_id, instance), error in zip(leaving, errors, strict=True)
+        ],
+    )
+
+
+# --- offsets ------------------------------------------------------------------------------------
+
+
+async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
+    coordinator = _coordinator(ctx)
+    offsets: dict[tuple[str, int], tuple[int, int, str | None]] = {}
+    for topic in request.topics:
+        for p in topic.partitions:
+            epoch = getattr(p, "committed_leader_epoch", -1)
+            offsets[(topic.name, p.partition_index)] = (
+                p.committed_offset,
+                epoch,
+                p.committed_metadata,
+            )
+    if coordinator is None:
+        errors = dict.fromkeys(offsets, ErrorCode.coordinator_not_available)
+    else:
+        errors = await operations.commit_offsets(
+            coordinator,
+            request.group_id,
+            request.generation_id_or_member_epoch,
+            request.member_id,
+            getattr(request, "group_instance_id", None),
+            offsets,
+        )
+    return ctx.response(
+        throttle_time=0,
+        topics=[
+            {
+                "name": topic.name,
+                "partitions": [
+                    {
+                        "partition_index": p.partition_index,
+                        "error_code": errors[(topic.name, p.partition_index)],
+                    }
+                    for p in topic.partitions
+                ],
+            }
+            for topic in request.topics
+        ],
+    )
+
+
+def _fetch_group(
+    coordinator: GroupCoordinator | None,
+    group_id: str,
+    topics: Any,
+    require_stable: bool,
+) -> tuple[ErrorCode, list[dict[str, Any]]]:
+    wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
+    if coordinator is None:
+        return ErrorCode.coordinator_not_available, []
+    fetched = operations.fetch_offsets(coordinator, group_id, wanted, require_stable)
+    return ErrorCode.none, [
+        {
+            "name": name,
+            "partitions": [
+                {
+                    "partition_index": row.partition,
+                    "committed_offset": row.offset,
+                    "committed_leader_epoch": row.leader_epoch,
+                    "metadata": row.metadata,
+                    "error_code": row.error,
+                }
+                for row in rows
+            ],
+        }
+        for name, rows in fetched
+    ]
+
+
+def handle_offset_fetch(ctx: RequestContext, request: Any) -> Any:
+    coordinator = _coordinator(ctx)
+    require_stable = bool(getattr(request, "require_stable", False))
+    if ctx.version >= 8:
+        groups = []
+        for group in request.groups:
+            error, topics = _fetch_group(coordinator, group.group_id, group.topics, require_stable)
+            groups.append({"group_id": group.group_id, "topics": topics, "error_code": error})
+        return ctx.response(throttle_time=0, groups=groups)
+    # v1 cannot express "all topics" (null topics arrive as an empty list there).
+    topics_in = request.topics
+    error, topics = _fetch_group(coordinator, request.group_id, topics_in, require_stable)
+    if ctx.version < 2 and error:
+        # v0-1 have no top-level error: put it on every partition asked for.
+        for topic in topics:
+            for p in topic["partitions"]:
+                p["error_code"] = error
+    return ctx.response(throttle_time=0, topics=topics, error_code=error)
+
+
+# --- admin --------------------------------------------------------------------------------------
+
+
+def handle_describe_groups(ctx: RequestContext, request: Any) -> Any:
+    coordinator = _coordinator(ctx)
+    include_ops = bool(getattr(request, "include_authorized_operations", False))
+    ops = (
+        operations.GROUP_AUTHORIZED_OPERATIONS
+        if include_ops
+        else operations.AUTHORIZED_OPERATIONS_OMITTED
+    )
+    groups = []
+    for group_id in request.groups:
+        if coordinator is None:
+            groups.append(
+                {
+                    "error_code": ErrorCode.coordinator_not_available,
+                    "group_id": group_id,
+                    "group_state": "",
+                    "protocol_type": "",
+                    "protocol_data": "",
+                    "members": [],
+                    "authorized_operations": ops,
+                }
+            )
+            continue
+        summary = operations.describe_group(coordinator, group_id)
+        groups.append(
+            {
+                "error_code": ErrorCode.invalid_group_id if not group_id else ErrorCode.none,
+                "group_id": group_id,
+                "group_state": summary.state,
+                "protocol_type": summary.protocol_type,
+                "protocol_data": summary.protocol,
+                "members": summary.members,
+                "authorized_operations": ops,
+            }
+        )
+    return ctx.response(throttle_time=0, groups=groups)
+
+
+def handle_list_groups(ctx: RequestContext, request: Any) -> Any:
+    coordinator = _coordinator(ctx)
+    if coordinator is None:
+        return ctx.response(
+            throttle_time=0, error_code=ErrorCode.coordinator_not_available, groups=[]
+        )
+    states = list(getattr(request, "states_filter", ()) or ())
+    listed = operations.list_groups(coordinator, states)
+    return ctx.response(
+        throttle_time=0,
+        error_code=ErrorCode.none,
+        groups=[
+            {"group_id": gid, "protocol_type": ptype, "group_state": state}
+            for gid, ptype, state in listed
+        ],
+    )
+
+
+async def handle_delete_groups(ctx: RequestContext, request: Any) -> Any:
+    coordinator = _coordinator(ctx)
+    names = list(request.groups_names)
+    if coordinator is None:
+        errors = [ErrorCode.coordinator_not_available for _ in names]
+    else:
+        errors = await operations.delete_groups(coordinator, names)
+    return ctx.response(
+        throttle_time=0,
+        results=[
+            {"group_id": name, "error_code": error}
+            for name, error in zip(names, errors, strict=True)
+        ],
+    )
+
+
+async def handle_offset_delete(ctx: RequestContext, request: Any) -> Any:
+    coordinator = _coordinator(ctx)
+    wanted = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
+    if coordinator is None:
+        top, errors = ErrorCode.coordinator_not_available, {}
+    else:
+        top, errors = await operations.delete_offsets(coordinator, request.group_id, wanted)
+    return ctx.response(
+        throttle_time=0,
+        error_code=top,
+        topics=[
+            {
+                "name": t.name,
+                "partitions": [
+                    {
+                        "partition_index": p.partition_index,
+                        "error_code": errors.get((t.name, p.partition_index), ErrorCode.none),
+                    }
+                    for p in t.partitions
+                ],
+            }
+            for t in request.topics
+        ]
+        if not top
+        else [],
+    )
+
+
+HANDLERS = {
+    ApiKey.FIND_COORDINATOR: handle_find_coordinator,
+    ApiKey.JOIN_GROUP: handle_join_group,
+    ApiKey.SYNC_GROUP: handle_sync_group,
+    ApiKey.HEARTBEAT: handle_heartbeat,
+    ApiKey.LEAVE_GROUP: handle_leave_group,
+    ApiKey.OFFSET_COMMIT: handle_offset_commit,
+    ApiKey.OFFSET_FETCH: handle_offset_fetch,
+    ApiKey.DESCRIBE_GROUPS: handle_describe_groups,
+    ApiKey.LIST_GROUPS: handle_list_groups,
+    ApiKey.DELETE_GROUPS: handle_delete_groups,
+    ApiKey.OFFSET_DELETE: handle_offset_delete,
+}
