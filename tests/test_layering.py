@@ -44,7 +44,9 @@ def test_layer_imports_only_what_it_may(layer: str) -> None:
     for path in sorted((SRC / layer).rglob("*.py")):
         bad = _klamm_imports(path) - ALLOWED[layer]
         if bad:
-            violations.append(f"{path.relative_to(SRC)} imports klamm.{', klamm.'.join(sorted(bad))}")
+            violations.append(
+                f"{path.relative_to(SRC)} imports klamm.{', klamm.'.join(sorted(bad))}"
+            )
     assert not violations, "\n".join(violations)
 
 

@@ -1,0 +1,115 @@
+"""The broker as a process: clean shutdown on SIGTERM/SIGINT, and everything it knew (topics,
+configs, records, cluster id) back after a restart on the same data directory."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from klamm.broker.config import (
+    BrokerConfig,
+    ConfigFileError,
+    config_from_properties,
+    parse_properties,
+)
+from klamm.protocol.errors import ErrorCode
+from klamm.protocol.record_batch import Record, RecordBatch, build_batch, records_of
+from klamm.testing import EmbeddedBroker
+from tests.broker.wire import Wire
+
+
+def _create(wire: Wire, name: str, partitions: int, configs: dict[str, str]) -> None:
+    response = wire.request(
+        19, 5, timeout=5000, validate_only=False,
+        topics=[{"name": name, "num_partitions": partitions, "replication_factor": 1,
+                 "assignments": [], "configs": [{"name": k, "value": v} for k, v in configs.items()]}],
+    )  # fmt: skip
+    assert response.topics[0].error_code == ErrorCode.none
+
+
+def _produce(wire: Wire, topic: str, partition: int, value: bytes) -> int:
+    batch = build_batch(RecordBatch(records=[Record(0, 1_700_000_000_000, None, value)]))
+    response = wire.request(
+        0, 8, transactional_id=None, acks=-1, timeout=5000,
+        topic_data=[{"name": topic, "partition_data": [{"index": partition, "records": batch}]}],
+    )  # fmt: skip
+    result = response.responses[0].partition_responses[0]
+    assert result.error_code == ErrorCode.none
+    return int(result.base_offset)
+
+
+def _fetch_all(wire: Wire, topic: str, partition: int) -> list[bytes | None]:
+    response = wire.request(
+        1, 11, replica_id=-1, max_wait=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0,
+        session_id=0, session_epoch=-1, forgotten_topics_data=[], rack_id="",
+        topics=[{"topic": topic, "partitions": [{"partition": partition, "current_leader_epoch": -1,
+                 "fetch_offset": 0, "log_start_offset": -1, "partition_max_bytes": 1 << 20}]}],
+    )  # fmt: skip
+    records = response.responses[0].partitions[0].records
+    return [r.value for r in records_of([bytes(records)])]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly_and_restart_restores_everything(tmp_path: Path, sig: int) -> None:
+    broker = EmbeddedBroker(tmp_path / "data", mode="subprocess").start()
+    try:
+        with Wire(broker.bootstrap) as wire:
+            _create(wire, "kept", 2, {"retention.ms": "12345"})
+            assert _produce(wire, "kept", 1, b"one") == 0
+            assert _produce(wire, "kept", 1, b"two") == 1
+            cluster_id = wire.request(3, 9, topics=None, allow_auto_topic_creation=False,
+                                      include_cluster_authorized_operations=False,
+                                      include_topic_authorized_operations=False).cluster_id  # fmt: skip
+        assert broker._process is not None
+        broker._process.send_signal(sig)
+        assert broker._process.wait(timeout=20) == 0
+        broker._process = None
+        broker._close_process_output()
+        assert "stopped cleanly" in broker.log_text()
+
+        broker.start()
+        with Wire(broker.bootstrap) as wire:
+            metadata = wire.request(3, 9, topics=None, allow_auto_topic_creation=False,
+                                    include_cluster_authorized_operations=False,
+                                    include_topic_authorized_operations=False)  # fmt: skip
+            assert metadata.cluster_id == cluster_id
+            (topic,) = [t for t in metadata.topics if t.name == "kept"]
+            assert len(topic.partitions) == 2
+            configs = wire.request(
+                32, 1, include_synonyms=False,
+                resources=[{"resource_type": 2, "resource_name": "kept",
+                            "configuration_keys": ["retention.ms"]}],
+            )  # fmt: skip
+            assert configs.results[0].configs[0].value == "12345"
+            assert _fetch_all(wire, "kept", 1) == [b"one", b"two"]
+            assert _produce(wire, "kept", 1, b"three") == 2
+    finally:
+        broker.stop()
+
+
+def test_cli_reports_a_bad_config_file(tmp_path: Path) -> None:
+    bad = tmp_path / "server.properties"
+    bad.write_text("no.such.setting=1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "klamm", "broker", "--config", str(bad)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "unknown broker setting 'no.such.setting'" in result.stderr
+
+
+def test_properties_file_maps_kafka_names() -> None:
+    props = parse_properties(
+        "# comment\nlisteners=PLAINTEXT://127.0.0.1:19093\nnum.partitions=3\n"
+        "log.retention.ms=1000\nauto.create.topics.enable=false\n"
+    )
+    config = config_from_properties(props, BrokerConfig())
+    assert (config.host, config.port, config.num_partitions) == ("127.0.0.1", 19093, 3)
+    assert config.auto_create_topics is False
+    assert config.topic_defaults == {"retention.ms": "1000"}
+    with pytest.raises(ConfigFileError):
+        parse_properties("just words\n")
