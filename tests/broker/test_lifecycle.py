@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,12 +24,20 @@ from tests.broker.wire import Wire
 
 
 def _create(wire: Wire, name: str, partitions: int, configs: dict[str, str]) -> None:
+    entries = [{"name": k, "value": v} for k, v in configs.items()]
     response = wire.request(
         19, 5, timeout=5000, validate_only=False,
         topics=[{"name": name, "num_partitions": partitions, "replication_factor": 1,
-                 "assignments": [], "configs": [{"name": k, "value": v} for k, v in configs.items()]}],
+                 "assignments": [], "configs": entries}],
     )  # fmt: skip
     assert response.topics[0].error_code == ErrorCode.none
+
+
+def _metadata(wire: Wire) -> Any:
+    return wire.request(
+        3, 9, topics=None, allow_auto_topic_creation=False,
+        include_cluster_authorized_operations=False, include_topic_authorized_operations=False,
+    )  # fmt: skip
 
 
 def _produce(wire: Wire, topic: str, partition: int, value: bytes) -> int:
@@ -61,9 +70,7 @@ def test_signal_stops_cleanly_and_restart_restores_everything(tmp_path: Path, si
             _create(wire, "kept", 2, {"retention.ms": "12345"})
             assert _produce(wire, "kept", 1, b"one") == 0
             assert _produce(wire, "kept", 1, b"two") == 1
-            cluster_id = wire.request(3, 9, topics=None, allow_auto_topic_creation=False,
-                                      include_cluster_authorized_operations=False,
-                                      include_topic_authorized_operations=False).cluster_id  # fmt: skip
+            cluster_id = _metadata(wire).cluster_id
         assert broker._process is not None
         broker._process.send_signal(sig)
         assert broker._process.wait(timeout=20) == 0
@@ -73,9 +80,7 @@ def test_signal_stops_cleanly_and_restart_restores_everything(tmp_path: Path, si
 
         broker.start()
         with Wire(broker.bootstrap) as wire:
-            metadata = wire.request(3, 9, topics=None, allow_auto_topic_creation=False,
-                                    include_cluster_authorized_operations=False,
-                                    include_topic_authorized_operations=False)  # fmt: skip
+            metadata = _metadata(wire)
             assert metadata.cluster_id == cluster_id
             (topic,) = [t for t in metadata.topics if t.name == "kept"]
             assert len(topic.partitions) == 2

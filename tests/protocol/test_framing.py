@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -19,7 +20,7 @@ def test_frames_survive_any_split(payloads: list[bytes], cuts: list[int]) -> Non
     points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
     decoder = FrameDecoder()
     out: list[bytes] = []
-    for start, end in zip(points, points[1:], strict=False):
+    for start, end in itertools.pairwise(points):
         out += decoder.feed(stream[start:end])
     assert out == payloads
     assert decoder.buffered == 0
