@@ -42,8 +42,10 @@ RECORDS: list[Record] = [
     (b"\x00\xff" * 8, bytes(range(256)), [("bin", bytes(range(255, -1, -1)))]),
     (None, None, []),
     (b"k-utf8", "grüße €".encode(), [("schlüssel", "wert ✓".encode())]),
-] + [(f"key-{i % 3}".encode(), f"value-{i:04d}".encode(), [("seq", str(i).encode())])
-     for i in range(100)]  # fmt: skip
+] + [
+    (f"key-{i % 3}".encode(), f"value-{i:04d}".encode(), [("seq", str(i).encode())])
+    for i in range(100)
+]
 
 
 def records_json(records: list[Record] = RECORDS) -> list[dict[str, Any]]:
@@ -191,8 +193,6 @@ def topic_factory(bootstrap: str, unique: str) -> Iterator[Callable[..., str]]:
     counter = iter(range(1000))
 
     def make(partitions: int = 1, prefix: str = "t", **configs: str) -> str:
-        return create_topic(
-            bootstrap, f"{prefix}-{unique}-{next(counter)}", partitions, **configs
-        )
+        return create_topic(bootstrap, f"{prefix}-{unique}-{next(counter)}", partitions, **configs)
 
     yield make

@@ -1,4 +1,4 @@
-"""confluent-kafka (librdkafka) against klamm: produce/consume, codecs, admin, offsets, seek, pause."""
+"""confluent-kafka (librdkafka) against klamm: produce/consume, codecs, admin, offsets, seek."""
 
 from __future__ import annotations
 
@@ -26,7 +26,14 @@ from confluent_kafka.admin import (
     OffsetSpec,
 )
 
-from tests.interop.conftest import CODECS, RECORDS, Record, assert_compressed, assert_same_records, wait_until
+from tests.interop.conftest import (
+    CODECS,
+    RECORDS,
+    Record,
+    assert_compressed,
+    assert_same_records,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -50,8 +57,13 @@ def consumer(bootstrap: str, **extra: Any) -> Consumer:
     )
 
 
-def produce_all(p: Producer, topic: str, records: list[Record], partition: int = 0,
-                timestamps: list[int] | None = None) -> list[int]:  # fmt: skip
+def produce_all(
+    p: Producer,
+    topic: str,
+    records: list[Record],
+    partition: int = 0,
+    timestamps: list[int] | None = None,
+) -> list[int]:
     """Produce and flush; returns the offsets from the delivery reports, raising on any error."""
     offsets: list[int] = []
     errors: list[Any] = []
@@ -109,7 +121,9 @@ def admin(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap})
 
 
-def test_keyed_produce_consume_byte_exact(bootstrap: str, topic_factory: Callable[..., str]) -> None:
+def test_keyed_produce_consume_byte_exact(
+    bootstrap: str, topic_factory: Callable[..., str]
+) -> None:
     topic = topic_factory(1)
     p = producer(bootstrap)
     offsets = produce_all(p, topic, RECORDS)
@@ -126,14 +140,20 @@ def test_keyed_produce_consume_byte_exact(bootstrap: str, topic_factory: Callabl
     assert_same_records([as_record(m) for m in msgs])
 
 
-def test_keys_pick_partitions_consistently(bootstrap: str, topic_factory: Callable[..., str]) -> None:
+def test_keys_pick_partitions_consistently(
+    bootstrap: str, topic_factory: Callable[..., str]
+) -> None:
     """Default partitioner: one key always lands in one partition; per-key order is kept."""
     topic = topic_factory(3)
     p = producer(bootstrap)
     errors: list[Any] = []
     for i in range(60):
-        p.produce(topic, key=f"user-{i % 6}".encode(), value=str(i).encode(),
-                  on_delivery=lambda err, _m: errors.append(err) if err else None)  # fmt: skip
+        p.produce(
+            topic,
+            key=f"user-{i % 6}".encode(),
+            value=str(i).encode(),
+            on_delivery=lambda err, _m: errors.append(err) if err else None,
+        )
     assert p.flush(15) == 0 and not errors
     c = consumer(bootstrap)
     try:
@@ -225,9 +245,7 @@ def test_offsets_earliest_latest_by_timestamp(
     c = consumer(bootstrap)
     try:
         assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 10)
-        found = c.offsets_for_times(
-            [TopicPartition(topic, 0, base + 4500)], timeout=10
-        )
+        found = c.offsets_for_times([TopicPartition(topic, 0, base + 4500)], timeout=10)
         assert found[0].offset == 5
         assert c.offsets_for_times([TopicPartition(topic, 0, base - 1)], timeout=10)[0].offset == 0
         assert c.offsets_for_times([TopicPartition(topic, 0, stamps[3])], timeout=10)[0].offset == 3
@@ -290,8 +308,12 @@ def test_pause_resume(bootstrap: str, topic_factory: Callable[..., str]) -> None
 
     def fill(start: int) -> None:
         for part in range(3):
-            produce_all(p, topic, [(None, f"p{part}-{i}".encode(), [])
-                                   for i in range(start, start + 5)], partition=part)  # fmt: skip
+            produce_all(
+                p,
+                topic,
+                [(None, f"p{part}-{i}".encode(), []) for i in range(start, start + 5)],
+                partition=part,
+            )
 
     fill(0)
     c = consumer(bootstrap)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-
-import warnings
 
 import pytest
 
@@ -89,11 +88,22 @@ def admin(bootstrap: str) -> Iterator[KafkaAdminClient]:
     a.close()
 
 
-def produce_all(p: KafkaProducer, topic: str, records: list[Record], partition: int = 0,
-                timestamps: list[int] | None = None) -> list[int]:  # fmt: skip
+def produce_all(
+    p: KafkaProducer,
+    topic: str,
+    records: list[Record],
+    partition: int = 0,
+    timestamps: list[int] | None = None,
+) -> list[int]:
     futures = [
-        p.send(topic, key=k, value=v, headers=h or None, partition=partition,
-               timestamp_ms=None if timestamps is None else timestamps[i])  # fmt: skip
+        p.send(
+            topic,
+            key=k,
+            value=v,
+            headers=h or None,
+            partition=partition,
+            timestamp_ms=None if timestamps is None else timestamps[i],
+        )
         for i, (k, v, h) in enumerate(records)
     ]
     p.flush(timeout=15)
@@ -168,8 +178,13 @@ def test_compression_round_trip(
 def test_admin_create_describe_delete(admin: KafkaAdminClient, unique: str) -> None:
     name = f"admin-kp-{unique}"
     admin.create_topics(
-        {name: {"num_partitions": 3, "replication_factor": 1,
-                "configs": {"retention.ms": "123456"}}}  # fmt: skip
+        {
+            name: {
+                "num_partitions": 3,
+                "replication_factor": 1,
+                "configs": {"retention.ms": "123456"},
+            }
+        }
     )
     with pytest.raises(TopicAlreadyExistsError):
         admin.create_topics({name: {"num_partitions": 1, "replication_factor": 1}})
@@ -206,8 +221,9 @@ def test_offsets_earliest_latest_by_timestamp(
     topic = topic_factory(1)
     base = int(time.time() * 1000) - 3_600_000
     stamps = [base + i * 1000 for i in range(10)]
-    produce_all(make_producer(), topic, [(None, f"m{i}".encode(), []) for i in range(10)],
-                timestamps=stamps)  # fmt: skip
+    produce_all(
+        make_producer(), topic, [(None, f"m{i}".encode(), []) for i in range(10)], timestamps=stamps
+    )
     tp = TopicPartition(topic, 0)
     c = make_consumer()
     assert c.beginning_offsets([tp]) == {tp: 0}
@@ -270,8 +286,12 @@ def test_pause_resume(
 
     def fill(start: int) -> None:
         for part in range(3):
-            produce_all(p, topic, [(None, f"p{part}-{i}".encode(), [])
-                                   for i in range(start, start + 5)], partition=part)  # fmt: skip
+            produce_all(
+                p,
+                topic,
+                [(None, f"p{part}-{i}".encode(), []) for i in range(start, start + 5)],
+                partition=part,
+            )
 
     fill(0)
     tps = [TopicPartition(topic, part) for part in range(3)]
