@@ -7,14 +7,17 @@ Files in the partition directory:
     log-start-offset      decimal text: the log start offset when DeleteRecords raised it above
                           the first segment's base (written atomically: tmp, fsync, rename)
     .klamm_cleanshutdown  present only between a clean `close()` and the next `open()`
+    recovery-point        decimal text: every segment with a smaller base offset is sealed and
+                          was fsynced; written (atomically) by `flush()` after a roll
 
 Crash behaviour:
   * Appends are not fsynced; `flush()` fsyncs every segment written since the previous flush
     and the directory when segments were created, so everything appended before `flush()` was
     called is durable when it returns.
   * `open()` after a clean shutdown trusts consistent index files and scans only segment tails.
-    Otherwise every segment is CRC-checked batch by batch; the log is cut at the first invalid
-    or torn batch, and any later segments are dropped with a warning (they would leave a gap).
+    Otherwise every segment from the recovery point on is CRC-checked batch by batch (older,
+    fsynced ones get the cheap structural check); the log is cut at the first invalid or torn
+    batch, and any later segments are dropped with a warning (they would leave a gap).
   * A failed write (ENOSPC, EIO) is rolled back by truncating the segment to its size before
     the append: state is unchanged and KafkaStorageError is raised. A failed fsync takes the
     log offline (after a failed fsync Linux may drop dirty pages, so a retry could falsely
@@ -60,6 +63,7 @@ log = logging.getLogger("klamm.storage")
 
 CLEAN_SHUTDOWN_FILE = ".klamm_cleanshutdown"
 LOG_START_OFFSET_FILE = "log-start-offset"
+RECOVERY_POINT_FILE = "recovery-point"
 _SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex)$")
 
 # Offsets inside a segment are stored relative to its base as u32 in the indexes; roll before
@@ -126,6 +130,7 @@ class PartitionLog:
         self._flush_lock = threading.Lock()
         self._dirty: dict[int, LogSegment] = {}  # base offset -> segment written since flush
         self._dir_dirty = False
+        self._recovery_point = segments[-1].base_offset if segments else 0
         self._offline: str | None = None
         self._closed = False
 
@@ -150,6 +155,7 @@ class PartitionLog:
             # trigger a full recovery.
             fsync_dir(directory)
         bases = cls._scan_directory(directory)
+        recovery_point = 0 if clean else cls._read_offset_file(directory, RECOVERY_POINT_FILE)
         created = now_ms()
         allow_gaps = config.compact
         segments: list[LogSegment] = []
@@ -167,7 +173,7 @@ class PartitionLog:
                 break
             seg, cut = LogSegment.load(
                 directory, base, config.index_interval_bytes, created,
-                verify=not clean, allow_gaps=allow_gaps,
+                verify=not clean and base >= (recovery_point or 0), allow_gaps=allow_gaps,
             )  # fmt: skip
             segments.append(seg)
             if cut is not None:
@@ -178,7 +184,7 @@ class PartitionLog:
                 if i + 1 < len(bases):
                     cls._drop_from(directory, bases[i + 1 :], f"segment {base} was truncated")
                 break
-        start = cls._read_log_start_offset(directory)
+        start = cls._read_offset_file(directory, LOG_START_OFFSET_FILE)
         if not segments:
             seg = LogSegment.create(directory, start or 0, config.index_interval_bytes, created)
             fsync_dir(directory)
@@ -198,7 +204,9 @@ class PartitionLog:
                 continue
             match = _SEGMENT_FILE.match(path.name)
             if match is None:
-                if path.name not in (LOG_START_OFFSET_FILE, CLEAN_SHUTDOWN_FILE):
+                if path.name not in (
+                    LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, CLEAN_SHUTDOWN_FILE
+                ):  # fmt: skip
                     log.warning("log %s: ignoring unexpected file %s", directory, path.name)
                 continue
             if match.group(2) == "log":
@@ -222,9 +230,9 @@ class PartitionLog:
                 (directory / (stem + suffix)).unlink(missing_ok=True)
 
     @staticmethod
-    def _read_log_start_offset(directory: Path) -> int | None:
+    def _read_offset_file(directory: Path, name: str) -> int | None:
         try:
-            return max(0, int((directory / LOG_START_OFFSET_FILE).read_text().strip()))
+            return max(0, int((directory / name).read_text().strip()))
         except (FileNotFoundError, ValueError, UnicodeDecodeError):
             return None
 
@@ -338,6 +346,9 @@ class PartitionLog:
                 self._dirty.clear()
                 dir_dirty, self._dir_dirty = self._dir_dirty, False
                 pending = [(seg, seg.pending_index_bytes()) for seg in dirty]
+                # Every segment below the active one is sealed; after the fsyncs below they are
+                # durable, so recovery need not CRC-check them.
+                recovery_point = self._segments[-1].base_offset
             try:
                 for seg in dirty:
                     seg.sync()
@@ -347,6 +358,16 @@ class PartitionLog:
                 with self._lock:
                     self._offline = f"fsync failed: {exc}"
                 raise KafkaStorageError(f"flush of {self.directory} failed: {exc}") from exc
+            if recovery_point > self._recovery_point:
+                # Only after a roll: one extra fsync per segment, not per flush. It is an
+                # optimisation (a stale one means a longer scan), so failing it is not fatal.
+                try:
+                    write_atomically(
+                        self.directory / RECOVERY_POINT_FILE, f"{recovery_point}\n".encode()
+                    )
+                    self._recovery_point = recovery_point
+                except OSError as exc:
+                    log.warning("log %s: cannot write recovery point: %s", self.directory, exc)
             self._write_indexes(pending)
 
     def _write_indexes(
