@@ -55,7 +55,13 @@ from klamm.protocol.record_batch import (
 )
 from klamm.storage.config import LogConfig
 from klamm.storage.errors import KafkaStorageError, LogClosed, OffsetOutOfRange
-from klamm.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
+from klamm.storage.segment import (
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
+    LogSegment,
+)
 
 __all__ = ["AppendResult", "PartitionLog"]
 
@@ -64,7 +70,8 @@ log = logging.getLogger("klamm.storage")
 CLEAN_SHUTDOWN_FILE = ".klamm_cleanshutdown"
 LOG_START_OFFSET_FILE = "log-start-offset"
 RECOVERY_POINT_FILE = "recovery-point"
-_SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex)$")
+_SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
+_OTHER_STATE_FILE = re.compile(r"^\d{20}\.snapshot$")
 
 # Offsets inside a segment are stored relative to its base as u32 in the indexes; roll before
 # a batch could overflow that (Kafka rolls at Int.MaxValue for the same reason).
@@ -203,6 +210,8 @@ class PartitionLog:
                 path.unlink(missing_ok=True)
                 continue
             match = _SEGMENT_FILE.match(path.name)
+            if match is None and _OTHER_STATE_FILE.match(path.name):
+                continue  # producer-state snapshots: owned by producer_state.py
             if match is None:
                 if path.name not in (
                     LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, CLEAN_SHUTDOWN_FILE
@@ -226,7 +235,7 @@ class PartitionLog:
         )  # fmt: skip
         for base in bases:
             stem = f"{base:020d}"
-            for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+            for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
                 (directory / (stem + suffix)).unlink(missing_ok=True)
 
     @staticmethod

@@ -40,6 +40,7 @@ __all__ = ["LogSegment", "segment_name"]
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
+TXN_INDEX_SUFFIX = ".txnindex"  # written by txn_index.py; deleted with its segment
 
 # Recovery and scans read this much at a time: big enough that CRC and header parsing dominate
 # over syscalls, small enough to keep memory flat on a 1 GiB segment.
@@ -228,7 +229,8 @@ class LogSegment:
 
     def delete(self) -> None:
         self.close()
-        for path in (self.log_path, self.offset_index.path, self.time_index.path):
+        txn_index = self.log_path.with_suffix(TXN_INDEX_SUFFIX)
+        for path in (self.log_path, self.offset_index.path, self.time_index.path, txn_index):
             path.unlink(missing_ok=True)
 
     # --- writes ---------------------------------------------------------------------------
