@@ -105,10 +105,12 @@ class Broker:
         else:
             services.append(GroupCoordinator(self))
         try:
-            from klamm.broker.transactions import TransactionCoordinator
+            from klamm.broker.transactions import ProducerStateService, TransactionCoordinator
         except ImportError:  # not written yet
             pass
         else:
+            # "producers" first: the coordinator's start-up writes markers through it.
+            services.append(ProducerStateService(self))
             services.append(TransactionCoordinator(self))
         return services
 
@@ -130,7 +132,9 @@ class Broker:
             key = (name, index)
             if key not in self._partitions:
                 plog = self.logs.log(name, index)
-                assert plog is not None
+                if plog is None:  # failed to open; storage logged why
+                    log.error("partition %s-%d is offline: its log did not open", name, index)
+                    continue
                 self._partitions[key] = Partition(name, index, plog)
 
     def partition(self, topic: str, index: int) -> Partition | None:

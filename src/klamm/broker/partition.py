@@ -72,7 +72,9 @@ class Partition:
     def remove_waiter(self, waiter: asyncio.Future[None]) -> None:
         self._waiters.discard(waiter)
 
-    def read(self, offset: int, max_bytes: int, upto: int | None = None) -> bytes:
+    def read(
+        self, offset: int, max_bytes: int, upto: int | None = None, *, min_one: bool = True
+    ) -> bytes:
         """Whole batches from the one containing `offset`, none at or past `upto` (default: the
         high watermark). Raises the storage layer's OffsetOutOfRange."""
         limit = self.high_watermark if upto is None else upto
@@ -80,7 +82,7 @@ class Partition:
             if offset > self.log.log_end_offset:
                 return self.log.read(offset, max_bytes)  # raises OffsetOutOfRange
             return b""
-        data = self.log.read(offset, max_bytes)
+        data = self.log.read(offset, max_bytes, min_one=min_one)
         end = 0
         for pos, header in iter_batches(data):
             if header.base_offset >= limit:

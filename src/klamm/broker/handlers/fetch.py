@@ -62,7 +62,8 @@ def _collect(
             if limit <= 0 and total > 0:
                 continue
             try:
-                data = partition.read(wanted.fetch_offset, max(limit, 1), upto)
+                # KIP-74: only the first batch of the response may exceed the limits.
+                data = partition.read(wanted.fetch_offset, max(limit, 0), upto, min_one=total == 0)
             except OffsetOutOfRange:
                 entry["error_code"] = ErrorCode.offset_out_of_range
                 errored = True
