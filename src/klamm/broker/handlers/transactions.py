@@ -1,0 +1,240 @@
+"""Idempotence and transaction APIs: InitProducerId (22), AddPartitionsToTxn (24),
+AddOffsetsToTxn (25), EndTxn (26), TxnOffsetCommit (28), DescribeProducers (61),
+DescribeTransactions (65), ListTransactions (66).
+
+Handlers translate between kio messages and the coordinator (klamm.broker.transactions); every
+decision is the coordinator's. Clients older than KIP-588 do not know PRODUCER_FENCED: Kafka
+answers them INVALID_PRODUCER_EPOCH instead, and so do we (`_fenced`).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from klamm.broker.context import RequestContext
+from klamm.broker.transactions import ProducerStateService, TransactionCoordinator, TxnError
+from klamm.broker.transactions.coordinator import metadata_topics
+from klamm.broker.transactions.state import STATE_BY_NAME
+from klamm.protocol.api_versions import ApiKey
+from klamm.protocol.errors import ErrorCode
+
+# First version of each API that knows PRODUCER_FENCED (KIP-588).
+_FENCED_SINCE = {
+    ApiKey.INIT_PRODUCER_ID: 4,
+    ApiKey.ADD_PARTITIONS_TO_TXN: 2,
+    ApiKey.ADD_OFFSETS_TO_TXN: 2,
+    ApiKey.END_TXN: 2,
+    ApiKey.TXN_OFFSET_COMMIT: 3,
+}
+
+
+def _fenced(ctx: RequestContext, code: ErrorCode) -> ErrorCode:
+    if code == ErrorCode.producer_fenced and ctx.version < _FENCED_SINCE[ctx.header.api_key]:
+        return ErrorCode.invalid_producer_epoch
+    return code
+
+
+def _coordinator(ctx: RequestContext) -> TransactionCoordinator | None:
+    coord = ctx.broker.services.get("transactions")
+    return coord if isinstance(coord, TransactionCoordinator) else None
+
+
+async def handle_init_producer_id(ctx: RequestContext, request: Any) -> Any:
+    coord = _coordinator(ctx)
+    pid, epoch, error = -1, -1, ErrorCode.none
+    if coord is None:
+        error = ErrorCode.coordinator_not_available
+    else:
+        timeout_ms = int(request.transaction_timeout.total_seconds() * 1000)
+        try:
+            pid, epoch = await coord.init_producer_id(
+                request.transactional_id, timeout_ms,
+                getattr(request, "producer_id", -1), getattr(request, "producer_epoch", -1),
+            )  # fmt: skip
+        except TxnError as exc:
+            error = _fenced(ctx, exc.code)
+    return ctx.response(throttle_time=0, error_code=error, producer_id=pid, producer_epoch=epoch)
+
+
+async def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> Any:
+    coord = _coordinator(ctx)
+    wanted = [(t.name, p) for t in request.v3_and_below_topics for p in t.partitions]
+    results: dict[tuple[str, int], ErrorCode]
+    if coord is None:
+        results = dict.fromkeys(wanted, ErrorCode.coordinator_not_available)
+    else:
+        try:
+            results = await coord.add_partitions(
+                request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
+                request.v3_and_below_producer_epoch, wanted,
+            )  # fmt: skip
+        except TxnError as exc:
+            results = dict.fromkeys(wanted, _fenced(ctx, exc.code))
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for (topic, index), code in results.items():
+        by_topic.setdefault(topic, []).append(
+            {"partition_index": index, "partition_error_code": code}
+        )
+    return ctx.response(
+        throttle_time=0,
+        error_code=ErrorCode.none,
+        results_by_topic_v3_and_below=[
+            {"name": topic, "results_by_partition": parts} for topic, parts in by_topic.items()
+        ],
+    )
+
+
+async def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> Any:
+    coord = _coordinator(ctx)
+    error = ErrorCode.none
+    if coord is None:
+        error = ErrorCode.coordinator_not_available
+    else:
+        try:
+            await coord.add_offsets(
+                request.transactional_id, request.producer_id, request.producer_epoch,
+                request.group_id,
+            )  # fmt: skip
+        except TxnError as exc:
+            error = _fenced(ctx, exc.code)
+    return ctx.response(throttle_time=0, error_code=error)
+
+
+async def handle_end_txn(ctx: RequestContext, request: Any) -> Any:
+    coord = _coordinator(ctx)
+    error = ErrorCode.none
+    if coord is None:
+        error = ErrorCode.coordinator_not_available
+    else:
+        try:
+            await coord.end_txn(
+                request.transactional_id, request.producer_id, request.producer_epoch,
+                request.committed,
+            )  # fmt: skip
+        except TxnError as exc:
+            error = _fenced(ctx, exc.code)
+    return ctx.response(throttle_time=0, error_code=error)
+
+
+async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
+    coord = _coordinator(ctx)
+    groups = ctx.broker.services.get("groups")
+    offsets: dict[tuple[str, int], tuple[int, int, str | None]] = {}
+    for topic in request.topics:
+        for p in topic.partitions:
+            offsets[(topic.name, p.partition_index)] = (
+                p.committed_offset,
+                getattr(p, "committed_leader_epoch", -1),
+                p.committed_metadata,
+            )
+    errors: dict[tuple[str, int], ErrorCode]
+    if coord is None or groups is None:
+        errors = dict.fromkeys(offsets, ErrorCode.coordinator_not_available)
+    else:
+        try:
+            coord.validate_offset_commit(
+                request.transactional_id, request.producer_id, request.producer_epoch,
+                request.group_id,
+            )  # fmt: skip
+        except TxnError as exc:
+            errors = dict.fromkeys(offsets, _fenced(ctx, exc.code))
+        else:
+            errors = await groups.prepare_txn_offsets(
+                request.group_id, request.producer_id, request.producer_epoch, offsets,
+                generation=getattr(request, "generation_id", -1),
+                member_id=getattr(request, "member_id", ""),
+                group_instance_id=getattr(request, "group_instance_id", None),
+            )  # fmt: skip
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for (topic, index), code in errors.items():
+        by_topic.setdefault(topic, []).append({"partition_index": index, "error_code": code})
+    return ctx.response(
+        throttle_time=0,
+        topics=[{"name": t, "partitions": parts} for t, parts in by_topic.items()],
+    )
+
+
+def handle_describe_producers(ctx: RequestContext, request: Any) -> Any:
+    producers = ctx.broker.services.get("producers")
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for index in topic.partition_indexes:
+            partition = ctx.broker.partition(topic.name, index)
+            entry: dict[str, Any] = {
+                "partition_index": index,
+                "error_code": ErrorCode.none,
+                "error_message": None,
+                "active_producers": [],
+            }
+            if partition is None:
+                entry["error_code"] = ErrorCode.unknown_topic_or_partition
+            elif isinstance(producers, ProducerStateService):
+                entry["active_producers"] = producers.describe(partition)
+            partitions.append(entry)
+        topics.append({"name": topic.name, "partitions": partitions})
+    return ctx.response(throttle_time=0, topics=topics)
+
+
+def _time(ms: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(max(ms, 0) / 1000, tz=datetime.UTC)
+
+
+def handle_describe_transactions(ctx: RequestContext, request: Any) -> Any:
+    coord = _coordinator(ctx)
+    states = []
+    for txn_id in request.transactional_ids:
+        meta = coord.txns.get(txn_id) if coord is not None else None
+        if meta is None:
+            states.append({
+                "error_code": ErrorCode.transactional_id_not_found
+                if coord is not None else ErrorCode.coordinator_not_available,
+                "transactional_id": txn_id, "transaction_state": "",
+                "transaction_timeout": 0, "transaction_start_time": _time(-1),
+                "producer_id": -1, "producer_epoch": -1, "topics": [],
+            })  # fmt: skip
+            continue
+        states.append({
+            "error_code": ErrorCode.none, "transactional_id": txn_id,
+            "transaction_state": meta.state.kafka_name, "transaction_timeout": meta.timeout_ms,
+            "transaction_start_time": _time(meta.txn_start_ms), "producer_id": meta.producer_id,
+            "producer_epoch": meta.producer_epoch, "topics": metadata_topics(meta),
+        })  # fmt: skip
+    return ctx.response(throttle_time=0, transaction_states=states)
+
+
+def handle_list_transactions(ctx: RequestContext, request: Any) -> Any:
+    coord = _coordinator(ctx)
+    if coord is None:
+        return ctx.response(throttle_time=0, error_code=ErrorCode.coordinator_not_available,
+                            unknown_state_filters=[], transaction_states=[])  # fmt: skip
+    unknown = [s for s in request.state_filters if s not in STATE_BY_NAME]
+    wanted_states = {STATE_BY_NAME[s] for s in request.state_filters if s in STATE_BY_NAME}
+    wanted_pids = set(request.producer_id_filters)
+    min_duration = getattr(request, "duration_filter", -1)
+    now = ctx.broker.now_ms()
+    found = []
+    for meta in coord.list():
+        if request.state_filters and meta.state not in wanted_states:
+            continue
+        if wanted_pids and meta.producer_id not in wanted_pids:
+            continue
+        if min_duration >= 0 and (meta.txn_start_ms < 0 or now - meta.txn_start_ms < min_duration):
+            continue
+        found.append({"transactional_id": meta.transactional_id, "producer_id": meta.producer_id,
+                      "transaction_state": meta.state.kafka_name})  # fmt: skip
+    return ctx.response(throttle_time=0, error_code=ErrorCode.none,
+                        unknown_state_filters=unknown, transaction_states=found)  # fmt: skip
+
+
+HANDLERS = {
+    ApiKey.INIT_PRODUCER_ID: handle_init_producer_id,
+    ApiKey.ADD_PARTITIONS_TO_TXN: handle_add_partitions_to_txn,
+    ApiKey.ADD_OFFSETS_TO_TXN: handle_add_offsets_to_txn,
+    ApiKey.END_TXN: handle_end_txn,
+    ApiKey.TXN_OFFSET_COMMIT: handle_txn_offset_commit,
+    ApiKey.DESCRIBE_PRODUCERS: handle_describe_producers,
+    ApiKey.DESCRIBE_TRANSACTIONS: handle_describe_transactions,
+    ApiKey.LIST_TRANSACTIONS: handle_list_transactions,
+}

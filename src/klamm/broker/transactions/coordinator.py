@@ -1,0 +1,442 @@
+"""The transaction coordinator: producer ids and epochs, fencing, the transaction lifecycle,
+markers, and transaction timeouts (Kafka's TransactionCoordinator.scala).
+
+Replayable (STYLE 5): every operation decides purely from the current metadata what the next
+metadata is (`state.transition`), writes it as a record to `__transaction_state`, waits until the
+record is durable, and only then applies it with `replay()` — the same function start-up runs
+over the whole log. So the in-memory state never runs ahead of the disk, and recovery and live
+traffic share one path.
+
+EndTxn writes PrepareCommit/PrepareAbort (the decision), then a marker to every partition of
+the transaction and the group offsets' outcome, then CompleteCommit/CompleteAbort, and answers
+after all of it is durable (Kafka answers after the Prepare record; answering later costs a
+little latency and means a read_committed consumer sees the data as soon as the producer's
+commit returns). A crash between Prepare and Complete is finished at start-up: markers are
+written again, which is harmless (a marker for a producer without an open transaction in a
+partition changes nothing). Transactions open longer than their timeout are aborted by a
+sweeper with a bumped epoch, which fences the late producer.
+
+Producer ids come from blocks of `PID_BLOCK` reserved by a record before any id of the block is
+handed out, so ids are never reused after a restart.
+
+Concurrency: one asyncio lock per transactional id serialises its operations (they await disk
+writes in between); the allocator has its own lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from klamm.broker.transactions.producers import AppendCheck, ProducerStateService
+from klamm.broker.transactions.state import (
+    COMPLETE,
+    NO_EPOCH,
+    NO_PRODUCER_ID,
+    PREPARING,
+    TxnMetadata,
+    TxnState,
+    decode_key,
+    decode_metadata,
+    encode_key,
+    encode_metadata,
+    transition,
+)
+from klamm.protocol.errors import ErrorCode
+from klamm.protocol.record_batch import BatchHeader, Record, RecordBatch, build_batch, decode_batch
+
+if TYPE_CHECKING:
+    from klamm.broker.node import Broker
+    from klamm.broker.partition import Partition
+
+log = logging.getLogger("klamm.broker.transactions")
+
+TXN_TOPIC = "__transaction_state"
+# Kafka reserves producer ids from the controller in blocks of 1000 (ProducerIdManager).
+PID_BLOCK = 1000
+# Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms is 10 s; a shorter sweep
+# costs one dict scan and makes timeouts precise enough for tests.
+SWEEP_INTERVAL_MS = 1000
+# Markers in this process are written by one coordinator that never changes.
+COORDINATOR_EPOCH = 0
+S = TxnState
+
+
+class TxnError(Exception):
+    def __init__(self, code: ErrorCode, message: str = "") -> None:
+        super().__init__(message or code.name)
+        self.code = code
+
+
+class TransactionCoordinator:
+    name = "transactions"
+
+    def __init__(self, broker: Broker, *, sweep_interval_ms: int = SWEEP_INTERVAL_MS) -> None:
+        self.broker = broker
+        self.txns: dict[str, TxnMetadata] = {}
+        self._by_pid: dict[int, TxnMetadata] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._pid_lock = asyncio.Lock()
+        self._next_pid = 0
+        self._block_end = 0
+        self._sweep_interval_ms = sweep_interval_ms
+        self._task: asyncio.Task[None] | None = None
+        self._log: Partition | None = None
+        self.producers: ProducerStateService | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        broker = self.broker
+        if broker.topic(TXN_TOPIC) is None:
+            broker.create_topic(TXN_TOPIC, 1, {"cleanup.policy": "compact"}, internal=True)
+        self._log = broker.partition(TXN_TOPIC, 0)
+        assert self._log is not None
+        plog = self._log.log
+        batches = await asyncio.to_thread(lambda: list(plog.batches_from(0)))
+        for _, blob in batches:
+            for record in decode_batch(blob).records:
+                if record.key is not None:
+                    self.replay(record.key, record.value)
+        producers = broker.services.get("producers")
+        if isinstance(producers, ProducerStateService):
+            self.producers = producers
+            producers.txn_check = self.check_txn_append
+        for meta in list(self.txns.values()):
+            if meta.state in PREPARING:
+                async with self._lock(meta.transactional_id):
+                    await self._complete(meta)
+        self._task = asyncio.create_task(self._sweep_loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # --- records -----------------------------------------------------------------------------
+
+    def replay(self, key: bytes, value: bytes | None) -> None:
+        kind, name = decode_key(key)
+        if kind == "pid_block":
+            end = int(value or b"0")
+            self._block_end = max(self._block_end, end)
+            self._next_pid = max(self._next_pid, end)  # a restart skips the rest of the block
+            return
+        if kind != "txn":
+            return
+        old = self.txns.pop(name, None)
+        if old is not None and self._by_pid.get(old.producer_id) is old:
+            del self._by_pid[old.producer_id]
+        if value is None:
+            return
+        meta = decode_metadata(name, value)
+        self.txns[name] = meta
+        self._by_pid[meta.producer_id] = meta
+        self._next_pid = max(self._next_pid, meta.producer_id + 1)
+
+    async def _write(self, entries: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Append records to the transaction log, wait until durable, then apply them."""
+        entries = list(entries)
+        assert self._log is not None
+        now = self.broker.now_ms()
+        batch = build_batch(RecordBatch([Record(i, now, k, v) for i, (k, v) in enumerate(entries)]))
+        self._log.log.append(bytearray(batch))
+        await self.broker.durability.appended(self._log)
+        for key, value in entries:
+            self.replay(key, value)
+
+    async def _store(self, meta: TxnMetadata) -> TxnMetadata:
+        await self._write([(encode_key("txn", meta.transactional_id), encode_metadata(meta))])
+        return meta
+
+    def _lock(self, transactional_id: str) -> asyncio.Lock:
+        lock = self._locks.get(transactional_id)
+        if lock is None:
+            lock = self._locks[transactional_id] = asyncio.Lock()
+        return lock
+
+    async def allocate_producer_id(self) -> int:
+        async with self._pid_lock:
+            if self._next_pid >= self._block_end:
+                end = max(self._block_end, self._next_pid) + PID_BLOCK
+                await self._write([(encode_key("pid_block"), str(end).encode())])
+                self._next_pid = end - PID_BLOCK
+            pid = self._next_pid
+            self._next_pid += 1
+            return pid
+
+    # --- InitProducerId ----------------------------------------------------------------------
+
+    async def init_producer_id(
+        self, transactional_id: str | None, timeout_ms: int,
+        expected_pid: int = NO_PRODUCER_ID, expected_epoch: int = NO_EPOCH,
+    ) -> tuple[int, int]:  # fmt: skip
+        """(producer id, epoch) or TxnError."""
+        if not transactional_id:
+            # Idempotent producer: always a fresh id (Kafka ignores the KIP-360 fields here).
+            return await self.allocate_producer_id(), 0
+        if timeout_ms <= 0 or timeout_ms > self.broker.config.transaction_max_timeout_ms:
+            raise TxnError(
+                ErrorCode.invalid_transaction_timeout,
+                f"transaction timeout {timeout_ms} ms is not in (0, "
+                f"{self.broker.config.transaction_max_timeout_ms}]",
+            )
+        async with self._lock(transactional_id):
+            now = self.broker.now_ms()
+            meta = self.txns.get(transactional_id)
+            if meta is None:
+                pid = await self.allocate_producer_id()
+                meta = transition(
+                    None, S.EMPTY, transactional_id=transactional_id, producer_id=pid,
+                    producer_epoch=0, timeout_ms=timeout_ms, last_update_ms=now,
+                )  # fmt: skip
+                await self._store(meta)
+                return pid, 0
+            if expected_pid != NO_PRODUCER_ID and not _is_known_producer(
+                meta, expected_pid, expected_epoch
+            ):
+                raise TxnError(ErrorCode.producer_fenced, "producer id/epoch is stale")
+            if meta.state in PREPARING:
+                await self._complete(meta)  # finish the decided transaction first
+                meta = self.txns[transactional_id]
+            if meta.state == S.ONGOING:
+                # Fence the zombie: bump the epoch and abort its transaction with the new one.
+                fenced = transition(meta, S.PREPARE_EPOCH_FENCE, last_update_ms=now)
+                fenced = transition(
+                    fenced, S.PREPARE_ABORT, producer_epoch=meta.producer_epoch + 1,
+                    last_producer_epoch=meta.producer_epoch,
+                )  # fmt: skip
+                await self._store(fenced)
+                meta = await self._complete(fenced)
+            if (
+                expected_pid != NO_PRODUCER_ID
+                and (expected_pid, expected_epoch) != (meta.producer_id, meta.producer_epoch)
+                and meta.state == S.EMPTY
+            ):
+                return meta.producer_id, meta.producer_epoch  # a retry of a completed bump
+            if meta.epoch_exhausted:
+                pid = await self.allocate_producer_id()
+                bumped = transition(
+                    meta, S.EMPTY, producer_id=pid, producer_epoch=0,
+                    last_producer_id=meta.producer_id, last_producer_epoch=meta.producer_epoch,
+                    timeout_ms=timeout_ms, last_update_ms=now, partitions=frozenset(),
+                    groups=frozenset(), txn_start_ms=-1,
+                )  # fmt: skip
+            else:
+                bumped = transition(
+                    meta, S.EMPTY, producer_epoch=meta.producer_epoch + 1,
+                    last_producer_id=meta.producer_id, last_producer_epoch=meta.producer_epoch,
+                    timeout_ms=timeout_ms, last_update_ms=now, partitions=frozenset(),
+                    groups=frozenset(), txn_start_ms=-1,
+                )  # fmt: skip
+            await self._store(bumped)
+            return bumped.producer_id, bumped.producer_epoch
+
+    # --- AddPartitionsToTxn / AddOffsetsToTxn ----------------------------------------------
+
+    def _validate(self, transactional_id: str, producer_id: int, epoch: int) -> TxnMetadata:
+        meta = self.txns.get(transactional_id)
+        if meta is None or meta.producer_id != producer_id:
+            raise TxnError(ErrorCode.invalid_producer_id_mapping)
+        if epoch != meta.producer_epoch:
+            raise TxnError(ErrorCode.producer_fenced, "a newer producer epoch exists")
+        return meta
+
+    async def add_partitions(
+        self, transactional_id: str, producer_id: int, epoch: int,
+        partitions: list[tuple[str, int]],
+    ) -> dict[tuple[str, int], ErrorCode]:  # fmt: skip
+        """Per partition: none, or raises TxnError for a request-level error. Unknown
+        partitions fail the whole request as Kafka does (the others: OPERATION_NOT_ATTEMPTED)."""
+        unknown = {tp for tp in partitions if self.broker.partition(*tp) is None}
+        if unknown:
+            return {
+                tp: ErrorCode.unknown_topic_or_partition
+                if tp in unknown
+                else ErrorCode.operation_not_attempted
+                for tp in partitions
+            }
+        async with self._lock(transactional_id):
+            meta = self._validate(transactional_id, producer_id, epoch)
+            await self._begin(meta, partitions=partitions)
+            return dict.fromkeys(partitions, ErrorCode.none)
+
+    async def add_offsets(
+        self, transactional_id: str, producer_id: int, epoch: int, group_id: str
+    ) -> None:
+        async with self._lock(transactional_id):
+            meta = self._validate(transactional_id, producer_id, epoch)
+            await self._begin(meta, groups=[group_id])
+
+    async def _begin(
+        self, meta: TxnMetadata, *, partitions: Iterable[tuple[str, int]] = (),
+        groups: Iterable[str] = (),
+    ) -> None:  # fmt: skip
+        if meta.state in PREPARING or meta.state == S.PREPARE_EPOCH_FENCE:
+            raise TxnError(ErrorCode.concurrent_transactions)
+        if meta.state not in (S.EMPTY, S.ONGOING, *COMPLETE):
+            raise TxnError(ErrorCode.invalid_txn_state)
+        new_partitions = meta.partitions | frozenset(partitions)
+        new_groups = meta.groups | frozenset(groups)
+        if (
+            meta.state == S.ONGOING
+            and new_partitions == meta.partitions
+            and new_groups == meta.groups
+        ):
+            return  # nothing new: no write
+        now = self.broker.now_ms()
+        start = meta.txn_start_ms if meta.state == S.ONGOING else now
+        await self._store(
+            transition(meta, S.ONGOING, partitions=new_partitions, groups=new_groups,
+                       txn_start_ms=start, last_update_ms=now)
+        )  # fmt: skip
+
+    # --- EndTxn ------------------------------------------------------------------------------
+
+    async def end_txn(
+        self, transactional_id: str, producer_id: int, epoch: int, commit: bool
+    ) -> None:
+        async with self._lock(transactional_id):
+            meta = self.txns.get(transactional_id)
+            if meta is None or meta.producer_id != producer_id:
+                raise TxnError(ErrorCode.invalid_producer_id_mapping)
+            if epoch != meta.producer_epoch:
+                raise TxnError(ErrorCode.producer_fenced, "a newer producer epoch exists")
+            state = meta.state
+            if state == S.ONGOING:
+                target = S.PREPARE_COMMIT if commit else S.PREPARE_ABORT
+                prepared = transition(meta, target, last_update_ms=self.broker.now_ms())
+                await self._store(prepared)
+                await self._complete(prepared)
+                return
+            if state == (S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT):
+                return  # a retry of an EndTxn that already completed
+            if state == (S.PREPARE_COMMIT if commit else S.PREPARE_ABORT):
+                await self._complete(meta)
+                return
+            if state in PREPARING or state == S.PREPARE_EPOCH_FENCE:
+                raise TxnError(ErrorCode.concurrent_transactions)
+            raise TxnError(
+                ErrorCode.invalid_txn_state,
+                f"cannot {'commit' if commit else 'abort'} in state {state.kafka_name}",
+            )
+
+    async def _complete(self, meta: TxnMetadata) -> TxnMetadata:
+        """Write markers and the group offsets' outcome for a decided transaction, then the
+        Complete record (caller holds the transactional id's lock)."""
+        commit = meta.state == S.PREPARE_COMMIT
+        waits: list[asyncio.Future[None]] = []
+        if self.producers is not None:
+            for topic, index in sorted(meta.partitions):
+                partition = self.broker.partition(topic, index)
+                if partition is None:
+                    continue  # deleted meanwhile: nothing to mark
+                waits.append(
+                    self.producers.append_marker(
+                        partition, meta.producer_id, meta.producer_epoch, commit,
+                        COORDINATOR_EPOCH,
+                    )
+                )  # fmt: skip
+        if waits:
+            await asyncio.gather(*waits)
+        if meta.groups:
+            groups = self.broker.services.get("groups")
+            if groups is not None:
+                done = groups.complete_txn_offsets(meta.producer_id, commit, meta.producer_epoch)
+                if inspect.isawaitable(done):
+                    await done
+        completed = transition(
+            meta, S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT,
+            partitions=frozenset(), groups=frozenset(), last_update_ms=self.broker.now_ms(),
+        )  # fmt: skip
+        return await self._store(completed)
+
+    # --- the produce path ----------------------------------------------------------------------
+
+    def check_txn_append(self, header: BatchHeader, partition: Partition) -> AppendCheck | None:
+        """KIP-890 part 1: a transactional batch must belong to the producer's ongoing
+        transaction, and that transaction must include the partition."""
+        meta = self._by_pid.get(header.producer_id)
+        if meta is not None and header.producer_epoch < meta.producer_epoch:
+            return AppendCheck(ErrorCode.invalid_producer_epoch, "producer was fenced", -1)
+        if (
+            meta is None
+            or meta.state != S.ONGOING
+            or (partition.topic, partition.index) not in meta.partitions
+        ):
+            return AppendCheck(
+                ErrorCode.invalid_txn_state, "partition was not added to the transaction", -1
+            )
+        return None
+
+    # --- timeouts ------------------------------------------------------------------------------
+
+    async def abort_expired(self) -> list[str]:
+        """Abort every ongoing transaction older than its timeout, bumping the epoch so the
+        producer is fenced (Kafka's abortTimedOutTransactions). Returns the ids aborted."""
+        now = self.broker.now_ms()
+        expired = [
+            m.transactional_id for m in self.txns.values()
+            if m.state == S.ONGOING and now - m.txn_start_ms > m.timeout_ms
+        ]  # fmt: skip
+        done = []
+        for txn_id in expired:
+            async with self._lock(txn_id):
+                meta = self.txns.get(txn_id)
+                if meta is None or meta.state != S.ONGOING:
+                    continue
+                if now - meta.txn_start_ms <= meta.timeout_ms:
+                    continue
+                log.info("aborting transaction %s: open longer than %d ms", txn_id, meta.timeout_ms)
+                fenced = transition(
+                    meta, S.PREPARE_ABORT, producer_epoch=meta.producer_epoch + 1,
+                    last_producer_epoch=meta.producer_epoch, last_update_ms=now,
+                )  # fmt: skip
+                await self._store(fenced)
+                await self._complete(fenced)
+                done.append(txn_id)
+        return done
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval_ms / 1000)
+            try:
+                await self.abort_expired()
+            except Exception:
+                log.exception("transaction timeout sweep failed")
+
+    # --- TxnOffsetCommit ---------------------------------------------------------------------
+
+    def validate_offset_commit(
+        self, transactional_id: str, producer_id: int, epoch: int, group_id: str
+    ) -> None:
+        meta = self._validate(transactional_id, producer_id, epoch)
+        if meta.state != S.ONGOING or group_id not in meta.groups:
+            raise TxnError(ErrorCode.invalid_txn_state, "AddOffsetsToTxn was not called")
+
+    # --- operators -----------------------------------------------------------------------------
+
+    def list(self) -> list[TxnMetadata]:
+        return list(self.txns.values())
+
+
+def _is_known_producer(meta: TxnMetadata, pid: int, epoch: int) -> bool:
+    """KIP-360: the producer's idea of its id/epoch is current, or the one before the last
+    bump (a retry), else it is a zombie."""
+    if pid == meta.producer_id and epoch == meta.producer_epoch:
+        return True
+    return (pid == meta.last_producer_id and epoch == meta.last_producer_epoch) or (
+        pid == meta.producer_id and epoch == meta.last_producer_epoch
+    )
+
+
+def metadata_topics(meta: TxnMetadata) -> list[dict[str, Any]]:
+    by_topic: dict[str, list[int]] = {}
+    for topic, index in sorted(meta.partitions):
+        by_topic.setdefault(topic, []).append(index)
+    return [{"topic": t, "partitions": p} for t, p in by_topic.items()]

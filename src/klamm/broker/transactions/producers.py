@@ -1,0 +1,366 @@
+"""Per-partition producer state: idempotent sequence checks, open transactions (the last stable
+offset) and aborted transactions (read_committed Fetch).
+
+`PartitionProducers` is pure state with Kafka's ProducerAppendInfo rules, split as Kafka's
+ProducerStateManager does into `check()` (validate, no side effects) and `update()` /
+`complete_txn()` (mutate), so a rejected batch never changes anything:
+
+1. A batch from an epoch older than the producer's current one: INVALID_PRODUCER_EPOCH.
+2. A batch whose (first, last) sequence equals one of the producer's last 5 batches in the same
+   epoch is a retry: it is not appended and the original base offset is returned.
+3. A new epoch must start at sequence 0; within an epoch `first == last + 1` (wrapping at
+   Int32.MAX to 0); anything else is OUT_OF_ORDER_SEQUENCE_NUMBER.
+4. A producer this partition knows nothing about (new, or its state was lost with deleted
+   segments) may start at any sequence: since KIP-360 Kafka no longer answers
+   UNKNOWN_PRODUCER_ID for this, and clients that got it would only bump their epoch.
+
+`ProducerStateService` (broker service "producers") holds one `PartitionProducers` per
+partition, answers the produce path's `check_append` / `record_append` hooks with a dict
+lookup and a few integer comparisons, installs the partition's LSO and aborted-transaction
+hooks, appends transaction markers for the coordinator, and keeps the state durable: snapshots
+(klamm.storage.producer_state) at shutdown and periodically, and replay of the log tail after
+the newest snapshot at start-up, so idempotence holds across a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from klamm.protocol.errors import ErrorCode
+from klamm.protocol.record_batch import (
+    CONTROL_COMMIT,
+    BatchHeader,
+    build_control_batch,
+    control_type,
+    decode_batch,
+)
+from klamm.storage.producer_state import (
+    BatchMetadata,
+    ProducerEntry,
+    Snapshot,
+    load_latest_snapshot,
+    write_snapshot,
+)
+from klamm.storage.txn_index import AbortedTxn, TxnIndex
+
+if TYPE_CHECKING:
+    from klamm.broker.node import Broker
+    from klamm.broker.partition import Partition
+    from klamm.storage.log import PartitionLog
+
+log = logging.getLogger("klamm.broker.producers")
+
+INT32_MAX = 2**31 - 1
+# Snapshots bound how much log a restart must replay; Kafka snapshots at every segment roll.
+# Without a roll hook from the storage layer we snapshot changed partitions this often.
+SNAPSHOT_INTERVAL_S = 30.0
+
+
+class AppendCheck(NamedTuple):
+    """Why a batch must not be appended. error none: a duplicate, answer `base_offset`."""
+
+    error: ErrorCode
+    message: str | None
+    base_offset: int
+
+
+def in_sequence(last_seq: int, first_seq: int) -> bool:
+    return first_seq == (0 if last_seq == INT32_MAX else last_seq + 1)
+
+
+class PartitionProducers:
+    """The producers of one partition (see the module docstring for the rules)."""
+
+    __slots__ = ("aborted", "dirty", "ongoing", "producers")
+
+    def __init__(self) -> None:
+        self.producers: dict[int, ProducerEntry] = {}
+        # producer id -> first offset of its open transaction here: the LSO is their minimum.
+        self.ongoing: dict[int, int] = {}
+        self.aborted = TxnIndex()
+        self.dirty = False  # changed since the last snapshot
+
+    # --- validate (pure) -----------------------------------------------------------------------
+
+    def check(self, header: BatchHeader) -> AppendCheck | None:
+        entry = self.producers.get(header.producer_id)
+        if entry is None:
+            return None  # rule 4
+        epoch = header.producer_epoch
+        if epoch < entry.epoch:
+            return AppendCheck(
+                ErrorCode.invalid_producer_epoch,
+                f"epoch {epoch} is older than the current epoch {entry.epoch}",
+                -1,
+            )
+        first = header.base_sequence
+        if epoch != entry.epoch:
+            if first != 0:
+                return AppendCheck(
+                    ErrorCode.out_of_order_sequence_number,
+                    f"new epoch {epoch} must start at sequence 0, not {first}",
+                    -1,
+                )
+            return None
+        last = header.base_sequence + header.last_offset_delta
+        if last > INT32_MAX:
+            last -= INT32_MAX + 1
+        for batch in entry.batches:
+            if batch.first_seq == first and batch.last_seq == last:
+                return AppendCheck(ErrorCode.none, None, batch.base_offset)  # rule 2
+        if not in_sequence(entry.last_seq, first):
+            return AppendCheck(
+                ErrorCode.out_of_order_sequence_number,
+                f"sequence {first} does not follow {entry.last_seq} (epoch {epoch})",
+                -1,
+            )
+        return None
+
+    # --- commit --------------------------------------------------------------------------------
+
+    def update(self, header: BatchHeader, base_offset: int) -> None:
+        """Record an appended data batch of an idempotent or transactional producer."""
+        pid = header.producer_id
+        entry = self.producers.get(pid)
+        if entry is None:
+            entry = self.producers[pid] = ProducerEntry(pid, header.producer_epoch)
+        elif header.producer_epoch != entry.epoch:
+            entry.epoch = header.producer_epoch
+            entry.batches.clear()
+        last_seq = header.base_sequence + header.last_offset_delta
+        if last_seq > INT32_MAX:
+            last_seq -= INT32_MAX + 1
+        entry.batches.append(
+            BatchMetadata(header.base_sequence, last_seq, base_offset,
+                          base_offset + header.last_offset_delta, header.max_timestamp)
+        )  # fmt: skip
+        entry.last_timestamp = header.max_timestamp
+        if header.is_transactional and entry.txn_first_offset < 0:
+            entry.txn_first_offset = base_offset
+            self.ongoing[pid] = base_offset
+        self.dirty = True
+
+    def complete_txn(
+        self, producer_id: int, epoch: int, commit: bool, marker_offset: int,
+        coordinator_epoch: int, timestamp: int,
+    ) -> None:  # fmt: skip
+        """A COMMIT/ABORT marker was appended at `marker_offset`."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            entry = self.producers[producer_id] = ProducerEntry(producer_id, epoch)
+        elif epoch > entry.epoch:
+            # The coordinator bumped the epoch to fence (timeout, InitProducerId): older
+            # batches can no longer be retried.
+            entry.epoch = epoch
+            entry.batches.clear()
+        first = entry.txn_first_offset
+        entry.txn_first_offset = -1
+        entry.coordinator_epoch = coordinator_epoch
+        entry.last_timestamp = max(entry.last_timestamp, timestamp)
+        self.ongoing.pop(producer_id, None)
+        if first >= 0 and not commit:
+            lso = min(self.ongoing.values(), default=marker_offset + 1)
+            self.aborted.append(AbortedTxn(producer_id, first, marker_offset, lso))
+        self.dirty = True
+
+    def replay(self, header: BatchHeader, blob: bytes) -> None:
+        """Rebuild from one batch read back from the log (recovery)."""
+        if header.producer_id < 0:
+            return
+        if header.is_control:
+            batch = decode_batch(blob)
+            if not batch.records:
+                return
+            value = batch.records[0].value or b""
+            coord_epoch = int.from_bytes(value[2:6], "big", signed=True) if len(value) >= 6 else 0
+            self.complete_txn(
+                header.producer_id, header.producer_epoch,
+                control_type(batch) == CONTROL_COMMIT, header.base_offset, coord_epoch,
+                header.max_timestamp,
+            )  # fmt: skip
+        else:
+            self.update(header, header.base_offset)
+
+    def first_unstable_offset(self) -> int | None:
+        return min(self.ongoing.values()) if self.ongoing else None
+
+    # --- snapshots ---------------------------------------------------------------------------
+
+    def snapshot(self, end_offset: int) -> Snapshot:
+        producers = [
+            ProducerEntry(e.producer_id, e.epoch, e.coordinator_epoch, e.txn_first_offset,
+                          e.last_timestamp, e.batches.copy())
+            for e in self.producers.values()
+        ]  # fmt: skip
+        return Snapshot(end_offset, producers, TxnIndex(self.aborted.entries()))
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot) -> PartitionProducers:
+        state = cls()
+        for entry in snapshot.producers:
+            state.producers[entry.producer_id] = entry
+            if entry.txn_first_offset >= 0:
+                state.ongoing[entry.producer_id] = entry.txn_first_offset
+        state.aborted = snapshot.aborted
+        return state
+
+
+def load_partition(plog: PartitionLog) -> PartitionProducers:
+    """Newest usable snapshot plus a replay of every batch after it (blocking: run in a
+    worker thread before the partition is served)."""
+    end = plog.log_end_offset
+    snapshot = load_latest_snapshot(plog.directory, end)
+    if snapshot is not None and snapshot.end_offset >= plog.log_start_offset:
+        state = PartitionProducers.from_snapshot(snapshot)
+        start = snapshot.end_offset
+    else:
+        state = PartitionProducers()
+        start = plog.log_start_offset
+    for header, blob in plog.batches_from(start):
+        state.replay(header, blob)
+    state.aborted.truncate_before(plog.log_start_offset)
+    state.dirty = start != end
+    return state
+
+
+TxnCheck = Callable[[BatchHeader, "Partition"], AppendCheck | None]
+
+
+class ProducerStateService:
+    """Broker service "producers": see the module docstring."""
+
+    name = "producers"
+
+    def __init__(self, broker: Broker, snapshot_interval_s: float = SNAPSHOT_INTERVAL_S) -> None:
+        self.broker = broker
+        self._states: dict[Partition, PartitionProducers] = {}
+        self._interval = snapshot_interval_s
+        self._task: asyncio.Task[None] | None = None
+        # Set by the transaction coordinator: is a transactional batch part of an ongoing
+        # transaction that includes this partition (KIP-890 part 1)?
+        self.txn_check: TxnCheck | None = None
+
+    async def start(self) -> None:
+        partitions = [p for p in self.broker.partitions() if not p.topic.startswith("__")]
+        loaded = await asyncio.to_thread(lambda: [load_partition(p.log) for p in partitions])
+        for partition, state in zip(partitions, loaded, strict=True):
+            self._install(partition, state)
+        self._task = asyncio.create_task(self._snapshot_loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self.snapshot_all(only_dirty=True)
+
+    # --- the produce path ----------------------------------------------------------------------
+
+    def state(self, partition: Partition) -> PartitionProducers:
+        state = self._states.get(partition)
+        if state is None:
+            # A partition created after start-up (new, so its log is empty or tiny).
+            state = load_partition(partition.log)
+            self._install(partition, state)
+        return state
+
+    def check_append(self, partition: Partition, header: BatchHeader) -> AppendCheck | None:
+        if header.producer_id < 0:
+            return None
+        result = self.state(partition).check(header)
+        if result is None and header.is_transactional and self.txn_check is not None:
+            result = self.txn_check(header, partition)
+        return result
+
+    def record_append(self, partition: Partition, header: BatchHeader, base_offset: int) -> None:
+        if header.producer_id >= 0:
+            self.state(partition).update(header, base_offset)
+
+    # --- markers -------------------------------------------------------------------------------
+
+    def append_marker(
+        self, partition: Partition, producer_id: int, epoch: int, commit: bool,
+        coordinator_epoch: int,
+    ) -> asyncio.Future[None]:  # fmt: skip
+        """Append a COMMIT/ABORT marker; the future resolves once it is durable."""
+        now = self.broker.now_ms()
+        batch = bytearray(
+            build_control_batch(commit=commit, producer_id=producer_id, producer_epoch=epoch,
+                                coordinator_epoch=coordinator_epoch, timestamp_ms=now)
+        )  # fmt: skip
+        appended = partition.log.append(batch)
+        self.state(partition).complete_txn(
+            producer_id, epoch, commit, appended.base_offset, coordinator_epoch, now
+        )
+        return self.broker.durability.appended(partition)
+
+    # --- partition hooks ------------------------------------------------------------------------
+
+    def _install(self, partition: Partition, state: PartitionProducers) -> None:
+        self._states[partition] = state
+        partition.stable_offset_hook = self._stable_offset
+        partition.aborted_hook = self._aborted
+
+    def _stable_offset(self, partition: Partition) -> int:
+        state = self._states.get(partition)
+        first = state.first_unstable_offset() if state is not None else None
+        return partition.log.log_end_offset if first is None else first
+
+    def _aborted(self, partition: Partition, start: int, end: int) -> list[dict[str, int]]:
+        state = self._states.get(partition)
+        if state is None or not state.aborted:
+            return []
+        return [
+            {"producer_id": e.producer_id, "first_offset": e.first_offset}
+            for e in state.aborted.overlapping(start, end)
+        ]
+
+    # --- operators -----------------------------------------------------------------------------
+
+    def describe(self, partition: Partition) -> list[dict[str, Any]]:
+        state = self.state(partition)
+        return [
+            {
+                "producer_id": e.producer_id,
+                "producer_epoch": e.epoch,
+                "last_sequence": e.last_seq,
+                "last_timestamp": e.last_timestamp,
+                "coordinator_epoch": e.coordinator_epoch,
+                "current_txn_start_offset": e.txn_first_offset,
+            }
+            for e in state.producers.values()
+        ]
+
+    # --- snapshots -----------------------------------------------------------------------------
+
+    async def snapshot_all(self, *, only_dirty: bool) -> None:
+        # Encode on the event loop (a consistent cut: appends also run here), write in a thread.
+        work: list[tuple[Path, Snapshot]] = []
+        for partition, state in list(self._states.items()):
+            if only_dirty and not state.dirty:
+                continue
+            if self.broker.partition(partition.topic, partition.index) is not partition:
+                continue  # deleted topic
+            state.dirty = False
+            work.append((partition.log.directory, state.snapshot(partition.log.log_end_offset)))
+        if work:
+            await asyncio.to_thread(_write_all, work)
+
+    async def _snapshot_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.snapshot_all(only_dirty=True)
+            except Exception:
+                log.exception("producer state snapshot failed")
+
+
+def _write_all(work: list[tuple[Path, Snapshot]]) -> None:
+    for directory, snapshot in work:
+        try:
+            write_snapshot(directory, snapshot)
+        except OSError as exc:
+            # A missing snapshot only costs a longer replay at the next start.
+            log.warning("cannot write producer snapshot in %s: %s", directory, exc)
