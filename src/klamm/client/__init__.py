@@ -1,0 +1,57 @@
+"""klamm's client: KafkaJS's developer experience in Python, on librdkafka.
+
+Importing this package must never import the broker or storage layers (tested)."""
+
+from __future__ import annotations
+
+from klamm.client.admin import Admin, ResourceTypes
+from klamm.client.consumer import Consumer, PartitionAssigners
+from klamm.client.errors import (
+    ConfigError,
+    FatalError,
+    KafkaError,
+    KafkaTimeoutError,
+    ProducerFencedError,
+    RequestError,
+    RetriableError,
+    StateError,
+    TopicError,
+    TransactionAbortableError,
+)
+from klamm.client.events import Event, Events
+from klamm.client.kafka import Kafka
+from klamm.client.messages import CompressionTypes, KafkaMessage, Message, RecordMetadata
+from klamm.client.payloads import Batch, EachBatchPayload, EachMessagePayload
+from klamm.client.producer import Producer
+from klamm.client.retry import RetryPolicy
+from klamm.client.transactions import Transaction
+
+__all__ = [
+    "Admin",
+    "Batch",
+    "CompressionTypes",
+    "ConfigError",
+    "Consumer",
+    "EachBatchPayload",
+    "EachMessagePayload",
+    "Event",
+    "Events",
+    "FatalError",
+    "Kafka",
+    "KafkaError",
+    "KafkaMessage",
+    "KafkaTimeoutError",
+    "Message",
+    "PartitionAssigners",
+    "Producer",
+    "ProducerFencedError",
+    "RecordMetadata",
+    "RequestError",
+    "ResourceTypes",
+    "RetriableError",
+    "RetryPolicy",
+    "StateError",
+    "TopicError",
+    "Transaction",
+    "TransactionAbortableError",
+]

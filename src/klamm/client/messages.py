@@ -1,0 +1,181 @@
+"""Message shapes: what users send (`Message` or a dict), what they get back (`RecordMetadata`),
+and what handlers receive (`KafkaMessage`, a thin view over librdkafka's message).
+
+Normalisation is pure so it can be tested without a broker. Keys, values and header values may be
+given as `str` (encoded as UTF-8, like KafkaJS does with JS strings) or `bytes`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from klamm.client.errors import ConfigError
+
+#: A header value as users may give it: one value, or several for a repeated header (KafkaJS allows
+#: an array).
+HeaderValue = bytes | str | None | Sequence[bytes | str | None]
+HeadersInput = Mapping[str, HeaderValue] | Sequence[tuple[str, bytes | str | None]]
+#: librdkafka's header form: ordered (name, value) pairs, repeats allowed.
+HeaderList = list[tuple[str, bytes | None]]
+
+
+class CompressionTypes(enum.Enum):
+    """Codecs for `send(compression=...)`; all four are built into librdkafka."""
+
+    NONE = "none"
+    GZIP = "gzip"
+    SNAPPY = "snappy"
+    LZ4 = "lz4"
+    ZSTD = "zstd"
+
+
+@dataclass(slots=True)
+class Message:
+    """A record to produce. `partition=None` lets the partitioner choose (murmur2 on the key)."""
+
+    value: bytes | str | None = None
+    key: bytes | str | None = None
+    headers: HeadersInput | None = None
+    partition: int | None = None
+    #: Milliseconds since the epoch; None means "now" (CreateTime set by the client).
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMetadata:
+    """Where one produced record landed."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+
+
+class OutgoingRecord(NamedTuple):
+    """A message normalised to exactly what `confluent_kafka.Producer.produce` takes (a tuple:
+    built once per produced message, so it must be cheap)."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: HeaderList | None
+    partition: int | None
+    timestamp: int | None
+
+
+def to_bytes(data: bytes | bytearray | memoryview | str | None, what: str) -> bytes | None:
+    if data is None or isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise ConfigError(f"{what} must be bytes, str or None, not {type(data).__name__}")
+
+
+def normalise_headers(headers: HeadersInput | None) -> HeaderList | None:
+    """Turn a dict (values may be lists, for repeated headers) or a pair list into pairs."""
+    if not headers:
+        return None
+    pairs: HeaderList = []
+    items: Iterable[tuple[str, Any]]
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for name, value in items:
+        if not isinstance(name, str):
+            raise ConfigError(f"header names must be str, not {type(name).__name__}")
+        if isinstance(value, list | tuple):
+            pairs.extend((name, to_bytes(v, f"header {name!r}")) for v in value)
+        else:
+            pairs.append((name, to_bytes(value, f"header {name!r}")))
+    return pairs
+
+
+_MESSAGE_KEYS = frozenset({"key", "value", "headers", "partition", "timestamp"})
+
+
+def normalise_message(message: Message | Mapping[str, Any]) -> OutgoingRecord:
+    """Accept a `Message` or a KafkaJS-style dict and check it once, before librdkafka sees it."""
+    if isinstance(message, Message):
+        key, value, headers = message.key, message.value, message.headers
+        partition, timestamp = message.partition, message.timestamp
+    elif isinstance(message, Mapping):
+        unknown = set(message) - _MESSAGE_KEYS
+        if unknown:
+            raise ConfigError(f"unknown message fields: {sorted(unknown)}")
+        key, value = message.get("key"), message.get("value")
+        headers, partition = message.get("headers"), message.get("partition")
+        timestamp = message.get("timestamp")
+    else:
+        raise ConfigError(f"a message must be a Message or a dict, not {type(message).__name__}")
+    if partition is not None and (not isinstance(partition, int) or partition < 0):
+        raise ConfigError(f"partition must be a non-negative int, not {partition!r}")
+    if timestamp is not None:
+        # KafkaJS takes the timestamp as a string of milliseconds; accept that too.
+        try:
+            timestamp = int(timestamp)
+        except (TypeError, ValueError):
+            raise ConfigError(f"timestamp must be milliseconds, not {timestamp!r}") from None
+    return OutgoingRecord(
+        key=to_bytes(key, "key"),
+        value=to_bytes(value, "value"),
+        headers=normalise_headers(headers),
+        partition=partition,
+        timestamp=timestamp,
+    )
+
+
+class KafkaMessage:
+    """A consumed record. A view over librdkafka's message: fields are read on access, so a
+    handler that only looks at `.value` pays for nothing else (this keeps each_batch near raw
+    confluent-kafka speed)."""
+
+    __slots__ = ("_headers", "_raw")
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._headers: dict[str, bytes | None] | None = None
+
+    @property
+    def key(self) -> bytes | None:
+        key: bytes | None = self._raw.key()
+        return key
+
+    @property
+    def value(self) -> bytes | None:
+        value: bytes | None = self._raw.value()
+        return value
+
+    @property
+    def offset(self) -> int:
+        offset: int = self._raw.offset()
+        return offset
+
+    @property
+    def timestamp(self) -> int:
+        """Milliseconds since the epoch (CreateTime or LogAppendTime, as the topic says)."""
+        ts: int = self._raw.timestamp()[1]
+        return ts
+
+    @property
+    def header_list(self) -> HeaderList:
+        """All headers in order, repeats kept: the exact wire content."""
+        return list(self._raw.headers() or ())
+
+    @property
+    def headers(self) -> dict[str, bytes | None]:
+        """Headers by name; for a repeated name the last value wins (see `header_list`)."""
+        if self._headers is None:
+            self._headers = dict(self._raw.headers() or ())
+        return self._headers
+
+    @property
+    def size(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:
+        return (
+            f"KafkaMessage(topic={self._raw.topic()!r}, partition={self._raw.partition()}, "
+            f"offset={self.offset}, key={self.key!r})"
+        )

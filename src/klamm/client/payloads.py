@@ -1,0 +1,117 @@
+"""What handlers receive: KafkaJS's eachMessage and eachBatch payloads, snake_case."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from klamm.client.messages import KafkaMessage
+
+if TYPE_CHECKING:
+    from klamm.client.consumer import Consumer
+
+Resume = Callable[[], None]
+
+
+class Batch:
+    """The messages of one partition from one fetch, in offset order."""
+
+    __slots__ = ("_consumer", "_high_watermark", "messages", "partition", "topic")
+
+    def __init__(
+        self, consumer: Consumer, topic: str, partition: int, messages: list[KafkaMessage]
+    ) -> None:
+        self._consumer = consumer
+        self.topic = topic
+        self.partition = partition
+        self.messages = messages
+        self._high_watermark: int | None = None
+
+    @property
+    def high_watermark(self) -> int:
+        """The partition's end offset as of the last fetch response (next offset to be written)."""
+        if self._high_watermark is None:
+            self._high_watermark = self._consumer._cached_high_watermark(
+                self.topic, self.partition, fallback=self.last_offset() + 1
+            )
+        return self._high_watermark
+
+    def is_empty(self) -> bool:
+        return not self.messages
+
+    def first_offset(self) -> int | None:
+        return self.messages[0].offset if self.messages else None
+
+    def last_offset(self) -> int:
+        """Offset of the last message; for an empty batch, high watermark - 1 (as KafkaJS)."""
+        if self.messages:
+            return self.messages[-1].offset
+        return self.high_watermark - 1
+
+    def offset_lag(self) -> int:
+        """Messages behind the end of the partition after this batch."""
+        return max(0, self.high_watermark - 1 - self.last_offset())
+
+    def offset_lag_low(self) -> int:
+        """Messages behind the end of the partition counted from this batch's first message."""
+        first = self.first_offset()
+        return max(0, self.high_watermark - 1 - (first if first is not None else 0))
+
+
+class EachMessagePayload:
+    __slots__ = ("_consumer", "message", "partition", "topic")
+
+    def __init__(self, consumer: Consumer, topic: str, partition: int, message: KafkaMessage):
+        self._consumer = consumer
+        self.topic = topic
+        self.partition = partition
+        self.message = message
+
+    async def heartbeat(self) -> None:
+        """librdkafka heartbeats on its own thread; kept so KafkaJS code ports unchanged."""
+        self._consumer._note_heartbeat()
+
+    def pause(self) -> Resume:
+        """Pause this partition after the current message; returns a function that resumes it."""
+        return self._consumer._pause_one(self.topic, self.partition)
+
+
+class EachBatchPayload:
+    __slots__ = ("_consumer", "batch")
+
+    def __init__(self, consumer: Consumer, batch: Batch) -> None:
+        self._consumer = consumer
+        self.batch = batch
+
+    def resolve_offset(self, offset: int) -> None:
+        """Mark `offset` processed: the next commit will commit `offset + 1`."""
+        self._consumer._resolve(self.batch.topic, self.batch.partition, offset + 1)
+
+    async def heartbeat(self) -> None:
+        self._consumer._note_heartbeat()
+
+    async def commit_offsets_if_necessary(self, offsets: Any = None) -> None:
+        """With no argument: commit resolved offsets when the auto-commit interval or threshold
+        says so. With KafkaJS's `{"topics": [...]}` shape (or a list of {topic, partition,
+        offset}): commit exactly those."""
+        if offsets is None:
+            self._consumer._commit_if_necessary()
+        else:
+            await self._consumer.commit_offsets(offsets)
+
+    def uncommitted_offsets(self) -> dict[tuple[str, int], int]:
+        return self._consumer._uncommitted()
+
+    def is_running(self) -> bool:
+        return self._consumer._is_running()
+
+    def is_stale(self) -> bool:
+        """True once this partition was seeked, paused or revoked: stop processing the batch."""
+        return self._consumer._is_stale(self.batch.topic, self.batch.partition)
+
+    def pause(self) -> Resume:
+        return self._consumer._pause_one(self.batch.topic, self.batch.partition)
+
+
+EachMessageHandler = Callable[[EachMessagePayload], Awaitable[None]]
+EachBatchHandler = Callable[[EachBatchPayload], Awaitable[None]]

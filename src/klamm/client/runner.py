@@ -1,0 +1,374 @@
+"""The run loop behind `consumer.run()`: fetch on the consumer thread, process on the loop.
+
+One cycle:
+  1. fetch: `poll()` for the first message (returns as soon as one is there), then `consume(n, 0)`
+     to drain what librdkafka has already prefetched, all on the consumer thread;
+  2. group by partition, keeping offset order; drop partitions seeked while we were fetching;
+  3. process partition batches (one at a time, or `partitions_consumed_concurrently` at once),
+     each strictly in order; a failing handler holds its partition while it is retried;
+  4. commit what was resolved (KafkaJS commits at the end of every batch).
+
+Failure policy per message (each_message) or per batch (each_batch, from its first unresolved
+message): retry with the RetryPolicy's backoff; when retries are exhausted, with a dead-letter topic
+the message is produced there (original key/value/headers + metadata headers), resolved, and
+consumption moves on; without one, KafkaJS's restart: resolved offsets are committed, the
+partition is rewound to the failed message, and CRASH is emitted with `restart=True` (or the
+consumer stops, if `restart_on_failure` says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import confluent_kafka
+
+from klamm.client.errors import KafkaError, from_librdkafka
+from klamm.client.events import Events
+from klamm.client.messages import KafkaMessage
+from klamm.client.patterns.dlq import dead_letter_headers
+from klamm.client.payloads import (
+    Batch,
+    EachBatchHandler,
+    EachBatchPayload,
+    EachMessageHandler,
+    EachMessagePayload,
+)
+from klamm.client.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from klamm.client.consumer import TP, Consumer
+
+log = logging.getLogger("klamm.client")
+
+# How long one fetch waits for the first message: bounds how quickly stop() is noticed when idle.
+_POLL_TIMEOUT_S = 0.1
+# Most messages taken from librdkafka's prefetch queue per cycle (all partitions together).
+_MAX_MESSAGES_PER_CYCLE = 5_000
+# After a consumer-level librdkafka error (not a handler error), wait this long before fetching
+# again, so a broken cluster does not turn the loop into a busy spin.
+_ERROR_BACKOFF_S = 0.5
+
+
+class _Restart(Exception):
+    """Internal: retries exhausted without a dead-letter topic; the partition was rewound."""
+
+
+class Runner:
+    def __init__(
+        self,
+        consumer: Consumer,
+        *,
+        each_message: EachMessageHandler | None,
+        each_batch: EachBatchHandler | None,
+        each_batch_auto_resolve: bool,
+        concurrency: int,
+        retry: RetryPolicy,
+        dead_letter_topic: str | None,
+    ) -> None:
+        self._consumer = consumer
+        self._each_message = each_message
+        self._each_batch = each_batch
+        self._auto_resolve = each_batch_auto_resolve
+        self._concurrency = concurrency
+        self._retry = retry
+        self._dlq = dead_letter_topic
+        self.running = False
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.running = True
+        self._task = asyncio.create_task(self._loop(), name="klamm-consumer-run")
+
+    async def stop(self) -> None:
+        self.running = False
+        self._stopping.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def wait_done(self) -> None:
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    # -- the cycle ----------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        c = self._consumer
+        loop = asyncio.get_running_loop()
+        while self.running:
+            epochs = dict(c._seek_epoch)
+            c.events.emit(Events.FETCH_START)
+            try:
+                raws = await loop.run_in_executor(c._thread, self._fetch, c._rd)
+            except confluent_kafka.KafkaException as exc:
+                if not await self._consumer_error(from_librdkafka(exc)):
+                    return
+                continue
+            if not self.running:
+                return  # messages not processed are fetched again after a restart
+            c._stale.clear()
+            batches = self._group(raws, epochs)
+            if not batches:
+                continue
+            c.events.emit(Events.FETCH, number_of_batches=len(batches))
+            try:
+                if self._concurrency == 1 or len(batches) == 1:
+                    for tp, messages in batches.items():
+                        await self._process(tp, messages)
+                else:
+                    gate = asyncio.Semaphore(self._concurrency)
+                    await asyncio.gather(*(self._gated(gate, tp, m) for tp, m in batches.items()))
+            except _Stop:
+                return
+            c._commit_resolved()
+
+    async def _gated(self, gate: asyncio.Semaphore, tp: TP, raws: list[Any]) -> None:
+        async with gate:
+            await self._process(tp, raws)
+
+    @staticmethod
+    def _fetch(rd: Any) -> list[Any]:
+        first = rd.poll(_POLL_TIMEOUT_S)
+        if first is None:
+            return []
+        rest: list[Any] = rd.consume(_MAX_MESSAGES_PER_CYCLE - 1, 0)
+        rest.insert(0, first)
+        return rest
+
+    def _group(self, raws: list[Any], epochs: dict[TP, int]) -> dict[TP, list[Any]]:
+        c = self._consumer
+        batches: dict[TP, list[Any]] = {}
+        for raw in raws:
+            err = raw.error()
+            if err is not None:
+                if err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
+                    log.warning("consumer %s: %s", c.group_id, from_librdkafka(err))
+                continue
+            tp = (raw.topic(), raw.partition())
+            batch = batches.get(tp)
+            if batch is None:
+                batch = batches[tp] = []
+            batch.append(raw)
+        for tp in list(batches):
+            if c._seek_epoch.get(tp, 0) != epochs.get(tp, 0):
+                # seek() ran while we were fetching: these messages may predate it.
+                del batches[tp]
+            elif tp not in c._assigned:
+                del batches[tp]
+        return batches
+
+    async def _consumer_error(self, error: KafkaError) -> bool:
+        """A librdkafka error outside handlers. Returns False when the run loop must end."""
+        c = self._consumer
+        if error.retriable:
+            log.warning("consumer %s: %s; retrying", c.group_id, error)
+            await self._sleep(_ERROR_BACKOFF_S)
+            return self.running
+        log.error("consumer %s crashed: %s", c.group_id, error)
+        c.events.emit(Events.CRASH, error=error, group_id=c.group_id, restart=False)
+        self.running = False
+        return False
+
+    # -- one partition's batch ----------------------------------------------------------------
+
+    async def _process(self, tp: TP, raws: list[Any]) -> None:
+        c = self._consumer
+        messages = [KafkaMessage(raw) for raw in raws]
+        c.events.emit(
+            Events.START_BATCH_PROCESS, topic=tp[0], partition=tp[1], batch_size=len(messages)
+        )
+        started = time.monotonic()
+        try:
+            if self._each_message is not None:
+                await self._process_messages(tp, messages, self._each_message)
+            else:
+                assert self._each_batch is not None
+                await self._process_batch(tp, messages, self._each_batch)
+        except _Restart:
+            return
+        c.events.emit(
+            Events.END_BATCH_PROCESS,
+            topic=tp[0],
+            partition=tp[1],
+            batch_size=len(messages),
+            duration=int((time.monotonic() - started) * 1000),
+        )
+
+    async def _process_messages(
+        self, tp: TP, messages: list[KafkaMessage], handler: EachMessageHandler
+    ) -> None:
+        c = self._consumer
+        topic, partition = tp
+        for msg in messages:
+            if not self.running:
+                raise _Stop
+            if c._is_stale(topic, partition):
+                c._interrupt(tp, msg.offset)
+                return
+            payload = EachMessagePayload(c, topic, partition, msg)
+            await self._with_retry(tp, msg, lambda p=payload: handler(p))
+            c._resolve(topic, partition, msg.offset + 1)
+            c._commit_if_necessary()
+
+    async def _process_batch(
+        self, tp: TP, messages: list[KafkaMessage], handler: EachBatchHandler
+    ) -> None:
+        c = self._consumer
+        topic, partition = tp
+        while messages:
+            if not self.running:
+                raise _Stop
+            if c._is_stale(topic, partition):
+                c._interrupt(tp, messages[0].offset)
+                return
+            payload = EachBatchPayload(c, Batch(c, topic, partition, messages))
+            pending = messages
+            failed = await self._with_retry(
+                tp, None, lambda p=payload: handler(p), remaining=lambda m=pending: m
+            )
+            if failed is None:
+                if self._auto_resolve and messages and not c._is_stale(topic, partition):
+                    c._resolve(topic, partition, messages[-1].offset + 1)
+                return
+            # Retries exhausted on a batch and the first unresolved message went to the DLQ:
+            # carry on with the messages after it.
+            messages = [m for m in messages if m.offset > failed]
+
+    async def _with_retry(
+        self,
+        tp: TP,
+        message: KafkaMessage | None,
+        call: Callable[[], Awaitable[None]],
+        remaining: Callable[[], list[KafkaMessage]] | None = None,
+    ) -> int | None:
+        """Run `call` with retries. Returns None on success, or the offset that was dead-lettered
+        (batch mode). Raises _Restart when the partition was rewound instead."""
+        c = self._consumer
+        delays = self._retry.delays_ms()
+        attempt = 0
+        while True:
+            try:
+                await call()
+                return None
+            except Exception as exc:
+                error = exc
+            if remaining is not None:
+                # Batch mode: retry from the first message not resolved by the handler.
+                position = c._positions.get(tp)
+                pending = [m for m in remaining() if position is None or m.offset >= position]
+                if not pending:
+                    return None
+                message = pending[0]
+            assert message is not None
+            if not self.running or c._is_stale(*tp):
+                c._interrupt(tp, message.offset)
+                raise _Restart
+            delay = next(delays, None)
+            if delay is not None:
+                attempt += 1
+                log.warning(
+                    "handler failed on %s[%d]@%d (attempt %d): %r; retrying in %d ms",
+                    tp[0],
+                    tp[1],
+                    message.offset,
+                    attempt,
+                    error,
+                    delay,
+                )
+                c.events.emit(
+                    Events.RETRY,
+                    topic=tp[0],
+                    partition=tp[1],
+                    offset=message.offset,
+                    attempt=attempt,
+                    error=error,
+                    delay_ms=delay,
+                )
+                await self._sleep(delay / 1000)
+                if not self.running:
+                    c._interrupt(tp, message.offset)
+                    raise _Stop
+                continue
+            if self._dlq is not None:
+                await self._dead_letter(tp, message, error, attempt)
+                c._resolve(tp[0], tp[1], message.offset + 1)
+                return message.offset
+            await self._restart(tp, message, error)
+
+    async def _dead_letter(
+        self, tp: TP, message: KafkaMessage, error: BaseException, retries: int
+    ) -> None:
+        c = self._consumer
+        assert self._dlq is not None
+        headers = dead_letter_headers(
+            message.header_list,
+            topic=tp[0],
+            partition=tp[1],
+            offset=message.offset,
+            error=error,
+            retry_count=retries,
+            failed_at_ms=int(time.time() * 1000),
+        )
+        producer = await c._dead_letter_producer()
+        await producer.send(
+            topic=self._dlq,
+            messages=[{"key": message.key, "value": message.value, "headers": headers}],
+        )
+        log.warning(
+            "%s[%d]@%d sent to dead-letter topic %s after %d retries: %r",
+            tp[0],
+            tp[1],
+            message.offset,
+            self._dlq,
+            retries,
+            error,
+        )
+        c.events.emit(
+            Events.DEAD_LETTER,
+            topic=tp[0],
+            partition=tp[1],
+            offset=message.offset,
+            dead_letter_topic=self._dlq,
+            error=error,
+            retry_count=retries,
+        )
+
+    async def _restart(self, tp: TP, message: KafkaMessage, error: BaseException) -> None:
+        c = self._consumer
+        c._commit_resolved()
+        restart = True
+        if self._retry.restart_on_failure is not None:
+            try:
+                restart = bool(await self._retry.restart_on_failure(error))
+            except Exception:
+                log.exception("restart_on_failure raised; not restarting")
+                restart = False
+        log.error(
+            "handler failed on %s[%d]@%d after all retries: %r; %s",
+            tp[0],
+            tp[1],
+            message.offset,
+            error,
+            "restarting the partition from it" if restart else "stopping the consumer",
+        )
+        c.events.emit(Events.CRASH, error=error, group_id=c.group_id, restart=restart)
+        c._interrupt(tp, message.offset)
+        if not restart:
+            self.running = False
+            self._stopping.set()
+            raise _Stop
+        raise _Restart
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when stop() is called."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+class _Stop(Exception):
+    """Internal: the consumer is stopping; leave the batch unfinished (it is fetched again)."""
