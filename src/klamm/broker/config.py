@@ -7,6 +7,7 @@ server.properties; command-line flags win over the file.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -53,7 +54,7 @@ class BrokerConfig:
 
 
 # server.properties keys we understand, mapped to BrokerConfig fields.
-_PROPERTY_FIELDS = {
+_PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "node.id": ("node_id", int),
     "broker.id": ("node_id", int),
     "log.dirs": ("data_dir", Path),

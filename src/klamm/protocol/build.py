@@ -60,14 +60,15 @@ def _converter(annotation: Any) -> _Convert:
 
 
 @cache
-def _plan(cls: type) -> tuple[tuple[str, _Convert], ...]:
+def _plan(cls: Any) -> tuple[tuple[str, _Convert], ...]:
     hints = typing.get_type_hints(cls)
     return tuple((f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls))
 
 
 def build(cls: type[T], /, **fields: Any) -> T:
     """Instantiate kio entity `cls`, keeping only the fields it declares."""
-    kwargs = {name: convert(fields[name]) for name, convert in _plan(cls) if name in fields}
+    plan = _plan(cls)  # type: ignore[arg-type]  # classes are hashable; mypy can't see it for type[T]
+    kwargs = {name: convert(fields[name]) for name, convert in plan if name in fields}
     return cls(**kwargs)
 
 

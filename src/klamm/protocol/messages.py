@@ -158,7 +158,7 @@ def decode_request(frame: bytes) -> Request:
 def encode_response(header: RequestHeader, body: Any) -> bytes:
     """Encode a response body (a kio entity) with the response header its version needs,
     including the int32 size prefix."""
-    schema = type(body)
+    schema: Any = type(body)
     out = io.BytesIO()
     out.write(b"\0\0\0\0")
     out.write(_I32.pack(header.correlation_id))
