@@ -118,3 +118,14 @@ def test_produce_v2_message_format_is_refused_clearly(broker: EmbeddedBroker) ->
         wire.send_raw(struct.pack(">hhih", 0, 2, 1, -1) + b"\0" * 10)
         assert wire.is_closed()
     _metadata_ok(broker)
+
+
+def test_timestamps_far_in_the_future_are_refused(broker: EmbeddedBroker) -> None:
+    """Kafka 4's message.timestamp.after.max.ms defaults to one hour."""
+    import time
+
+    future = int(time.time() * 1000) + 2 * 3600 * 1000
+    batch = build_batch(RecordBatch(records=[Record(0, future, b"k", b"v")]))
+    with Wire(broker.bootstrap) as wire:
+        wire.request(3, 4, topics=[{"name": "ts-check"}], allow_auto_topic_creation=True)
+        assert produce(wire, "ts-check", batch)[0] == ErrorCode.invalid_timestamp

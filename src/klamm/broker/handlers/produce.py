@@ -18,7 +18,12 @@ from klamm.broker.context import RequestContext
 from klamm.broker.partition import Partition
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
-from klamm.protocol.record_batch import set_log_append_time, validate_produced_batch
+from klamm.protocol.record_batch import (
+    BatchHeader,
+    set_log_append_time,
+    validate_produced_batch,
+)
+from klamm.storage.config import LogConfig
 from klamm.storage.errors import StorageError
 
 log = logging.getLogger("klamm.broker.produce")
@@ -56,6 +61,11 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) 
         log.info("rejected batch for %s-%d from %s: %s", topic, index, ctx.session.peer, exc)
         result.fail(exc.code, str(exc))
         return result
+    if not config.log_append_time:
+        problem = _timestamp_problem(header, config, broker.now_ms())
+        if problem is not None:
+            result.fail(ErrorCode.invalid_timestamp, problem)
+            return result
     producers = broker.services.get("producers")
     if producers is not None:
         check = producers.check_append(partition, header)
@@ -133,6 +143,17 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
         ],
         throttle_time=0,
     )
+
+
+def _timestamp_problem(header: BatchHeader, config: LogConfig, now: int) -> str | None:
+    """message.timestamp.before/after.max.ms for CreateTime topics. Kafka checks each record; the
+    header carries the batch's largest timestamp and its first record's, which bound the checks
+    without decoding records on the hot path."""
+    if header.max_timestamp - now > config.message_timestamp_after_max_ms:
+        return f"timestamp {header.max_timestamp} is too far in the future (now {now})"
+    if now - header.base_timestamp > config.message_timestamp_before_max_ms:
+        return f"timestamp {header.base_timestamp} is too far in the past (now {now})"
+    return None
 
 
 def _timestamp(ms: int) -> datetime.datetime | None:
