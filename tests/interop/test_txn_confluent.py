@@ -83,3 +83,86 @@ def test_commit_one_abort_another(kafka_broker, unique):
     assert sorted(committed) == sorted([f"committed-{i}".encode() for i in range(10)] + [b"last"])
     everything = _consume(kafka_broker.bootstrap, topic, "read_uncommitted", 21)
     assert len(everything) == 21
+
+
+def test_consume_transform_produce_commits_offsets_with_txn(kafka_broker, unique):
+    src, dst, group = f"ctp-in-{unique}", f"ctp-out-{unique}", f"ctp-g-{unique}"
+    _create(kafka_broker.bootstrap, src)
+    _create(kafka_broker.bootstrap, dst)
+    seed = ck.Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    for i in range(20):
+        seed.produce(src, f"in-{i}".encode())
+    seed.flush(10)
+
+    consumer = ck.Consumer({
+        "bootstrap.servers": kafka_broker.bootstrap, "group.id": group,
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+    })  # fmt: skip
+    producer = ck.Producer({
+        "bootstrap.servers": kafka_broker.bootstrap, "transactional.id": f"ctp-{unique}",
+    })  # fmt: skip
+    producer.init_transactions(15)
+    consumer.subscribe([src])
+    try:
+        batch = []
+        while len(batch) < 20:
+            msgs = consumer.consume(20 - len(batch), timeout=1.0)
+            batch.extend(m for m in msgs if not m.error())
+        tp = ck.TopicPartition(src, 0)
+
+        # First attempt: first 10 transformed, offsets sent, then aborted.
+        producer.begin_transaction()
+        for m in batch[:10]:
+            producer.produce(dst, m.value().upper())
+        producer.send_offsets_to_transaction(
+            [ck.TopicPartition(src, 0, batch[9].offset() + 1)],
+            consumer.consumer_group_metadata(), 10,
+        )
+        producer.abort_transaction(15)
+        committed = consumer.committed([tp], 10)[0].offset
+        assert committed < 0, "aborted transaction must not commit the group's offsets"
+
+        # Second attempt: everything, committed.
+        producer.begin_transaction()
+        for m in batch:
+            producer.produce(dst, m.value().upper())
+        producer.send_offsets_to_transaction(
+            [ck.TopicPartition(src, 0, batch[-1].offset() + 1)],
+            consumer.consumer_group_metadata(), 10,
+        )
+        producer.commit_transaction(15)
+        assert consumer.committed([tp], 10)[0].offset == 20
+    finally:
+        consumer.close()
+    out = _consume(kafka_broker.bootstrap, dst, "read_committed", 20)
+    assert out == [f"IN-{i}".encode() for i in range(20)]
+
+
+def test_bad_input_errors(kafka_broker, unique):
+    """A transaction timeout above transaction.max.timeout.ms is refused; a zombie is fenced."""
+    producer = ck.Producer({
+        "bootstrap.servers": kafka_broker.bootstrap, "transactional.id": f"bad-{unique}",
+        "transaction.timeout.ms": 3_600_000,
+    })  # fmt: skip
+    with pytest.raises(ck.KafkaException) as info:
+        producer.init_transactions(10)
+    assert info.value.args[0].code() == ck.KafkaError.INVALID_TRANSACTION_TIMEOUT
+
+    topic = f"fence-ck-{unique}"
+    _create(kafka_broker.bootstrap, topic)
+    conf = {"bootstrap.servers": kafka_broker.bootstrap, "transactional.id": f"z-{unique}"}
+    zombie = ck.Producer(conf)
+    zombie.init_transactions(10)
+    zombie.begin_transaction()
+    zombie.produce(topic, b"zombie")
+    zombie.flush(10)
+    fresh = ck.Producer(conf)
+    fresh.init_transactions(10)  # fences the zombie and aborts its open transaction
+    fresh.begin_transaction()
+    fresh.produce(topic, b"fresh")
+    fresh.commit_transaction(10)
+    with pytest.raises(ck.KafkaException) as info:
+        zombie.commit_transaction(10)
+    assert info.value.args[0].fatal() or info.value.args[0].txn_requires_abort()
+    assert _consume(kafka_broker.bootstrap, topic, "read_committed", 1) == [b"fresh"]
