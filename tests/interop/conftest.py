@@ -131,14 +131,15 @@ def kcat() -> str:
 
 
 class NodeRunner:
-    """Runs `js/<script>` with one JSON argument; the script prints one JSON line as its result."""
+    """Runs `js/<script>` with a JSON object on stdin; the script prints one JSON line (result)."""
 
     def __init__(self, node: str) -> None:
         self.node = node
 
     def __call__(self, script: str, args: dict[str, Any], timeout: float = 60.0) -> Any:
         proc = subprocess.run(
-            [self.node, str(JS_DIR / script), json.dumps(args)],
+            [self.node, str(JS_DIR / script)],
+            input=json.dumps(args),
             cwd=JS_DIR,
             capture_output=True,
             text=True,
