@@ -3,29 +3,18 @@ settings, and a throwaway PostgreSQL server for PostgresStore."""
 
 from __future__ import annotations
 
-import asyncio
 import glob
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from klamm import Kafka, RetryPolicy
-
-# Small timeouts so group joins, rebalances and fetch waits take milliseconds, not seconds.
-FAST_CONSUMER: dict[str, Any] = {
-    "session_timeout_ms": 6_000,
-    "heartbeat_interval_ms": 500,
-    "max_wait_time_ms": 100,
-    "metadata_max_age_ms": 1_000,
-    "config": {"topic.metadata.refresh.interval.ms": 1_000},
-}
 
 
 @pytest.fixture
@@ -35,27 +24,6 @@ def kafka(kafka_broker: Any) -> Kafka:
         brokers=[kafka_broker.bootstrap],
         retry=RetryPolicy(initial_retry_time_ms=20, max_retry_time_ms=500, retries=3),
     )
-
-
-async def wait_until(
-    condition: Callable[[], bool], timeout_s: float = 15.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[Any]], expected: Any, timeout_s: float = 15.0
-) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if value == expected or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.1)
 
 
 # -- PostgreSQL -------------------------------------------------------------------------------

@@ -68,8 +68,15 @@ def test_wrap_leaves_foreign_exceptions_alone() -> None:
 
 def test_every_error_is_a_kafka_error_and_states_retriable_on_the_class() -> None:
     classes = [
-        ConfigError, StateError, RetriableError, KafkaTimeoutError, RequestError, TopicError,
-        TransactionAbortableError, FatalError, ProducerFencedError,
+        ConfigError,
+        StateError,
+        RetriableError,
+        KafkaTimeoutError,
+        RequestError,
+        TopicError,
+        TransactionAbortableError,
+        FatalError,
+        ProducerFencedError,
     ]
     for cls in classes:
         assert issubclass(cls, KafkaError)

@@ -68,8 +68,13 @@ def test_dead_letter_headers_keep_originals_and_replace_old_metadata() -> None:
     failed_at = int(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC).timestamp() * 1000)
     original = [("trace-id", b"t1"), ("retry-count", b"9"), ("original-topic", b"older")]
     headers = dead_letter_headers(
-        original, topic="orders", partition=3, offset=42, error=ValueError("bad amount"),
-        retry_count=3, failed_at_ms=failed_at,
+        original,
+        topic="orders",
+        partition=3,
+        offset=42,
+        error=ValueError("bad amount"),
+        retry_count=3,
+        failed_at_ms=failed_at,
     )
     assert headers[0] == ("trace-id", b"t1")
     meta = dict(headers[1:])
@@ -86,8 +91,13 @@ def test_dead_letter_headers_keep_originals_and_replace_old_metadata() -> None:
 
 def test_dead_letter_error_text_is_bounded() -> None:
     headers = dead_letter_headers(
-        [], topic="t", partition=0, offset=0, error=RuntimeError("x" * 100_000),
-        retry_count=0, failed_at_ms=0,
+        [],
+        topic="t",
+        partition=0,
+        offset=0,
+        error=RuntimeError("x" * 100_000),
+        retry_count=0,
+        failed_at_ms=0,
     )
     assert len(dict(headers)["error"] or b"") < 5_000
 
@@ -97,7 +107,9 @@ def test_client_config_security_protocols() -> None:
     assert plain["bootstrap.servers"] == "a:1,b:2"
     assert plain["security.protocol"] == "PLAINTEXT"
     both = client_config(
-        client_id="c", brokers=["a:1"], ssl={"ca_location": "/ca.pem", "check_hostname": False},
+        client_id="c",
+        brokers=["a:1"],
+        ssl={"ca_location": "/ca.pem", "check_hostname": False},
         sasl={"mechanism": "scram-sha-512", "username": "u", "password": "p"},
     )
     assert both["security.protocol"] == "SASL_SSL"
@@ -109,8 +121,11 @@ def test_client_config_security_protocols() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"brokers": []}, {"brokers": "a:1", "sasl": {"mechanism": "kerberos5"}},
-     {"brokers": "a:1", "ssl": {"verify_everything": True}}],
+    [
+        {"brokers": []},
+        {"brokers": "a:1", "sasl": {"mechanism": "kerberos5"}},
+        {"brokers": "a:1", "ssl": {"verify_everything": True}},
+    ],
 )
 def test_client_config_errors(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):

@@ -21,13 +21,19 @@ def test_strings_are_utf8() -> None:
 
 
 def test_repeated_headers_from_lists_and_pairs() -> None:
-    assert normalise_headers({"a": [b"1", "2"], "b": None}) == [("a", b"1"), ("a", b"2"), ("b", None)]
+    assert normalise_headers({"a": [b"1", "2"], "b": None}) == [
+        ("a", b"1"),
+        ("a", b"2"),
+        ("b", None),
+    ]
     assert normalise_headers([("a", "1"), ("a", b"2")]) == [("a", b"1"), ("a", b"2")]
     assert normalise_headers({}) is None
 
 
 def test_timestamp_accepts_kafkajs_string_millis() -> None:
-    assert normalise_message({"value": b"", "timestamp": "1700000000000"}).timestamp == 1700000000000
+    assert (
+        normalise_message({"value": b"", "timestamp": "1700000000000"}).timestamp == 1700000000000
+    )
 
 
 @pytest.mark.parametrize(

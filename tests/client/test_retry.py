@@ -8,7 +8,11 @@ from klamm import ConfigError, RetryPolicy
 def test_defaults_are_kafkajs() -> None:
     p = RetryPolicy()
     assert (p.max_retry_time_ms, p.initial_retry_time_ms, p.factor, p.multiplier, p.retries) == (
-        30_000, 300, 0.2, 2.0, 5,
+        30_000,
+        300,
+        0.2,
+        2.0,
+        5,
     )
 
 

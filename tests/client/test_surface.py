@@ -14,8 +14,16 @@ CLIENT = pathlib.Path(klamm.__file__).parent / "client"
 
 
 def test_contract_names_are_exported() -> None:
-    for name in ("Kafka", "Message", "CompressionTypes", "PartitionAssigners", "RetryPolicy",
-                 "Events", "KafkaError", "__version__"):
+    for name in (
+        "Kafka",
+        "Message",
+        "CompressionTypes",
+        "PartitionAssigners",
+        "RetryPolicy",
+        "Events",
+        "KafkaError",
+        "__version__",
+    ):
         assert name in klamm.__all__
         assert hasattr(klamm, name)
     for name in ("idempotent", "SQLiteStore", "PostgresStore"):

@@ -66,8 +66,12 @@ class _Delivery:
                 self.error = err
         else:
             ts = msg.timestamp()[1]
+            offset = msg.offset()  # None with acks=0: the broker never says where it went
             self.results[index] = RecordMetadata(
-                msg.topic(), msg.partition(), msg.offset(), ts if ts > 0 else None
+                msg.topic(),
+                msg.partition(),
+                -1 if offset is None else offset,
+                ts if ts > 0 else None,
             )
         self.remaining -= 1
         if self.remaining == 0:

@@ -1,0 +1,338 @@
+"""Consumer contract against klamm's broker: run/each_message/each_batch, commits, retries,
+pause/resume/seek, events and rebalances."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from client_helpers import FAST_CONSUMER, eventually, wait_until
+
+from klamm import Event, Events, Kafka, PartitionAssigners, RetryPolicy
+
+
+async def produce(
+    kafka: Kafka, topic: str, values: list[bytes], partition: int | None = None
+) -> None:
+    async with kafka.producer() as producer:
+        await producer.send(
+            topic=topic, messages=[{"value": v, "partition": partition} for v in values]
+        )
+
+
+async def create(kafka: Kafka, topic: str, partitions: int) -> None:
+    async with kafka.admin() as admin:
+        await admin.create_topics(topics=[{"topic": topic, "num_partitions": partitions}])
+
+
+async def committed(kafka: Kafka, group: str, topic: str) -> list[int]:
+    async with kafka.admin() as admin:
+        offsets = await admin.fetch_offsets(group_id=group, topics=[topic])
+    return [p["offset"] for p in offsets[0]["partitions"]]
+
+
+async def test_each_message_commits_after_the_handler(kafka: Kafka, unique: str) -> None:
+    topic, group = f"orders-{unique}", f"payments-{unique}"
+    await produce(kafka, topic, [b"a", b"b", b"c"])
+    seen: list[tuple[str, int, int, bytes | None]] = []
+    joins: list[Event] = []
+    commits: list[Event] = []
+    consumer = kafka.consumer(group_id=group, **FAST_CONSUMER)
+    consumer.on(Events.GROUP_JOIN, joins.append)
+    consumer.on(Events.COMMIT_OFFSETS, commits.append)
+
+    async def handler(payload: Any) -> None:
+        await payload.heartbeat()
+        seen.append(
+            (payload.topic, payload.partition, payload.message.offset, payload.message.value)
+        )
+
+    async with consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(each_message=handler)
+        await wait_until(lambda: len(seen) == 3, what="3 messages")
+        assert await eventually(lambda: committed(kafka, group, topic), [3]) == [3]
+        assert consumer.assignment() == [(topic, 0)]
+    assert seen == [(topic, 0, 0, b"a"), (topic, 0, 1, b"b"), (topic, 0, 2, b"c")]
+    assert joins and joins[0].payload["member_assignment"] == {topic: [0]}
+    assert joins[0].type == "consumer.group_join"
+    assert commits and commits[-1].payload["error"] is None
+
+
+async def test_restart_continues_from_committed_offset(kafka: Kafka, unique: str) -> None:
+    topic, group = f"orders-{unique}", f"payments-{unique}"
+    await produce(kafka, topic, [b"1", b"2"])
+    for expected in ([b"1", b"2"], [b"3"]):
+        seen: list[bytes | None] = []
+
+        async def handler(payload: Any, seen: list[bytes | None] = seen) -> None:
+            seen.append(payload.message.value)
+
+        async with kafka.consumer(group_id=group, **FAST_CONSUMER) as consumer:
+            await consumer.subscribe(topics=[topic], from_beginning=True)
+            await consumer.run(each_message=handler)
+            await wait_until(lambda seen=seen, n=len(expected): len(seen) >= n)
+            await asyncio.sleep(0.2)  # nothing else arrives
+        assert seen == expected
+        await produce(kafka, topic, [b"3"])
+
+
+async def test_from_beginning_false_reads_only_new(kafka: Kafka, unique: str) -> None:
+    topic = f"live-{unique}"
+    await produce(kafka, topic, [b"old"])
+    seen: list[bytes | None] = []
+    assigned = asyncio.Event()
+    consumer = kafka.consumer(group_id=f"g-{unique}", **FAST_CONSUMER)
+    consumer.on(Events.GROUP_JOIN, lambda e: assigned.set())
+
+    async def handler(payload: Any) -> None:
+        seen.append(payload.message.value)
+
+    async with consumer:
+        await consumer.subscribe(topics=[topic])
+        await consumer.run(each_message=handler)
+        await asyncio.wait_for(assigned.wait(), 15)
+        await asyncio.sleep(0.5)  # the "latest" offset is resolved after assignment
+        await produce(kafka, topic, [b"new"])
+        await wait_until(lambda: seen == [b"new"], what="only the new message")
+
+
+async def test_each_batch_payload(kafka: Kafka, unique: str) -> None:
+    topic, group = f"batch-{unique}", f"g-{unique}"
+    await produce(kafka, topic, [str(i).encode() for i in range(20)])
+    batches: list[dict[str, Any]] = []
+
+    async def handler(payload: Any) -> None:
+        batch = payload.batch
+        batches.append(
+            {
+                "topic": batch.topic,
+                "partition": batch.partition,
+                "offsets": [m.offset for m in batch.messages],
+                "first": batch.first_offset(),
+                "last": batch.last_offset(),
+                "hw": batch.high_watermark,
+                "lag": batch.offset_lag(),
+            }
+        )
+        assert payload.is_running() and not payload.is_stale()
+        for m in batch.messages:
+            payload.resolve_offset(m.offset)
+            await payload.heartbeat()
+        assert payload.uncommitted_offsets() == {(topic, 0): batch.last_offset() + 1}
+        await payload.commit_offsets_if_necessary()
+
+    async with kafka.consumer(group_id=group, **FAST_CONSUMER) as consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(each_batch=handler, each_batch_auto_resolve=False)
+        await wait_until(lambda: sum(len(b["offsets"]) for b in batches) == 20)
+        assert await eventually(lambda: committed(kafka, group, topic), [20]) == [20]
+    offsets = [o for b in batches for o in b["offsets"]]
+    assert offsets == list(range(20))
+    for b in batches:
+        assert (b["topic"], b["partition"]) == (topic, 0)
+        assert b["first"] == b["offsets"][0] and b["last"] == b["offsets"][-1]
+        assert b["hw"] == 20 and b["lag"] == 19 - b["last"]
+
+
+async def test_each_batch_auto_resolve_threshold_commit(kafka: Kafka, unique: str) -> None:
+    topic, group = f"batch-{unique}", f"g-{unique}"
+    await produce(kafka, topic, [b"x"] * 10)
+    count = 0
+
+    async def handler(payload: Any) -> None:
+        nonlocal count
+        count += len(payload.batch.messages)
+
+    async with kafka.consumer(group_id=group, **FAST_CONSUMER) as consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(each_batch=handler, auto_commit_threshold=5, auto_commit_interval_ms=50)
+        await wait_until(lambda: count == 10)
+        assert await eventually(lambda: committed(kafka, group, topic), [10]) == [10]
+
+
+async def test_handler_error_is_retried_in_order(kafka: Kafka, unique: str) -> None:
+    topic = f"retry-{unique}"
+    await produce(kafka, topic, [b"a", b"b", b"c"])
+    calls: list[bytes | None] = []
+    retries: list[Event] = []
+
+    async def handler(payload: Any) -> None:
+        calls.append(payload.message.value)
+        if payload.message.value == b"b" and calls.count(b"b") < 3:
+            raise ConnectionError("payment service down")
+
+    consumer = kafka.consumer(group_id=f"g-{unique}", **FAST_CONSUMER)
+    consumer.on(Events.RETRY, retries.append)
+    async with consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(
+            each_message=handler, retry=RetryPolicy(initial_retry_time_ms=10, retries=5)
+        )
+        await wait_until(lambda: b"c" in calls)
+    assert calls == [b"a", b"b", b"b", b"b", b"c"]
+    assert [e.payload["attempt"] for e in retries] == [1, 2]
+
+
+async def test_exhausted_retries_without_dlq_restart_the_partition(
+    kafka: Kafka, unique: str
+) -> None:
+    topic, group = f"crash-{unique}", f"g-{unique}"
+    await produce(kafka, topic, [b"ok", b"flaky", b"after"])
+    calls: list[bytes | None] = []
+    crashes: list[Event] = []
+
+    async def handler(payload: Any) -> None:
+        calls.append(payload.message.value)
+        if payload.message.value == b"flaky" and calls.count(b"flaky") <= 2:
+            raise RuntimeError("still failing")
+
+    consumer = kafka.consumer(group_id=group, **FAST_CONSUMER)
+    consumer.on(Events.CRASH, crashes.append)
+    async with consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(
+            each_message=handler, retry=RetryPolicy(initial_retry_time_ms=10, retries=1)
+        )
+        await wait_until(lambda: b"after" in calls)
+        assert await eventually(lambda: committed(kafka, group, topic), [3]) == [3]
+    # Two failed attempts (1 + 1 retry), a restart from "flaky", then success.
+    assert calls == [b"ok", b"flaky", b"flaky", b"flaky", b"after"]
+    assert len(crashes) == 1 and crashes[0].payload["restart"] is True
+    assert isinstance(crashes[0].payload["error"], RuntimeError)
+
+
+async def test_restart_on_failure_false_stops_the_consumer(kafka: Kafka, unique: str) -> None:
+    topic = f"stop-{unique}"
+    await produce(kafka, topic, [b"poison", b"never"])
+    calls: list[bytes | None] = []
+
+    async def handler(payload: Any) -> None:
+        calls.append(payload.message.value)
+        raise ValueError("poison")
+
+    async def no(_: BaseException) -> bool:
+        return False
+
+    async with kafka.consumer(group_id=f"g-{unique}", **FAST_CONSUMER) as consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(
+            each_message=handler, retry=RetryPolicy(retries=0, restart_on_failure=no)
+        )
+        await asyncio.wait_for(consumer.wait_stopped(), 15)
+    assert calls == [b"poison"]
+
+
+async def test_pause_from_handler_and_resume(kafka: Kafka, unique: str) -> None:
+    topic = f"pause-{unique}"
+    await create(kafka, topic, 2)
+    await produce(kafka, topic, [b"p0-a", b"p0-b", b"p0-c"], partition=0)
+    await produce(kafka, topic, [b"p1-a", b"p1-b"], partition=1)
+    seen: list[bytes | None] = []
+    resumers: list[Any] = []
+
+    async def handler(payload: Any) -> None:
+        seen.append(payload.message.value)
+        if payload.message.value == b"p0-a":
+            resumers.append(payload.pause())
+
+    async with kafka.consumer(group_id=f"g-{unique}", **FAST_CONSUMER) as consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(each_message=handler)
+        await wait_until(lambda: b"p1-b" in seen and resumers)
+        await asyncio.sleep(0.5)
+        # Partition 0 is paused after its first message; partition 1 went on.
+        assert [v for v in seen if v.startswith(b"p0")] == [b"p0-a"]  # type: ignore[union-attr]
+        assert consumer.paused() == [{"topic": topic, "partitions": [0]}]
+        resumers[0]()
+        await wait_until(lambda: b"p0-c" in seen, what="partition 0 after resume")
+    assert [v for v in seen if v.startswith(b"p0")] == [b"p0-a", b"p0-b", b"p0-c"]  # type: ignore[union-attr]
+
+
+async def test_consumer_pause_resume_and_seek(kafka: Kafka, unique: str) -> None:
+    topic = f"seek-{unique}"
+    await produce(kafka, topic, [str(i).encode() for i in range(5)])
+    seen: list[int] = []
+    joined = asyncio.Event()
+    consumer = kafka.consumer(group_id=f"g-{unique}", **FAST_CONSUMER)
+    consumer.on(Events.GROUP_JOIN, lambda e: joined.set())
+
+    async def handler(payload: Any) -> None:
+        seen.append(payload.message.offset)
+
+    async with consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(each_message=handler)
+        await wait_until(lambda: len(seen) == 5)
+        consumer.seek(topic=topic, partition=0, offset=2)
+        await wait_until(lambda: len(seen) == 8, what="re-read from offset 2")
+        consumer.pause([{"topic": topic}])
+        await produce(kafka, topic, [b"5"])
+        await asyncio.sleep(0.5)
+        assert len(seen) == 8
+        consumer.resume([{"topic": topic}])
+        await wait_until(lambda: len(seen) == 9, what="message after resume")
+    assert seen == [0, 1, 2, 3, 4, 2, 3, 4, 5]
+
+
+async def test_partitions_consumed_concurrently_keeps_partition_order(
+    kafka: Kafka, unique: str
+) -> None:
+    topic = f"conc-{unique}"
+    await create(kafka, topic, 3)
+    for p in range(3):
+        await produce(kafka, topic, [f"{p}-{i}".encode() for i in range(10)], partition=p)
+    seen: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    active = 0
+    max_active = 0
+
+    async def handler(payload: Any) -> None:
+        nonlocal active, max_active
+        active += 1
+        max_active = max(max_active, active)
+        await asyncio.sleep(0.001)
+        seen[payload.partition].append(payload.message.offset)
+        active -= 1
+
+    async with kafka.consumer(group_id=f"g-{unique}", **FAST_CONSUMER) as consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(each_message=handler, partitions_consumed_concurrently=3)
+        await wait_until(lambda: sum(map(len, seen.values())) == 30)
+    assert all(seen[p] == list(range(10)) for p in range(3))
+    assert max_active > 1
+
+
+async def test_rebalance_cooperative_sticky_two_members(kafka: Kafka, unique: str) -> None:
+    topic, group = f"rebal-{unique}", f"g-{unique}"
+    await create(kafka, topic, 4)
+    options = dict(FAST_CONSUMER, partition_assigners=[PartitionAssigners.COOPERATIVE_STICKY])
+    first = kafka.consumer(group_id=group, **options)
+    second = kafka.consumer(group_id=group, **options)
+    revoked: list[Event] = []
+    first.on(Events.PARTITIONS_REVOKED, revoked.append)
+    got: dict[str, list[bytes | None]] = {"first": [], "second": []}
+
+    def handler_for(name: str) -> Any:
+        async def handler(payload: Any) -> None:
+            got[name].append(payload.message.value)
+
+        return handler
+
+    async with first, second:
+        await first.subscribe(topics=[topic], from_beginning=True)
+        await first.run(each_message=handler_for("first"))
+        await wait_until(lambda: len(first.assignment()) == 4, what="first owns all 4")
+        await second.subscribe(topics=[topic], from_beginning=True)
+        await second.run(each_message=handler_for("second"))
+        await wait_until(
+            lambda: len(first.assignment()) == 2 and len(second.assignment()) == 2,
+            timeout_s=30,
+            what="2 + 2 after the second member joins",
+        )
+        assert not set(first.assignment()) & set(second.assignment())
+        async with kafka.producer() as producer:
+            await producer.send(
+                topic=topic, messages=[{"value": str(p).encode(), "partition": p} for p in range(4)]
+            )
+        await wait_until(lambda: len(got["first"]) + len(got["second"]) == 4)
+    assert revoked and len(revoked[0].payload["partitions"]) == 2

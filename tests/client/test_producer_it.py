@@ -1,0 +1,119 @@
+"""Producer contract against klamm's broker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from client_helpers import FAST_CONSUMER, wait_until
+
+from klamm import CompressionTypes, ConfigError, Events, Kafka, Message, StateError
+
+
+async def consume_all(kafka: Kafka, topic: str, count: int) -> list[Any]:
+    got: list[Any] = []
+    consumer = kafka.consumer(group_id=f"read-{topic}", **FAST_CONSUMER)
+
+    async def handler(payload: Any) -> None:
+        got.append(payload.message)
+
+    async with consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(each_message=handler)
+        await wait_until(lambda: len(got) >= count, what=f"{count} messages on {topic}")
+    return got
+
+
+async def test_send_returns_metadata_in_order_and_round_trips(kafka: Kafka, unique: str) -> None:
+    topic = f"orders-{unique}"
+    producer = kafka.producer(idempotent=True)
+    events: list[str] = []
+    producer.on(Events.CONNECT, lambda e: events.append(e.type))
+    producer.on(Events.DISCONNECT, lambda e: events.append(e.type))
+    await producer.connect()
+    meta = await producer.send(
+        topic=topic,
+        messages=[
+            Message(key=b"c1", value=b'{"n": 1}', headers={"trace-id": b"t1"}),
+            {"key": "c2", "value": "two", "headers": {"multi": [b"a", b"b"]}, "timestamp": 1_000},
+            Message(value=None),  # a tombstone
+        ],
+        compression=CompressionTypes.GZIP,
+        acks=-1,
+    )
+    await producer.disconnect()
+    assert events == ["producer.connect", "producer.disconnect"]
+    assert [(m.topic, m.partition) for m in meta] == [(topic, 0)] * 3
+    assert [m.offset for m in meta] == [0, 1, 2]
+
+    got = await consume_all(kafka, topic, 3)
+    assert [(m.key, m.value) for m in got] == [(b"c1", b'{"n": 1}'), (b"c2", b"two"), (None, None)]
+    assert got[0].headers == {"trace-id": b"t1"}
+    assert got[1].header_list == [("multi", b"a"), ("multi", b"b")]
+    assert got[1].timestamp == 1_000
+    assert [m.offset for m in got] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("compression", list(CompressionTypes))
+async def test_every_codec_per_send(
+    kafka: Kafka, unique: str, compression: CompressionTypes
+) -> None:
+    topic = f"codec-{compression.value}-{unique}"
+    async with kafka.producer() as producer:
+        await producer.send(
+            topic=topic, messages=[{"value": b"x" * 1000}] * 5, compression=compression
+        )
+    got = await consume_all(kafka, topic, 5)
+    assert [m.value for m in got] == [b"x" * 1000] * 5
+
+
+async def test_per_send_acks(kafka: Kafka, unique: str) -> None:
+    topic = f"acks-{unique}"
+    async with kafka.producer() as producer:
+        all_meta = await producer.send(topic=topic, messages=[{"value": b"a"}], acks=-1)
+        one_meta = await producer.send(topic=topic, messages=[{"value": b"b"}], acks=1)
+        # acks=0: the broker does not answer, so librdkafka reports offset -1 (unknown).
+        zero_meta = await producer.send(topic=topic, messages=[{"value": b"c"}], acks=0)
+    assert all_meta[0].offset == 0 and one_meta[0].offset == 1
+    assert zero_meta[0].offset < 0
+    got = await consume_all(kafka, topic, 3)
+    assert [m.value for m in got] == [b"a", b"b", b"c"]
+
+
+async def test_send_batch_to_several_topics(kafka: Kafka, unique: str) -> None:
+    a, b = f"orders-{unique}", f"analytics-{unique}"
+    async with kafka.producer() as producer:
+        meta = await producer.send_batch(
+            topic_messages=[
+                {"topic": a, "messages": [{"value": b"1"}, {"value": b"2"}]},
+                {"topic": b, "messages": [{"value": b"3"}]},
+            ]
+        )
+    assert [(m.topic, m.offset) for m in meta] == [(a, 0), (a, 1), (b, 0)]
+
+
+async def test_explicit_partition(kafka: Kafka, unique: str) -> None:
+    topic = f"parts-{unique}"
+    async with kafka.admin() as admin:
+        await admin.create_topics(topics=[{"topic": topic, "num_partitions": 3}])
+    async with kafka.producer() as producer:
+        meta = await producer.send(
+            topic=topic,
+            messages=[Message(value=b"p2", partition=2), Message(value=b"p1", partition=1)],
+        )
+    assert [(m.partition, m.offset) for m in meta] == [(2, 0), (1, 0)]
+
+
+async def test_misuse_is_reported(kafka: Kafka, unique: str) -> None:
+    producer = kafka.producer(idempotent=True)
+    with pytest.raises(StateError):
+        await producer.send(topic=f"t-{unique}", messages=[{"value": b"x"}])
+    async with producer:
+        with pytest.raises(ConfigError):
+            await producer.send(topic=f"t-{unique}", messages=[{"value": b"x"}], acks=1)
+        with pytest.raises(ConfigError):
+            producer.transaction()
+    txn_producer = kafka.producer(transactional_id=f"tx-{unique}")
+    async with txn_producer:
+        with pytest.raises(StateError):
+            await txn_producer.send(topic=f"t-{unique}", messages=[{"value": b"x"}])
