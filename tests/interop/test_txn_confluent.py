@@ -16,7 +16,9 @@ def _create(bootstrap: str, topic: str, partitions: int = 1) -> None:
         future.result(10)
 
 
-def _consume(bootstrap: str, topic: str, isolation: str, expect: int, timeout: float = 10.0) -> list[bytes]:
+def _consume(
+    bootstrap: str, topic: str, isolation: str, expect: int, timeout: float = 10.0
+) -> list[bytes]:
     consumer = ck.Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:8]}",
         "auto.offset.reset": "earliest", "enable.auto.commit": False,
@@ -117,7 +119,8 @@ def test_consume_transform_produce_commits_offsets_with_txn(kafka_broker, unique
             producer.produce(dst, m.value().upper())
         producer.send_offsets_to_transaction(
             [ck.TopicPartition(src, 0, batch[9].offset() + 1)],
-            consumer.consumer_group_metadata(), 10,
+            consumer.consumer_group_metadata(),
+            10,
         )
         producer.abort_transaction(15)
         committed = consumer.committed([tp], 10)[0].offset
@@ -129,7 +132,8 @@ def test_consume_transform_produce_commits_offsets_with_txn(kafka_broker, unique
             producer.produce(dst, m.value().upper())
         producer.send_offsets_to_transaction(
             [ck.TopicPartition(src, 0, batch[-1].offset() + 1)],
-            consumer.consumer_group_metadata(), 10,
+            consumer.consumer_group_metadata(),
+            10,
         )
         producer.commit_transaction(15)
         assert consumer.committed([tp], 10)[0].offset == 20

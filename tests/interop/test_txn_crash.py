@@ -91,7 +91,8 @@ def test_exactly_once_across_sigkill(tmp_path):
                         producer.produce(dst, m.value().upper(), partition=0)
                     producer.send_offsets_to_transaction(
                         [ck.TopicPartition(src, 0, msgs[-1].offset() + 1)],
-                        consumer.consumer_group_metadata(), 10,
+                        consumer.consumer_group_metadata(),
+                        10,
                     )
                     producer.commit_transaction(10)
                     done += len(msgs)

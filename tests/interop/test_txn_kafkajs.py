@@ -40,8 +40,8 @@ def _consume(bootstrap: str, topic: str, isolation: str, expect: int) -> list[by
 
 def test_idempotent_exactly_once_in_order(node: NodeRunner, bootstrap: str, unique: str) -> None:
     topic = create_topic(bootstrap, f"idem-kjs-{unique}")
-    result: dict[str, Any] = node("txn_idempotent.js",
-                                  {"bootstrap": bootstrap, "topic": topic, "count": 200})  # fmt: skip
+    args = {"bootstrap": bootstrap, "topic": topic, "count": 200}
+    result: dict[str, Any] = node("txn_idempotent.js", args)
     assert result["offsets"] == list(range(0, 200, 10))
     assert _consume(bootstrap, topic, "read_uncommitted", 200) == [
         f"m{i}".encode() for i in range(200)

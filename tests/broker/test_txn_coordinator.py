@@ -1,0 +1,161 @@
+"""The transaction coordinator with a fake clock: lifecycle, fencing, timeouts, bad input,
+replay after a restart, and producer ids never reused."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from klamm.broker.config import BrokerConfig
+from klamm.broker.node import Broker
+from klamm.broker.transactions import TransactionCoordinator, TxnError
+from klamm.broker.transactions.state import InvalidTransition, TxnState, transition
+from klamm.protocol.errors import ErrorCode
+from klamm.protocol.record_batch import BatchHeader
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.ms = 1_700_000_000_000
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+async def _broker(data_dir: Path, clock: Clock) -> Broker:
+    broker = Broker(BrokerConfig(port=0, data_dir=data_dir, flush_policy="os"), now_ms=clock)
+    await broker.start()
+    return broker
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def broker(tmp_path: Path, clock: Clock) -> AsyncIterator[Broker]:
+    b = await _broker(tmp_path, clock)
+    b.create_topic("t", 2)
+    yield b
+    await b.stop()
+
+
+def coord_of(broker: Broker) -> TransactionCoordinator:
+    coord = broker.services["transactions"]
+    assert isinstance(coord, TransactionCoordinator)
+    return coord
+
+
+def txn_header(pid: int, epoch: int) -> BatchHeader:
+    return BatchHeader(0, 100, 0, 2, 0, 0x10, 0, 1, 1, pid, epoch, 0, 1)
+
+
+async def test_commit_lifecycle_and_retry(broker: Broker) -> None:
+    coord = coord_of(broker)
+    pid, epoch = await coord.init_producer_id("a", 60_000)
+    assert epoch == 0
+    assert await coord.add_partitions("a", pid, epoch, [("t", 0)]) == {("t", 0): ErrorCode.none}
+    assert coord.txns["a"].state == TxnState.ONGOING
+    await coord.end_txn("a", pid, epoch, commit=True)
+    assert coord.txns["a"].state == TxnState.COMPLETE_COMMIT
+    await coord.end_txn("a", pid, epoch, commit=True)  # a retry is answered none
+    with pytest.raises(TxnError) as info:
+        await coord.end_txn("a", pid, epoch, commit=False)
+    assert info.value.code == ErrorCode.invalid_txn_state
+
+
+async def test_bad_input(broker: Broker) -> None:
+    coord = coord_of(broker)
+    with pytest.raises(TxnError) as info:
+        await coord.init_producer_id("a", 10**9)
+    assert info.value.code == ErrorCode.invalid_transaction_timeout
+    pid, epoch = await coord.init_producer_id("a", 60_000)
+    with pytest.raises(TxnError) as info:
+        await coord.end_txn("a", pid, epoch, commit=True)  # nothing open
+    assert info.value.code == ErrorCode.invalid_txn_state
+    with pytest.raises(TxnError) as info:
+        await coord.add_partitions("a", pid + 1, epoch, [("t", 0)])
+    assert info.value.code == ErrorCode.invalid_producer_id_mapping
+    with pytest.raises(TxnError) as info:
+        await coord.add_partitions("unknown", pid, epoch, [("t", 0)])
+    assert info.value.code == ErrorCode.invalid_producer_id_mapping
+    result = await coord.add_partitions("a", pid, epoch, [("t", 0), ("nope", 0)])
+    assert result == {("t", 0): ErrorCode.operation_not_attempted,
+                      ("nope", 0): ErrorCode.unknown_topic_or_partition}  # fmt: skip
+    # A transactional batch to a partition not in the transaction.
+    partition = broker.partition("t", 1)
+    assert partition is not None
+    check = broker.services["producers"].check_append(partition, txn_header(pid, epoch))
+    assert check is not None and check.error == ErrorCode.invalid_txn_state
+
+
+async def test_init_while_ongoing_fences_the_zombie_and_aborts(broker: Broker) -> None:
+    coord = coord_of(broker)
+    pid, epoch = await coord.init_producer_id("a", 60_000)
+    await coord.add_partitions("a", pid, epoch, [("t", 0)])
+    partition = broker.partition("t", 0)
+    assert partition is not None
+    producers = broker.services["producers"]
+    assert producers.check_append(partition, txn_header(pid, epoch)) is None
+    producers.record_append(partition, txn_header(pid, epoch), 0)
+    assert producers.state(partition).ongoing == {pid: 0}
+    pid2, epoch2 = await coord.init_producer_id("a", 60_000)
+    assert pid2 == pid and epoch2 > epoch
+    stale = producers.check_append(partition, txn_header(pid, epoch))
+    assert stale is not None and stale.error == ErrorCode.invalid_producer_epoch
+    with pytest.raises(TxnError) as info:
+        await coord.end_txn("a", pid, epoch, commit=True)
+    assert info.value.code == ErrorCode.producer_fenced
+    assert producers.state(partition).ongoing == {}
+    assert [a.producer_id for a in producers.state(partition).aborted.entries()] == [pid]
+
+
+async def test_timeout_aborts_with_fenced_epoch(broker: Broker, clock: Clock) -> None:
+    coord = coord_of(broker)
+    pid, epoch = await coord.init_producer_id("slow", 5_000)
+    await coord.add_partitions("slow", pid, epoch, [("t", 0)])
+    clock.ms += 4_000
+    assert await coord.abort_expired() == []
+    clock.ms += 2_000
+    assert await coord.abort_expired() == ["slow"]
+    meta = coord.txns["slow"]
+    assert meta.state == TxnState.COMPLETE_ABORT and meta.producer_epoch == epoch + 1
+    with pytest.raises(TxnError) as info:
+        await coord.end_txn("slow", pid, epoch, commit=True)
+    assert info.value.code == ErrorCode.producer_fenced
+    # KIP-360: the producer re-initialises with its old epoch and carries on.
+    assert await coord.init_producer_id("slow", 5_000, pid, epoch) == (pid, epoch + 2)
+
+
+async def test_state_and_pids_survive_restart(tmp_path: Path, clock: Clock) -> None:
+    broker = await _broker(tmp_path, clock)
+    broker.create_topic("t", 1)
+    coord = coord_of(broker)
+    pid, epoch = await coord.init_producer_id("a", 60_000)
+    await coord.add_partitions("a", pid, epoch, [("t", 0)])
+    idem = (await coord.init_producer_id(None, 0))[0]
+    await broker.stop()
+
+    broker = await _broker(tmp_path, clock)
+    try:
+        coord = coord_of(broker)
+        meta = coord.txns["a"]
+        assert (meta.producer_id, meta.producer_epoch, meta.state) == (pid, epoch, TxnState.ONGOING)
+        assert meta.partitions == {("t", 0)}
+        new_pid = (await coord.init_producer_id(None, 0))[0]
+        assert new_pid > max(pid, idem)
+        await coord.end_txn("a", pid, epoch, commit=False)
+    finally:
+        await broker.stop()
+
+
+def test_transition_table_is_enforced() -> None:
+    meta = transition(None, TxnState.EMPTY, transactional_id="x", producer_id=1,
+                      producer_epoch=0, timeout_ms=1)  # fmt: skip
+    with pytest.raises(InvalidTransition):
+        transition(meta, TxnState.PREPARE_COMMIT)
+    ongoing = transition(meta, TxnState.ONGOING)
+    assert transition(ongoing, TxnState.PREPARE_ABORT).state == TxnState.PREPARE_ABORT
