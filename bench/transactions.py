@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from brokers import create_topic, klamm_broker  # noqa: E402
+from brokers import create_topic, klamm_broker
 
 SIZES = (1, 100, 1000)
 PAYLOAD = b"x" * 100
