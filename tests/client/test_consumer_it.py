@@ -71,7 +71,8 @@ async def test_restart_continues_from_committed_offset(kafka: Kafka, unique: str
         async with kafka.consumer(group_id=group, **FAST_CONSUMER) as consumer:
             await consumer.subscribe(topics=[topic], from_beginning=True)
             await consumer.run(each_message=handler)
-            await wait_until(lambda seen=seen, n=len(expected): len(seen) >= n)
+            n = len(expected)
+            await wait_until(lambda seen=seen, n=n: len(seen) >= n)
             await asyncio.sleep(0.2)  # nothing else arrives
         assert seen == expected
         await produce(kafka, topic, [b"3"])

@@ -220,24 +220,31 @@ class Runner:
     ) -> None:
         c = self._consumer
         topic, partition = tp
-        while messages:
+
+        def pending() -> list[KafkaMessage]:
+            # A retried batch starts after what the handler resolved before it failed.
+            position = c._positions.get(tp)
+            return [m for m in messages if position is None or m.offset >= position]
+
+        async def call() -> None:
+            await handler(EachBatchPayload(c, Batch(c, topic, partition, pending())))
+
+        while True:
+            todo = pending()
+            if not todo:
+                return
             if not self.running:
                 raise _Stop
             if c._is_stale(topic, partition):
-                c._interrupt(tp, messages[0].offset)
+                c._interrupt(tp, todo[0].offset)
                 return
-            payload = EachBatchPayload(c, Batch(c, topic, partition, messages))
-            pending = messages
-            failed = await self._with_retry(
-                tp, None, lambda p=payload: handler(p), remaining=lambda m=pending: m
-            )
+            failed = await self._with_retry(tp, None, call, remaining=pending)
             if failed is None:
-                if self._auto_resolve and messages and not c._is_stale(topic, partition):
+                if self._auto_resolve and not c._is_stale(topic, partition):
                     c._resolve(topic, partition, messages[-1].offset + 1)
                 return
-            # Retries exhausted on a batch and the first unresolved message went to the DLQ:
-            # carry on with the messages after it.
-            messages = [m for m in messages if m.offset > failed]
+            # Retries exhausted and the first unresolved message went to the dead-letter topic
+            # (and was resolved): go on with the rest of the batch.
 
     async def _with_retry(
         self,
@@ -258,9 +265,8 @@ class Runner:
             except Exception as exc:
                 error = exc
             if remaining is not None:
-                # Batch mode: retry from the first message not resolved by the handler.
-                position = c._positions.get(tp)
-                pending = [m for m in remaining() if position is None or m.offset >= position]
+                # Batch mode: the failure is charged to the first unresolved message.
+                pending = remaining()
                 if not pending:
                     return None
                 message = pending[0]
