@@ -146,7 +146,9 @@ class Admin:
             await asyncio.sleep(0.05)
 
     async def delete_topics(self, *, topics: Sequence[str], timeout_ms: int = 5_000) -> None:
-        await _await_all(self._client.delete_topics(list(topics), timeout_ms / 1000))
+        await _await_all(
+            self._client.delete_topics(list(topics), operation_timeout=timeout_ms / 1000)
+        )
 
     async def list_topics(self) -> list[str]:
         md = await self._in_thread(self._client.list_topics, None, 10)
