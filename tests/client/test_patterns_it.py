@@ -144,7 +144,7 @@ async def test_idempotent_processing_across_consumer_restart(
         async with kafka.consumer(group_id=group, **FAST_CONSUMER) as consumer:
             await consumer.subscribe(topics=[topic], from_beginning=True)
             await consumer.run(each_message=counting, auto_commit=auto_commit)
-            await wait_until(lambda: seen == 5, what="5 deliveries")
+            await wait_until(lambda: seen == 5, what="5 deliveries")  # noqa: B023
     assert deliveries == 5  # the 5 redeliveries were recognised
     async with store.transaction() as tx:
         rows = await tx.execute("SELECT order_id, amount FROM payments ORDER BY order_id")

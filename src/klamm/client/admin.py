@@ -14,12 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import confluent_kafka
-from confluent_kafka import admin as rd_admin
+from confluent_kafka import admin as _rd_admin
 
 from klamm.client.errors import ConfigError, KafkaError, StateError, TopicError, from_librdkafka
 from klamm.client.events import EventEmitter, Events, Listener
 
 T = TypeVar("T")
+# confluent_kafka.admin re-exports its classes without `__all__`, which mypy --strict rejects.
+rd_admin: Any = _rd_admin
 
 
 class ResourceTypes(enum.Enum):

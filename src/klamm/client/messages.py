@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from klamm.client.errors import ConfigError
 
@@ -88,7 +88,7 @@ def normalise_headers(headers: HeadersInput | None) -> HeaderList | None:
         if isinstance(value, list | tuple):
             pairs.extend((name, to_bytes(v, f"header {name!r}")) for v in value)
         else:
-            pairs.append((name, to_bytes(value, f"header {name!r}")))
+            pairs.append((name, to_bytes(cast(bytes | str | None, value), f"header {name!r}")))
     return pairs
 
 

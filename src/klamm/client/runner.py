@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -211,7 +212,7 @@ class Runner:
                 c._interrupt(tp, msg.offset)
                 return
             payload = EachMessagePayload(c, topic, partition, msg)
-            await self._with_retry(tp, msg, lambda p=payload: handler(p))
+            await self._with_retry(tp, msg, functools.partial(handler, payload))
             c._resolve(topic, partition, msg.offset + 1)
             c._commit_if_necessary()
 
