@@ -1,0 +1,102 @@
+"""`klamm produce` and `klamm consume`: stdin lines in, formatted messages out."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.conftest import Cli, closed_port
+
+
+def test_produce_summary_and_consume_values(cli: Cli, topic: str) -> None:
+    produced = cli("produce", topic, stdin=b"one\ntwo\nthree\n")
+    assert produced.code == 0, produced.err
+    assert "produced 3 messages" in produced.out and topic in produced.out
+
+    consumed = cli("consume", topic, "-o", "beginning", "-e")
+    assert consumed.code == 0, consumed.err
+    assert sorted(consumed.out.splitlines()) == ["one", "three", "two"]
+
+
+def test_keys_headers_partition_and_format(cli: Cli, topic: str) -> None:
+    produced = cli(
+        "produce", topic, "-K", ":", "-H", "source=cli", "-H", "v=2", "-p", "1", "--json",
+        stdin=b"k1:v1\nk2:v:2\nplain",
+    )  # fmt: skip
+    assert produced.code == 0, produced.err
+    summary = produced.json()
+    assert summary["messages"] == 3 and summary["partitions"] == {"1": 3}
+    assert summary["failed"] == 0
+
+    consumed = cli("consume", topic, "-o", "beginning", "-e", "-f", "%t %p %o %k=%s [%h] %K/%S\\n")
+    assert consumed.out.splitlines() == [
+        f"{topic} 1 0 k1=v1 [source=cli,v=2] 2/2",
+        f"{topic} 1 1 k2=v:2 [source=cli,v=2] 2/3",
+        f"{topic} 1 2 =plain [source=cli,v=2] 0/5",
+    ]
+
+
+def test_consume_json_lines(cli: Cli, topic: str) -> None:
+    cli("produce", topic, "-K", "=", "-H", "h=1", "-p", "0", stdin=b"key=value\n")
+    consumed = cli("consume", topic, "-o", "beginning", "-e", "--json")
+    record = json.loads(consumed.out)
+    assert record["key"] == "key" and record["value"] == "value"
+    assert record["headers"] == {"h": "1"}
+    assert (record["partition"], record["offset"]) == (0, 0)
+    assert record["timestamp"] > 0
+
+
+def test_consume_offsets_count_and_partition(cli: Cli, topic: str) -> None:
+    cli("produce", topic, "-p", "0", stdin=b"a\nb\nc\nd\n")
+    cli("produce", topic, "-p", "1", stdin=b"x\n")
+    fmt = ["-f", "%p:%s\\n"]
+    tail = cli("consume", topic, "-o", "-2", "-e", "-p", "0", *fmt)
+    assert tail.out.splitlines() == ["0:c", "0:d"]
+    absolute = cli("consume", topic, "-o", "1", "-e", "-p", "0", *fmt)
+    assert absolute.out.splitlines() == ["0:b", "0:c", "0:d"]
+    counted = cli("consume", topic, "-o", "beginning", "-c", "2", "-p", "0", *fmt)
+    assert counted.out.splitlines() == ["0:a", "0:b"]
+    at_end = cli("consume", topic, "-o", "end", "-e")
+    assert at_end.code == 0 and at_end.out == ""
+
+
+def test_consume_as_a_group_commits(cli: Cli, topic: str, unique: str) -> None:
+    group = f"cli-group-{unique}"
+    cli("produce", topic, stdin=b"1\n2\n3\n")
+    first = cli("consume", topic, "-g", group, "-o", "beginning", "-e")
+    assert first.code == 0, first.err
+    assert sorted(first.out.splitlines()) == ["1", "2", "3"]
+    cli("produce", topic, stdin=b"4\n")
+    # The group resumes from its committed offsets: only the new message.
+    second = cli("consume", topic, "-g", group, "-o", "beginning", "-e")
+    assert second.out.splitlines() == ["4"]
+
+
+def test_produce_errors(cli: Cli, topic: str) -> None:
+    bad_partition = cli("produce", topic, "-p", "9", stdin=b"x\n")
+    assert bad_partition.code == 1
+    assert (
+        bad_partition.err == f"klamm produce: topic '{topic}' has no partition 9 (partitions 0-1)\n"
+    )
+    assert cli("produce", topic, "-z", "brotli", stdin=b"x\n").code == 2
+    assert cli("produce", topic, "--acks", "2", stdin=b"x\n").code == 2
+    unreachable = cli("produce", topic, stdin=b"x\n", bootstrap=closed_port())
+    assert unreachable.code == 1 and "cannot connect" in unreachable.err
+
+
+def test_consume_errors(cli: Cli, topic: str, unique: str) -> None:
+    unknown = cli("consume", f"missing-{unique}", "-e")
+    assert unknown.code == 1
+    assert unknown.err == f"klamm consume: unknown topic 'missing-{unique}'\n"
+    assert cli("consume", topic, "-o", "middle").code == 2
+    assert cli("consume", topic, "-f", "%q").code == 2
+    assert cli("consume", topic, "-g", "g", "-o", "5").code == 2
+    assert cli("consume", topic, "-g", "g", "-p", "0").code == 2
+    assert cli("consume", topic, "-p", "7", "-e").code == 1
+
+
+def test_pipeline_as_subprocesses(cli_process: Cli, topic: str) -> None:
+    produced = cli_process("produce", topic, "-K", ":", "-z", "gzip", stdin=b"a:1\nb:2\n")
+    assert produced.code == 0, produced.err
+    consumed = cli_process("consume", topic, "-o", "beginning", "-e", "-f", "%k %s\\n")
+    assert consumed.code == 0, consumed.err
+    assert sorted(consumed.out.splitlines()) == ["a 1", "b 2"]
