@@ -70,6 +70,7 @@ log = logging.getLogger("klamm.storage")
 CLEAN_SHUTDOWN_FILE = ".klamm_cleanshutdown"
 LOG_START_OFFSET_FILE = "log-start-offset"
 RECOVERY_POINT_FILE = "recovery-point"
+CLEANER_OFFSET_FILE = "cleaner-offset"  # the log cleaner's checkpoint (cleaner.py)
 _SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
 _OTHER_STATE_FILE = re.compile(r"^\d{20}\.snapshot$")
 
@@ -161,10 +162,16 @@ class PartitionLog:
             # Durably forget the marker before writing anything: a crash from now on must
             # trigger a full recovery.
             fsync_dir(directory)
+        # Finish or roll back a compaction a crash interrupted (cleaner.py, which imports this
+        # module, hence the late import). A log ever compacted may have offset gaps even if its
+        # cleanup.policy no longer says compact.
+        from klamm.storage.cleaner import recover_interrupted
+
+        compacted = recover_interrupted(directory)
         bases = cls._scan_directory(directory)
         recovery_point = 0 if clean else cls._read_offset_file(directory, RECOVERY_POINT_FILE)
         created = now_ms()
-        allow_gaps = config.compact
+        allow_gaps = config.compact or compacted
         segments: list[LogSegment] = []
         for i, base in enumerate(bases):
             if (
@@ -214,7 +221,8 @@ class PartitionLog:
                 continue  # producer-state snapshots: owned by producer_state.py
             if match is None:
                 if path.name not in (
-                    LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, CLEAN_SHUTDOWN_FILE
+                    LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, CLEAN_SHUTDOWN_FILE,
+                    CLEANER_OFFSET_FILE,
                 ):  # fmt: skip
                     log.warning("log %s: ignoring unexpected file %s", directory, path.name)
                 continue
