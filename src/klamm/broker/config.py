@@ -7,12 +7,16 @@ server.properties; command-line flags win over the file.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 FlushPolicy = Literal["fsync", "os"]
+# Kafka's listener security protocols (`listeners=SASL_SSL://host:port`).
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SECURITY_PROTOCOLS: tuple[str, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,29 @@ class BrokerConfig:
     transaction_max_timeout_ms: int = 900_000
     # Topic-level defaults (Kafka's log.* broker settings), by topic config name.
     topic_defaults: dict[str, str] = field(default_factory=dict)
+    # --- security (klamm.broker.auth) ---
+    # The listener's protocol: SASL_* authenticate every connection, *SSL encrypt it.
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    # Kafka's sasl.enabled.mechanisms (Kafka's default is GSSAPI, which klamm lacks).
+    sasl_mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+    # user -> password. Turned into salted SCRAM keys when the broker starts; repr=False keeps
+    # passwords out of any log line that prints the config.
+    sasl_users: dict[str, str] = field(default_factory=dict, repr=False)
+    # PBKDF2 iterations of the derived SCRAM credentials (Kafka's minimum, 4096).
+    scram_iterations: int = 4096
+    # PEM files of an SSL/SASL_SSL listener; ssl_cafile + ssl_client_auth for mutual TLS.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_cafile: Path | None = None
+    ssl_client_auth: Literal["none", "requested", "required"] = "none"
+
+    @property
+    def sasl_enabled(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
 
     @property
     def advertised(self) -> tuple[str, int]:
@@ -68,6 +95,12 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "group.max.session.timeout.ms": ("group_max_session_timeout_ms", int),
     "transaction.max.timeout.ms": ("transaction_max_timeout_ms", int),
     "klamm.flush.policy": ("flush_policy", str),
+    "sasl.enabled.mechanisms": ("sasl_mechanisms", lambda v: _mechanisms(v)),
+    "klamm.sasl.scram.iterations": ("scram_iterations", int),
+    "ssl.certfile": ("ssl_certfile", Path),
+    "ssl.keyfile": ("ssl_keyfile", Path),
+    "ssl.cafile": ("ssl_cafile", Path),
+    "ssl.client.auth": ("ssl_client_auth", lambda v: _one_of(v, ("none", "requested", "required"))),
 }
 
 # Broker-level log.* settings that become topic config defaults.
@@ -103,6 +136,7 @@ def parse_properties(text: str) -> dict[str, str]:
 def config_from_properties(props: dict[str, str], base: BrokerConfig) -> BrokerConfig:
     changes: dict[str, object] = {}
     topic_defaults = dict(base.topic_defaults)
+    users = dict(base.sasl_users)
     for key, value in props.items():
         if key in _PROPERTY_FIELDS:
             name, convert = _PROPERTY_FIELDS[key]
@@ -113,12 +147,63 @@ def config_from_properties(props: dict[str, str], base: BrokerConfig) -> BrokerC
         elif key in _TOPIC_DEFAULT_KEYS:
             topic_defaults[_TOPIC_DEFAULT_KEYS[key]] = value
         elif key == "listeners":
-            host, _, port = value.rpartition("//")[2].rpartition(":")
+            protocol, _, address = value.rpartition("://")
+            host, _, port = address.rpartition(":")
             changes["host"], changes["port"] = host or "127.0.0.1", int(port)
+            if protocol:  # klamm serves one listener; its name must be a security protocol
+                if protocol.upper() not in SECURITY_PROTOCOLS:
+                    raise ConfigFileError(
+                        f"listeners: unknown security protocol {protocol!r}; "
+                        f"expected one of {', '.join(SECURITY_PROTOCOLS)}"
+                    )
+                changes["security_protocol"] = protocol.upper()
+        elif key == "klamm.sasl.users":
+            users.update(parse_users(value))
+        elif key.endswith("sasl.jaas.config"):
+            # Kafka's PlainLoginModule syntax: user_NAME="password" entries declare users
+            # (listener.name.sasl_plaintext.plain.sasl.jaas.config and friends).
+            users.update(parse_jaas_users(value))
         elif key == "advertised.listeners":
             host, _, port = value.rpartition("//")[2].rpartition(":")
             changes["advertised_host"], changes["advertised_port"] = host, int(port)
         else:
             raise ConfigFileError(f"unknown broker setting {key!r}")
     changes["topic_defaults"] = topic_defaults
+    changes["sasl_users"] = users
     return base.replace(**changes)
+
+
+def _one_of(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(value)
+    return value
+
+
+def _mechanisms(value: str) -> tuple[str, ...]:
+    from klamm.broker.auth import MECHANISMS  # the ones klamm implements
+
+    names = tuple(m.strip().upper() for m in value.split(",") if m.strip())
+    if not names or set(names) - set(MECHANISMS):
+        raise ValueError(value)
+    return names
+
+
+def parse_users(value: str) -> dict[str, str]:
+    """`alice:secret,bob:pw` (klamm.sasl.users, --sasl-user): a password may contain ':' but
+    not ','; use the JAAS form for such passwords."""
+    users: dict[str, str] = {}
+    for entry in value.split(","):
+        if not entry.strip():
+            continue
+        name, sep, password = entry.strip().partition(":")
+        if not sep or not name:
+            raise ConfigFileError("klamm.sasl.users: expected NAME:PASSWORD entries")
+        users[name] = password
+    return users
+
+
+_JAAS_USER = re.compile(r'\buser_([^\s=]+)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def parse_jaas_users(value: str) -> dict[str, str]:
+    return {name: re.sub(r"\\(.)", r"\1", pw) for name, pw in _JAAS_USER.findall(value)}

@@ -10,6 +10,11 @@ exactly as in Kafka, without holding back their processing.
 Bad input never takes the broker down: a frame that cannot be decoded or an API we do not serve
 is logged with the peer's address and the connection is closed (Kafka does the same: it cannot
 answer a request it cannot parse), except ApiVersions, which is answered per KIP-511.
+
+On a SASL_* listener the connection starts unauthenticated (`session.sasl`, see
+klamm.broker.auth.authenticator): each frame's API key is checked before its body is decoded,
+tokens of a SaslHandshake v0 exchange arrive as bare frames and are answered the same way, and
+a failed exchange closes the connection right after its error response is written.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import collections
 import logging
 from typing import TYPE_CHECKING, Any
 
+from klamm.broker.auth import AuthenticationFailed, SaslAuthenticator
 from klamm.broker.context import RequestContext, Session
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ProtocolError, UnsupportedApi
 from klamm.protocol.framing import FrameDecoder
+from klamm.protocol.framing import frame as length_prefixed
 from klamm.protocol.messages import (
     api_versions_error_response,
     decode_request,
@@ -72,6 +79,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         self.session.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self._broker.connections.add(self)
+        credentials = self._broker.credentials
+        if credentials is not None:  # a SASL_* listener: nothing is served before a login
+            self.session.authenticated = False
+            self.session.sasl = SaslAuthenticator(self._broker.config.sasl_mechanisms, credentials)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return memoryview(self._buffer)
@@ -102,6 +113,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     # --- requests -----------------------------------------------------------------------------
 
     def _handle_frame(self, frame: bytes) -> None:
+        if not self.session.authenticated and not self._before_login(frame):
+            return
         try:
             request = decode_request(frame)
         except UnsupportedApi as exc:
@@ -138,6 +151,47 @@ class KafkaConnection(asyncio.BufferedProtocol):
         else:
             self._complete(slot, ctx, result)
 
+    def _before_login(self, frame: bytes) -> bool:
+        """Gate a frame on an unauthenticated SASL connection: True if it may be served."""
+        sasl = self.session.sasl
+        assert sasl is not None  # only SASL connections start unauthenticated
+        if sasl.failure is not None:  # failed: closing once the error response is out
+            return False
+        if sasl.expects_raw_token:
+            self._raw_token(sasl, frame)
+            return False
+        try:
+            api_key = peek_header(frame)[0]
+        except ProtocolError as exc:
+            self._abort(f"malformed request before authentication: {exc}")
+            return False
+        reason = sasl.check_request(api_key)
+        if reason is not None:
+            self._abort(f"{reason}; closing the connection, as Kafka does")
+            return False
+        if api_key == ApiKey.API_VERSIONS:
+            sasl.api_versions_answered()
+        return True
+
+    def _raw_token(self, sasl: SaslAuthenticator, token: bytes) -> None:
+        """SaslHandshake v0: a bare token in, a bare length-prefixed token out, no header."""
+        try:
+            reply = sasl.authenticate(token)
+        except AuthenticationFailed:
+            # v0 has no way to carry an error: Kafka closes the connection, and so do we.
+            self._abort(f"SASL authentication failed: {sasl.failure}")
+            return
+        if sasl.complete:
+            self.session.authenticated = True
+            self.session.principal = f"User:{sasl.principal}"
+            log.info("%s: authenticated as %s with %s", self.session.peer,
+                     self.session.principal, sasl.mechanism)  # fmt: skip
+        slot = _Slot()
+        slot.data = length_prefixed(reply)
+        slot.done = True
+        self._pending.append(slot)
+        self._flush()
+
     def _finished(self, task: asyncio.Task[Any], slot: _Slot, ctx: RequestContext) -> None:
         self._tasks.discard(task)
         if task.cancelled() or self._closed:
@@ -164,6 +218,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 out.append(data)
         if out and self._transport is not None and not self._closed:
             self._transport.writelines(out)
+        sasl = self.session.sasl
+        if sasl is not None and sasl.failure is not None and not pending and not self._closed:
+            # The error response is written (close() flushes it first); Kafka closes here.
+            log.warning("%s: %s; closing the connection", self.session.peer, sasl.failure)
+            self.close()
+            return
         if self._paused and len(pending) < _MAX_PENDING // 2 and self._transport:
             self._transport.resume_reading()
             self._paused = False

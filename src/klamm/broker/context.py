@@ -9,6 +9,7 @@ from klamm.protocol.build import build
 from klamm.protocol.messages import RequestHeader, response_type
 
 if TYPE_CHECKING:
+    from klamm.broker.auth import SaslAuthenticator
     from klamm.broker.node import Broker
 
 
@@ -20,6 +21,9 @@ class Session:
     client_software: str | None = None
     principal: str | None = None
     authenticated: bool = True
+    # The SASL exchange on a SASL_* listener (None on PLAINTEXT/SSL): until it completes only
+    # ApiVersions, SaslHandshake and SaslAuthenticate are served (klamm.broker.auth).
+    sasl: SaslAuthenticator | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from klamm.broker.auth import CredentialStore
+from klamm.broker.auth.tls import server_context
 from klamm.broker.config import BrokerConfig
 from klamm.broker.connection import KafkaConnection
 from klamm.broker.durability import GroupCommit
@@ -46,10 +49,19 @@ class Broker:
         # Coordinators register themselves here (groups, transactions): objects with
         # `async start()` and `async stop()`.
         self.services: dict[str, Any] = {}
+        # SASL_* listeners: users' salted SCRAM keys. The passwords are dropped from the
+        # config kept here, so the running broker holds none.
+        self.credentials: CredentialStore | None = None
+        if config.sasl_enabled:
+            self.credentials = CredentialStore(config.sasl_users, config.scram_iterations)
+            if not self.credentials:
+                log.warning("SASL is on but no users are configured: every login will fail")
+        self.config = config.replace(sasl_users={})
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        tls = self._tls_context()  # first: a bad certificate fails the start before recovery
         data_dir = Path(self.config.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.cluster_id = _load_cluster_id(data_dir)
@@ -67,15 +79,27 @@ class Broker:
             self.config.host,
             self.config.port,
             reuse_address=True,
+            ssl=tls,
         )
         if self.config.port == 0:
             self.config = self.config.replace(port=self.bound_port)
         self._background.append(asyncio.create_task(self._retention_loop()))
         log.info(
-            "klamm broker %s listening on %s:%d (advertised %s:%d), %d topics recovered in %.0f ms",
-            self.cluster_id, self.config.host, self.bound_port, *self.config.advertised,
-            len(self.logs.topics()), (time.monotonic() - started) * 1000,
+            "klamm broker %s listening on %s://%s:%d (advertised %s:%d), %d topics recovered in "
+            "%.0f ms", self.cluster_id, self.config.security_protocol, self.config.host,
+            self.bound_port, *self.config.advertised, len(self.logs.topics()),
+            (time.monotonic() - started) * 1000,
         )  # fmt: skip
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """SSL / SASL_SSL: asyncio's transport does TLS and the connection sees plaintext."""
+        config = self.config
+        if not config.tls_enabled:
+            return None
+        if config.ssl_certfile is None:
+            raise ValueError(f"a {config.security_protocol} listener needs ssl.certfile")
+        return server_context(config.ssl_certfile, config.ssl_keyfile, config.ssl_cafile,
+                              config.ssl_client_auth)  # fmt: skip
 
     @property
     def bound_port(self) -> int:

@@ -31,6 +31,7 @@ HANDLER_MODULES = (
     "klamm.broker.handlers.configs",
     "klamm.broker.handlers.groups",
     "klamm.broker.handlers.transactions",
+    "klamm.broker.handlers.sasl",
 )
 
 # KIP-511: ClientSoftwareName/Version must match this, else INVALID_REQUEST.
