@@ -171,7 +171,7 @@ def describe_group(coord: GroupCoordinator, group_id: str) -> GroupSummary:
     if group is None:
         return GroupSummary(group_id, S.DEAD.value, "", "")
     stable = group.is_(S.STABLE)
-    members = [
+    members: list[dict[str, object]] = [
         {
             "member_id": m.member_id,
             "group_instance_id": m.group_instance_id,

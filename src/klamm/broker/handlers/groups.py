@@ -21,7 +21,8 @@ KEY_TYPE_TRANSACTION = 1
 
 
 def _coordinator(ctx: RequestContext) -> GroupCoordinator | None:
-    return ctx.broker.services.get("groups")  # type: ignore[no-any-return]
+    coordinator: GroupCoordinator | None = ctx.broker.services.get("groups")
+    return coordinator
 
 
 def _client_host(ctx: RequestContext) -> str:
@@ -353,8 +354,9 @@ async def handle_delete_groups(ctx: RequestContext, request: Any) -> Any:
 async def handle_offset_delete(ctx: RequestContext, request: Any) -> Any:
     coordinator = _coordinator(ctx)
     wanted = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
+    errors: dict[tuple[str, int], ErrorCode] = {}
     if coordinator is None:
-        top, errors = ErrorCode.coordinator_not_available, {}
+        top = ErrorCode.coordinator_not_available
     else:
         top, errors = await operations.delete_offsets(coordinator, request.group_id, wanted)
     return ctx.response(
