@@ -24,6 +24,7 @@ from klamm.broker.connection import KafkaConnection
 from klamm.broker.durability import GroupCommit
 from klamm.broker.partition import Partition
 from klamm.broker.router import Handler, advertised_versions, load_handlers
+from klamm.storage.cleaner import LogCleaner
 from klamm.storage.log_manager import LogManager, TopicInfo
 
 log = logging.getLogger("klamm.broker")
@@ -42,6 +43,7 @@ class Broker:
         self.connections: set[KafkaConnection] = set()
         self.durability = GroupCommit(config.flush_policy)
         self.logs = LogManager(Path(config.data_dir), now_ms, dict(config.topic_defaults))
+        self.cleaner = LogCleaner(self.logs)  # compaction of cleanup.policy=compact logs
         self.cluster_id = ""
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._server: asyncio.base_events.Server | None = None
@@ -146,6 +148,12 @@ class Broker:
                 await asyncio.to_thread(self.logs.enforce_retention)
             except Exception:
                 log.exception("retention check failed")
+            try:
+                # Compaction rewrites only sealed segments (never the log end), in a thread:
+                # it reads and writes whole segments.
+                await asyncio.to_thread(self.cleaner.clean_all, self.now_ms())
+            except Exception:
+                log.exception("log compaction failed")
             for partition in self._partitions.values():
                 partition.reset_high_watermark()
 

@@ -20,6 +20,7 @@ from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
 from klamm.protocol.record_batch import (
     BatchHeader,
+    decode_batch,
     set_log_append_time,
     validate_produced_batch,
 )
@@ -30,7 +31,7 @@ log = logging.getLogger("klamm.broker.produce")
 
 
 class _PartitionResult:
-    __slots__ = ("base_offset", "error", "log_append_time", "message", "partition")
+    __slots__ = ("base_offset", "error", "log_append_time", "message", "partition", "record_errors")
 
     def __init__(self, partition: Partition | None) -> None:
         self.partition = partition
@@ -38,6 +39,7 @@ class _PartitionResult:
         self.message: str | None = None
         self.base_offset = -1
         self.log_append_time = -1
+        self.record_errors: list[dict[str, Any]] = []  # per-record rejections (v8+)
 
     def fail(self, code: ErrorCode, message: str | None = None) -> None:
         self.error = code
@@ -61,6 +63,25 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) 
         log.info("rejected batch for %s-%d from %s: %s", topic, index, ctx.session.peer, exc)
         result.fail(exc.code, str(exc))
         return result
+    if config.compact:
+        # Compaction keeps the latest record per key, so a compacted topic rejects records
+        # without one, each listed in record_errors (Kafka's LogValidator.validateKey;
+        # librdkafka test 0011). Decoding costs per record: only compacted topics pay it.
+        try:
+            keyless = [i for i, r in enumerate(decode_batch(records).records) if r.key is None]
+        except InvalidRecordBatch as exc:
+            result.fail(exc.code, str(exc))
+            return result
+        if keyless:
+            why = (
+                "Compacted topic cannot accept message without key in topic partition "
+                f"{topic}-{index}."
+            )
+            result.fail(ErrorCode.invalid_record, why)
+            result.record_errors = [
+                {"batch_index": i, "batch_index_error_message": why} for i in keyless
+            ]
+            return result
     if not config.log_append_time:
         problem = _timestamp_problem(header, config, broker.now_ms())
         if problem is not None:
@@ -133,7 +154,7 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
                         "log_start_offset": (
                             result.partition.log.log_start_offset if result.partition else -1
                         ),
-                        "record_errors": [],
+                        "record_errors": result.record_errors,
                         "error_message": result.message,
                     }
                     for index, result in per_partition
