@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from klamm.broker.auth import MECHANISMS
 from klamm.broker.config import (
+    SECURITY_PROTOCOLS,
     BrokerConfig,
     ConfigFileError,
     config_from_properties,
     parse_properties,
+    parse_users,
 )
 
 
@@ -53,6 +56,21 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="server.properties-style settings file",
     )
+    # Security (klamm.broker.auth). Without --security-protocol, --sasl-user turns SASL on and
+    # --ssl-certfile turns TLS on, so `--sasl-user alice:secret` alone does what it says.
+    security = parser.add_argument_group("security")
+    security.add_argument("--security-protocol", choices=SECURITY_PROTOCOLS, default=None,
+                          help="listener protocol (default PLAINTEXT, or inferred from the "
+                          "flags below)")  # fmt: skip
+    security.add_argument("--sasl-user", action="append", default=[], metavar="NAME:PASSWORD",
+                          help="a SASL user (PLAIN and SCRAM); repeat for more")  # fmt: skip
+    security.add_argument("--sasl-mechanism", action="append", default=[], metavar="MECHANISM",
+                          help="enable only these: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 "
+                          "(repeatable; default all three)")  # fmt: skip
+    security.add_argument("--ssl-certfile", type=Path, default=None, metavar="PEM",
+                          help="TLS certificate chain (SSL / SASL_SSL)")  # fmt: skip
+    security.add_argument("--ssl-keyfile", type=Path, default=None, metavar="PEM",
+                          help="TLS private key (default: in --ssl-certfile)")  # fmt: skip
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])  # fmt: skip
     parser.set_defaults(func=main)
@@ -69,7 +87,33 @@ def build_config(args: argparse.Namespace) -> BrokerConfig:
         changes["advertised_host"], changes["advertised_port"] = args.advertise
     if args.data_dir is not None:
         changes["data_dir"] = args.data_dir
-    return config.replace(**changes)
+    changes.update(_security_changes(args, config))
+    config = config.replace(**changes)
+    if config.tls_enabled and config.ssl_certfile is None:
+        raise ConfigFileError(f"a {config.security_protocol} listener needs --ssl-certfile")
+    return config
+
+
+def _security_changes(args: argparse.Namespace, config: BrokerConfig) -> dict[str, object]:
+    changes: dict[str, object] = {}
+    if args.sasl_user:
+        changes["sasl_users"] = {**config.sasl_users, **parse_users(",".join(args.sasl_user))}
+    if args.sasl_mechanism:
+        mechanisms = tuple(m.upper() for m in args.sasl_mechanism)
+        bad = set(mechanisms) - set(MECHANISMS)
+        if bad:
+            raise ConfigFileError(f"unsupported SASL mechanism(s): {', '.join(sorted(bad))}")
+        changes["sasl_mechanisms"] = mechanisms
+    if args.ssl_certfile is not None:
+        changes["ssl_certfile"] = args.ssl_certfile
+    if args.ssl_keyfile is not None:
+        changes["ssl_keyfile"] = args.ssl_keyfile
+    if args.security_protocol is not None:
+        changes["security_protocol"] = args.security_protocol
+    elif config.security_protocol == "PLAINTEXT" and (args.sasl_user or args.ssl_certfile):
+        sasl = "SASL_" if args.sasl_user else ""
+        changes["security_protocol"] = f"{sasl}SSL" if args.ssl_certfile else f"{sasl}PLAINTEXT"
+    return changes
 
 
 def main(args: argparse.Namespace) -> int:

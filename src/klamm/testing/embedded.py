@@ -193,4 +193,28 @@ def _properties(config: BrokerConfig) -> str:
         f"group.min.session.timeout.ms={config.group_min_session_timeout_ms}",
         f"log.retention.check.interval.ms={config.retention_check_interval_ms}",
     ]
+    lines += _security_properties(config)
     return "\n".join(lines) + "\n"
+
+
+def _security_properties(config: BrokerConfig) -> list[str]:
+    """SASL/TLS settings; `--listen` on the command line still picks the host and port."""
+    lines = [f"listeners={config.security_protocol}://127.0.0.1:{config.port}"]
+    if config.sasl_enabled:
+        lines.append(f"sasl.enabled.mechanisms={','.join(config.sasl_mechanisms)}")
+        lines.append(f"klamm.sasl.scram.iterations={config.scram_iterations}")
+        # The JAAS form (user_NAME="pw") carries any password, ',' and ':' included.
+        users = " ".join(f"user_{name}={_jaas_quote(pw)}" for name, pw in config.sasl_users.items())
+        if users:
+            lines.append(f"sasl.jaas.config=PlainLoginModule required {users};")
+    for key, value in (("ssl.certfile", config.ssl_certfile), ("ssl.keyfile", config.ssl_keyfile),
+                       ("ssl.cafile", config.ssl_cafile)):  # fmt: skip
+        if value is not None:
+            lines.append(f"{key}={value}")
+    if config.ssl_client_auth != "none":
+        lines.append(f"ssl.client.auth={config.ssl_client_auth}")
+    return lines
+
+
+def _jaas_quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
