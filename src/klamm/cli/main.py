@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 # Modules under klamm.cli, in the order `klamm --help` lists them.
-SUBCOMMANDS = ("broker", "topics", "produce", "consume", "groups", "configs", "demo")
+SUBCOMMANDS = ("broker", "topics", "produce", "consume", "groups", "configs", "bench", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
