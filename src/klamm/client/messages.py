@@ -44,9 +44,8 @@ class Message:
     timestamp: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RecordMetadata:
-    """Where one produced record landed."""
+class RecordMetadata(NamedTuple):
+    """Where one produced record landed. (A tuple: one is built per delivered message.)"""
 
     topic: str
     partition: int
@@ -97,6 +96,19 @@ _MESSAGE_KEYS = frozenset({"key", "value", "headers", "partition", "timestamp"})
 
 def normalise_message(message: Message | Mapping[str, Any]) -> OutgoingRecord:
     """Accept a `Message` or a KafkaJS-style dict and check it once, before librdkafka sees it."""
+    if type(message) is Message:
+        # Fast path for the common case (bytes or None, nothing else set): this runs once per
+        # produced message, so it is kept to a few type checks.
+        key, value = message.key, message.value
+        if (
+            (value is None or type(value) is bytes)
+            and (key is None or type(key) is bytes)
+            and message.headers is None
+            and message.partition is None
+            and message.timestamp is None
+        ):
+            # A plain tuple: NamedTuple's Python-level __new__ would double this path's cost.
+            return (key, value, None, None, None)  # type: ignore[return-value]
     if isinstance(message, Message):
         key, value, headers = message.key, message.value, message.headers
         partition, timestamp = message.partition, message.timestamp

@@ -1,0 +1,212 @@
+"""klamm's client against raw confluent-kafka, same broker, same run.
+
+    python -m bench.client_vs_raw                     # embedded klamm broker (subprocess)
+    python -m bench.client_vs_raw -b 127.0.0.1:9092   # any cluster
+    python -m bench.client_vs_raw -n 500000 -s 100 --rounds 3
+
+Measures, for N messages of S bytes:
+- produce: raw `Producer.produce` in a loop + `flush()`, vs klamm `send()` of 1,000-message chunks
+  all in flight at once (how an asyncio app produces at volume);
+- consume: raw `Consumer.consume(1000)` loop, vs klamm `run(each_batch=...)` and
+  `run(each_message=...)`; each handler reads every message's value. Consume time runs from the
+  first message to the last, so group-join time (the same for both) is not counted.
+
+Both sides use the same librdkafka settings (acks=all, linger 5 ms). Target: klamm >= 0.8x raw for
+produce and each_batch. Absolute numbers on a shared machine are noise; the ratio is the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import confluent_kafka
+from rich.console import Console
+from rich.table import Table
+
+from klamm import Kafka, Message
+
+CHUNK = 1_000
+CONSUMER_TUNING = {"fetch.wait.max.ms": 100, "session.timeout.ms": 6_000}
+
+
+def raw_produce(bootstrap: str, topic: str, n: int, value: bytes) -> float:
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": bootstrap, "acks": -1, "linger.ms": 5, "enable.idempotence": False}
+    )
+    errors: list[Any] = []
+
+    def report(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(err)
+
+    producer.list_topics(topic, timeout=10)  # connect before the clock starts, as klamm's connect()
+    started = time.perf_counter()
+    for _ in range(n):
+        while True:
+            try:
+                producer.produce(topic, value, on_delivery=report)
+                break
+            except BufferError:
+                producer.poll(0.001)
+    producer.flush(60)
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"raw produce failed: {errors[0]}")
+    return elapsed
+
+
+async def klamm_produce(bootstrap: str, topic: str, n: int, value: bytes) -> float:
+    kafka = Kafka(brokers=[bootstrap], client_id="bench")
+    async with kafka.producer(linger_ms=5) as producer:
+        await producer.send(topic=topic, messages=[Message(value=value)])  # connect and warm up
+        started = time.perf_counter()
+        sends = []
+        for first in range(0, n, CHUNK):
+            chunk = [Message(value=value) for _ in range(min(CHUNK, n - first))]
+            sends.append(asyncio.ensure_future(producer.send(topic=topic, messages=chunk)))
+        await asyncio.gather(*sends)
+        return time.perf_counter() - started
+
+
+def raw_consume(bootstrap: str, topic: str, n: int) -> float:
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-raw-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **CONSUMER_TUNING,
+        }
+    )
+    consumer.subscribe([topic])
+    seen, started = 0, None
+    nbytes = 0
+    try:
+        while seen < n:
+            for msg in consumer.consume(CHUNK, 1.0):
+                if msg.error() is not None:
+                    continue
+                if started is None:
+                    started = time.perf_counter()
+                nbytes += len(msg.value() or b"")
+                seen += 1
+            # Like klamm's runner, commit once per fetched batch.
+            if seen:
+                consumer.commit(asynchronous=True)
+        assert started is not None
+        return time.perf_counter() - started
+    finally:
+        consumer.close()
+
+
+async def klamm_consume(bootstrap: str, topic: str, n: int, mode: str) -> float:
+    kafka = Kafka(brokers=[bootstrap], client_id="bench")
+    consumer = kafka.consumer(
+        group_id=f"bench-{mode}-{uuid.uuid4().hex[:6]}",
+        max_wait_time_ms=100,
+        session_timeout_ms=6_000,
+        heartbeat_interval_ms=500,
+    )
+    seen = 0
+    started: float | None = None
+    done = asyncio.Event()
+    nbytes = 0
+
+    async def each_message(payload: Any) -> None:
+        nonlocal seen, started, nbytes
+        if started is None:
+            started = time.perf_counter()
+        nbytes += len(payload.message.value or b"")
+        seen += 1
+        if seen >= n:
+            done.set()
+
+    async def each_batch(payload: Any) -> None:
+        nonlocal seen, started, nbytes
+        if started is None:
+            started = time.perf_counter()
+        for message in payload.batch.messages:
+            nbytes += len(message.value or b"")
+        seen += len(payload.batch.messages)
+        if seen >= n:
+            done.set()
+
+    async with consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        if mode == "each_batch":
+            await consumer.run(each_batch=each_batch)
+        else:
+            await consumer.run(each_message=each_message)
+        await asyncio.wait_for(done.wait(), 300)
+        assert started is not None
+        return time.perf_counter() - started
+
+
+def best(rounds: int, measure: Callable[[], float]) -> float:
+    return min(measure() for _ in range(rounds))
+
+
+def run(bootstrap: str, n: int, size: int, rounds: int, console: Console) -> Table:
+    value = b"x" * size
+    produce_raw = best(
+        rounds, lambda: raw_produce(bootstrap, f"bench-raw-{uuid.uuid4().hex}", n, value)
+    )
+    produce_klamm = best(
+        rounds,
+        lambda: asyncio.run(klamm_produce(bootstrap, f"bench-klamm-{uuid.uuid4().hex}", n, value)),
+    )
+    source = f"bench-source-{uuid.uuid4().hex}"
+    raw_produce(bootstrap, source, n, value)
+    consume_raw = best(rounds, lambda: raw_consume(bootstrap, source, n))
+    batch = best(rounds, lambda: asyncio.run(klamm_consume(bootstrap, source, n, "each_batch")))
+    message = best(rounds, lambda: asyncio.run(klamm_consume(bootstrap, source, n, "each_message")))
+
+    table = Table(title=f"klamm client vs raw confluent-kafka ({n:,} x {size} B, best of {rounds})")
+    table.add_column("operation")
+    table.add_column("raw msg/s", justify="right")
+    table.add_column("klamm msg/s", justify="right")
+    table.add_column("klamm / raw", justify="right")
+    table.add_column("target", justify="right")
+    for name, raw_s, klamm_s, target in (
+        ("produce (send)", produce_raw, produce_klamm, 0.8),
+        ("consume each_batch", consume_raw, batch, 0.8),
+        ("consume each_message", consume_raw, message, None),
+    ):
+        ratio = raw_s / klamm_s
+        style = "green" if target is None or ratio >= target else "red"
+        table.add_row(
+            name,
+            f"{n / raw_s:,.0f}",
+            f"{n / klamm_s:,.0f}",
+            f"[{style}]{ratio:.2f}x[/{style}]",
+            f">= {target}x" if target else "-",
+        )
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("-b", "--bootstrap", help="a running cluster (default: embedded broker)")
+    parser.add_argument("-n", "--messages", type=int, default=200_000)
+    parser.add_argument("-s", "--size", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args(argv)
+    console = Console()
+    with contextlib.ExitStack() as stack:
+        bootstrap = args.bootstrap
+        if bootstrap is None:
+            from klamm.testing import EmbeddedBroker
+
+            # A separate process, so the broker does not share the clients' GIL.
+            bootstrap = stack.enter_context(EmbeddedBroker(mode="process")).bootstrap
+        console.print(run(bootstrap, args.messages, args.size, args.rounds, console))
+
+
+if __name__ == "__main__":
+    main()
