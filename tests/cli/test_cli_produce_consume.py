@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
+import pytest
+
+from klamm.cli.main import main
+from klamm.testing import EmbeddedBroker
 from tests.cli.conftest import Cli, closed_port
 
 
@@ -100,3 +108,25 @@ def test_pipeline_as_subprocesses(cli_process: Cli, topic: str) -> None:
     consumed = cli_process("consume", topic, "-o", "beginning", "-e", "-f", "%k %s\\n")
     assert consumed.code == 0, consumed.err
     assert sorted(consumed.out.splitlines()) == ["a 1", "b 2"]
+
+
+def test_ctrl_c_exits_130_without_traceback(kafka_broker: EmbeddedBroker, topic: str) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "klamm", "consume", topic, "-b", kafka_broker.bootstrap],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(1.5)  # past start-up, inside the poll loop
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode == 130
+    assert b"Traceback" not in err
+
+
+def test_help_lists_the_operator_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("topics", "produce", "consume", "groups", "configs", "bench"):
+        assert name in out
