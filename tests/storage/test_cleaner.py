@@ -9,7 +9,15 @@ from pathlib import Path
 from cleaner_helpers import COMPACT, batches, check_compacted_invariants, keyed, marker, rows
 from storage_helpers import FakeClock
 
-from klamm.protocol.record_batch import ATTR_DELETE_HORIZON, decode_batch, parse_header
+from klamm.protocol.compression import Compression
+from klamm.protocol.record_batch import (
+    ATTR_DELETE_HORIZON,
+    Record,
+    RecordBatch,
+    build_batch,
+    decode_batch,
+    parse_header,
+)
 from klamm.storage.cleaner import CLEANER_OFFSET_FILE, Cleaner, LogCleaner
 from klamm.storage.config import LogConfig
 from klamm.storage.log import PartitionLog
@@ -245,3 +253,26 @@ def test_switching_policy_back_to_delete_keeps_gaps(open_log: Opener) -> None:
     plog.discard()
     reopened = open_log(dataclasses.replace(COMPACT, cleanup_policy=("delete",)))
     assert rows(reopened) == after
+
+
+def test_compressed_batch_losing_records_keeps_its_codec(open_log: Opener) -> None:
+    plog = open_log(COMPACT)
+    pairs = [(f"c{i}".encode(), f"old{i}".encode() * 5) for i in range(6)]
+    records = [Record(i, 1_000 + i, k, v) for i, (k, v) in enumerate(pairs)]
+    plog.append(bytearray(build_batch(RecordBatch(records=records, compression=Compression.GZIP))))
+    plog.append(keyed([(b"c1", b"new1"), (b"c4", b"new4")]))
+    for i in range(20):
+        plog.append(keyed([(f"f{i}".encode(), b"f" * 30)]))
+    Cleaner().clean(plog, NOW)
+    header = parse_header(plog.read(0, 1))
+    assert header.compression == Compression.GZIP and header.last_offset == 5
+    kept = [(r.offset, r.key, r.timestamp) for r in decode_batch(plog.read(0, 1)).records]
+    assert kept == [(i, f"c{i}".encode(), 1_000 + i) for i in (0, 2, 3, 5)]
+
+
+def test_clean_ignores_logs_that_are_not_compacted(open_log: Opener) -> None:
+    plog = open_log(dataclasses.replace(COMPACT, cleanup_policy=("delete",)))
+    updates(plog, 10)
+    before = batches(plog)
+    assert Cleaner().clean(plog, NOW) is None
+    assert batches(plog) == before

@@ -492,13 +492,17 @@ class Cleaner:
 
     def clean(self, plog: PartitionLog, now_ms: int) -> CleanResult | None:
         """Compact whatever part of the log is cleanable now, whatever its dirty ratio. None if
-        there is nothing cleanable (or the log is closed). Raises OSError, StorageError or
-        InvalidRecordBatch (a corrupt batch) with the log unchanged or consistently swapped."""
+        there is nothing cleanable (or the log is closed, or not compacted). Raises OSError,
+        StorageError or InvalidRecordBatch (a corrupt batch) with the log unchanged or
+        consistently swapped."""
         checkpoint = _read_checkpoint(plog.directory)
         snap = _snapshot(plog)
         if snap is None:
             return None
         views, config, _ = snap
+        if not config.compact:
+            _close_views(views)
+            return None
         try:
             return self._clean(plog, views, config, now_ms, checkpoint)
         finally:
