@@ -118,3 +118,45 @@ async def test_misuse_is_reported(kafka: Kafka, unique: str) -> None:
     async with txn_producer:
         with pytest.raises(StateError):
             await txn_producer.send(topic=f"t-{unique}", messages=[{"value": b"x"}])
+
+
+async def test_keys_partition_like_kafkajs_and_java(kafka: Kafka, unique: str) -> None:
+    """murmur2(key) % partitions, the Java/KafkaJS DefaultPartitioner; librdkafka's default
+    (CRC32) would put these keys on partitions [1, 3, 5] instead of [1, 5, 5]."""
+    topic = f"keys-{unique}"
+    async with kafka.admin() as admin:
+        await admin.create_topics(topics=[{"topic": topic, "num_partitions": 6}])
+    async with kafka.producer() as producer:
+        meta = await producer.send(
+            topic=topic, messages=[{"key": k, "value": b"v"} for k in ("c1", "c2", "c3")]
+        )
+    assert len(meta) == 3
+    expected = sorted(_murmur2_partition(k.encode(), 6) for k in ("c1", "c2", "c3"))
+    assert sorted(m.partition for m in meta) == expected
+
+
+def _murmur2_partition(key: bytes, partitions: int) -> int:
+    """Kafka's Utils.murmur2 (seed 0x9747b28c), then toPositive(h) % partitions."""
+    m, r = 0x5BD1E995, 24
+    length = len(key)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(key[i : i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+    tail = length % 4
+    base = length - tail
+    if tail == 3:
+        h ^= key[base + 2] << 16
+    if tail >= 2:
+        h ^= key[base + 1] << 8
+    if tail >= 1:
+        h ^= key[base]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions

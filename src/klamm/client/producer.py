@@ -169,6 +169,9 @@ class Producer:
             conf["transactional.id"] = transactional_id
             conf["transaction.timeout.ms"] = transaction_timeout_ms
         conf["enable.idempotence"] = idempotent
+        # Java's and KafkaJS's DefaultPartitioner: the same key lands on the same partition as it
+        # would from a KafkaJS or Java producer (librdkafka's own default, CRC32, would not).
+        conf["partitioner"] = "murmur2_random"
         conf["allow.auto.create.topics"] = allow_auto_topic_creation
         if max_in_flight_requests is not None:
             conf["max.in.flight.requests.per.connection"] = max_in_flight_requests
