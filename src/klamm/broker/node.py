@@ -22,8 +22,10 @@ from klamm.broker.auth.tls import server_context
 from klamm.broker.config import BrokerConfig
 from klamm.broker.connection import KafkaConnection
 from klamm.broker.durability import GroupCommit
+from klamm.broker.groups import GroupCoordinator
 from klamm.broker.partition import Partition
 from klamm.broker.router import Handler, advertised_versions, load_handlers
+from klamm.broker.transactions import ProducerStateService, TransactionCoordinator
 from klamm.storage.cleaner import LogCleaner
 from klamm.storage.log_manager import LogManager, TopicInfo
 
@@ -123,22 +125,13 @@ class Broker:
         log.info("klamm broker stopped cleanly")
 
     def _make_services(self) -> list[Any]:
-        services: list[Any] = []
-        try:
-            from klamm.broker.groups import GroupCoordinator
-        except ImportError:  # not written yet
-            pass
-        else:
-            services.append(GroupCoordinator(self))
-        try:
-            from klamm.broker.transactions import ProducerStateService, TransactionCoordinator
-        except ImportError:  # not written yet
-            pass
-        else:
-            # "producers" first: the coordinator's start-up writes markers through it.
-            services.append(ProducerStateService(self))
-            services.append(TransactionCoordinator(self))
-        return services
+        """The coordinators, in start order ("producers" before "transactions": the transaction
+        coordinator's start-up writes markers through the producer state)."""
+        return [
+            GroupCoordinator(self),
+            ProducerStateService(self),
+            TransactionCoordinator(self),
+        ]
 
     async def _retention_loop(self) -> None:
         interval = self.config.retention_check_interval_ms / 1000

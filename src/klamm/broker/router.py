@@ -41,13 +41,7 @@ _SOFTWARE_RE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
 def load_handlers() -> dict[int, Handler]:
     routes: dict[int, Handler] = {ApiKey.API_VERSIONS: handle_api_versions}
     for name in HANDLER_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # a handler family not written yet
-                continue
-            raise
-        routes.update(module.HANDLERS)
+        routes.update(importlib.import_module(name).HANDLERS)
     return routes
 
 
