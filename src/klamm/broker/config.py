@@ -63,6 +63,9 @@ class BrokerConfig:
     ssl_keyfile: Path | None = None
     ssl_cafile: Path | None = None
     ssl_client_auth: Literal["none", "requested", "required"] = "none"
+    # Kafka's connection.failed.authentication.delay.ms: a failed login's connection is closed
+    # this long after its error response.
+    failed_authentication_delay_ms: int = 100
 
     @property
     def sasl_enabled(self) -> bool:
@@ -97,6 +100,7 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "klamm.flush.policy": ("flush_policy", str),
     "sasl.enabled.mechanisms": ("sasl_mechanisms", lambda v: _mechanisms(v)),
     "klamm.sasl.scram.iterations": ("scram_iterations", int),
+    "connection.failed.authentication.delay.ms": ("failed_authentication_delay_ms", int),
     "ssl.certfile": ("ssl_certfile", Path),
     "ssl.keyfile": ("ssl_keyfile", Path),
     "ssl.cafile": ("ssl_cafile", Path),

@@ -69,6 +69,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._paused = False
         self._closed = False
+        self._close_scheduled = False  # a failed login: closing after a delay
         self.session = Session(peer="?")
 
     # --- asyncio.BufferedProtocol -------------------------------------------------------------
@@ -192,6 +193,17 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._pending.append(slot)
         self._flush()
 
+    def _close_after_failed_login(self, reason: str) -> None:
+        """The error response is written; close a little later, as Kafka does (KIP-306,
+        connection.failed.authentication.delay.ms): it slows password guessing, and clients
+        that drop data read together with the EOF (kafka-python 3.0) still see the error."""
+        if self._close_scheduled:
+            return
+        self._close_scheduled = True
+        log.warning("%s: %s; closing the connection", self.session.peer, reason)
+        delay = self._broker.config.failed_authentication_delay_ms / 1000
+        asyncio.get_running_loop().call_later(delay, self.close)
+
     def _finished(self, task: asyncio.Task[Any], slot: _Slot, ctx: RequestContext) -> None:
         self._tasks.discard(task)
         if task.cancelled() or self._closed:
@@ -220,9 +232,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._transport.writelines(out)
         sasl = self.session.sasl
         if sasl is not None and sasl.failure is not None and not pending and not self._closed:
-            # The error response is written (close() flushes it first); Kafka closes here.
-            log.warning("%s: %s; closing the connection", self.session.peer, sasl.failure)
-            self.close()
+            self._close_after_failed_login(sasl.failure)
             return
         if self._paused and len(pending) < _MAX_PENDING // 2 and self._transport:
             self._transport.resume_reading()

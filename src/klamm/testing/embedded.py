@@ -203,6 +203,8 @@ def _security_properties(config: BrokerConfig) -> list[str]:
     if config.sasl_enabled:
         lines.append(f"sasl.enabled.mechanisms={','.join(config.sasl_mechanisms)}")
         lines.append(f"klamm.sasl.scram.iterations={config.scram_iterations}")
+        delay = config.failed_authentication_delay_ms
+        lines.append(f"connection.failed.authentication.delay.ms={delay}")
         # The JAAS form (user_NAME="pw") carries any password, ',' and ':' included.
         users = " ".join(f"user_{name}={_jaas_quote(pw)}" for name, pw in config.sasl_users.items())
         if users:
