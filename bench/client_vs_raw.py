@@ -32,7 +32,12 @@ from rich.table import Table
 from klamm import Kafka, Message
 
 CHUNK = 1_000
-CONSUMER_TUNING = {"fetch.wait.max.ms": 100, "session.timeout.ms": 6_000}
+# The raw consumer gets the settings klamm's consumer uses, so both fetch alike.
+CONSUMER_TUNING = {
+    "fetch.wait.max.ms": 100,
+    "session.timeout.ms": 6_000,
+    "fetch.queue.backoff.ms": 10,
+}
 
 
 def raw_produce(bootstrap: str, topic: str, n: int, value: bytes) -> float:

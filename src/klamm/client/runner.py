@@ -144,6 +144,10 @@ class Runner:
     def _group(self, raws: list[Any], epochs: dict[TP, int]) -> dict[TP, list[Any]]:
         c = self._consumer
         batches: dict[TP, list[Any]] = {}
+        # Per-message hot loop: librdkafka returns runs of messages from one partition, so the
+        # dict lookup is skipped while the partition stays the same.
+        current: list[Any] | None = None
+        current_tp: TP | None = None
         for raw in raws:
             err = raw.error()
             if err is not None:
@@ -151,10 +155,12 @@ class Runner:
                     log.warning("consumer %s: %s", c.group_id, from_librdkafka(err))
                 continue
             tp = (raw.topic(), raw.partition())
-            batch = batches.get(tp)
-            if batch is None:
-                batch = batches[tp] = []
-            batch.append(raw)
+            if tp != current_tp:
+                current_tp = tp
+                current = batches.get(tp)
+                if current is None:
+                    current = batches[tp] = []
+            current.append(raw)  # type: ignore[union-attr]
         for tp in list(batches):
             if c._seek_epoch.get(tp, 0) != epochs.get(tp, 0):
                 # seek() ran while we were fetching: these messages may predate it.
@@ -205,14 +211,19 @@ class Runner:
     ) -> None:
         c = self._consumer
         topic, partition = tp
+        stale, assigned, paused = c._stale, c._assigned, c._paused
+        # The per-message hot path: the retry machinery is entered only after a failure.
         for msg in messages:
             if not self.running:
                 raise _Stop
-            if c._is_stale(topic, partition):
+            if tp in stale or tp in paused or tp not in assigned:
                 c._interrupt(tp, msg.offset)
                 return
             payload = EachMessagePayload(c, topic, partition, msg)
-            await self._with_retry(tp, msg, functools.partial(handler, payload))
+            try:
+                await handler(payload)
+            except Exception as exc:
+                await self._with_retry(tp, msg, functools.partial(handler, payload), failed=exc)
             c._resolve(topic, partition, msg.offset + 1)
             c._commit_if_necessary()
 
@@ -225,7 +236,9 @@ class Runner:
         def pending() -> list[KafkaMessage]:
             # A retried batch starts after what the handler resolved before it failed.
             position = c._positions.get(tp)
-            return [m for m in messages if position is None or m.offset >= position]
+            if position is None or position <= messages[0].offset:
+                return messages  # the common case: nothing of this batch resolved yet
+            return [m for m in messages if m.offset >= position]
 
         async def call() -> None:
             await handler(EachBatchPayload(c, Batch(c, topic, partition, pending())))
@@ -253,18 +266,24 @@ class Runner:
         message: KafkaMessage | None,
         call: Callable[[], Awaitable[None]],
         remaining: Callable[[], list[KafkaMessage]] | None = None,
+        failed: Exception | None = None,
     ) -> int | None:
-        """Run `call` with retries. Returns None on success, or the offset that was dead-lettered
-        (batch mode). Raises _Restart when the partition was rewound instead."""
+        """Run `call` with retries (`failed`: the first attempt already ran and raised this).
+        Returns None on success, or the offset that was dead-lettered (batch mode). Raises
+        _Restart when the partition was rewound instead."""
         c = self._consumer
         delays = self._retry.delays_ms()
         attempt = 0
         while True:
-            try:
-                await call()
-                return None
-            except Exception as exc:
-                error = exc
+            if failed is not None:
+                error: Exception = failed
+                failed = None
+            else:
+                try:
+                    await call()
+                    return None
+                except Exception as exc:
+                    error = exc
             if remaining is not None:
                 # Batch mode: the failure is charged to the first unresolved message.
                 pending = remaining()
