@@ -64,7 +64,9 @@ class Client:
     def first(self) -> bytes:
         return (self.gs2 + self.bare).encode()
 
-    def final(self, server_first: bytes, *, binding: str | None = None) -> bytes:
+    def final(
+        self, server_first: bytes, *, binding: str | None = None, nonce_prefix: str = ""
+    ) -> bytes:
         fields = dict(f.split("=", 1) for f in server_first.decode().split(","))
         salted = hashlib.pbkdf2_hmac(
             self.hash, self.password.encode(), base64.b64decode(fields["s"]), int(fields["i"])
@@ -72,7 +74,7 @@ class Client:
         client_key = hmac.digest(salted, b"Client Key", self.hash)
         stored_key = hashlib.new(self.hash, client_key).digest()
         cbind = binding or base64.b64encode(self.gs2.encode()).decode()
-        without_proof = f"c={cbind},r={fields['r']}"
+        without_proof = f"c={cbind},r={nonce_prefix}{fields['r']}"
         auth = f"{self.bare},{server_first.decode()},{without_proof}".encode()
         signature = hmac.digest(stored_key, auth, self.hash)
         proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
@@ -131,6 +133,20 @@ def test_nonce_must_match(store: CredentialStore) -> None:
     other = server_first.replace(b"r=clientnonce123", b"r=clientnonce124")
     with pytest.raises(AuthenticationFailed, match="nonce"):
         server.evaluate(client.final(other))
+
+
+def test_old_librdkafka_doubled_client_nonce_is_accepted(store: CredentialStore) -> None:
+    """librdkafka < 2.6.1 (Debian's kcat) sends r=cnonce+cnonce+snonce (librdkafka#4895)."""
+    server = ScramServer("SCRAM-SHA-256", store)
+    client = Client("SCRAM-SHA-256", "alice", "secret")
+    server_first = server.evaluate(client.first())
+    server.evaluate(client.final(server_first, nonce_prefix="clientnonce123"))
+    assert server.complete
+    # ...but only that exact form: any other prefix is refused.
+    server = ScramServer("SCRAM-SHA-256", store)
+    server_first = server.evaluate(client.first())
+    with pytest.raises(AuthenticationFailed, match="nonce"):
+        server.evaluate(client.final(server_first, nonce_prefix="x"))
 
 
 def test_channel_binding_must_echo_the_gs2_header(store: CredentialStore) -> None:

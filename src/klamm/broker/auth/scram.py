@@ -84,6 +84,7 @@ class ScramServer:
         self._gs2_header = ""
         self._client_first_bare = ""
         self._server_first = ""
+        self._client_nonce = ""
         self._full_nonce = ""
 
     @property
@@ -152,6 +153,7 @@ class ScramServer:
         self._username = username
         self._gs2_header = f"{flag},{authzid_field},"
         self._client_first_bare = bare
+        self._client_nonce = client_nonce
         self._full_nonce = client_nonce + self._nonce()
         salt = base64.b64encode(credential.salt).decode()
         self._server_first = f"r={self._full_nonce},s={salt},i={credential.iterations}"
@@ -173,7 +175,13 @@ class ScramServer:
                 "Invalid SCRAM client final message: channel binding "
                 "does not match the first message"
             )
-        if fields[1][2:] != self._full_nonce:
+        # librdkafka before 2.6.1 (Debian's kcat: 2.0.2) sends its client nonce once more in
+        # front of the combined nonce (librdkafka#4895). Kafka 3.8.1-3.9 accepted that, Kafka 4
+        # does not (CVE-2024-56128 made the check strict). klamm accepts exactly that form: it
+        # still carries this exchange's fresh server nonce, and the proof covers it, so replay
+        # protection is intact, and kcat from the distribution keeps working.
+        nonce = fields[1][2:]
+        if nonce not in (self._full_nonce, self._client_nonce + self._full_nonce):
             raise AuthenticationFailed("Invalid client nonce in the final client message.")
         try:
             proof = base64.b64decode(proof_field[2:], validate=True)
