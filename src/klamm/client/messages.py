@@ -94,6 +94,25 @@ def normalise_headers(headers: HeadersInput | None) -> HeaderList | None:
 _MESSAGE_KEYS = frozenset({"key", "value", "headers", "partition", "timestamp"})
 
 
+def prepare_message(message: Message | Mapping[str, Any]) -> dict[str, Any] | OutgoingRecord:
+    """The producer's per-message entry point. A plain message (bytes or None key and value,
+    nothing else set: the common case) becomes the dict librdkafka's produce_batch takes, in a few
+    type checks; anything else is normalised to an OutgoingRecord."""
+    if type(message) is Message:
+        key, value = message.key, message.value
+        if (
+            (value is None or type(value) is bytes)
+            and message.headers is None
+            and message.partition is None
+            and message.timestamp is None
+        ):
+            if key is None:
+                return {"value": value}
+            if type(key) is bytes:
+                return {"value": value, "key": key}
+    return normalise_message(message)
+
+
 def normalise_message(message: Message | Mapping[str, Any]) -> OutgoingRecord:
     """Accept a `Message` or a KafkaJS-style dict and check it once, before librdkafka sees it."""
     if type(message) is Message:

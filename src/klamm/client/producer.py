@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import confluent_kafka
 
@@ -30,7 +30,7 @@ from klamm.client.messages import (
     Message,
     OutgoingRecord,
     RecordMetadata,
-    normalise_message,
+    prepare_message,
 )
 
 if TYPE_CHECKING:
@@ -45,11 +45,13 @@ log = logging.getLogger("klamm.client")
 _PUMP_INTERVAL_S = 0.001
 # When librdkafka's local queue is full we wait this long for reports to drain it, then retry.
 _QUEUE_FULL_WAIT_S = 0.005
-# Yield to the event loop every this many produce() calls so a huge send cannot starve it.
-_YIELD_EVERY = 2_000
+# Messages per produce_batch() call: large enough to amortise the call, small enough that a huge
+# send yields to the event loop between runs.
+_RUN_SIZE = 2_000
+# librdkafka's RD_KAFKA_PARTITION_UA: let the partitioner choose.
+_ANY_PARTITION = -1
 
 MessageInput = Message | Mapping[str, Any]
-_NO_KWARGS: dict[str, Any] = {}
 _new_tuple = tuple.__new__
 
 
@@ -60,13 +62,14 @@ class _Delivery:
     RecordMetadata list is built once, when the last report arrives. Reports come in produce order
     per partition (librdkafka guarantees it), which is the order the metadata list keeps."""
 
-    __slots__ = ("delivered", "error", "future", "loop", "remaining")
+    __slots__ = ("delivered", "error", "future", "loop", "remaining", "total")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
         self.loop = loop
-        self.future: asyncio.Future[list[RecordMetadata]] = loop.create_future()
+        self.future: asyncio.Future[SendResult] = loop.create_future()
         self.delivered: list[Any] = []
         self.remaining = count
+        self.total = count
         self.error: Any = None
 
     def report(self, err: Any, msg: Any) -> None:
@@ -78,6 +81,9 @@ class _Delivery:
         self.remaining -= 1
         if self.remaining == 0:
             self.loop.call_soon_threadsafe(self._resolve)
+
+    def remaining_unsent(self, enqueued: int) -> int:
+        return self.total - enqueued
 
     def abandon(self, count: int) -> None:
         """`count` messages were never enqueued (produce raised); do not wait for them."""
@@ -91,19 +97,62 @@ class _Delivery:
         if self.error is not None:
             self.future.set_exception(from_librdkafka(self.error))
             return
-        metadata = []
-        for msg in self.delivered:
-            ts = msg.timestamp()[1]
-            offset = msg.offset()  # None with acks=0: the broker never says where it went
-            # tuple.__new__ skips NamedTuple's Python-level __new__ (same object, 3x cheaper).
-            metadata.append(
-                _new_tuple(
-                    RecordMetadata,
-                    (msg.topic(), msg.partition(), -1 if offset is None else offset, ts or None),
+        delivered, self.delivered = self.delivered, []
+        self.future.set_result(SendResult(delivered))
+
+
+class SendResult(Sequence[RecordMetadata]):
+    """What send() returns: one RecordMetadata per delivered message, a read-only list.
+
+    Built lazily from librdkafka's delivered messages on first use: reading four fields of every
+    message costs about as much as producing it, and most callers never look (bench/client_vs_raw
+    measured produce at 0.30x raw confluent-kafka with eager building, 0.40x without)."""
+
+    __slots__ = ("_items", "_raw")
+
+    def __init__(self, raw: list[Any]) -> None:
+        self._raw = raw
+        self._items: list[RecordMetadata] | None = None
+
+    def _materialise(self) -> list[RecordMetadata]:
+        items = self._items
+        if items is None:
+            items = []
+            for msg in self._raw:
+                offset = msg.offset()  # None with acks=0: the broker never says where it went
+                fields = (
+                    msg.topic(),
+                    msg.partition(),
+                    -1 if offset is None else offset,
+                    msg.timestamp()[1] or None,
                 )
-            )
-        self.delivered = []
-        self.future.set_result(metadata)
+                # tuple.__new__ skips NamedTuple's Python-level __new__ (same object, cheaper).
+                items.append(_new_tuple(RecordMetadata, fields))
+            self._items, self._raw = items, []
+        return items
+
+    def __len__(self) -> int:
+        return len(self._raw) if self._items is None else len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> RecordMetadata: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[RecordMetadata]: ...
+    def __getitem__(self, index: int | slice) -> RecordMetadata | list[RecordMetadata]:
+        return self._materialise()[index]
+
+    def __iter__(self) -> Iterator[RecordMetadata]:
+        return iter(self._materialise())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SendResult):
+            other = other._materialise()
+        return isinstance(other, list | tuple) and self._materialise() == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking, like a list
+
+    def __repr__(self) -> str:
+        return repr(self._materialise())
 
 
 class _RdProducer:
@@ -247,7 +296,7 @@ class Producer:
         acks: int | str = -1,
         compression: CompressionTypes | None = None,
         timeout_ms: int | None = None,
-    ) -> list[RecordMetadata]:
+    ) -> Sequence[RecordMetadata]:
         """Produce `messages` to `topic` and wait until all are acknowledged (per `acks`).
 
         Returns one RecordMetadata per message: for each partition in the order given, partitions
@@ -268,52 +317,93 @@ class Producer:
         acks: int | str = -1,
         compression: CompressionTypes | None = None,
         timeout_ms: int | None = None,
-    ) -> list[RecordMetadata]:
+    ) -> Sequence[RecordMetadata]:
         """Produce to several topics at once: `[{"topic": t, "messages": [...]}, ...]`."""
         self._check_sendable()
         rdp = self._rd_for(acks_value(acks), (compression or CompressionTypes.NONE).value)
         # Normalise everything first: a bad message fails the send before anything is produced.
-        records: list[tuple[str, OutgoingRecord]] = []
+        plan: list[tuple[str, list[dict[str, Any] | OutgoingRecord]]] = []
+        total = 0
         for entry in topic_messages:
             topic = entry.get("topic")
             if not isinstance(topic, str) or not topic:
                 raise ConfigError(f"each entry needs a topic name, got {topic!r}")
-            records.extend([(topic, normalise_message(m)) for m in entry.get("messages", ())])
-        if not records:
+            items = [prepare_message(m) for m in entry.get("messages", ())]
+            plan.append((topic, items))
+            total += len(items)
+        if not total:
             return []
         loop = asyncio.get_running_loop()
-        delivery = _Delivery(loop, len(records))
+        delivery = _Delivery(loop, total)
         produce, report = rdp.rd.produce, delivery.report
-        # The hot loop: one produce() per message, keyword arguments only when needed.
-        for index, (topic, (key, value, headers, partition, timestamp)) in enumerate(records):
-            if headers is None and partition is None and timestamp is None:
-                kwargs: dict[str, Any] = _NO_KWARGS
-            else:
-                kwargs = {}
-                if partition is not None:
-                    kwargs["partition"] = partition
+        # The hot loop. Runs of messages without headers go to librdkafka through one
+        # produce_batch() call per run (the per-message work then happens in C: 1.7x the speed of
+        # a produce() loop); produce_batch cannot carry headers, so those go one by one. Either
+        # way messages are enqueued in the order given, which keeps per-partition order.
+        # A run shares its topic and partition (librdkafka applies a per-message partition in a
+        # batch only as the batch's own partition).
+        run: list[dict[str, Any]] = []
+        run_topic, run_partition = "", _ANY_PARTITION
+        enqueued = 0
+        for topic, item in ((t, i) for t, items in plan for i in items):
+            if type(item) is dict:  # plain message (prepare_message's fast path)
+                if topic != run_topic or run_partition != _ANY_PARTITION or len(run) >= _RUN_SIZE:
+                    if run:
+                        enqueued = await self._produce_run(
+                            rdp, run_topic, run_partition, run, delivery, enqueued
+                        )
+                        if enqueued < 0:
+                            return await delivery.future
+                        run = []
+                    run_topic, run_partition = topic, _ANY_PARTITION
+                run.append(item)
+                continue
+            key, value, headers, partition, timestamp = cast(OutgoingRecord, item)
+            target = _ANY_PARTITION if partition is None else partition
+            if (
+                headers is not None
+                or topic != run_topic
+                or target != run_partition
+                or len(run) >= _RUN_SIZE
+            ):
+                if run:
+                    enqueued = await self._produce_run(
+                        rdp, run_topic, run_partition, run, delivery, enqueued
+                    )
+                    if enqueued < 0:
+                        return await delivery.future
+                    run = []
+                run_topic, run_partition = topic, target
+            if headers is None:
+                fields: dict[str, Any] = {"value": value}
+                if key is not None:
+                    fields["key"] = key
                 if timestamp is not None:
-                    kwargs["timestamp"] = timestamp
-                if headers is not None:
-                    kwargs["headers"] = headers
+                    fields["timestamp"] = timestamp
+                run.append(fields)
+                continue
+            kwargs: dict[str, Any] = {"headers": headers}
+            if partition is not None:
+                kwargs["partition"] = partition
+            if timestamp is not None:
+                kwargs["timestamp"] = timestamp
             while True:
                 try:
                     produce(topic, value, key, on_delivery=report, **kwargs)
+                    enqueued += 1
                     break
                 except BufferError:
                     # The local queue is full until delivered reports are served: serve them.
-                    rdp.rd.poll(0)
-                    rdp.wake(loop)
-                    await asyncio.sleep(_QUEUE_FULL_WAIT_S)
+                    await self._wait_for_queue(rdp, loop)
                 except confluent_kafka.KafkaException as exc:
-                    delivery.abandon(len(records) - index)
-                    if index == 0:
-                        raise from_librdkafka(exc) from None
-                    delivery.error = delivery.error or exc.args[0]
+                    self._give_up(delivery, exc, total - enqueued, enqueued)
                     return await delivery.future
-            if index % _YIELD_EVERY == _YIELD_EVERY - 1:
-                rdp.wake(loop)
-                await asyncio.sleep(0)
+        if run:
+            enqueued = await self._produce_run(
+                rdp, run_topic, run_partition, run, delivery, enqueued
+            )
+            if enqueued < 0:
+                return await delivery.future
         rdp.wake(loop)
         if timeout_ms is None:
             return await delivery.future
@@ -321,6 +411,70 @@ class Producer:
             return await asyncio.wait_for(asyncio.shield(delivery.future), timeout_ms / 1000)
         except TimeoutError:
             raise KafkaTimeoutError(f"send not acknowledged within {timeout_ms} ms") from None
+
+    async def _produce_run(
+        self,
+        rdp: _RdProducer,
+        topic: str,
+        partition: int,
+        run: list[dict[str, Any]],
+        delivery: _Delivery,
+        enqueued: int,
+    ) -> int:
+        """Enqueue one run with produce_batch; returns the running count of enqueued messages,
+        or -1 when the send had to be abandoned (its future then carries the error)."""
+        loop = asyncio.get_running_loop()
+        pending = run
+        while pending:
+            try:
+                queued = rdp.rd.produce_batch(
+                    topic, pending, partition=partition, on_delivery=delivery.report
+                )
+            except BufferError:
+                queued = 0
+            except confluent_kafka.KafkaException as exc:
+                self._give_up(delivery, exc, delivery.remaining_unsent(enqueued), enqueued)
+                return -1
+            enqueued += queued
+            if queued == len(pending):
+                break
+            # librdkafka marks each message it refused with "_error". A full queue refuses a
+            # tail of the run: wait for reports to drain it and retry that tail. Any other
+            # refusal fails just that message, like a failed delivery.
+            retry = []
+            for message in pending:
+                error = message.pop("_error", None)
+                if error is None and queued == 0:
+                    retry.append(message)  # BufferError: nothing of this attempt was taken
+                elif error is None:
+                    continue
+                elif error.code() == confluent_kafka.KafkaError._QUEUE_FULL:
+                    retry.append(message)
+                else:
+                    delivery.report(error, None)
+                    enqueued += 1
+            pending = retry
+            if pending:
+                await self._wait_for_queue(rdp, loop)
+        rdp.wake(loop)
+        await asyncio.sleep(0)  # let the loop breathe between runs of a huge send
+        return enqueued
+
+    @staticmethod
+    async def _wait_for_queue(rdp: _RdProducer, loop: asyncio.AbstractEventLoop) -> None:
+        rdp.rd.poll(0)
+        rdp.wake(loop)
+        await asyncio.sleep(_QUEUE_FULL_WAIT_S)
+
+    @staticmethod
+    def _give_up(
+        delivery: _Delivery, exc: confluent_kafka.KafkaException, unsent: int, enqueued: int
+    ) -> None:
+        """produce refused for good: the unsent messages will never get a report."""
+        delivery.abandon(unsent)
+        if enqueued == 0:
+            raise from_librdkafka(exc) from None
+        delivery.error = delivery.error or exc.args[0]
 
     async def flush(self, timeout_ms: int = 30_000) -> None:
         """Wait until everything queued so far is delivered (reports served on the loop)."""

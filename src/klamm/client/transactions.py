@@ -90,7 +90,7 @@ class Transaction:
         messages: Sequence[MessageInput],
         compression: CompressionTypes | None = None,
         timeout_ms: int | None = None,
-    ) -> list[RecordMetadata]:
+    ) -> Sequence[RecordMetadata]:
         self._check_active()
         return await self._producer.send(
             topic=topic, messages=messages, compression=compression, timeout_ms=timeout_ms
@@ -98,7 +98,7 @@ class Transaction:
 
     async def send_batch(
         self, *, topic_messages: Sequence[Mapping[str, Any]], timeout_ms: int | None = None
-    ) -> list[RecordMetadata]:
+    ) -> Sequence[RecordMetadata]:
         self._check_active()
         return await self._producer.send_batch(topic_messages=topic_messages, timeout_ms=timeout_ms)
 
