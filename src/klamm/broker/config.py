@@ -97,7 +97,7 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "group.min.session.timeout.ms": ("group_min_session_timeout_ms", int),
     "group.max.session.timeout.ms": ("group_max_session_timeout_ms", int),
     "transaction.max.timeout.ms": ("transaction_max_timeout_ms", int),
-    "klamm.flush.policy": ("flush_policy", str),
+    "klamm.flush.policy": ("flush_policy", lambda v: _one_of(v, ("fsync", "os"))),
     "sasl.enabled.mechanisms": ("sasl_mechanisms", lambda v: _mechanisms(v)),
     "klamm.sasl.scram.iterations": ("scram_iterations", int),
     "connection.failed.authentication.delay.ms": ("failed_authentication_delay_ms", int),
@@ -122,6 +122,7 @@ _TOPIC_DEFAULT_KEYS = {
 
 class ConfigFileError(ValueError):
     pass
+
 
 
 def parse_properties(text: str) -> dict[str, str]:
