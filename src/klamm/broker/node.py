@@ -71,6 +71,7 @@ class Broker:
         self.cluster_id = _load_cluster_id(data_dir)
         started = time.monotonic()
         await asyncio.to_thread(self.logs.load)
+        recovered = len(self.logs.topics())
         for name, info in self.logs.topics().items():
             self._attach(name, info)
         for service in self._make_services():
@@ -89,9 +90,9 @@ class Broker:
             self.config = self.config.replace(port=self.bound_port)
         self._background.append(asyncio.create_task(self._retention_loop()))
         log.info(
-            "klamm broker %s listening on %s://%s:%d (advertised %s:%d), %d topics recovered in "
-            "%.0f ms", self.cluster_id, self.config.security_protocol, self.config.host,
-            self.bound_port, *self.config.advertised, len(self.logs.topics()),
+            "klamm broker %s listening on %s://%s:%d (advertised %s:%d), %d topics recovered, "
+            "started in %.0f ms", self.cluster_id, self.config.security_protocol, self.config.host,
+            self.bound_port, *self.config.advertised, recovered,
             (time.monotonic() - started) * 1000,
         )  # fmt: skip
 
