@@ -87,16 +87,16 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) 
         if problem is not None:
             result.fail(ErrorCode.invalid_timestamp, problem)
             return result
-    producers = broker.services.get("producers")
-    if producers is not None:
-        check = producers.check_append(partition, header)
-        if check is not None:
-            # A duplicate of one of the producer's last batches: answer with its original offset.
-            if check.error == ErrorCode.none:
-                result.base_offset = check.base_offset
-            else:
-                result.fail(check.error, check.message)
-            return result
+    # Idempotence and transactions: sequence and epoch checks before anything is written.
+    producers = broker.services["producers"]
+    check = producers.check_append(partition, header)
+    if check is not None:
+        # A duplicate of one of the producer's last batches: answer with its original offset.
+        if check.error == ErrorCode.none:
+            result.base_offset = check.base_offset
+        else:
+            result.fail(check.error, check.message)
+        return result
     batch = bytearray(records)
     if config.message_timestamp_type == "LogAppendTime":
         result.log_append_time = broker.now_ms()
@@ -107,8 +107,7 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) 
         log.error("append to %s-%d failed: %s", topic, index, exc)
         result.fail(ErrorCode.kafka_storage_error, str(exc))
         return result
-    if producers is not None:
-        producers.record_append(partition, header, appended.base_offset)
+    producers.record_append(partition, header, appended.base_offset)
     result.base_offset = appended.base_offset
     return result
 

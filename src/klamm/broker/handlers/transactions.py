@@ -35,25 +35,22 @@ def _fenced(ctx: RequestContext, code: ErrorCode) -> ErrorCode:
     return code
 
 
-def _coordinator(ctx: RequestContext) -> TransactionCoordinator | None:
-    coord = ctx.broker.services.get("transactions")
-    return coord if isinstance(coord, TransactionCoordinator) else None
+def _coordinator(ctx: RequestContext) -> TransactionCoordinator:
+    coord: TransactionCoordinator = ctx.broker.services["transactions"]
+    return coord
 
 
 async def handle_init_producer_id(ctx: RequestContext, request: Any) -> Any:
     coord = _coordinator(ctx)
     pid, epoch, error = -1, -1, ErrorCode.none
-    if coord is None:
-        error = ErrorCode.coordinator_not_available
-    else:
-        timeout_ms = int(request.transaction_timeout.total_seconds() * 1000)
-        try:
-            pid, epoch = await coord.init_producer_id(
-                request.transactional_id, timeout_ms,
-                getattr(request, "producer_id", -1), getattr(request, "producer_epoch", -1),
-            )  # fmt: skip
-        except TxnError as exc:
-            error = _fenced(ctx, exc.code)
+    timeout_ms = int(request.transaction_timeout.total_seconds() * 1000)
+    try:
+        pid, epoch = await coord.init_producer_id(
+            request.transactional_id, timeout_ms,
+            getattr(request, "producer_id", -1), getattr(request, "producer_epoch", -1),
+        )  # fmt: skip
+    except TxnError as exc:
+        error = _fenced(ctx, exc.code)
     return ctx.response(throttle_time=0, error_code=error, producer_id=pid, producer_epoch=epoch)
 
 
@@ -61,16 +58,13 @@ async def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> Any
     coord = _coordinator(ctx)
     wanted = [(t.name, p) for t in request.v3_and_below_topics for p in t.partitions]
     results: dict[tuple[str, int], ErrorCode]
-    if coord is None:
-        results = dict.fromkeys(wanted, ErrorCode.coordinator_not_available)
-    else:
-        try:
-            results = await coord.add_partitions(
-                request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
-                request.v3_and_below_producer_epoch, wanted,
-            )  # fmt: skip
-        except TxnError as exc:
-            results = dict.fromkeys(wanted, _fenced(ctx, exc.code))
+    try:
+        results = await coord.add_partitions(
+            request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
+            request.v3_and_below_producer_epoch, wanted,
+        )  # fmt: skip
+    except TxnError as exc:
+        results = dict.fromkeys(wanted, _fenced(ctx, exc.code))
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for (topic, index), code in results.items():
         by_topic.setdefault(topic, []).append(
@@ -88,38 +82,32 @@ async def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> Any
 async def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> Any:
     coord = _coordinator(ctx)
     error = ErrorCode.none
-    if coord is None:
-        error = ErrorCode.coordinator_not_available
-    else:
-        try:
-            await coord.add_offsets(
-                request.transactional_id, request.producer_id, request.producer_epoch,
-                request.group_id,
-            )  # fmt: skip
-        except TxnError as exc:
-            error = _fenced(ctx, exc.code)
+    try:
+        await coord.add_offsets(
+            request.transactional_id, request.producer_id, request.producer_epoch,
+            request.group_id,
+        )  # fmt: skip
+    except TxnError as exc:
+        error = _fenced(ctx, exc.code)
     return ctx.response(throttle_time=0, error_code=error)
 
 
 async def handle_end_txn(ctx: RequestContext, request: Any) -> Any:
     coord = _coordinator(ctx)
     error = ErrorCode.none
-    if coord is None:
-        error = ErrorCode.coordinator_not_available
-    else:
-        try:
-            await coord.end_txn(
-                request.transactional_id, request.producer_id, request.producer_epoch,
-                request.committed,
-            )  # fmt: skip
-        except TxnError as exc:
-            error = _fenced(ctx, exc.code)
+    try:
+        await coord.end_txn(
+            request.transactional_id, request.producer_id, request.producer_epoch,
+            request.committed,
+        )  # fmt: skip
+    except TxnError as exc:
+        error = _fenced(ctx, exc.code)
     return ctx.response(throttle_time=0, error_code=error)
 
 
 async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
     coord = _coordinator(ctx)
-    groups = ctx.broker.services.get("groups")
+    groups = ctx.broker.services["groups"]
     offsets: dict[tuple[str, int], tuple[int, int, str | None]] = {}
     for topic in request.topics:
         for p in topic.partitions:
@@ -129,23 +117,20 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
                 p.committed_metadata,
             )
     errors: dict[tuple[str, int], ErrorCode]
-    if coord is None or groups is None:
-        errors = dict.fromkeys(offsets, ErrorCode.coordinator_not_available)
+    try:
+        coord.validate_offset_commit(
+            request.transactional_id, request.producer_id, request.producer_epoch,
+            request.group_id,
+        )  # fmt: skip
+    except TxnError as exc:
+        errors = dict.fromkeys(offsets, _fenced(ctx, exc.code))
     else:
-        try:
-            coord.validate_offset_commit(
-                request.transactional_id, request.producer_id, request.producer_epoch,
-                request.group_id,
-            )  # fmt: skip
-        except TxnError as exc:
-            errors = dict.fromkeys(offsets, _fenced(ctx, exc.code))
-        else:
-            errors = await groups.prepare_txn_offsets(
-                request.group_id, request.producer_id, request.producer_epoch, offsets,
-                generation=getattr(request, "generation_id", -1),
-                member_id=getattr(request, "member_id", ""),
-                group_instance_id=getattr(request, "group_instance_id", None),
-            )  # fmt: skip
+        errors = await groups.prepare_txn_offsets(
+            request.group_id, request.producer_id, request.producer_epoch, offsets,
+            generation=getattr(request, "generation_id", -1),
+            member_id=getattr(request, "member_id", ""),
+            group_instance_id=getattr(request, "group_instance_id", None),
+        )  # fmt: skip
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for (topic, index), code in errors.items():
         by_topic.setdefault(topic, []).append({"partition_index": index, "error_code": code})
@@ -156,7 +141,7 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
 
 
 def handle_describe_producers(ctx: RequestContext, request: Any) -> Any:
-    producers = ctx.broker.services.get("producers")
+    producers: ProducerStateService = ctx.broker.services["producers"]
     topics = []
     for topic in request.topics:
         partitions = []
@@ -170,7 +155,7 @@ def handle_describe_producers(ctx: RequestContext, request: Any) -> Any:
             }
             if partition is None:
                 entry["error_code"] = ErrorCode.unknown_topic_or_partition
-            elif isinstance(producers, ProducerStateService):
+            else:
                 entry["active_producers"] = producers.describe(partition)
             partitions.append(entry)
         topics.append({"name": topic.name, "partitions": partitions})
@@ -185,11 +170,10 @@ def handle_describe_transactions(ctx: RequestContext, request: Any) -> Any:
     coord = _coordinator(ctx)
     states = []
     for txn_id in request.transactional_ids:
-        meta = coord.txns.get(txn_id) if coord is not None else None
+        meta = coord.txns.get(txn_id)
         if meta is None:
             states.append({
-                "error_code": ErrorCode.transactional_id_not_found
-                if coord is not None else ErrorCode.coordinator_not_available,
+                "error_code": ErrorCode.transactional_id_not_found,
                 "transactional_id": txn_id, "transaction_state": "",
                 "transaction_timeout": 0, "transaction_start_time": _time(-1),
                 "producer_id": -1, "producer_epoch": -1, "topics": [],
@@ -206,9 +190,6 @@ def handle_describe_transactions(ctx: RequestContext, request: Any) -> Any:
 
 def handle_list_transactions(ctx: RequestContext, request: Any) -> Any:
     coord = _coordinator(ctx)
-    if coord is None:
-        return ctx.response(throttle_time=0, error_code=ErrorCode.coordinator_not_available,
-                            unknown_state_filters=[], transaction_states=[])  # fmt: skip
     unknown = [s for s in request.state_filters if s not in STATE_BY_NAME]
     wanted_states = {STATE_BY_NAME[s] for s in request.state_filters if s in STATE_BY_NAME}
     wanted_pids = set(request.producer_id_filters)
