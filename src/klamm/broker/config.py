@@ -124,7 +124,6 @@ class ConfigFileError(ValueError):
     pass
 
 
-
 def parse_properties(text: str) -> dict[str, str]:
     props: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
