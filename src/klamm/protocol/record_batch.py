@@ -233,6 +233,12 @@ class RecordBatch:
     producer_epoch: int = -1
     base_sequence: int = NO_SEQUENCE
     last_offset_delta: int | None = None  # None: len(records) - 1
+    # None: the largest record timestamp. Set to keep a header's own value (LogAppendTime
+    # batches, and the empty batches compaction leaves behind).
+    max_timestamp: int | None = None
+    # KIP-534: set by log compaction on batches holding tombstones or markers; BaseTimestamp then
+    # carries the horizon after which they may be removed, record timestamps relative to it.
+    delete_horizon_ms: int | None = None
 
 
 def _zigzag(value: int) -> int:
@@ -300,8 +306,12 @@ def build_batch(batch: RecordBatch) -> bytes:
     """Encode a batch with a valid CRC. Record offsets and timestamps are absolute."""
     records = batch.records
     base_offset = batch.base_offset
-    base_timestamp = min((r.timestamp for r in records), default=-1)
-    max_timestamp = max((r.timestamp for r in records), default=-1)
+    max_timestamp = batch.max_timestamp
+    if max_timestamp is None:
+        max_timestamp = max((r.timestamp for r in records), default=-1)
+    base_timestamp = min((r.timestamp for r in records), default=max_timestamp)
+    if batch.delete_horizon_ms is not None:
+        base_timestamp = batch.delete_horizon_ms
     payload = bytearray()
     for record in records:
         _encode_record(payload, record, base_offset, base_timestamp)
@@ -313,6 +323,8 @@ def build_batch(batch: RecordBatch) -> bytes:
         attributes |= ATTR_TRANSACTIONAL
     if batch.control:
         attributes |= ATTR_CONTROL
+    if batch.delete_horizon_ms is not None:
+        attributes |= ATTR_DELETE_HORIZON
     last_delta = batch.last_offset_delta
     if last_delta is None:
         last_delta = (records[-1].offset - base_offset) if records else 0
@@ -374,6 +386,9 @@ def decode_batch(buf: bytes | bytearray | memoryview, pos: int = 0) -> RecordBat
         producer_epoch=header.producer_epoch,
         base_sequence=header.base_sequence,
         last_offset_delta=header.last_offset_delta,
+        delete_horizon_ms=(
+            header.base_timestamp if header.attributes & ATTR_DELETE_HORIZON else None
+        ),
     )
 
 

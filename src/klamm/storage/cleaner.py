@@ -71,22 +71,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from klamm.protocol.compression import Compression, compress
+from klamm.protocol.compression import Compression
 from klamm.protocol.errors import InvalidRecordBatch
 from klamm.protocol.record_batch import (
-    ATTR_CODEC_MASK,
     ATTR_DELETE_HORIZON,
     ATTR_LOG_APPEND_TIME,
     CONTROL_ABORT,
     CONTROL_COMMIT,
     HEADER,
     HEADER_SIZE,
-    LOG_OVERHEAD,
-    MAGIC_V2,
     BatchHeader,
     Record,
+    RecordBatch,
+    build_batch,
     control_type,
-    crc_of,
     decode_batch,
 )
 from klamm.storage.config import LONG_MAX, LogConfig
@@ -349,62 +347,29 @@ def _control_kind(blob: bytes) -> int:
 # --- re-encoding -----------------------------------------------------------------------------
 
 
-def _varint(out: bytearray, value: int) -> None:
-    value = ((value << 1) ^ (value >> 63)) & 0xFFFFFFFFFFFFFFFF  # zigzag
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-
-
-def _blob(out: bytearray, data: bytes | None) -> None:
-    if data is None:
-        _varint(out, -1)
-    else:
-        _varint(out, len(data))
-        out += data
-
-
 def _encode(header: BatchHeader, records: list[Record], horizon: int | None) -> bytes:
     """`header`'s batch holding only `records`: base offset, last offset delta, producer
     fields, leader epoch, timestamp type and codec kept (Kafka's buildRetainedRecordsInto).
-    With a delete horizon, BaseTimestamp is the horizon and record timestamps are relative to
-    it. Without records it is Kafka's empty header-only batch (uncompressed)."""
+    With a delete horizon, BaseTimestamp is the horizon. Without records it is Kafka's empty
+    header-only batch (uncompressed)."""
     log_append = bool(header.attributes & ATTR_LOG_APPEND_TIME)
-    attributes = header.attributes & ~ATTR_DELETE_HORIZON
-    if horizon is not None:
-        attributes |= ATTR_DELETE_HORIZON
-    if not records:
-        attributes &= ~ATTR_CODEC_MASK
-        base_ts = max_ts = header.max_timestamp
-    else:
-        max_ts = header.max_timestamp if log_append else max(r.timestamp for r in records)
-        base_ts = records[0].timestamp
-    if horizon is not None:
-        base_ts = horizon
-    payload = bytearray()
-    for record in records:
-        body = bytearray(b"\0")  # record attributes: unused
-        _varint(body, record.timestamp - base_ts)
-        _varint(body, record.offset - header.base_offset)
-        _blob(body, record.key)
-        _blob(body, record.value)
-        _varint(body, len(record.headers))
-        for name, value in record.headers:
-            _blob(body, name.encode())
-            _blob(body, value)
-        _varint(payload, len(body))
-        payload += body
-    data = compress(Compression(attributes & ATTR_CODEC_MASK), bytes(payload))
-    out = bytearray(HEADER_SIZE)
-    out += data
-    HEADER.pack_into(
-        out, 0, header.base_offset, len(out) - LOG_OVERHEAD, header.partition_leader_epoch,
-        MAGIC_V2, 0, attributes, header.last_offset_delta, base_ts, max_ts, header.producer_id,
-        header.producer_epoch, header.base_sequence, len(records),
-    )  # fmt: skip
-    _CRC.pack_into(out, 17, crc_of(out, 0, len(out)))
-    return bytes(out)
+    return build_batch(
+        RecordBatch(
+            records=records,
+            base_offset=header.base_offset,
+            partition_leader_epoch=header.partition_leader_epoch,
+            compression=Compression(header.compression) if records else Compression.NONE,
+            log_append_time=log_append,
+            transactional=header.is_transactional,
+            control=header.is_control,
+            producer_id=header.producer_id,
+            producer_epoch=header.producer_epoch,
+            base_sequence=header.base_sequence,
+            last_offset_delta=header.last_offset_delta,
+            max_timestamp=header.max_timestamp if log_append or not records else None,
+            delete_horizon_ms=horizon,
+        )
+    )
 
 
 # --- the cleaning of one log -----------------------------------------------------------------
