@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from klamm.protocol.errors import ErrorCode
+from klamm.protocol.record_batch import Record, RecordBatch, build_batch
 from klamm.testing import EmbeddedBroker
 from tests.broker.wire import Wire
 
@@ -94,3 +96,25 @@ def test_plaintext_listener_answers_illegal_sasl_state() -> None:
         response = wire.request(HANDSHAKE, 1, mechanism="PLAIN")
         assert response.error_code == ErrorCode.illegal_sasl_state
         assert wire.request(METADATA, 1, topics=[]).brokers
+
+
+def test_big_frames_wait_for_a_login(broker: EmbeddedBroker) -> None:
+    """Kafka's sasl.server.max.receive.size (512 KiB) before authentication; the full
+    socket.request.max.bytes after it."""
+    with Wire(broker.bootstrap) as anonymous:
+        anonymous.sock.sendall(struct.pack(">i", 600 * 1024) + b"\0" * 64)
+        assert anonymous.is_closed()
+    batch = build_batch(
+        RecordBatch(records=[Record(0, int(time.time() * 1000), b"k", b"v" * 600_000)])
+    )
+    with Wire(broker.bootstrap) as wire:
+        assert _login(wire).error_code == ErrorCode.none  # type: ignore[attr-defined]
+        wire.request(
+            METADATA, 4, topics=[{"name": "big-after-login"}], allow_auto_topic_creation=True
+        )
+        response = wire.request(
+            0, 7, transactional_id=None, acks=-1, timeout=5000,
+            topic_data=[{"name": "big-after-login",
+                         "partition_data": [{"index": 0, "records": batch}]}],
+        )  # fmt: skip
+        assert response.responses[0].partition_responses[0].error_code == ErrorCode.none

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("klamm.broker.connection")
 
+# Kafka's sasl.server.max.receive.size: the largest frame accepted before a client has
+# authenticated, so an anonymous peer cannot make the broker buffer 100 MiB.
+_MAX_UNAUTHENTICATED_FRAME = 512 * 1024
 # Size of the reused receive buffer: large enough that a big Produce arrives in few callbacks.
 _RECV_BUFFER = 256 * 1024
 # Pause reading when this many requests are queued unanswered on one connection, so a client
@@ -62,7 +65,8 @@ class _Slot:
 class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
-        self._decoder = FrameDecoder(broker.config.max_request_bytes)
+        self._max_request = broker.config.max_request_bytes
+        self._decoder = FrameDecoder(self._max_request)
         self._buffer = bytearray(_RECV_BUFFER)
         self._transport: asyncio.Transport | None = None
         self._pending: collections.deque[_Slot] = collections.deque()
@@ -84,11 +88,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if credentials is not None:  # a SASL_* listener: nothing is served before a login
             self.session.authenticated = False
             self.session.sasl = SaslAuthenticator(self._broker.config.sasl_mechanisms, credentials)
+            self._decoder.max_frame_bytes = _MAX_UNAUTHENTICATED_FRAME
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return memoryview(self._buffer)
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self.session.authenticated and self._decoder.max_frame_bytes < self._max_request:
+            self._decoder.max_frame_bytes = self._max_request  # logged in: full-size requests
         try:
             frames = self._decoder.feed(memoryview(self._buffer)[:nbytes])
         except ProtocolError as exc:

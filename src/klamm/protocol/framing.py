@@ -23,7 +23,8 @@ class FrameDecoder:
     """Accumulates bytes and yields complete frame bodies (without the size prefix)."""
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
-        self._max = max_frame_bytes
+        # Public: a connection lowers it until its client has authenticated.
+        self.max_frame_bytes = max_frame_bytes
         self._buffer = bytearray()
         self._start = 0  # consumed prefix of _buffer, compacted lazily
 
@@ -42,8 +43,8 @@ class FrameDecoder:
             (size,) = _SIZE.unpack_from(buf, pos)
             if size < 0:
                 raise MalformedFrame(f"negative frame size {size}")
-            if size > self._max:
-                raise FrameTooLarge(size, self._max)
+            if size > self.max_frame_bytes:
+                raise FrameTooLarge(size, self.max_frame_bytes)
             if end - pos - 4 < size:
                 break
             frames.append(bytes(buf[pos + 4 : pos + 4 + size]))
