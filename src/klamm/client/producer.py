@@ -44,7 +44,7 @@ log = logging.getLogger("klamm.client")
 # that to send() latency, and a poll(0) that finds nothing costs a few microseconds.
 _PUMP_INTERVAL_S = 0.001
 # When librdkafka's local queue is full we wait this long for reports to drain it, then retry.
-_QUEUE_FULL_WAIT_S = 0.005
+_QUEUE_FULL_WAIT_S = 0.001
 # Messages per produce_batch() call: large enough to amortise the call, small enough that a huge
 # send yields to the event loop between runs.
 _RUN_SIZE = 2_000
