@@ -15,7 +15,9 @@ do this (a transaction belongs to one instance), so there a non-default pair is 
 
 from __future__ import annotations
 
+import array
 import asyncio
+import itertools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast, overload
@@ -58,16 +60,26 @@ _new_tuple = tuple.__new__
 class _Delivery:
     """Collects the delivery reports of one send(); completed on the event loop.
 
-    `report` is the per-message hot path, so it only keeps librdkafka's message object; the
-    RecordMetadata list is built once, when the last report arrives. Reports come in produce order
-    per partition (librdkafka guarantees it), which is the order the metadata list keeps."""
+    `report` is the per-message hot path. It copies the three numbers RecordMetadata needs into
+    flat arrays instead of keeping librdkafka's message objects: those are garbage-collected
+    containers, and holding hundreds of thousands of them alive made the collector's passes
+    dominate send() (bench/client_vs_raw: 0.46x raw confluent-kafka keeping them, 0.8x with the
+    collector off). Reports come in produce order per partition (librdkafka guarantees it),
+    which is the order the metadata keeps."""
 
-    __slots__ = ("delivered", "error", "future", "loop", "remaining", "total")
+    __slots__ = (
+        "error", "future", "loop", "offsets", "partitions", "remaining", "timestamps", "topic",
+        "topics", "total",
+    )  # fmt: skip
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int, topic: str | None) -> None:
         self.loop = loop
         self.future: asyncio.Future[SendResult] = loop.create_future()
-        self.delivered: list[Any] = []
+        self.topic = topic  # the one topic of the send; None: several, recorded per message
+        self.topics: list[str] = []
+        self.partitions = array.array("i")
+        self.offsets = array.array("q")
+        self.timestamps = array.array("q")
         self.remaining = count
         self.total = count
         self.error: Any = None
@@ -75,7 +87,12 @@ class _Delivery:
     def report(self, err: Any, msg: Any) -> None:
         """Called by librdkafka once per message (on the loop, or in flush() on a worker)."""
         if err is None:
-            self.delivered.append(msg)
+            self.partitions.append(msg.partition())
+            offset = msg.offset()  # None with acks=0: the broker never says where it went
+            self.offsets.append(-1 if offset is None else offset)
+            self.timestamps.append(msg.timestamp()[1])
+            if self.topic is None:
+                self.topics.append(msg.topic())
         elif self.error is None:
             self.error = err
         self.remaining -= 1
@@ -97,42 +114,45 @@ class _Delivery:
         if self.error is not None:
             self.future.set_exception(from_librdkafka(self.error))
             return
-        delivered, self.delivered = self.delivered, []
-        self.future.set_result(SendResult(delivered))
+        topics: str | list[str] = self.topic if self.topic is not None else self.topics
+        self.future.set_result(SendResult(topics, self.partitions, self.offsets, self.timestamps))
 
 
 class SendResult(Sequence[RecordMetadata]):
     """What send() returns: one RecordMetadata per delivered message, a read-only list.
 
-    Built lazily from librdkafka's delivered messages on first use: reading four fields of every
-    message costs about as much as producing it, and most callers never look (bench/client_vs_raw
-    measured produce at 0.30x raw confluent-kafka with eager building, 0.40x without)."""
+    The RecordMetadata tuples are built on first use from flat arrays: most callers never look,
+    and a tuple per message is a garbage-collected object the collector would keep visiting."""
 
-    __slots__ = ("_items", "_raw")
+    __slots__ = ("_columns", "_items")
 
-    def __init__(self, raw: list[Any]) -> None:
-        self._raw = raw
+    def __init__(
+        self,
+        topics: str | list[str],
+        partitions: array.array[int],
+        offsets: array.array[int],
+        timestamps: array.array[int],
+    ) -> None:
+        self._columns = (topics, partitions, offsets, timestamps)
         self._items: list[RecordMetadata] | None = None
 
     def _materialise(self) -> list[RecordMetadata]:
         items = self._items
         if items is None:
-            items = []
-            for msg in self._raw:
-                offset = msg.offset()  # None with acks=0: the broker never says where it went
-                fields = (
-                    msg.topic(),
-                    msg.partition(),
-                    -1 if offset is None else offset,
-                    msg.timestamp()[1] or None,
+            topics, partitions, offsets, timestamps = self._columns
+            names = itertools.repeat(topics) if isinstance(topics, str) else topics
+            # tuple.__new__ skips NamedTuple's Python-level __new__ (same object, cheaper).
+            items = [
+                _new_tuple(RecordMetadata, (topic, partition, offset, ts or None))
+                for topic, partition, offset, ts in zip(
+                    names, partitions, offsets, timestamps, strict=False
                 )
-                # tuple.__new__ skips NamedTuple's Python-level __new__ (same object, cheaper).
-                items.append(_new_tuple(RecordMetadata, fields))
-            self._items, self._raw = items, []
+            ]
+            self._items = items
         return items
 
     def __len__(self) -> int:
-        return len(self._raw) if self._items is None else len(self._items)
+        return len(self._columns[1])
 
     @overload
     def __getitem__(self, index: int) -> RecordMetadata: ...
@@ -153,6 +173,21 @@ class SendResult(Sequence[RecordMetadata]):
 
     def __repr__(self) -> str:
         return repr(self._materialise())
+
+
+# A send, normalised: per topic, its messages as produce_batch dicts or OutgoingRecords.
+_Plan = list[tuple[str, list[dict[str, Any] | OutgoingRecord]]]
+
+
+def _prepare(topic_messages: Sequence[Mapping[str, Any]]) -> _Plan:
+    """Normalise everything first: a bad message fails the send before anything is produced."""
+    plan: _Plan = []
+    for entry in topic_messages:
+        topic = entry.get("topic")
+        if not isinstance(topic, str) or not topic:
+            raise ConfigError(f"each entry needs a topic name, got {topic!r}")
+        plan.append((topic, [prepare_message(m) for m in entry.get("messages", ())]))
+    return plan
 
 
 class _RdProducer:
@@ -303,12 +338,12 @@ class Producer:
         in the order the broker acknowledged them. `timeout_ms` bounds the wait;
         when it expires KafkaTimeoutError is raised (messages already handed to librdkafka may
         still be delivered later, as with any Kafka client)."""
-        return await self.send_batch(
-            topic_messages=[{"topic": topic, "messages": messages}],
-            acks=acks,
-            compression=compression,
-            timeout_ms=timeout_ms,
-        )
+        self._check_sendable()
+        plan = _prepare([{"topic": topic, "messages": messages}])
+        # Hand the caller's messages back to the garbage collector now, not when the broker has
+        # answered: a large send would otherwise keep them alive (and scanned) meanwhile.
+        del messages
+        return await self._send(plan, acks, compression, timeout_ms)
 
     async def send_batch(
         self,
@@ -320,21 +355,23 @@ class Producer:
     ) -> Sequence[RecordMetadata]:
         """Produce to several topics at once: `[{"topic": t, "messages": [...]}, ...]`."""
         self._check_sendable()
+        plan = _prepare(topic_messages)
+        del topic_messages  # see send()
+        return await self._send(plan, acks, compression, timeout_ms)
+
+    async def _send(
+        self,
+        plan: _Plan,
+        acks: int | str,
+        compression: CompressionTypes | None,
+        timeout_ms: int | None,
+    ) -> Sequence[RecordMetadata]:
         rdp = self._rd_for(acks_value(acks), (compression or CompressionTypes.NONE).value)
-        # Normalise everything first: a bad message fails the send before anything is produced.
-        plan: list[tuple[str, list[dict[str, Any] | OutgoingRecord]]] = []
-        total = 0
-        for entry in topic_messages:
-            topic = entry.get("topic")
-            if not isinstance(topic, str) or not topic:
-                raise ConfigError(f"each entry needs a topic name, got {topic!r}")
-            items = [prepare_message(m) for m in entry.get("messages", ())]
-            plan.append((topic, items))
-            total += len(items)
+        total = sum(len(items) for _, items in plan)
         if not total:
             return []
         loop = asyncio.get_running_loop()
-        delivery = _Delivery(loop, total)
+        delivery = _Delivery(loop, total, plan[0][0] if len(plan) == 1 else None)
         produce, report = rdp.rd.produce, delivery.report
         # The hot loop. Runs of messages without headers go to librdkafka through one
         # produce_batch() call per run (the per-message work then happens in C: 1.7x the speed of
