@@ -8,9 +8,9 @@ given as `str` (encoded as UTF-8, like KafkaJS does with JS strings) or `bytes`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, cast, overload
 
 from klamm.client.errors import ConfigError
 
@@ -210,3 +210,32 @@ class KafkaMessage:
             f"KafkaMessage(topic={self._raw.topic()!r}, partition={self._raw.partition()}, "
             f"offset={self.offset}, key={self.key!r})"
         )
+
+
+class MessageList(Sequence[KafkaMessage]):
+    """The messages of a batch: a read-only list whose KafkaMessage views are made as they are
+    read. Wrapping a whole fetch up front kept thousands of small objects alive per cycle for the
+    garbage collector to scan, about a third of each_batch's overhead over raw confluent-kafka."""
+
+    __slots__ = ("_raws",)
+
+    def __init__(self, raws: list[Any]) -> None:
+        self._raws = raws
+
+    def __len__(self) -> int:
+        return len(self._raws)
+
+    @overload
+    def __getitem__(self, index: int) -> KafkaMessage: ...
+    @overload
+    def __getitem__(self, index: slice) -> MessageList: ...
+    def __getitem__(self, index: int | slice) -> KafkaMessage | MessageList:
+        if isinstance(index, slice):
+            return MessageList(self._raws[index])
+        return KafkaMessage(self._raws[index])
+
+    def __iter__(self) -> Iterator[KafkaMessage]:
+        return map(KafkaMessage, self._raws)
+
+    def __repr__(self) -> str:
+        return f"MessageList({list(self)!r})"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from klamm.client.messages import KafkaMessage
@@ -19,7 +19,7 @@ class Batch:
     __slots__ = ("_consumer", "_high_watermark", "messages", "partition", "topic")
 
     def __init__(
-        self, consumer: Consumer, topic: str, partition: int, messages: list[KafkaMessage]
+        self, consumer: Consumer, topic: str, partition: int, messages: Sequence[KafkaMessage]
     ) -> None:
         self._consumer = consumer
         self.topic = topic

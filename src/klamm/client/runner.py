@@ -23,14 +23,14 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import confluent_kafka
 
 from klamm.client.errors import KafkaError, from_librdkafka
 from klamm.client.events import Events
-from klamm.client.messages import KafkaMessage
+from klamm.client.messages import KafkaMessage, MessageList
 from klamm.client.patterns.dlq import dead_letter_headers
 from klamm.client.payloads import (
     Batch,
@@ -185,7 +185,7 @@ class Runner:
 
     async def _process(self, tp: TP, raws: list[Any]) -> None:
         c = self._consumer
-        messages = [KafkaMessage(raw) for raw in raws]
+        messages = MessageList(raws)
         c.events.emit(
             Events.START_BATCH_PROCESS, topic=tp[0], partition=tp[1], batch_size=len(messages)
         )
@@ -207,7 +207,7 @@ class Runner:
         )
 
     async def _process_messages(
-        self, tp: TP, messages: list[KafkaMessage], handler: EachMessageHandler
+        self, tp: TP, messages: MessageList, handler: EachMessageHandler
     ) -> None:
         c = self._consumer
         topic, partition = tp
@@ -228,17 +228,17 @@ class Runner:
             c._commit_if_necessary()
 
     async def _process_batch(
-        self, tp: TP, messages: list[KafkaMessage], handler: EachBatchHandler
+        self, tp: TP, messages: MessageList, handler: EachBatchHandler
     ) -> None:
         c = self._consumer
         topic, partition = tp
 
-        def pending() -> list[KafkaMessage]:
+        def pending() -> MessageList:
             # A retried batch starts after what the handler resolved before it failed.
             position = c._positions.get(tp)
             if position is None or position <= messages[0].offset:
                 return messages  # the common case: nothing of this batch resolved yet
-            return [m for m in messages if m.offset >= position]
+            return MessageList([m._raw for m in messages if m.offset >= position])
 
         async def call() -> None:
             await handler(EachBatchPayload(c, Batch(c, topic, partition, pending())))
@@ -265,7 +265,7 @@ class Runner:
         tp: TP,
         message: KafkaMessage | None,
         call: Callable[[], Awaitable[None]],
-        remaining: Callable[[], list[KafkaMessage]] | None = None,
+        remaining: Callable[[], Sequence[KafkaMessage]] | None = None,
         failed: Exception | None = None,
     ) -> int | None:
         """Run `call` with retries (`failed`: the first attempt already ran and raised this).
