@@ -145,3 +145,14 @@ def test_txn_index_rejects_out_of_order_entries() -> None:
     index.truncate_before(6)
     assert index.entries() == [AbortedTxn(2, 6, 9, 6)]
     assert isinstance(Snapshot(0, [], index).aborted, TxnIndex)
+
+
+def test_idle_producers_expire_but_not_inside_an_open_transaction() -> None:
+    state = PartitionProducers()
+    append(state, header(pid=1, seq=0), 0)  # idle since timestamp 1
+    append(state, header(pid=2, seq=0, txn=True), 1)  # idle too, but its transaction is open
+    assert state.expire(now_ms=1 + 1000, limit_ms=1000) == 0  # not idle *longer* than the limit
+    assert state.expire(now_ms=1 + 1001, limit_ms=1000) == 1
+    assert set(state.producers) == {2}
+    # A forgotten producer is unknown again: any sequence is accepted (rule 4).
+    assert append(state, header(pid=1, seq=500), 2) is None

@@ -159,3 +159,33 @@ def test_transition_table_is_enforced() -> None:
         transition(meta, TxnState.PREPARE_COMMIT)
     ongoing = transition(meta, TxnState.ONGOING)
     assert transition(ongoing, TxnState.PREPARE_ABORT).state == TxnState.PREPARE_ABORT
+
+
+async def test_finished_transactional_ids_expire_and_stay_forgotten(
+    tmp_path: Path, clock: Clock
+) -> None:
+    broker = await _broker(tmp_path, clock)
+    broker.create_topic("t", 1)
+    coord = coord_of(broker)
+    week = broker.config.transactional_id_expiration_ms
+    done_pid, epoch = await coord.init_producer_id("done", 60_000)
+    await coord.add_partitions("done", done_pid, epoch, [("t", 0)])
+    await coord.end_txn("done", done_pid, epoch, commit=True)
+    busy_pid, busy_epoch = await coord.init_producer_id("busy", 60_000)
+    await coord.add_partitions("busy", busy_pid, busy_epoch, [("t", 0)])
+    clock.ms += week  # not idle *longer* than the limit yet
+    assert await coord.expire_transactional_ids() == []
+    clock.ms += 1
+    # "busy" is still ongoing (long past its timeout, but expiry never aborts anything)
+    assert await coord.expire_transactional_ids() == ["done"]
+    await broker.stop()
+
+    broker = await _broker(tmp_path, clock)  # the tombstone is replayed
+    try:
+        coord = coord_of(broker)
+        assert set(coord.txns) == {"busy"}
+        # The id can be used again, with a new producer id.
+        new_pid, new_epoch = await coord.init_producer_id("done", 60_000)
+        assert new_pid != done_pid and new_epoch == 0
+    finally:
+        await broker.stop()

@@ -46,6 +46,12 @@ class BrokerConfig:
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
     # Kafka's transaction.max.timeout.ms (15 min).
     transaction_max_timeout_ms: int = 900_000
+    # Kafka's transactional.id.expiration.ms (7 days): a finished transactional id idle this long
+    # is forgotten.
+    transactional_id_expiration_ms: int = 7 * 24 * 3600 * 1000
+    # Kafka's producer.id.expiration.ms (1 day): a partition forgets an idempotent producer that
+    # has written nothing for this long (and has no open transaction there).
+    producer_id_expiration_ms: int = 24 * 3600 * 1000
     # Topic-level defaults (Kafka's log.* broker settings), by topic config name.
     topic_defaults: dict[str, str] = field(default_factory=dict)
     # --- security (klamm.broker.auth) ---
@@ -97,6 +103,8 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "group.min.session.timeout.ms": ("group_min_session_timeout_ms", int),
     "group.max.session.timeout.ms": ("group_max_session_timeout_ms", int),
     "transaction.max.timeout.ms": ("transaction_max_timeout_ms", int),
+    "transactional.id.expiration.ms": ("transactional_id_expiration_ms", int),
+    "producer.id.expiration.ms": ("producer_id_expiration_ms", int),
     "klamm.flush.policy": ("flush_policy", lambda v: _one_of(v, ("fsync", "os"))),
     "sasl.enabled.mechanisms": ("sasl_mechanisms", lambda v: _mechanisms(v)),
     "klamm.sasl.scram.iterations": ("scram_iterations", int),

@@ -66,6 +66,10 @@ COORDINATOR_EPOCH = 0
 S = TxnState
 
 
+# States in which a transactional id holds no transaction, so it may expire.
+_FINISHED = frozenset({S.EMPTY, S.COMPLETE_COMMIT, S.COMPLETE_ABORT})
+
+
 class TxnError(Exception):
     def __init__(self, code: ErrorCode, message: str = "") -> None:
         super().__init__(message or code.name)
@@ -402,11 +406,38 @@ class TransactionCoordinator:
                 done.append(txn_id)
         return done
 
+    async def expire_transactional_ids(self) -> list[str]:
+        """Forget transactional ids that finished and stayed idle longer than
+        transactional.id.expiration.ms (Kafka's removeExpiredTransactionalIds): a tombstone in
+        the transaction log, so a restart forgets them too. Returns the ids forgotten."""
+        now = self.broker.now_ms()
+        limit = self.broker.config.transactional_id_expiration_ms
+        cutoff = now - limit
+
+        def expired(meta: TxnMetadata | None) -> bool:
+            if meta is None or meta.state not in _FINISHED:
+                return False
+            return 0 <= meta.last_update_ms < cutoff
+
+        idle = [m.transactional_id for m in self.txns.values() if expired(m)]
+        forgotten = []
+        for txn_id in idle:
+            async with self._lock(txn_id):
+                if not expired(self.txns.get(txn_id)):
+                    continue
+                await self._write([(encode_key("txn", txn_id), None)])
+                forgotten.append(txn_id)
+            self._locks.pop(txn_id, None)
+        if forgotten:
+            log.info("forgot %d idle transactional ids", len(forgotten))
+        return forgotten
+
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(self._sweep_interval_ms / 1000)
             try:
                 await self.abort_expired()
+                await self.expire_transactional_ids()
             except Exception:
                 log.exception("transaction timeout sweep failed")
 

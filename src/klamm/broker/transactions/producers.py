@@ -144,6 +144,20 @@ class PartitionProducers:
             self.ongoing[pid] = base_offset
         self.dirty = True
 
+    def expire(self, now_ms: int, limit_ms: int) -> int:
+        """Forget producers idle longer than producer.id.expiration.ms with no open transaction
+        here; a later batch from one is accepted at any sequence (rule 4), as in Kafka. The idle
+        time runs from the producer's last batch timestamp, as Kafka's does."""
+        idle = [
+            pid for pid, entry in self.producers.items()
+            if entry.txn_first_offset < 0 and now_ms - entry.last_timestamp > limit_ms
+        ]  # fmt: skip
+        for pid in idle:
+            del self.producers[pid]
+        if idle:
+            self.dirty = True
+        return len(idle)
+
     def complete_txn(
         self, producer_id: int, epoch: int, commit: bool, marker_offset: int,
         coordinator_epoch: int, timestamp: int,
@@ -352,9 +366,15 @@ class ProducerStateService:
         while True:
             await asyncio.sleep(self._interval)
             try:
+                self.expire_idle()
                 await self.snapshot_all(only_dirty=True)
             except Exception:
                 log.exception("producer state snapshot failed")
+
+    def expire_idle(self) -> int:
+        """Apply producer.id.expiration.ms on every partition; returns producers forgotten."""
+        now, limit = self.broker.now_ms(), self.broker.config.producer_id_expiration_ms
+        return sum(state.expire(now, limit) for state in self._states.values())
 
 
 def _write_all(work: list[tuple[Path, Snapshot]]) -> None:
