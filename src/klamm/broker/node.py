@@ -192,7 +192,7 @@ class Broker:
         for index in range(info.num_partitions):
             partition = self._partitions.pop((name, index), None)
             if partition is not None:
-                partition.advance_high_watermark(partition.high_watermark + 1)  # wake fetches
+                partition.wake_waiters()  # parked fetches answer UNKNOWN_TOPIC_OR_PARTITION
         self.logs.delete_topic(name)
         log.info("deleted topic %s", name)
 

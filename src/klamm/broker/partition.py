@@ -42,6 +42,10 @@ class Partition:
         if offset <= self.high_watermark:
             return
         self.high_watermark = offset
+        self.wake_waiters()
+
+    def wake_waiters(self) -> None:
+        """Complete every parked fetch: new data, or the partition is going away."""
         waiters, self._waiters = self._waiters, set()
         for waiter in waiters:
             if not waiter.done():

@@ -88,8 +88,8 @@ def handle_metadata(ctx: RequestContext, request: Any) -> Any:
                 except InvalidTopicName:
                     topics.append(_error_entry(name, ErrorCode.invalid_topic_exception))
                     continue
-                except StorageError:
-                    topics.append(_error_entry(name, ErrorCode.kafka_storage_error))
+                except StorageError as exc:
+                    topics.append(_error_entry(name, exc.code))
                     continue
             topics.append(topic_entry(ctx, name))
     host, port = broker.config.advertised

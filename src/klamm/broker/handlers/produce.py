@@ -105,7 +105,7 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) 
         appended = partition.log.append(batch)
     except StorageError as exc:
         log.error("append to %s-%d failed: %s", topic, index, exc)
-        result.fail(ErrorCode.kafka_storage_error, str(exc))
+        result.fail(exc.code, str(exc))  # a disk failure, or a log closed by a topic deletion
         return result
     producers.record_append(partition, header, appended.base_offset)
     result.base_offset = appended.base_offset
