@@ -32,6 +32,9 @@ class BrokerConfig:
     num_partitions: int = 1
     # Kafka's socket.request.max.bytes.
     max_request_bytes: int = 100 * 1024 * 1024
+    # Prometheus `GET /metrics` listener; None: off. Port 0 picks a free port (tests).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
     # "fsync": acks=all is answered after an fsync covering the append (group commit), and
     # consumers see data only once it is durable. "os": Kafka's page-cache-only behaviour.
     flush_policy: FlushPolicy = "fsync"
@@ -98,6 +101,8 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "auto.create.topics.enable": ("auto_create_topics", lambda v: v.lower() == "true"),
     "num.partitions": ("num_partitions", int),
     "socket.request.max.bytes": ("max_request_bytes", int),
+    "klamm.metrics.port": ("metrics_port", int),
+    "klamm.metrics.host": ("metrics_host", str),
     "log.retention.check.interval.ms": ("retention_check_interval_ms", int),
     "group.initial.rebalance.delay.ms": ("group_initial_rebalance_delay_ms", int),
     "group.min.session.timeout.ms": ("group_min_session_timeout_ms", int),

@@ -138,6 +138,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 "Kafka 4 (KIP-896); closing the connection, as Kafka does"
             )
             return
+        self._broker.request_counts[header.api_key] += 1
         handler = self._broker.routes.get(header.api_key)
         if handler is None:
             self._unsupported(frame, UnsupportedApi(header.api_key, header.api_version))

@@ -9,6 +9,7 @@ coordinators; `start()` recovers everything from the data directory and opens th
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import ssl
 import time
@@ -23,6 +24,7 @@ from klamm.broker.config import BrokerConfig
 from klamm.broker.connection import KafkaConnection
 from klamm.broker.durability import GroupCommit
 from klamm.broker.groups import GroupCoordinator
+from klamm.broker.metrics import MetricsServer
 from klamm.broker.partition import Partition
 from klamm.broker.router import Handler, advertised_versions, load_handlers
 from klamm.broker.transactions import ProducerStateService, TransactionCoordinator
@@ -43,6 +45,10 @@ class Broker:
         self.routes: dict[int, Handler] = load_handlers()
         self.advertised = advertised_versions(self.routes)
         self.connections: set[KafkaConnection] = set()
+        # Requests received per API key (for metrics); counted before dispatch.
+        self.request_counts: collections.Counter[int] = collections.Counter()
+        self.metrics = MetricsServer(self)
+        self.metrics_port: int | None = None
         self.durability = GroupCommit(config.flush_policy)
         self.logs = LogManager(Path(config.data_dir), now_ms, dict(config.topic_defaults))
         self.cleaner = LogCleaner(self.logs)  # compaction of cleanup.policy=compact logs
@@ -88,6 +94,11 @@ class Broker:
         )
         if self.config.port == 0:
             self.config = self.config.replace(port=self.bound_port)
+        if self.config.metrics_port is not None:
+            self.metrics_port = await self.metrics.start(
+                self.config.metrics_host, self.config.metrics_port
+            )
+            log.info("metrics at http://%s:%d/metrics", self.config.metrics_host, self.metrics_port)
         self._background.append(asyncio.create_task(self._retention_loop()))
         log.info(
             "klamm broker %s listening on %s://%s:%d (advertised %s:%d), %d topics recovered, "
@@ -114,6 +125,7 @@ class Broker:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        await self.metrics.stop()
         for connection in list(self.connections):
             connection.close()
         for task in self._background:

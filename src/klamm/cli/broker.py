@@ -73,6 +73,8 @@ def register(subparsers: Any) -> None:
                           help="TLS private key (default: in --ssl-certfile)")  # fmt: skip
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])  # fmt: skip
+    parser.add_argument("--metrics", type=_host_port, default=None, metavar="HOST:PORT",
+                        help="serve Prometheus metrics at http://HOST:PORT/metrics")  # fmt: skip
     parser.set_defaults(func=main)
 
 
@@ -87,6 +89,8 @@ def build_config(args: argparse.Namespace) -> BrokerConfig:
         changes["advertised_host"], changes["advertised_port"] = args.advertise
     if args.data_dir is not None:
         changes["data_dir"] = args.data_dir
+    if args.metrics is not None:
+        changes["metrics_host"], changes["metrics_port"] = args.metrics
     changes.update(_security_changes(args, config))
     config = config.replace(**changes)
     if config.tls_enabled and config.ssl_certfile is None:

@@ -193,6 +193,8 @@ def _properties(config: BrokerConfig) -> str:
         f"group.min.session.timeout.ms={config.group_min_session_timeout_ms}",
         f"log.retention.check.interval.ms={config.retention_check_interval_ms}",
     ]
+    if config.metrics_port is not None:
+        lines.append(f"klamm.metrics.port={config.metrics_port}")
     lines += _security_properties(config)
     return "\n".join(lines) + "\n"
 
