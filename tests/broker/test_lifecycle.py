@@ -118,3 +118,30 @@ def test_properties_file_maps_kafka_names() -> None:
     assert config.topic_defaults == {"retention.ms": "1000"}
     with pytest.raises(ConfigFileError):
         parse_properties("just words\n")
+
+
+def test_json_log_format(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "klamm", "broker", "--listen", f"127.0.0.1:{port}",
+         "--data-dir", str(tmp_path / "data"), "--log-format", "json"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    entries: list[dict[str, Any]] = []
+    try:
+        assert process.stderr is not None
+        while not any("listening on" in e["message"] for e in entries):
+            assert len(entries) < 20, entries
+            entries.append(json.loads(process.stderr.readline()))  # every line is JSON
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+        if process.stderr is not None:
+            process.stderr.close()
+    assert all({"ts", "level", "logger", "message"} <= set(e) for e in entries)
+    assert entries[-1]["logger"] == "klamm.broker" and entries[-1]["level"] == "INFO"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from klamm.broker.config import (
     parse_properties,
     parse_users,
 )
+from klamm.cli import logs
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -73,6 +73,8 @@ def register(subparsers: Any) -> None:
                           help="TLS private key (default: in --ssl-certfile)")  # fmt: skip
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])  # fmt: skip
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="json: one JSON object per line, for log pipelines")  # fmt: skip
     parser.add_argument("--metrics", type=_host_port, default=None, metavar="HOST:PORT",
                         help="serve Prometheus metrics at http://HOST:PORT/metrics")  # fmt: skip
     parser.set_defaults(func=main)
@@ -121,11 +123,7 @@ def _security_changes(args: argparse.Namespace, config: BrokerConfig) -> dict[st
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(args.log_level, args.log_format)
     try:
         config = build_config(args)
     except (OSError, ConfigFileError) as exc:
