@@ -145,3 +145,26 @@ def test_json_log_format(tmp_path: Path) -> None:
             process.stderr.close()
     assert all({"ts", "level", "logger", "message"} <= set(e) for e in entries)
     assert entries[-1]["logger"] == "klamm.broker" and entries[-1]["level"] == "INFO"
+
+
+def test_unusable_data_dir_and_busy_port_are_one_clear_line(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    result = subprocess.run(
+        [sys.executable, "-m", "klamm", "broker", "--listen", "127.0.0.1:0",
+         "--data-dir", str(not_a_dir / "data")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("klamm broker: cannot use data directory")
+    assert "Traceback" not in result.stderr
+
+    with EmbeddedBroker(tmp_path / "first") as running:
+        result = subprocess.run(
+            [sys.executable, "-m", "klamm", "broker", "--listen", running.bootstrap,
+             "--data-dir", str(tmp_path / "second")],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"klamm broker: cannot listen on {running.bootstrap}" in result.stderr
+    assert "Traceback" not in result.stderr

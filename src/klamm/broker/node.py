@@ -34,6 +34,10 @@ from klamm.storage.log_manager import LogManager, TopicInfo
 log = logging.getLogger("klamm.broker")
 
 
+class StartupError(Exception):
+    """The broker cannot start: an unusable data directory or listen address."""
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -73,10 +77,13 @@ class Broker:
     async def start(self) -> None:
         tls = self._tls_context()  # first: a bad certificate fails the start before recovery
         data_dir = Path(self.config.data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.cluster_id = _load_cluster_id(data_dir)
         started = time.monotonic()
-        await asyncio.to_thread(self.logs.load)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self.cluster_id = _load_cluster_id(data_dir)
+            await asyncio.to_thread(self.logs.load)
+        except OSError as exc:
+            raise StartupError(f"cannot use data directory {data_dir}: {exc}") from exc
         recovered = len(self.logs.topics())
         for name, info in self.logs.topics().items():
             self._attach(name, info)
@@ -85,13 +92,21 @@ class Broker:
         for service in self.services.values():
             await service.start()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: KafkaConnection(self),
-            self.config.host,
-            self.config.port,
-            reuse_address=True,
-            ssl=tls,
-        )
+        try:
+            self._server = await loop.create_server(
+                lambda: KafkaConnection(self),
+                self.config.host,
+                self.config.port,
+                reuse_address=True,
+                ssl=tls,
+            )
+        except OSError as exc:
+            for service in reversed(list(self.services.values())):
+                await service.stop()
+            await asyncio.to_thread(self.logs.close)
+            raise StartupError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
+            ) from exc
         if self.config.port == 0:
             self.config = self.config.replace(port=self.bound_port)
         if self.config.metrics_port is not None:

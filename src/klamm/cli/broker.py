@@ -129,11 +129,12 @@ def main(args: argparse.Namespace) -> int:
     except (OSError, ConfigFileError) as exc:
         print(f"klamm broker: {exc}", file=sys.stderr)
         return 2
+    from klamm.broker.node import StartupError
     from klamm.broker.server import run
 
     try:
         run(config)
-    except OSError as exc:
-        print(f"klamm broker: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+    except StartupError as exc:
+        print(f"klamm broker: {exc}", file=sys.stderr)
         return 1
     return 0
