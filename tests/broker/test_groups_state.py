@@ -371,3 +371,26 @@ async def test_describe_and_list(h: Harness) -> None:
         ("solo", "", "Empty"),
     ]
     assert operations.list_groups(c, ["empty"]) == [("solo", "", "Empty")]
+
+
+async def test_stable_group_loses_offsets_of_topics_it_no_longer_reads(tmp_path: Path) -> None:
+    """KIP-211: a live consumer group keeps offsets of its subscribed topics forever and loses
+    the others offsets.retention after their commit."""
+    import struct
+
+    subscription = struct.pack(">hih", 0, 1, len(b"orders")) + b"orders" + struct.pack(">i", -1)
+    h = Harness(tmp_path, offsets_retention_ms=60_000)
+    c = await h.start()
+    h.broker.create_topic("old-topic", 1)
+    (member,) = await form_group(
+        h, "live", 1, protocols=[("range", subscription)], session_ms=600_000
+    )
+    offsets = {("orders", 0): (7, -1, ""), ("old-topic", 0): (3, -1, "")}
+    await operations.commit_offsets(c, "live", 1, member, None, offsets)
+    assert set(c.offsets.of_group("live")) == {("orders", 0), ("old-topic", 0)}
+    assert c.groups["live"].subscribed_topics() == frozenset({"orders"})
+    await h.clock.advance(59_000)
+    assert await c.expire_offsets() == 0
+    await h.clock.advance(2_000)
+    assert await c.expire_offsets() == 1
+    assert set(c.offsets.of_group("live")) == {("orders", 0)}

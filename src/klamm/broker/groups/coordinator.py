@@ -744,10 +744,18 @@ class GroupCoordinator:
         removed = 0
         for group_id in list(self.groups):
             group = self.groups[group_id]
-            if not group.is_(S.EMPTY) or self.offsets.has_pending(group_id):
+            if self.offsets.has_pending(group_id):
                 continue
-            empty_since = group.state_timestamp if group.protocol_type else None
-            keys = self.offsets.expired(group_id, now, retention, empty_since)
+            if group.is_(S.STABLE):
+                subscribed = group.subscribed_topics()
+                if subscribed is None:
+                    continue  # cannot tell which topics it still reads: keep everything
+                keys = self.offsets.expired(group_id, now, retention, None, subscribed)
+            elif group.is_(S.EMPTY):
+                empty_since = group.state_timestamp if group.protocol_type else None
+                keys = self.offsets.expired(group_id, now, retention, empty_since)
+            else:
+                continue
             records: list[tuple[Key, Value | None]] = [(k, None) for k in keys]
             remaining = len(self.offsets.of_group(group_id)) - len(keys)
             drop_group = remaining == 0 and not group.members and not group.pending_members

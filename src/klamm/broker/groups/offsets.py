@@ -79,13 +79,25 @@ class OffsetStore:
         return list(self._pending)
 
     def expired(
-        self, group: str, now_ms: int, retention_ms: int, empty_since_ms: int | None
+        self,
+        group: str,
+        now_ms: int,
+        retention_ms: int,
+        empty_since_ms: int | None,
+        subscribed: frozenset[str] | None = None,
     ) -> list[OffsetKey]:
         """Offsets past retention (Kafka 2.1+, KIP-211). A consumer group's offsets expire
         together, `retention_ms` after the group became Empty (`empty_since_ms`); a group that
         only commits (no protocol, `empty_since_ms` None) loses each offset `retention_ms` after
-        its commit."""
+        its commit; a stable consumer group (`subscribed` given) keeps the offsets of the topics
+        its members subscribe to and loses the others `retention_ms` after their commit."""
         offsets = self._committed.get(group, {})
+        if subscribed is not None:
+            return [
+                OffsetKey(group, t, p)
+                for (t, p), value in offsets.items()
+                if t not in subscribed and now_ms - value.commit_timestamp >= retention_ms
+            ]
         if empty_since_ms is not None:
             if now_ms - empty_since_ms < retention_ms:
                 return []
