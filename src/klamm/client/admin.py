@@ -17,7 +17,7 @@ import confluent_kafka
 from confluent_kafka import admin as _rd_admin
 
 from klamm.client.errors import ConfigError, KafkaError, StateError, TopicError, from_librdkafka
-from klamm.client.events import EventEmitter, Events, Listener
+from klamm.client.events import Connectable, EventEmitter, Events
 
 T = TypeVar("T")
 # confluent_kafka.admin re-exports its classes without `__all__`, which mypy --strict rejects.
@@ -50,7 +50,7 @@ async def _await_all(futures: Mapping[Any, concurrent.futures.Future[Any]]) -> d
     return {key: await _await(f) for key, f in futures.items()}
 
 
-class Admin:
+class Admin(Connectable):
     def __init__(self, conf: dict[str, Any]) -> None:
         self._conf = conf
         self._rd: Any = None
@@ -68,16 +68,6 @@ class Admin:
         if self._rd is not None:
             self._rd = None  # librdkafka frees the handle when the object is collected
             self.events.emit(Events.DISCONNECT)
-
-    async def __aenter__(self) -> Admin:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.disconnect()
-
-    def on(self, event: Events, listener: Listener) -> Callable[[], None]:
-        return self.events.on(event, listener)
 
     @property
     def _client(self) -> Any:

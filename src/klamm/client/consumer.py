@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import confluent_kafka
 
 from klamm.client.errors import ConfigError, KafkaError, StateError, from_librdkafka
-from klamm.client.events import EventEmitter, Events, Listener
+from klamm.client.events import Connectable, EventEmitter, Events
 from klamm.client.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class PartitionAssigners(enum.Enum):
     COOPERATIVE_STICKY = "cooperative-sticky"
 
 
-class Consumer:
+class Consumer(Connectable):
     """KafkaJS's consumer. Create it with `Kafka.consumer(group_id=...)`."""
 
     def __init__(
@@ -172,16 +172,6 @@ class Consumer:
         if self._connected:
             self._connected = False
             self.events.emit(Events.DISCONNECT)
-
-    async def __aenter__(self) -> Consumer:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.disconnect()
-
-    def on(self, event: Events, listener: Listener) -> Callable[[], None]:
-        return self.events.on(event, listener)
 
     async def subscribe(
         self,

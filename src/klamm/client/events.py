@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 log = logging.getLogger("klamm.client")
 
@@ -131,3 +131,26 @@ class EventEmitter:
             await awaitable
         except Exception:
             log.exception("listener for %s failed", name)
+
+
+class Connectable:
+    """What Producer, Consumer and Admin share, as in KafkaJS: `async with` runs connect() and
+    disconnect(), and `on(event, listener)` subscribes to the instance's events."""
+
+    events: EventEmitter
+
+    async def connect(self) -> None:
+        raise NotImplementedError
+
+    async def disconnect(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.disconnect()
+
+    def on(self, event: Events, listener: Listener) -> Callable[[], None]:
+        return self.events.on(event, listener)

@@ -26,7 +26,7 @@ import confluent_kafka
 
 from klamm.client.config import acks_value
 from klamm.client.errors import ConfigError, KafkaTimeoutError, StateError, from_librdkafka
-from klamm.client.events import EventEmitter, Events, Listener
+from klamm.client.events import Connectable, EventEmitter, Events
 from klamm.client.messages import (
     CompressionTypes,
     Message,
@@ -36,8 +36,6 @@ from klamm.client.messages import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from klamm.client.transactions import Transaction
 
 log = logging.getLogger("klamm.client")
@@ -232,7 +230,7 @@ class _RdProducer:
             self._pump_handle = None
 
 
-class Producer:
+class Producer(Connectable):
     """KafkaJS's producer. Create it with `Kafka.producer()`."""
 
     def __init__(
@@ -307,16 +305,6 @@ class Producer:
         if left:
             log.warning("producer disconnected with %d undelivered messages", left)
         self.events.emit(Events.DISCONNECT)
-
-    async def __aenter__(self) -> Producer:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.disconnect()
-
-    def on(self, event: Events, listener: Listener) -> Callable[[], None]:
-        return self.events.on(event, listener)
 
     def is_connected(self) -> bool:
         return self._connected
