@@ -271,3 +271,16 @@ def text(value: bytes | None) -> str:
         return value.decode()
     except UnicodeDecodeError:
         return repr(value)
+
+
+def report_deletions(args: argparse.Namespace, noun: str, deleted: list[str],
+                     failures: list[str]) -> int:  # fmt: skip
+    """The end of a `delete` command: what went, then one error line for what did not."""
+    if args.json:
+        print_json({"deleted": deleted, "errors": failures})
+    else:
+        for name in deleted:
+            console().print(f"deleted {noun} {name}")
+    if failures:
+        raise CliError("cannot delete " + "; ".join(failures))
+    return 0

@@ -31,6 +31,7 @@ from klamm.cli._common import (
     describe_error,
     print_json,
     rd,
+    report_deletions,
     require_topic,
     table,
     wait,
@@ -301,14 +302,7 @@ def delete_command(args: argparse.Namespace) -> int:
             deleted.append(group)
         except KafkaException as exc:
             failures.append(f"{group}: {_delete_reason(exc)}")
-    if args.json:
-        print_json({"deleted": deleted, "errors": failures})
-    else:
-        for group in deleted:
-            console().print(f"deleted group {group}")
-    if failures:
-        raise CliError("cannot delete " + "; ".join(failures))
-    return 0
+    return report_deletions(args, "group", deleted, failures)
 
 
 def _delete_reason(exc: KafkaException) -> str:

@@ -27,6 +27,7 @@ from klamm.cli._common import (
     key_value,
     print_json,
     rd,
+    report_deletions,
     require_topic,
     table,
     topic_metadata,
@@ -232,14 +233,7 @@ def delete_command(args: argparse.Namespace) -> int:
             err = exc.args[0]
             if not (args.if_exists and err.code() == err.UNKNOWN_TOPIC_OR_PART):
                 failures.append(f"{name}: {_delete_reason(exc)}")
-    if args.json:
-        print_json({"deleted": deleted, "errors": failures})
-    else:
-        for name in deleted:
-            console().print(f"deleted topic {name}")
-    if failures:
-        raise CliError("cannot delete " + "; ".join(failures))
-    return 0
+    return report_deletions(args, "topic", deleted, failures)
 
 
 def _delete_reason(exc: KafkaException) -> str:
