@@ -11,12 +11,15 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from klamm import __version__
+
 # Modules under klamm.cli, in the order `klamm --help` lists them.
 SUBCOMMANDS = ("broker", "topics", "produce", "consume", "groups", "configs", "bench", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="klamm", description="Kafka for Python people.")
+    parser.add_argument("--version", action="version", version=f"klamm {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
         importlib.import_module(f"klamm.cli.{name}").register(subparsers)
