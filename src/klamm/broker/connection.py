@@ -208,7 +208,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._close_scheduled:
             return
         self._close_scheduled = True
-        log.warning("%s: %s; closing the connection", self.session.peer, reason)
+        # INFO, as Kafka logs failed authentications: a client with a wrong password retries
+        # several times a second, and each attempt is the same news.
+        log.info("%s: %s; closing the connection", self.session.peer, reason)
         delay = self._broker.config.failed_authentication_delay_ms / 1000
         asyncio.get_running_loop().call_later(delay, self.close)
 
