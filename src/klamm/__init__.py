@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from klamm.client import (
     Admin,
+    AuthenticationError,
     Batch,
     CompressionTypes,
     ConfigError,
@@ -36,6 +37,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Admin",
+    "AuthenticationError",
     "Batch",
     "CompressionTypes",
     "ConfigError",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from client_helpers import FAST_CONSUMER, wait_until
 
-from klamm import Kafka, KafkaTimeoutError
+from klamm import AuthenticationError, Kafka, KafkaError, RetryPolicy
 from klamm.testing import EmbeddedBroker
 
 
@@ -38,15 +40,35 @@ async def test_sasl_round_trip(sasl_broker: EmbeddedBroker, unique: str, mechani
         await wait_until(lambda: got == [b"secret"])
 
 
-async def test_wrong_password_fails_the_send(sasl_broker: EmbeddedBroker, unique: str) -> None:
-    """librdkafka reports authentication failures on its error callback and keeps the message
-    queued, so the send surfaces as a timeout (not yet as an authentication error)."""
+@pytest.mark.parametrize("mechanism", ["plain", "scram-sha-512"])
+async def test_wrong_password_is_an_authentication_error_at_connect(
+    sasl_broker: EmbeddedBroker, mechanism: str
+) -> None:
+    """As in KafkaJS, connect() reaches the cluster: a refused login fails there, quickly and
+    by name, instead of surfacing later as a timeout on the first send."""
     kafka = Kafka(
         brokers=[sasl_broker.bootstrap],
-        sasl={"mechanism": "plain", "username": "alice", "password": "wrong"},
+        sasl={"mechanism": mechanism, "username": "alice", "password": "wrong"},
     )
+    for client in (kafka.producer(), kafka.admin()):
+        started = time.monotonic()
+        with pytest.raises(AuthenticationError) as info:
+            await client.connect()
+        assert time.monotonic() - started < 5
+        assert not info.value.retriable
+        assert "uthentication" in str(info.value)
+
+
+async def test_connect_to_nothing_fails_with_a_connection_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once the socket is closed
+    # One 1 s attempt and one retry: connect() gives up after about 2 s.
+    kafka = Kafka(brokers=[f"127.0.0.1:{port}"], retry=RetryPolicy(retries=1))
     producer = kafka.producer()
-    await producer.connect()
-    with pytest.raises(KafkaTimeoutError):
-        await producer.send(topic=f"auth-{unique}", messages=[{"value": b"x"}], timeout_ms=2_000)
-    await producer.disconnect(timeout_ms=100)
+    started = time.monotonic()
+    with pytest.raises(KafkaError) as info:
+        await producer.connect()
+    assert 1.5 < time.monotonic() - started < 5
+    assert not isinstance(info.value, AuthenticationError)
+    assert not producer.is_connected()

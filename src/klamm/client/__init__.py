@@ -7,6 +7,7 @@ from __future__ import annotations
 from klamm.client.admin import Admin, ResourceTypes
 from klamm.client.consumer import Consumer, PartitionAssigners
 from klamm.client.errors import (
+    AuthenticationError,
     ConfigError,
     FatalError,
     KafkaError,
@@ -28,6 +29,7 @@ from klamm.client.transactions import Transaction
 
 __all__ = [
     "Admin",
+    "AuthenticationError",
     "Batch",
     "CompressionTypes",
     "ConfigError",

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import confluent_kafka
 from confluent_kafka import admin as _rd_admin
 
+from klamm.client.connectivity import CONNECT_TIMEOUT_S, install, reach_cluster
 from klamm.client.errors import ConfigError, KafkaError, StateError, TopicError, from_librdkafka
 from klamm.client.events import Connectable, EventEmitter, Events
 
@@ -51,17 +52,28 @@ async def _await_all(futures: Mapping[Any, concurrent.futures.Future[Any]]) -> d
 
 
 class Admin(Connectable):
-    def __init__(self, conf: dict[str, Any]) -> None:
+    def __init__(
+        self, conf: dict[str, Any], *, connect_timeout_s: float = CONNECT_TIMEOUT_S
+    ) -> None:
         self._conf = conf
+        self._connect_timeout_s = connect_timeout_s
         self._rd: Any = None
         self.events = EventEmitter("admin")
 
     async def connect(self) -> None:
+        """Create the admin client and reach the cluster (AuthenticationError at once when the
+        login is refused)."""
         if self._rd is None:
+            conf = dict(self._conf)
+            watch = install(conf)
             try:
-                self._rd = rd_admin.AdminClient(self._conf)
+                rd = rd_admin.AdminClient(conf)
             except confluent_kafka.KafkaException as exc:
                 raise from_librdkafka(exc) from None
+            await asyncio.get_running_loop().run_in_executor(
+                None, reach_cluster, rd, watch, self._connect_timeout_s
+            )
+            self._rd = rd
             self.events.emit(Events.CONNECT)
 
     async def disconnect(self) -> None:

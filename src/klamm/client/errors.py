@@ -6,6 +6,7 @@
     ├── RetriableError              transient (leader moved, coordinator loading, network): retry
     │   └── KafkaTimeoutError       an operation did not finish in time
     ├── RequestError                the cluster refused the request for good (authorization, size)
+    │   ├── AuthenticationError     the cluster refused our credentials (SASL) or TLS handshake
     │   └── TopicError              the topic is missing, invalid or already exists
     ├── TransactionAbortableError   the current transaction must be aborted; the producer lives on
     └── FatalError                  this client instance is unusable (fenced producer, ...)
@@ -68,6 +69,10 @@ class RequestError(KafkaError):
     """The cluster refused the request and will refuse it again."""
 
 
+class AuthenticationError(RequestError):
+    """The cluster refused the client's credentials (wrong SASL user or password, TLS trust)."""
+
+
 class TopicError(RequestError):
     """The topic is unknown, invalid, or (on create) already exists."""
 
@@ -102,6 +107,14 @@ _FENCED_CODES = frozenset({_RD._FENCED, _RD.PRODUCER_FENCED, _RD.INVALID_PRODUCE
 _TIMEOUT_CODES = frozenset({_RD._TIMED_OUT, _RD._MSG_TIMED_OUT, _RD.REQUEST_TIMED_OUT})
 _CONFIG_CODES = frozenset({_RD._INVALID_ARG, _RD.INVALID_CONFIG, _RD._INVALID_TYPE})
 _STATE_CODES = frozenset({_RD._STATE, _RD._NOT_IMPLEMENTED})
+_AUTH_CODES = frozenset({_RD._AUTHENTICATION, _RD.SASL_AUTHENTICATION_FAILED, _RD._SSL})
+
+
+def is_authentication_error(err: Any) -> bool:
+    """A librdkafka error (from error_cb or an exception) that means "credentials refused"."""
+    if isinstance(err, confluent_kafka.KafkaException) and err.args:
+        err = err.args[0]
+    return isinstance(err, _RD) and err.code() in _AUTH_CODES
 
 
 def from_librdkafka(err: Any) -> KafkaError:
@@ -115,6 +128,8 @@ def from_librdkafka(err: Any) -> KafkaError:
     cls: type[KafkaError]
     if code in _FENCED_CODES:
         cls = ProducerFencedError
+    elif code in _AUTH_CODES:
+        cls = AuthenticationError
     elif err.fatal():
         cls = FatalError
     elif err.txn_requires_abort():

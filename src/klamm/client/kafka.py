@@ -29,6 +29,11 @@ class Kafka:
         """`config` passes raw librdkafka properties to every client made from this one."""
         self.client_id = client_id
         self.retry = retry or RetryPolicy()
+        # How long connect() tries to reach the cluster: as KafkaJS, one connection timeout per
+        # attempt, retried as the retry policy says (1 s x 6 attempts by default).
+        self._connect_timeout_s = (
+            max(connection_timeout_ms, 1_000) * (self.retry.retries + 1) / 1000
+        )
         self._conf = client_config(
             client_id=client_id,
             brokers=brokers,
@@ -60,6 +65,7 @@ class Kafka:
             allow_auto_topic_creation=allow_auto_topic_creation,
             linger_ms=linger_ms,
             config=config,
+            connect_timeout_s=self._connect_timeout_s,
         )
 
     def consumer(
@@ -108,4 +114,4 @@ class Kafka:
         conf = dict(self._conf)
         if config:
             conf.update(config)
-        return Admin(conf)
+        return Admin(conf, connect_timeout_s=self._connect_timeout_s)

@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any, cast, overload
 import confluent_kafka
 
 from klamm.client.config import acks_value
-from klamm.client.errors import ConfigError, KafkaTimeoutError, StateError, from_librdkafka
+from klamm.client.connectivity import CONNECT_TIMEOUT_S, install, reach_cluster
+from klamm.client.errors import (
+    ConfigError,
+    KafkaError,
+    KafkaTimeoutError,
+    StateError,
+    from_librdkafka,
+)
 from klamm.client.events import Connectable, EventEmitter, Events
 from klamm.client.messages import (
     CompressionTypes,
@@ -198,6 +205,8 @@ class _RdProducer:
     """
 
     def __init__(self, conf: dict[str, Any]) -> None:
+        conf = dict(conf)
+        self.auth = install(conf)
         try:
             self.rd = confluent_kafka.Producer(conf)
         except confluent_kafka.KafkaException as exc:
@@ -244,8 +253,10 @@ class Producer(Connectable):
         allow_auto_topic_creation: bool = True,
         linger_ms: float | None = None,
         config: Mapping[str, Any] | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         conf = dict(conf)
+        self._connect_timeout_s = connect_timeout_s
         if transactional_id is not None:
             idempotent = True  # librdkafka requires it, and so does Kafka.
             conf["transactional.id"] = transactional_id
@@ -279,15 +290,21 @@ class Producer(Connectable):
             return
         loop = asyncio.get_running_loop()
         rdp = self._rd_for(*self._default_key)
-        if self.transactional_id is not None:
-            timeout_s = self._conf.get("transaction.timeout.ms", 60_000) / 1000
-            try:
-                await loop.run_in_executor(None, rdp.rd.init_transactions, timeout_s)
-            except confluent_kafka.KafkaException as exc:
-                rdp.cancel_pump()
-                await loop.run_in_executor(None, rdp.close, 0)
-                self._rd.clear()
-                raise from_librdkafka(exc) from None
+        try:
+            await loop.run_in_executor(
+                None, reach_cluster, rdp.rd, rdp.auth, self._connect_timeout_s
+            )
+            if self.transactional_id is not None:
+                timeout_s = self._conf.get("transaction.timeout.ms", 60_000) / 1000
+                try:
+                    await loop.run_in_executor(None, rdp.rd.init_transactions, timeout_s)
+                except confluent_kafka.KafkaException as exc:
+                    raise from_librdkafka(exc) from None
+        except KafkaError:
+            rdp.cancel_pump()
+            await loop.run_in_executor(None, rdp.close, 0)
+            self._rd.clear()
+            raise
         self._connected = True
         self.events.emit(Events.CONNECT)
 
@@ -435,6 +452,8 @@ class Producer(Connectable):
         try:
             return await asyncio.wait_for(asyncio.shield(delivery.future), timeout_ms / 1000)
         except TimeoutError:
+            if rdp.auth.error is not None:  # the login was refused since connect()
+                raise from_librdkafka(rdp.auth.error) from None
             raise KafkaTimeoutError(f"send not acknowledged within {timeout_ms} ms") from None
 
     async def _produce_run(
