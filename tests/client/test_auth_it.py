@@ -44,13 +44,13 @@ async def test_sasl_round_trip(sasl_broker: EmbeddedBroker, unique: str, mechani
 async def test_wrong_password_is_an_authentication_error_at_connect(
     sasl_broker: EmbeddedBroker, mechanism: str
 ) -> None:
-    """As in KafkaJS, connect() reaches the cluster: a refused login fails there, quickly and
-    by name, instead of surfacing later as a timeout on the first send."""
+    """As in KafkaJS, every client's connect() reaches the cluster: a refused login fails there,
+    quickly and by name, instead of surfacing later as a timeout."""
     kafka = Kafka(
         brokers=[sasl_broker.bootstrap],
         sasl={"mechanism": mechanism, "username": "alice", "password": "wrong"},
     )
-    for client in (kafka.producer(), kafka.admin()):
+    for client in (kafka.producer(), kafka.admin(), kafka.consumer(group_id="g-refused")):
         started = time.monotonic()
         with pytest.raises(AuthenticationError) as info:
             await client.connect()

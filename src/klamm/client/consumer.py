@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import confluent_kafka
 
+from klamm.client.connectivity import CONNECT_TIMEOUT_S, install, reach_cluster
 from klamm.client.errors import ConfigError, KafkaError, StateError, from_librdkafka
 from klamm.client.events import Connectable, EventEmitter, Events
 from klamm.client.retry import RetryPolicy
@@ -78,9 +79,11 @@ class Consumer(Connectable):
         group_instance_id: str | None = None,
         rack_id: str | None = None,
         config: Mapping[str, Any] | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         if not group_id:
             raise ConfigError("consumer needs a group_id")
+        self._connect_timeout_s = connect_timeout_s
         if heartbeat_interval_ms >= session_timeout_ms:
             raise ConfigError("heartbeat_interval_ms must be lower than session_timeout_ms")
         strategies = [PartitionAssigners(a).value for a in partition_assigners]
@@ -159,10 +162,26 @@ class Consumer(Connectable):
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Check the configuration. The group is joined by `run()` (as in KafkaJS)."""
+        """Reach the cluster (AuthenticationError at once when the login is refused). The group
+        is joined by `run()` (as in KafkaJS)."""
         self._loop = asyncio.get_running_loop()
+        await self._loop.run_in_executor(None, self._probe)
         self._connected = True
         self.events.emit(Events.CONNECT)
+
+    def _probe(self) -> None:
+        """A throwaway librdkafka consumer fetches metadata once: the real one is created by
+        run(), with the subscription, and must not see this connection's errors."""
+        conf = dict(self._conf)
+        watch = install(conf)
+        try:
+            probe = confluent_kafka.Consumer(conf)
+        except confluent_kafka.KafkaException as exc:
+            raise from_librdkafka(exc) from None
+        try:
+            reach_cluster(probe, watch, self._connect_timeout_s)
+        finally:
+            probe.close()
 
     async def disconnect(self) -> None:
         await self.stop()

@@ -108,6 +108,7 @@ class Kafka:
             group_instance_id=group_instance_id,
             rack_id=rack_id,
             config=config,
+            connect_timeout_s=self._connect_timeout_s,
         )
 
     def admin(self, *, config: Mapping[str, Any] | None = None) -> Admin:
