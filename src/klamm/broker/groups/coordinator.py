@@ -19,7 +19,8 @@ started by one process or deployment wave on one machine). A lone consumer there
 assignment ~200 ms after joining; a burst of consumers still lands in one generation; a member
 that arrives later than the quiet window only costs one ordinary rebalance, as in Kafka.
 
-Membership operations are in this module; offset and admin operations in `operations.py`.
+Membership operations are in this module; offset and admin operations, offsets retention
+included, in `operations.py`.
 Concurrency: everything runs on the broker's event loop; awaits happen only around the log
 append, and each continuation re-checks the group's generation and state.
 """
@@ -737,40 +738,10 @@ class GroupCoordinator:
         self._expiry_timer = self.scheduler.call_later(interval, fire)
 
     async def expire_offsets(self) -> int:
-        """Delete offsets past retention, and groups left Empty with none (Kafka
-        cleanupGroupMetadata). Returns how many offsets were removed."""
-        now = self.now_ms()
-        retention = self.config.offsets_retention_ms
-        removed = 0
-        for group_id in list(self.groups):
-            group = self.groups[group_id]
-            if self.offsets.has_pending(group_id):
-                continue
-            if group.is_(S.STABLE):
-                subscribed = group.subscribed_topics()
-                if subscribed is None:
-                    continue  # cannot tell which topics it still reads: keep everything
-                keys = self.offsets.expired(group_id, now, retention, None, subscribed)
-            elif group.is_(S.EMPTY):
-                empty_since = group.state_timestamp if group.protocol_type else None
-                keys = self.offsets.expired(group_id, now, retention, empty_since)
-            else:
-                continue
-            records: list[tuple[Key, Value | None]] = [(k, None) for k in keys]
-            remaining = len(self.offsets.of_group(group_id)) - len(keys)
-            drop_group = remaining == 0 and not group.members and not group.pending_members
-            if drop_group:
-                records.append((GroupKey(group_id), None))
-            if not records:
-                continue
-            await self.persist(records)
-            for key in keys:
-                self.offsets.apply(key, None)
-            removed += len(keys)
-            if drop_group and self.groups.get(group_id) is group and group.is_(S.EMPTY):
-                group.transition(S.DEAD, now)
-                del self.groups[group_id]
-        return removed
+        """Delete offsets past retention (see operations.expire_offsets)."""
+        from klamm.broker.groups import operations
+
+        return await operations.expire_offsets(self)
 
     # --- hooks for the transaction coordinator --------------------------------------------------
 

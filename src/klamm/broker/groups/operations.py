@@ -1,5 +1,6 @@
 """Offset and admin operations of the group coordinator: OffsetCommit, OffsetFetch,
-DescribeGroups, ListGroups, DeleteGroups, OffsetDelete, and the transactional-commit hooks.
+DescribeGroups, ListGroups, DeleteGroups, OffsetDelete, offsets retention, and the
+transactional-commit hooks.
 
 Each operation validates against the coordinator's state without touching it, builds the records
 that express the change, makes them durable, and only then applies them through
@@ -299,3 +300,40 @@ async def complete_txn_offsets(
         return
     await coord.persist_marker(producer_id, producer_epoch, commit)
     coord.offsets.complete(producer_id, commit)
+
+
+async def expire_offsets(coord: GroupCoordinator) -> int:
+    """Delete offsets past retention, and groups left Empty with none (Kafka
+    cleanupGroupMetadata). Returns how many offsets were removed."""
+    now = coord.now_ms()
+    retention = coord.config.offsets_retention_ms
+    removed = 0
+    for group_id in list(coord.groups):
+        group = coord.groups[group_id]
+        if coord.offsets.has_pending(group_id):
+            continue
+        if group.is_(S.STABLE):
+            subscribed = group.subscribed_topics()
+            if subscribed is None:
+                continue  # cannot tell which topics it still reads: keep everything
+            keys = coord.offsets.expired(group_id, now, retention, None, subscribed)
+        elif group.is_(S.EMPTY):
+            empty_since = group.state_timestamp if group.protocol_type else None
+            keys = coord.offsets.expired(group_id, now, retention, empty_since)
+        else:
+            continue
+        records: list[tuple[Key, Value | None]] = [(k, None) for k in keys]
+        remaining = len(coord.offsets.of_group(group_id)) - len(keys)
+        drop_group = remaining == 0 and not group.members and not group.pending_members
+        if drop_group:
+            records.append((GroupKey(group_id), None))
+        if not records:
+            continue
+        await coord.persist(records)
+        for key in keys:
+            coord.offsets.apply(key, None)
+        removed += len(keys)
+        if drop_group and coord.groups.get(group_id) is group and group.is_(S.EMPTY):
+            group.transition(S.DEAD, now)
+            del coord.groups[group_id]
+    return removed
