@@ -24,6 +24,8 @@ from tests.interop.conftest import create_topic
 
 PARTITIONS = 3
 KILLS = 4
+# Longest wait for the producer to be acknowledged again after a restart.
+PROGRESS_TIMEOUT_S = 15
 
 
 @pytest.mark.timeout(90)
@@ -83,15 +85,30 @@ def _run(broker: EmbeddedBroker) -> None:
 
     thread = threading.Thread(target=produce_loop, name="crash-producer", daemon=True)
     thread.start()
+
+    def acked_count() -> int:
+        return sum(len(a) for a in acked.values())
+
+    def wait_for_progress(since: int) -> None:
+        """The producer must get acknowledgements again after every restart. librdkafka takes
+        its own time to reconnect to the leader (up to ~2 s seen here), so wait for it rather
+        than assume a fixed delay."""
+        deadline = time.monotonic() + PROGRESS_TIMEOUT_S
+        while acked_count() <= since:
+            assert time.monotonic() < deadline, f"no acknowledgement since {since}"
+            time.sleep(0.02)
+
     try:
         acked_before_kill = []
         for _ in range(KILLS):
-            time.sleep(1.5)
-            acked_before_kill.append(sum(len(a) for a in acked.values()))
+            wait_for_progress(acked_before_kill[-1] if acked_before_kill else 0)
+            time.sleep(1.0)  # let a stream of appends be in flight when the kill lands
+            acked_before_kill.append(acked_count())
             broker.kill()
             time.sleep(0.3)
             broker.start()
-        time.sleep(1.5)
+        wait_for_progress(acked_before_kill[-1])
+        time.sleep(0.5)
     finally:
         stop.set()
         thread.join(timeout=10)
