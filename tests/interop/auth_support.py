@@ -1,7 +1,7 @@
 """Shared pieces of the authentication interop tests: users, certificates, broker settings.
 
-Each test module starts its own brokers from these (module scope, thread mode unless it says
-otherwise); nothing here starts a process by itself.
+Each test module gets its own brokers from the module-scoped fixtures in conftest.py
+(thread mode); nothing here starts a process by itself.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 
+from klamm.testing import EmbeddedBroker
+from tests.interop.auth_support import FAST_GROUPS, Certs, make_certs, sasl_settings, tls_settings
+
 JS_DIR = Path(__file__).parent / "js"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -197,3 +200,30 @@ def topic_factory(bootstrap: str, unique: str) -> Iterator[Callable[..., str]]:
         return create_topic(bootstrap, f"{prefix}-{unique}-{next(counter)}", partitions, **configs)
 
     yield make
+
+
+# --- authentication: brokers with SASL and TLS listeners (module scope: one set per module) ---
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def sasl_broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(**sasl_settings()) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def sasl_ssl_broker(certs: Certs) -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(**sasl_settings("SASL_SSL"), **tls_settings(certs)) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def ssl_broker(certs: Certs) -> Iterator[EmbeddedBroker]:
+    settings = {"security_protocol": "SSL", **FAST_GROUPS}
+    with EmbeddedBroker(**settings, **tls_settings(certs)) as broker:
+        yield broker

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from klamm.testing import EmbeddedBroker
-from tests.interop.auth_support import (
+from tests.interop.auth_support import (  # noqa: F401
     MECHANISMS,
     USERS,
     Certs,
@@ -27,30 +26,6 @@ from tests.interop.auth_support import (
     sasl_settings,
     tls_settings,
 )
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def sasl_broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(**sasl_settings()) as broker:
-        yield broker
-
-
-@pytest.fixture(scope="module")
-def sasl_ssl_broker(certs: Certs) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(**sasl_settings("SASL_SSL"), **tls_settings(certs)) as broker:
-        yield broker
-
-
-@pytest.fixture(scope="module")
-def ssl_broker(certs: Certs) -> Iterator[EmbeddedBroker]:
-    settings = {"security_protocol": "SSL", "group_initial_rebalance_delay_ms": 0}
-    with EmbeddedBroker(**settings, **tls_settings(certs)) as broker:
-        yield broker
 
 
 def roundtrip(conf: dict[str, Any], count: int = 20) -> list[bytes]:

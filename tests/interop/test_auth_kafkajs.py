@@ -7,12 +7,17 @@ SASL_SSL, and a wrong password."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from klamm.testing import EmbeddedBroker
-from tests.interop.auth_support import USERS, Certs, make_certs, sasl_settings, tls_settings
+from tests.interop.auth_support import (  # noqa: F401
+    USERS,
+    Certs,
+    make_certs,
+    sasl_settings,
+    tls_settings,
+)
 from tests.interop.conftest import NodeRunner
 
 pytestmark = pytest.mark.timeout(60)
@@ -21,23 +26,6 @@ COUNT = 10
 EXPECTED = [f"v{i}" for i in range(COUNT)]
 KAFKAJS_MECHANISM = {"PLAIN": "plain", "SCRAM-SHA-256": "scram-sha-256",
                      "SCRAM-SHA-512": "scram-sha-512"}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def sasl_broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(**sasl_settings()) as broker:
-        yield broker
-
-
-@pytest.fixture(scope="module")
-def sasl_ssl_broker(certs: Certs) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(**sasl_settings("SASL_SSL"), **tls_settings(certs)) as broker:
-        yield broker
 
 
 def _args(broker: EmbeddedBroker, mechanism: str, password: str | None = None,

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from klamm.testing import EmbeddedBroker
-from tests.interop.auth_support import (
+from tests.interop.auth_support import (  # noqa: F401
     MECHANISMS,
     USERS,
     Certs,
@@ -25,29 +24,6 @@ from tests.interop.auth_support import (
 pytestmark = pytest.mark.timeout(60)
 
 LINES = [f"v{i}" for i in range(10)]
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def sasl_broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(**sasl_settings()) as broker:
-        yield broker
-
-
-@pytest.fixture(scope="module")
-def sasl_ssl_broker(certs: Certs) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(**sasl_settings("SASL_SSL"), **tls_settings(certs)) as broker:
-        yield broker
-
-
-@pytest.fixture(scope="module")
-def ssl_broker(certs: Certs) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(security_protocol="SSL", **tls_settings(certs)) as broker:
-        yield broker
 
 
 def _x(conf: dict[str, object]) -> list[str]:

@@ -11,13 +11,12 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from klamm.testing import EmbeddedBroker
-from tests.interop.auth_support import (
+from tests.interop.auth_support import (  # noqa: F401
     MECHANISMS,
     USERS,
     Certs,
@@ -35,30 +34,6 @@ pytestmark = [
 
 COUNT = 10
 EXPECTED = [f"v{i}".encode() for i in range(COUNT)]
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def sasl_broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(**sasl_settings()) as broker:
-        yield broker
-
-
-@pytest.fixture(scope="module")
-def sasl_ssl_broker(certs: Certs) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(**sasl_settings("SASL_SSL"), **tls_settings(certs)) as broker:
-        yield broker
-
-
-@pytest.fixture(scope="module")
-def ssl_broker(certs: Certs) -> Iterator[EmbeddedBroker]:
-    settings = {"security_protocol": "SSL", "group_initial_rebalance_delay_ms": 0}
-    with EmbeddedBroker(**settings, **tls_settings(certs)) as broker:
-        yield broker
 
 
 def _topic() -> str:

@@ -10,6 +10,7 @@ answers them INVALID_PRODUCER_EPOCH instead, and so do we (`_fenced`).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Awaitable
 from typing import Any
 
 from klamm.broker.context import RequestContext
@@ -79,30 +80,27 @@ async def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> Any
     )
 
 
-async def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> Any:
-    coord = _coordinator(ctx)
-    error = ErrorCode.none
+async def _error_of(ctx: RequestContext, call: Awaitable[object]) -> ErrorCode:
+    """The wire error of a coordinator call: none, or its TxnError as this version knows it."""
     try:
-        await coord.add_offsets(
-            request.transactional_id, request.producer_id, request.producer_epoch,
-            request.group_id,
-        )  # fmt: skip
+        await call
     except TxnError as exc:
-        error = _fenced(ctx, exc.code)
-    return ctx.response(throttle_time=0, error_code=error)
+        return _fenced(ctx, exc.code)
+    return ErrorCode.none
+
+
+async def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> Any:
+    call = _coordinator(ctx).add_offsets(
+        request.transactional_id, request.producer_id, request.producer_epoch, request.group_id
+    )
+    return ctx.response(throttle_time=0, error_code=await _error_of(ctx, call))
 
 
 async def handle_end_txn(ctx: RequestContext, request: Any) -> Any:
-    coord = _coordinator(ctx)
-    error = ErrorCode.none
-    try:
-        await coord.end_txn(
-            request.transactional_id, request.producer_id, request.producer_epoch,
-            request.committed,
-        )  # fmt: skip
-    except TxnError as exc:
-        error = _fenced(ctx, exc.code)
-    return ctx.response(throttle_time=0, error_code=error)
+    call = _coordinator(ctx).end_txn(
+        request.transactional_id, request.producer_id, request.producer_epoch, request.committed
+    )
+    return ctx.response(throttle_time=0, error_code=await _error_of(ctx, call))
 
 
 async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
