@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 
 from klamm import CompressionTypes, ConfigError, Message
-from klamm.client.messages import normalise_headers, normalise_message
+from klamm.client.messages import (
+    normalise_headers,
+    normalise_message,
+    plain_messages,
+    plain_types_ok,
+)
 
 
 def test_message_and_dict_normalise_the_same() -> None:
@@ -54,3 +59,35 @@ def test_bad_messages_are_config_errors(bad: object) -> None:
 
 def test_compression_names_are_librdkafkas() -> None:
     assert [c.value for c in CompressionTypes] == ["none", "gzip", "snappy", "lz4", "zstd"]
+
+
+def test_a_message_is_a_plain_dict_like_kafkajs() -> None:
+    message = Message(key=b"c1", value=b"v")
+    assert type(message) is dict
+    assert message == {"key": b"c1", "value": b"v"}
+
+
+def test_plain_messages_go_to_librdkafka_as_they_are() -> None:
+    messages = [Message(value=b"a"), {"key": "k", "value": "v"}, {}]
+    assert plain_messages(messages) is messages
+    assert plain_messages(tuple(messages)) == messages
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Message(value=b"x", headers={"h": b"1"}),
+        Message(value=b"x", partition=1),
+        Message(value=b"x", timestamp=5),
+        {"value": b"x", "colour": "red"},
+        ["not", "a", "message"],
+    ],
+)
+def test_anything_else_is_normalised(message: object) -> None:
+    assert plain_messages([{"value": b"ok"}, message]) is None
+
+
+def test_plain_type_check_for_sends_spanning_several_produce_calls() -> None:
+    assert plain_types_ok([{"value": b"a", "key": "k"}, {"value": None}, {}])
+    assert not plain_types_ok([{"value": b"a"}, {"value": 12}])
+    assert not plain_types_ok([{"value": b"a"}, {"key": bytearray(b"k")}])

@@ -105,6 +105,35 @@ async def test_explicit_partition(kafka: Kafka, unique: str) -> None:
     assert sorted((m.partition, m.offset) for m in meta) == [(1, 0), (2, 0)]
 
 
+async def test_bad_input_fails_the_send_before_anything_is_produced(
+    kafka: Kafka, unique: str
+) -> None:
+    """Both ways a plain send is checked: by librdkafka for one produce call, up front for a
+    send spanning several; and the caller's dicts come back as they were given."""
+    topic = f"bad-{unique}"
+    async with kafka.producer() as producer:
+        with pytest.raises(ConfigError):
+            await producer.send(topic=topic, messages=[{"value": b"ok"}, {"value": 12}])
+        many: list[Any] = [{"value": b"ok"} for _ in range(5_000)] + [{"value": 12}]
+        with pytest.raises(ConfigError):
+            await producer.send(topic=topic, messages=many)
+        assert all(m == {"value": b"ok"} for m in many[:-1])
+        # bytearray is not what librdkafka takes, but it is bytes-like: converted, then sent.
+        meta = await producer.send(topic=topic, messages=[{"value": bytearray(b"first")}])
+    assert [m.offset for m in meta] == [0]  # nothing before it reached the topic
+    got = await consume_all(kafka, topic, 1)
+    assert [m.value for m in got] == [b"first"]
+
+
+async def test_a_large_send_keeps_order(kafka: Kafka, unique: str) -> None:
+    topic = f"large-{unique}"
+    messages = [Message(value=str(i).encode()) for i in range(5_000)]
+    async with kafka.producer() as producer:
+        meta = await producer.send(topic=topic, messages=messages)
+    assert [m.offset for m in meta] == list(range(5_000))
+    assert messages[-1] == {"value": b"4999"}  # the caller's dicts are not touched
+
+
 async def test_misuse_is_reported(kafka: Kafka, unique: str) -> None:
     producer = kafka.producer(idempotent=True)
     with pytest.raises(StateError):

@@ -39,6 +39,8 @@ from klamm.client.messages import (
     Message,
     OutgoingRecord,
     RecordMetadata,
+    plain_messages,
+    plain_types_ok,
     prepare_message,
 )
 
@@ -58,7 +60,7 @@ _RUN_SIZE = 2_000
 # librdkafka's RD_KAFKA_PARTITION_UA: let the partitioner choose.
 _ANY_PARTITION = -1
 
-MessageInput = Message | Mapping[str, Any]
+MessageInput = Message | Mapping[str, Any]  # a Message is a dict; any mapping is accepted
 _new_tuple = tuple.__new__
 
 
@@ -180,18 +182,36 @@ class SendResult(Sequence[RecordMetadata]):
         return repr(self._materialise())
 
 
-# A send, normalised: per topic, its messages as produce_batch dicts or OutgoingRecords.
-_Plan = list[tuple[str, list[dict[str, Any] | OutgoingRecord]]]
+# A send, checked: per topic, its messages and whether they are all plain. Plain ones are the
+# caller's own list, handed to produce_batch as it is; otherwise each message is prepared (a plain
+# dict, or an OutgoingRecord for headers, a partition or a timestamp).
+_Plan = list[tuple[str, list[Any], bool]]
 
 
 def _prepare(topic_messages: Sequence[Mapping[str, Any]]) -> _Plan:
-    """Normalise everything first: a bad message fails the send before anything is produced."""
+    """Check everything first: a bad message fails the send before anything is produced.
+
+    A send that fits one produce_batch call leaves the key and value type check to librdkafka,
+    which refuses the whole call before enqueuing anything (see `_send`); a larger send is
+    checked here, since a refused later call would come after earlier ones were enqueued."""
     plan: _Plan = []
     for entry in topic_messages:
         topic = entry.get("topic")
         if not isinstance(topic, str) or not topic:
             raise ConfigError(f"each entry needs a topic name, got {topic!r}")
-        plan.append((topic, [prepare_message(m) for m in entry.get("messages", ())]))
+        messages = entry.get("messages", ())
+        plain = plain_messages(messages)
+        if plain is not None:
+            plan.append((topic, plain, True))
+        else:
+            plan.append((topic, [prepare_message(m) for m in messages], False))
+    if len(plan) > 1 or (plan and len(plan[0][1]) > _RUN_SIZE):
+        plan = [
+            (topic, items, True)
+            if not plain or plain_types_ok(items)
+            else (topic, [prepare_message(m) for m in items], False)
+            for topic, items, plain in plan
+        ]
     return plan
 
 
@@ -345,9 +365,6 @@ class Producer(Connectable):
         still be delivered later, as with any Kafka client)."""
         self._check_sendable()
         plan = _prepare([{"topic": topic, "messages": messages}])
-        # Hand the caller's messages back to the garbage collector now, not when the broker has
-        # answered: a large send would otherwise keep them alive (and scanned) meanwhile.
-        del messages
         return await self._send(plan, acks, compression, timeout_ms)
 
     async def send_batch(
@@ -361,7 +378,6 @@ class Producer(Connectable):
         """Produce to several topics at once: `[{"topic": t, "messages": [...]}, ...]`."""
         self._check_sendable()
         plan = _prepare(topic_messages)
-        del topic_messages  # see send()
         return await self._send(plan, acks, compression, timeout_ms)
 
     async def _send(
@@ -372,56 +388,87 @@ class Producer(Connectable):
         timeout_ms: int | None,
     ) -> Sequence[RecordMetadata]:
         rdp = self._rd_for(acks_value(acks), (compression or CompressionTypes.NONE).value)
-        total = sum(len(items) for _, items in plan)
+        total = sum(len(items) for _, items, _ in plan)
         if not total:
             return []
         loop = asyncio.get_running_loop()
         delivery = _Delivery(loop, total, plan[0][0] if len(plan) == 1 else None)
-        produce, report = rdp.rd.produce, delivery.report
-        # The hot loop. Runs of messages without headers go to librdkafka through one
-        # produce_batch() call per run (the per-message work then happens in C: 1.7x the speed of
-        # a produce() loop); produce_batch cannot carry headers, so those go one by one. Either
-        # way messages are enqueued in the order given, which keeps per-partition order.
-        # A run shares its topic and partition (librdkafka applies a per-message partition in a
-        # batch only as the batch's own partition).
-        run: list[dict[str, Any]] = []
-        run_topic, run_partition = "", _ANY_PARTITION
         enqueued = 0
-        for topic, item in ((t, i) for t, items in plan for i in items):
-            if type(item) is dict:  # plain message (prepare_message's fast path)
-                if topic != run_topic or run_partition != _ANY_PARTITION or len(run) >= _RUN_SIZE:
-                    if run:
-                        enqueued = await self._produce_run(
-                            rdp, run_topic, run_partition, run, delivery, enqueued
-                        )
-                        if enqueued < 0:
-                            return await delivery.future
-                        run = []
-                    run_topic, run_partition = topic, _ANY_PARTITION
-                run.append(item)
-                continue
-            key, value, headers, partition, timestamp = cast(OutgoingRecord, item)
-            target = _ANY_PARTITION if partition is None else partition
-            if (
-                headers is not None
-                or topic != run_topic
-                or target != run_partition
-                or len(run) >= _RUN_SIZE
-            ):
-                if run:
-                    enqueued = await self._produce_run(
-                        rdp, run_topic, run_partition, run, delivery, enqueued
-                    )
-                    if enqueued < 0:
-                        return await delivery.future
-                    run = []
-                run_topic, run_partition = topic, target
-            if headers is None:
-                fields: dict[str, Any] = {"value": value}
-                if key is not None:
-                    fields["key"] = key
-                if timestamp is not None:
-                    fields["timestamp"] = timestamp
+        for topic, items, plain in plan:
+            if plain:
+                try:
+                    enqueued = await self._produce_plain(rdp, topic, items, delivery, enqueued)
+                except TypeError:
+                    # produce_batch refused a key or value type before enqueuing anything (only
+                    # possible for a one-call send, see _prepare): normalise, which converts
+                    # what it can (bytearray, ...) and raises ConfigError for the rest.
+                    items = [prepare_message(m) for m in items]
+                    plain = False
+            if not plain:
+                enqueued = await self._enqueue_prepared(rdp, topic, items, delivery, enqueued)
+            if enqueued < 0:
+                return await delivery.future
+        rdp.wake(loop)
+        if timeout_ms is None:
+            return await delivery.future
+        try:
+            return await asyncio.wait_for(asyncio.shield(delivery.future), timeout_ms / 1000)
+        except TimeoutError:
+            if rdp.auth.error is not None:  # the login was refused since connect()
+                raise from_librdkafka(rdp.auth.error) from None
+            raise KafkaTimeoutError(f"send not acknowledged within {timeout_ms} ms") from None
+
+    async def _produce_plain(
+        self,
+        rdp: _RdProducer,
+        topic: str,
+        items: list[dict[str, Any]],
+        delivery: _Delivery,
+        enqueued: int,
+    ) -> int:
+        """The caller's dicts go to librdkafka as they are, one produce_batch call per run (the
+        per-message work then happens in C: 1.7x the speed of a produce() loop)."""
+        for first in range(0, len(items), _RUN_SIZE):
+            run = items if len(items) <= _RUN_SIZE else items[first : first + _RUN_SIZE]
+            enqueued = await self._produce_run(rdp, topic, _ANY_PARTITION, run, delivery, enqueued)
+            if enqueued < 0:
+                break
+        return enqueued
+
+    async def _enqueue_prepared(
+        self,
+        rdp: _RdProducer,
+        topic: str,
+        items: list[dict[str, Any] | OutgoingRecord],
+        delivery: _Delivery,
+        enqueued: int,
+    ) -> int:
+        """Enqueue one topic's prepared messages in order. Runs of plain dicts still share a
+        produce_batch call; produce_batch carries neither headers nor timestamps, and applies a
+        per-message partition only as the whole call's, so such messages go one by one (or in a
+        run of one partition). Returns the running enqueued count, or -1 (see _produce_run)."""
+        loop = asyncio.get_running_loop()
+        produce, report = rdp.rd.produce, delivery.report
+        run: list[dict[str, Any]] = []
+        run_partition = _ANY_PARTITION
+        for item in items:
+            if type(item) is dict:
+                target, fields = _ANY_PARTITION, item
+            else:
+                key, value, headers, partition, timestamp = cast(OutgoingRecord, item)
+                target = _ANY_PARTITION if partition is None else partition
+                fields = None  # not for produce_batch: sent below, one by one
+                if headers is None and timestamp is None:
+                    fields = {"value": value} if key is None else {"value": value, "key": key}
+            if run and (fields is None or target != run_partition or len(run) >= _RUN_SIZE):
+                enqueued = await self._produce_run(
+                    rdp, topic, run_partition, run, delivery, enqueued
+                )
+                if enqueued < 0:
+                    return enqueued
+                run = []
+            if fields is not None:
+                run_partition = target
                 run.append(fields)
                 continue
             kwargs: dict[str, Any] = {"headers": headers}
@@ -438,23 +485,11 @@ class Producer(Connectable):
                     # The local queue is full until delivered reports are served: serve them.
                     await self._wait_for_queue(rdp, loop)
                 except confluent_kafka.KafkaException as exc:
-                    self._give_up(delivery, exc, total - enqueued, enqueued)
-                    return await delivery.future
+                    self._give_up(delivery, exc, delivery.remaining_unsent(enqueued), enqueued)
+                    return -1
         if run:
-            enqueued = await self._produce_run(
-                rdp, run_topic, run_partition, run, delivery, enqueued
-            )
-            if enqueued < 0:
-                return await delivery.future
-        rdp.wake(loop)
-        if timeout_ms is None:
-            return await delivery.future
-        try:
-            return await asyncio.wait_for(asyncio.shield(delivery.future), timeout_ms / 1000)
-        except TimeoutError:
-            if rdp.auth.error is not None:  # the login was refused since connect()
-                raise from_librdkafka(rdp.auth.error) from None
-            raise KafkaTimeoutError(f"send not acknowledged within {timeout_ms} ms") from None
+            enqueued = await self._produce_run(rdp, topic, run_partition, run, delivery, enqueued)
+        return enqueued
 
     async def _produce_run(
         self,
