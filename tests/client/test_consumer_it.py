@@ -146,6 +146,34 @@ async def test_each_batch_payload(kafka: Kafka, unique: str) -> None:
         assert b["hw"] == 20 and b["lag"] == 19 - b["last"]
 
 
+async def test_several_topics_and_a_regex_keep_messages_apart(kafka: Kafka, unique: str) -> None:
+    """Partition 0 of two topics: batches must never mix them (one subscribed topic name is
+    grouped by partition alone; this covers the other path)."""
+    a, b = f"multi-a-{unique}", f"multi-b-{unique}"
+    await produce(kafka, a, [b"a0", b"a1", b"a2"])
+    await produce(kafka, b, [b"b0", b"b1"])
+    for subscription in ([a, b], [f"^multi-[ab]-{unique}$"]):
+        seen = await _read_batches(kafka, f"g-{unique}-{len(subscription)}", subscription, 5)
+        assert seen == {a: [(0, b"a0"), (1, b"a1"), (2, b"a2")], b: [(0, b"b0"), (1, b"b1")]}
+
+
+async def _read_batches(
+    kafka: Kafka, group: str, topics: list[str], count: int
+) -> dict[str, list[tuple[int, bytes | None]]]:
+    seen: dict[str, list[tuple[int, bytes | None]]] = {}
+
+    async def handler(payload: Any) -> None:
+        batch = payload.batch
+        for m in batch.messages:
+            seen.setdefault(batch.topic, []).append((m.offset, m.value))
+
+    async with kafka.consumer(group_id=group, **FAST_CONSUMER) as consumer:
+        await consumer.subscribe(topics=topics, from_beginning=True)
+        await consumer.run(each_batch=handler)
+        await wait_until(lambda: sum(map(len, seen.values())) == count, what=f"{count} messages")
+    return seen
+
+
 async def test_each_batch_auto_resolve_threshold_commit(kafka: Kafka, unique: str) -> None:
     topic, group = f"batch-{unique}", f"g-{unique}"
     await produce(kafka, topic, [b"x"] * 10)
