@@ -168,3 +168,8 @@ def test_unusable_data_dir_and_busy_port_are_one_clear_line(tmp_path: Path) -> N
     assert result.returncode == 1
     assert f"klamm broker: cannot listen on {running.bootstrap}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_embedded_broker_rejects_an_unknown_mode() -> None:
+    with pytest.raises(ValueError, match="subprocess"):
+        EmbeddedBroker(mode="process")  # type: ignore[arg-type]

@@ -41,6 +41,8 @@ class EmbeddedBroker:
         startup_timeout: float = 20.0,
         **settings: Any,
     ) -> None:
+        if mode not in ("thread", "subprocess"):
+            raise ValueError(f"mode must be 'thread' or 'subprocess', not {mode!r}")
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="klamm-"))
         base = config or BrokerConfig()
