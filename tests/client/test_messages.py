@@ -91,3 +91,10 @@ def test_plain_type_check_for_sends_spanning_several_produce_calls() -> None:
     assert plain_types_ok([{"value": b"a", "key": "k"}, {"value": None}, {}])
     assert not plain_types_ok([{"value": b"a"}, {"value": 12}])
     assert not plain_types_ok([{"value": b"a"}, {"key": bytearray(b"k")}])
+
+
+def test_one_dict_given_twice_gets_a_copy_per_occurrence() -> None:
+    message = {"value": b"x"}
+    plain = plain_messages([message, message])
+    assert plain == [message, message]
+    assert plain is not None and plain[0] is not plain[1]

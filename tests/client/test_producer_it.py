@@ -125,6 +125,20 @@ async def test_bad_input_fails_the_send_before_anything_is_produced(
     assert [m.value for m in got] == [b"first"]
 
 
+async def test_the_same_dict_many_times_through_a_full_queue(kafka: Kafka, unique: str) -> None:
+    """librdkafka flags each message it refuses on the message's own dict; one dict given 100
+    times must still be sent 100 times when the local queue (10 here) keeps refusing."""
+    topic = f"same-{unique}"
+    message = {"value": b"same"}
+    mixed: list[Any] = [message, Message(value=b"h", headers={"h": b"1"})] * 30
+    async with kafka.producer(config={"queue.buffering.max.messages": 10}) as producer:
+        meta = await producer.send(topic=topic, messages=[message] * 100, timeout_ms=20_000)
+        meta_mixed = await producer.send(topic=topic, messages=mixed, timeout_ms=20_000)
+    assert [m.offset for m in meta] == list(range(100))
+    assert [m.offset for m in meta_mixed] == list(range(100, 160))
+    assert message == {"value": b"same"}
+
+
 async def test_a_large_send_keeps_order(kafka: Kafka, unique: str) -> None:
     topic = f"large-{unique}"
     messages = [Message(value=str(i).encode()) for i in range(5_000)]
