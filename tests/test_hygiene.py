@@ -38,3 +38,25 @@ def test_tool_is_clean(command: list[str]) -> None:
         [_tool(command[0]), *command[1:]], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_users_type_checkers_see_klamms_types(tmp_path: Path) -> None:
+    """klamm ships py.typed (PEP 561): mypy checks a user's program against klamm's annotations
+    (here: a misspelt Message field), instead of treating klamm as untyped."""
+    program = tmp_path / "app.py"
+    program.write_text(
+        "from klamm import Kafka, Message\n"
+        "kafka = Kafka(brokers=['127.0.0.1:9092'])\n"
+        "ok = Message(key=b'k', value=b'v')\n"
+        "bad = Message(valu=b'v')\n"
+    )
+    result = subprocess.run(
+        [_tool("mypy"), "--strict", "--no-incremental", str(program)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "import-untyped" not in result.stdout, result.stdout
+    assert result.returncode == 1 and '"valu"' in result.stdout, result.stdout
+    assert "app.py:3" not in result.stdout, result.stdout

@@ -2,67 +2,9 @@
 
 from __future__ import annotations
 
-from klamm.client import (
-    Admin,
-    AuthenticationError,
-    Batch,
-    CompressionTypes,
-    ConfigError,
-    Consumer,
-    EachBatchPayload,
-    EachMessagePayload,
-    Event,
-    Events,
-    FatalError,
-    Kafka,
-    KafkaError,
-    KafkaMessage,
-    KafkaTimeoutError,
-    Message,
-    PartitionAssigners,
-    Producer,
-    ProducerFencedError,
-    RecordMetadata,
-    RequestError,
-    ResourceTypes,
-    RetriableError,
-    RetryPolicy,
-    StateError,
-    TopicError,
-    Transaction,
-    TransactionAbortableError,
-)
+from klamm.client import *  # noqa: F403  - the client's public names are klamm's
+from klamm.client import __all__ as _client_all
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Admin",
-    "AuthenticationError",
-    "Batch",
-    "CompressionTypes",
-    "ConfigError",
-    "Consumer",
-    "EachBatchPayload",
-    "EachMessagePayload",
-    "Event",
-    "Events",
-    "FatalError",
-    "Kafka",
-    "KafkaError",
-    "KafkaMessage",
-    "KafkaTimeoutError",
-    "Message",
-    "PartitionAssigners",
-    "Producer",
-    "ProducerFencedError",
-    "RecordMetadata",
-    "RequestError",
-    "ResourceTypes",
-    "RetriableError",
-    "RetryPolicy",
-    "StateError",
-    "TopicError",
-    "Transaction",
-    "TransactionAbortableError",
-    "__version__",
-]
+__all__ = [*_client_all, "__version__"]
