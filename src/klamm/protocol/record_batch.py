@@ -374,6 +374,12 @@ def decode_batch(buf: bytes | bytearray | memoryview, pos: int = 0) -> RecordBat
         records.append(
             Record(header.base_offset + offset_delta, timestamp, key, value, tuple(headers))
         )
+    return batch_with_header(header, records)
+
+
+def batch_with_header(header: BatchHeader, records: list[Record]) -> RecordBatch:
+    """`records` with everything `header` says about its batch: offsets, producer fields,
+    leader epoch, codec, timestamp type, transactional/control flags and delete horizon."""
     return RecordBatch(
         records=records,
         base_offset=header.base_offset,

@@ -67,7 +67,7 @@ import re
 import struct
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -75,14 +75,13 @@ from klamm.protocol.compression import Compression
 from klamm.protocol.errors import InvalidRecordBatch
 from klamm.protocol.record_batch import (
     ATTR_DELETE_HORIZON,
-    ATTR_LOG_APPEND_TIME,
     CONTROL_ABORT,
     CONTROL_COMMIT,
     HEADER,
     HEADER_SIZE,
     BatchHeader,
     Record,
-    RecordBatch,
+    batch_with_header,
     build_batch,
     control_type,
     decode_batch,
@@ -352,21 +351,12 @@ def _encode(header: BatchHeader, records: list[Record], horizon: int | None) -> 
     fields, leader epoch, timestamp type and codec kept (Kafka's buildRetainedRecordsInto).
     With a delete horizon, BaseTimestamp is the horizon. Without records it is Kafka's empty
     header-only batch (uncompressed)."""
-    log_append = bool(header.attributes & ATTR_LOG_APPEND_TIME)
+    batch = batch_with_header(header, records)
     return build_batch(
-        RecordBatch(
-            records=records,
-            base_offset=header.base_offset,
-            partition_leader_epoch=header.partition_leader_epoch,
-            compression=Compression(header.compression) if records else Compression.NONE,
-            log_append_time=log_append,
-            transactional=header.is_transactional,
-            control=header.is_control,
-            producer_id=header.producer_id,
-            producer_epoch=header.producer_epoch,
-            base_sequence=header.base_sequence,
-            last_offset_delta=header.last_offset_delta,
-            max_timestamp=header.max_timestamp if log_append or not records else None,
+        replace(
+            batch,
+            compression=batch.compression if records else Compression.NONE,
+            max_timestamp=header.max_timestamp if batch.log_append_time or not records else None,
             delete_horizon_ms=horizon,
         )
     )
