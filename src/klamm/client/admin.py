@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import confluent_kafka
 from confluent_kafka import admin as _rd_admin
 
-from klamm.client.connectivity import CONNECT_TIMEOUT_S, install, reach_cluster
+from klamm.client.connectivity import CONNECT_TIMEOUT_S, create_client, reach_cluster
 from klamm.client.errors import ConfigError, KafkaError, StateError, TopicError, from_librdkafka
 from klamm.client.events import Connectable, EventEmitter, Events
 
@@ -64,12 +64,7 @@ class Admin(Connectable):
         """Create the admin client and reach the cluster (AuthenticationError at once when the
         login is refused)."""
         if self._rd is None:
-            conf = dict(self._conf)
-            watch = install(conf)
-            try:
-                rd = rd_admin.AdminClient(conf)
-            except confluent_kafka.KafkaException as exc:
-                raise from_librdkafka(exc) from None
+            rd, watch = create_client(rd_admin.AdminClient, self._conf)
             await asyncio.get_running_loop().run_in_executor(
                 None, reach_cluster, rd, watch, self._connect_timeout_s
             )

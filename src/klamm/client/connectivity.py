@@ -10,12 +10,14 @@ error callbacks between them, so a refused login ends the wait at once with Auth
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import confluent_kafka
 
 from klamm.client.errors import from_librdkafka, is_authentication_error
+
+T = TypeVar("T")
 
 # How long connect() keeps trying to reach the cluster: about what KafkaJS's connect() spends
 # retrying with its default retry policy before it gives up.
@@ -39,11 +41,18 @@ class AuthWatch:
             self._chained(err)
 
 
-def install(conf: dict[str, Any]) -> AuthWatch:
-    """Put an AuthWatch in a librdkafka config (before the client is created)."""
+def create_client(
+    factory: Callable[[dict[str, Any]], T], conf: Mapping[str, Any]
+) -> tuple[T, AuthWatch]:
+    """A librdkafka client (`confluent_kafka.Producer`, `Consumer` or `AdminClient`) made from
+    a copy of `conf` with an AuthWatch as its error callback; a refused config is a klamm error."""
+    conf = dict(conf)
     watch = AuthWatch(conf.get("error_cb"))
     conf["error_cb"] = watch
-    return watch
+    try:
+        return factory(conf), watch
+    except confluent_kafka.KafkaException as exc:
+        raise from_librdkafka(exc) from None
 
 
 def reach_cluster(rd: Any, watch: AuthWatch, timeout_s: float = CONNECT_TIMEOUT_S) -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import confluent_kafka
 
-from klamm.client.connectivity import CONNECT_TIMEOUT_S, install, reach_cluster
+from klamm.client.connectivity import CONNECT_TIMEOUT_S, create_client, reach_cluster
 from klamm.client.errors import ConfigError, KafkaError, StateError, from_librdkafka
 from klamm.client.events import Connectable, EventEmitter, Events
 from klamm.client.retry import RetryPolicy
@@ -172,12 +172,7 @@ class Consumer(Connectable):
     def _probe(self) -> None:
         """A throwaway librdkafka consumer fetches metadata once: the real one is created by
         run(), with the subscription, and must not see this connection's errors."""
-        conf = dict(self._conf)
-        watch = install(conf)
-        try:
-            probe = confluent_kafka.Consumer(conf)
-        except confluent_kafka.KafkaException as exc:
-            raise from_librdkafka(exc) from None
+        probe, watch = create_client(confluent_kafka.Consumer, self._conf)
         try:
             reach_cluster(probe, watch, self._connect_timeout_s)
         finally:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast, overload
 import confluent_kafka
 
 from klamm.client.config import acks_value
-from klamm.client.connectivity import CONNECT_TIMEOUT_S, install, reach_cluster
+from klamm.client.connectivity import CONNECT_TIMEOUT_S, create_client, reach_cluster
 from klamm.client.errors import (
     ConfigError,
     KafkaError,
@@ -225,12 +225,7 @@ class _RdProducer:
     """
 
     def __init__(self, conf: dict[str, Any]) -> None:
-        conf = dict(conf)
-        self.auth = install(conf)
-        try:
-            self.rd = confluent_kafka.Producer(conf)
-        except confluent_kafka.KafkaException as exc:
-            raise from_librdkafka(exc) from None
+        self.rd, self.auth = create_client(confluent_kafka.Producer, conf)
         self._pump_handle: asyncio.TimerHandle | None = None
         self._closed = False
 
