@@ -95,6 +95,18 @@ def add_json_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
 
 
+def add_cluster_command(
+    subparsers: Any, name: str, func: Callable[..., int], **parser_options: Any
+) -> argparse.ArgumentParser:
+    """A (sub)command that talks to a cluster: its parser, with the connection options and
+    --json, run by `func`. The caller adds the command's own arguments."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, **parser_options)
+    add_connection_args(parser)
+    add_json_arg(parser)
+    parser.set_defaults(func=func)
+    return parser
+
+
 # --- running a command -----------------------------------------------------------------------
 
 

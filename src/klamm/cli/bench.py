@@ -27,8 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from klamm.cli._common import (
     CliError,
-    add_connection_args,
-    add_json_arg,
+    add_cluster_command,
     admin_client,
     client_config,
     command,
@@ -46,8 +45,10 @@ MB = 1_000_000  # throughput in decimal megabytes, as Kafka's perf tools report 
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_cluster_command(
+        subparsers,
         "bench",
+        main,
         help="produce/consume throughput and end-to-end latency",
         description="Benchmark produce and consume throughput and end-to-end latency.",
     )
@@ -62,9 +63,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--acks", choices=sorted(ACKS), default="all")
     parser.add_argument("-z", dest="codec", choices=CODECS, default="none", help="compression")
     parser.add_argument("--latency-samples", type=_non_negative, default=500, metavar="N")
-    add_connection_args(parser)
-    add_json_arg(parser)
-    parser.set_defaults(func=main)
 
 
 def _positive(value: str) -> int:

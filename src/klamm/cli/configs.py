@@ -18,8 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from klamm.cli._common import (
     CliError,
-    add_connection_args,
-    add_json_arg,
+    add_cluster_command,
     admin_client,
     command,
     console,
@@ -55,25 +54,24 @@ def register(subparsers: Any) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    describe = actions.add_parser("describe", help="show a resource's configs")
+    describe = add_cluster_command(
+        actions, "describe", describe_command, help="show a resource's configs"
+    )
     _add_resource_args(describe)
     describe.add_argument(
         "--all", action="store_true", help="include settings left at their defaults"
     )
-    add_json_arg(describe)
-    describe.set_defaults(func=describe_command)
 
-    alter = actions.add_parser("alter", help="set or delete configs (incrementally)")
+    alter = add_cluster_command(
+        actions, "alter", alter_command, help="set or delete configs (incrementally)"
+    )
     _add_resource_args(alter)
     add_alter_args(alter)
-    add_json_arg(alter)
-    alter.set_defaults(func=alter_command)
 
 
 def _add_resource_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("resource_type", choices=sorted(RESOURCE_TYPES), metavar="topic|broker")
     parser.add_argument("resource_name", metavar="NAME", help="topic name, or broker id")
-    add_connection_args(parser)
 
 
 def add_alter_args(parser: argparse.ArgumentParser) -> None:

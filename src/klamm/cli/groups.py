@@ -23,8 +23,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicP
 
 from klamm.cli._common import (
     CliError,
-    add_connection_args,
-    add_json_arg,
+    add_cluster_command,
     admin_client,
     command,
     console,
@@ -49,24 +48,21 @@ def register(subparsers: Any) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    ls = actions.add_parser("list", help="list consumer groups")
-    add_connection_args(ls)
-    add_json_arg(ls)
-    ls.set_defaults(func=list_command)
+    add_cluster_command(actions, "list", list_command, help="list consumer groups")
 
-    describe = actions.add_parser("describe", help="members, committed offsets and lag")
+    describe = add_cluster_command(
+        actions, "describe", describe_command, help="members, committed offsets and lag"
+    )
     describe.add_argument("groups", nargs="+", metavar="GROUP")
-    add_connection_args(describe)
-    add_json_arg(describe)
-    describe.set_defaults(func=describe_command)
 
-    delete = actions.add_parser("delete", help="delete consumer groups (must be empty)")
+    delete = add_cluster_command(
+        actions, "delete", delete_command, help="delete consumer groups (must be empty)"
+    )
     delete.add_argument("groups", nargs="+", metavar="GROUP")
-    add_connection_args(delete)
-    add_json_arg(delete)
-    delete.set_defaults(func=delete_command)
 
-    reset = actions.add_parser("reset-offsets", help="move committed offsets (dry run by default)")
+    reset = add_cluster_command(
+        actions, "reset-offsets", reset_command, help="move committed offsets (dry run by default)"
+    )
     reset.add_argument("group", metavar="GROUP")
     scope = reset.add_mutually_exclusive_group(required=True)
     scope.add_argument(
@@ -90,9 +86,6 @@ def register(subparsers: Any) -> None:
         help="first offset at or after this time, e.g. 2024-05-01T12:00:00Z (naive = local)",
     )
     reset.add_argument("--execute", action="store_true", help="apply (default: only show)")
-    add_connection_args(reset)
-    add_json_arg(reset)
-    reset.set_defaults(func=reset_command)
 
 
 def _iso_datetime(value: str) -> datetime:

@@ -18,8 +18,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from klamm.cli._common import (
     CliError,
-    add_connection_args,
-    add_json_arg,
+    add_cluster_command,
     client_config,
     command,
     console,
@@ -35,8 +34,10 @@ ACKS = {"0": "0", "1": "1", "all": "all", "-1": "all"}
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_cluster_command(
+        subparsers,
         "produce",
+        main,
         help="produce stdin lines to a topic",
         description="Produce one message per stdin line (like kcat -P).",
     )
@@ -64,9 +65,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--acks", choices=sorted(ACKS), default="all", help="acks required (default all)"
     )
-    add_connection_args(parser)
-    add_json_arg(parser)
-    parser.set_defaults(func=main)
 
 
 def read_lines(stream: BinaryIO) -> Any:

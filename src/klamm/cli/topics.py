@@ -18,8 +18,7 @@ from confluent_kafka import KafkaException
 
 from klamm.cli._common import (
     CliError,
-    add_connection_args,
-    add_json_arg,
+    add_cluster_command,
     admin_client,
     command,
     console,
@@ -55,13 +54,10 @@ def register(subparsers: Any) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    ls = actions.add_parser("list", help="list topics")
+    ls = add_cluster_command(actions, "list", list_command, help="list topics")
     ls.add_argument("--all", action="store_true", help="include internal topics (__*)")
-    add_connection_args(ls)
-    add_json_arg(ls)
-    ls.set_defaults(func=list_command)
 
-    create = actions.add_parser("create", help="create a topic")
+    create = add_cluster_command(actions, "create", create_command, help="create a topic")
     create.add_argument("topic")
     create.add_argument(
         "--partitions", type=_positive, default=None, help="(default: the broker's)"
@@ -80,32 +76,24 @@ def register(subparsers: Any) -> None:
     create.add_argument(
         "--if-not-exists", action="store_true", help="succeed if the topic already exists"
     )
-    add_connection_args(create)
-    add_json_arg(create)
-    create.set_defaults(func=create_command)
 
-    describe = actions.add_parser("describe", help="partitions, leaders and overridden configs")
+    describe = add_cluster_command(
+        actions, "describe", describe_command, help="partitions, leaders and overridden configs"
+    )
     describe.add_argument("topics", nargs="+", metavar="TOPIC")
-    add_connection_args(describe)
-    add_json_arg(describe)
-    describe.set_defaults(func=describe_command)
 
-    delete = actions.add_parser("delete", help="delete topics")
+    delete = add_cluster_command(actions, "delete", delete_command, help="delete topics")
     delete.add_argument("topics", nargs="+", metavar="TOPIC")
     delete.add_argument("--if-exists", action="store_true", help="succeed if a topic is absent")
-    add_connection_args(delete)
-    add_json_arg(delete)
-    delete.set_defaults(func=delete_command)
 
-    alter = actions.add_parser("alter", help="add partitions, set or delete configs")
+    alter = add_cluster_command(
+        actions, "alter", alter_command, help="add partitions, set or delete configs"
+    )
     alter.add_argument("topic")
     alter.add_argument(
         "--partitions", type=_positive, default=None, help="new total partition count"
     )
     add_alter_args(alter)
-    add_connection_args(alter)
-    add_json_arg(alter)
-    alter.set_defaults(func=alter_command)
 
 
 def _positive(value: str) -> int:
