@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import confluent_kafka
 
-from klamm.client.connectivity import CONNECT_TIMEOUT_S, create_client, reach_cluster
+from klamm.client.connectivity import create_client, reach_cluster
 from klamm.client.errors import ConfigError, KafkaError, StateError, from_librdkafka
 from klamm.client.events import Connectable, EventEmitter, Events
 from klamm.client.retry import RetryPolicy
@@ -56,7 +56,8 @@ class PartitionAssigners(enum.Enum):
 
 
 class Consumer(Connectable):
-    """KafkaJS's consumer. Create it with `Kafka.consumer(group_id=...)`."""
+    """KafkaJS's consumer. Create it with `Kafka.consumer(group_id=...)`, which holds the
+    defaults."""
 
     def __init__(
         self,
@@ -64,22 +65,22 @@ class Consumer(Connectable):
         *,
         group_id: str,
         producer_factory: Callable[[], Producer],
-        partition_assigners: Sequence[PartitionAssigners] = (PartitionAssigners.ROUND_ROBIN,),
-        session_timeout_ms: int = 30_000,
-        rebalance_timeout_ms: int = 60_000,
-        heartbeat_interval_ms: int = 3_000,
-        metadata_max_age_ms: int = 300_000,
-        allow_auto_topic_creation: bool = True,
-        max_bytes_per_partition: int = 1_048_576,
-        min_bytes: int = 1,
-        max_bytes: int = 10_485_760,
-        max_wait_time_ms: int = 500,
-        retry: RetryPolicy | None = None,
-        read_uncommitted: bool = False,
-        group_instance_id: str | None = None,
-        rack_id: str | None = None,
-        config: Mapping[str, Any] | None = None,
-        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        partition_assigners: Sequence[PartitionAssigners],
+        session_timeout_ms: int,
+        rebalance_timeout_ms: int,
+        heartbeat_interval_ms: int,
+        metadata_max_age_ms: int,
+        allow_auto_topic_creation: bool,
+        max_bytes_per_partition: int,
+        min_bytes: int,
+        max_bytes: int,
+        max_wait_time_ms: int,
+        retry: RetryPolicy,
+        read_uncommitted: bool,
+        group_instance_id: str | None,
+        rack_id: str | None,
+        config: Mapping[str, Any] | None,
+        connect_timeout_s: float,
     ) -> None:
         if not group_id:
             raise ConfigError("consumer needs a group_id")
@@ -127,7 +128,7 @@ class Consumer(Connectable):
         # decides it (cooperative-sticky cannot be mixed with eager ones, checked above).
         self._cooperative = conf["partition.assignment.strategy"] == "cooperative-sticky"
         self.group_id = group_id
-        self.retry = retry or RetryPolicy()
+        self.retry = retry
         self.events = EventEmitter("consumer")
         self._producer_factory = producer_factory
         self._dlq_producer: Producer | None = None

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast, overload
 import confluent_kafka
 
 from klamm.client.config import acks_value
-from klamm.client.connectivity import CONNECT_TIMEOUT_S, create_client, reach_cluster
+from klamm.client.connectivity import create_client, reach_cluster
 from klamm.client.errors import (
     ConfigError,
     KafkaError,
@@ -255,20 +255,20 @@ class _RdProducer:
 
 
 class Producer(Connectable):
-    """KafkaJS's producer. Create it with `Kafka.producer()`."""
+    """KafkaJS's producer. Create it with `Kafka.producer()`, which holds the defaults."""
 
     def __init__(
         self,
         conf: dict[str, Any],
         *,
-        idempotent: bool = False,
-        transactional_id: str | None = None,
-        transaction_timeout_ms: int = 60_000,
-        max_in_flight_requests: int | None = None,
-        allow_auto_topic_creation: bool = True,
-        linger_ms: float | None = None,
-        config: Mapping[str, Any] | None = None,
-        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        idempotent: bool,
+        transactional_id: str | None,
+        transaction_timeout_ms: int,
+        max_in_flight_requests: int | None,
+        allow_auto_topic_creation: bool,
+        linger_ms: float | None,
+        config: Mapping[str, Any] | None,
+        connect_timeout_s: float,
     ) -> None:
         conf = dict(conf)
         self._connect_timeout_s = connect_timeout_s
