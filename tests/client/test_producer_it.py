@@ -93,6 +93,21 @@ async def test_send_batch_to_several_topics(kafka: Kafka, unique: str) -> None:
     assert sorted((m.topic, m.offset) for m in meta) == sorted([(a, 0), (a, 1), (b, 0)])
 
 
+async def test_send_batch_mixing_plain_messages_and_headers(kafka: Kafka, unique: str) -> None:
+    """Several topics are checked up front: one entry all plain, one needing normalising."""
+    a, b = f"plain-{unique}", f"headers-{unique}"
+    async with kafka.producer() as producer:
+        meta = await producer.send_batch(
+            topic_messages=[
+                {"topic": a, "messages": [{"value": b"1"}]},
+                {"topic": b, "messages": [Message(value=b"2", headers={"h": b"x"})]},
+            ]
+        )
+    assert sorted((m.topic, m.offset) for m in meta) == sorted([(a, 0), (b, 0)])
+    got = await consume_all(kafka, b, 1)
+    assert got[0].headers == {"h": b"x"}
+
+
 async def test_explicit_partition(kafka: Kafka, unique: str) -> None:
     topic = f"parts-{unique}"
     async with kafka.admin() as admin:

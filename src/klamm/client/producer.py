@@ -207,9 +207,9 @@ def _prepare(topic_messages: Sequence[Mapping[str, Any]]) -> _Plan:
             plan.append((topic, [prepare_message(m) for m in messages], False))
     if len(plan) > 1 or (plan and len(plan[0][1]) > _RUN_SIZE):
         plan = [
-            (topic, items, True)
-            if not plain or plain_types_ok(items)
-            else (topic, [prepare_message(m) for m in items], False)
+            (topic, [prepare_message(m) for m in items], False)
+            if plain and not plain_types_ok(items)
+            else (topic, items, plain)
             for topic, items, plain in plan
         ]
     return plan
