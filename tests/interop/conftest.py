@@ -16,6 +16,7 @@ import shutil
 import struct
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,13 @@ RECORDS: list[Record] = [
 ] + [
     (f"key-{i % 3}".encode(), f"value-{i:04d}".encode(), [("seq", str(i).encode())])
     for i in range(100)
+]
+
+# The record set of the codec round trips: 300 records whose values repeat a phrase, so there is
+# something to compress.
+COMPRESSIBLE_RECORDS: list[Record] = [
+    (f"k{i}".encode(), (f"compressible payload {i} " * 20).encode(), [("i", str(i).encode())])
+    for i in range(300)
 ]
 
 
@@ -190,6 +198,24 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1, **configs: str)
     )
     futures[name].result(timeout=15)
     return name
+
+
+def throwaway_group_consumer(bootstrap: str, topic: str, extra: dict[str, Any]) -> Any:
+    """A confluent-kafka consumer in a new group of its own, subscribed to `topic` and reading it
+    from the earliest offset; it commits nothing on its own. `extra` adds librdkafka settings."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"g-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **extra,
+        }
+    )
+    consumer.subscribe([topic])
+    return consumer
 
 
 @pytest.fixture

@@ -17,12 +17,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from klamm.testing import EmbeddedBroker
-from tests.interop.auth_support import (  # noqa: F401
+from tests.interop.auth_support import (
     MECHANISMS,
     USERS,
     Certs,
     librdkafka_conf,
-    make_certs,
     sasl_settings,
     tls_settings,
 )

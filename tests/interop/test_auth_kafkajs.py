@@ -11,13 +11,7 @@ import uuid
 import pytest
 
 from klamm.testing import EmbeddedBroker
-from tests.interop.auth_support import (  # noqa: F401
-    USERS,
-    Certs,
-    make_certs,
-    sasl_settings,
-    tls_settings,
-)
+from tests.interop.auth_support import USERS, Certs
 from tests.interop.conftest import NodeRunner
 
 pytestmark = pytest.mark.timeout(60)

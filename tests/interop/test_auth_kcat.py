@@ -11,15 +11,7 @@ import uuid
 import pytest
 
 from klamm.testing import EmbeddedBroker
-from tests.interop.auth_support import (  # noqa: F401
-    MECHANISMS,
-    USERS,
-    Certs,
-    librdkafka_conf,
-    make_certs,
-    sasl_settings,
-    tls_settings,
-)
+from tests.interop.auth_support import MECHANISMS, USERS, Certs, librdkafka_conf
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,21 +16,9 @@ from typing import Any
 import pytest
 
 from klamm.testing import EmbeddedBroker
-from tests.interop.auth_support import (  # noqa: F401
-    MECHANISMS,
-    USERS,
-    Certs,
-    make_certs,
-    sasl_settings,
-    tls_settings,
-)
+from tests.interop.auth_support import MECHANISMS, USERS, Certs
 
-# kafka-python 3.0 loads its schemas with importlib.resources.read_text/open_text (deprecated).
-pytestmark = [
-    pytest.mark.timeout(60),
-    pytest.mark.filterwarnings("ignore:read_text is deprecated:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:open_text is deprecated:DeprecationWarning"),
-]
+pytestmark = pytest.mark.timeout(60)
 
 COUNT = 10
 EXPECTED = [f"v{i}".encode() for i in range(COUNT)]
@@ -40,15 +28,27 @@ def _topic() -> str:
     return f"auth-{uuid.uuid4().hex[:8]}"
 
 
+def security_keywords(
+    protocol: str, mechanism: str | None, user: str, password: str | None
+) -> dict[str, Any]:
+    """The security protocol and SASL login, which kafka-python and aiokafka spell alike (their
+    TLS settings differ: kp_conf and aio_conf add those)."""
+    conf: dict[str, Any] = {"security_protocol": protocol}
+    if mechanism is not None:
+        conf.update(
+            sasl_mechanism=mechanism,
+            sasl_plain_username=user,
+            sasl_plain_password=USERS[user] if password is None else password,
+        )
+    return conf
+
+
 # --- kafka-python ---------------------------------------------------------------------------
 
 
 def kp_conf(protocol: str, mechanism: str | None, certs: Certs | None, password: str | None = None,
             user: str = "bob") -> dict[str, Any]:  # fmt: skip
-    conf: dict[str, Any] = {"security_protocol": protocol}
-    if mechanism is not None:
-        conf.update(sasl_mechanism=mechanism, sasl_plain_username=user,
-                    sasl_plain_password=USERS[user] if password is None else password)  # fmt: skip
+    conf = security_keywords(protocol, mechanism, user, password)
     if certs is not None:
         conf.update(ssl_cafile=str(certs.ca), ssl_check_hostname=True)
     return conf
@@ -125,10 +125,7 @@ def aio_conf(protocol: str, mechanism: str | None, certs: Certs | None, password
              user: str = "alice") -> dict[str, Any]:  # fmt: skip
     from aiokafka.helpers import create_ssl_context
 
-    conf: dict[str, Any] = {"security_protocol": protocol}
-    if mechanism is not None:
-        conf.update(sasl_mechanism=mechanism, sasl_plain_username=user,
-                    sasl_plain_password=USERS[user] if password is None else password)  # fmt: skip
+    conf = security_keywords(protocol, mechanism, user, password)
     if certs is not None:
         conf["ssl_context"] = create_ssl_context(cafile=str(certs.ca))
     return conf

@@ -5,13 +5,13 @@ across the gaps compaction leaves, and rejects records without a key (librdkafka
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from klamm.testing import EmbeddedBroker
+from tests.interop.conftest import throwaway_group_consumer
 
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -43,12 +43,7 @@ def _create(bootstrap: str, topic: str, configs: dict[str, str]) -> None:
 
 def _read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[tuple[int, bytes, Any]]:
     """Every record from the beginning, through a consumer group (offset reset: earliest)."""
-    consumer = ck.Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        "enable.partition.eof": True,
-    })  # fmt: skip
-    consumer.subscribe([topic])
+    consumer = throwaway_group_consumer(bootstrap, topic, {"enable.partition.eof": True})
     out: list[tuple[int, bytes, Any]] = []
     deadline = time.monotonic() + timeout
     try:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -14,49 +14,59 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import for_code
 
-from tests.interop.conftest import CODECS, RECORDS, Record, assert_compressed, assert_same_records
+from tests.interop.conftest import (
+    CODECS,
+    COMPRESSIBLE_RECORDS,
+    Record,
+    assert_compressed,
+    assert_same_records,
+)
+from tests.interop.python_clients import (
+    ASSIGN_ONLY_CONSUMER,
+    RECORDS_WITH_KEY_OR_VALUE,
+    record_from_consumer_record,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
-# aiokafka refuses a record whose key and value are both null, like kafka-python.
-AIO_RECORDS = [r for r in RECORDS if r[0] is not None or r[1] is not None]
+AioClient = TypeVar("AioClient", AIOKafkaProducer, AIOKafkaConsumer)
 
 
 @pytest.fixture
-async def make_producer(bootstrap: str) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
-    made: list[AIOKafkaProducer] = []
+async def start_until_teardown() -> AsyncIterator[Callable[[AioClient], Awaitable[AioClient]]]:
+    """Starts an aiokafka producer or consumer and stops it when the test is over."""
+    started: list[AIOKafkaProducer | AIOKafkaConsumer] = []
 
+    async def start(client: AioClient) -> AioClient:
+        await client.start()
+        started.append(client)
+        return client
+
+    yield start
+    for client in reversed(started):
+        await client.stop()
+
+
+@pytest.fixture
+def make_producer(
+    bootstrap: str, start_until_teardown: Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]]
+) -> Callable[..., Awaitable[AIOKafkaProducer]]:
     async def make(**extra: Any) -> AIOKafkaProducer:
-        p = AIOKafkaProducer(bootstrap_servers=bootstrap, **{"linger_ms": 5, **extra})
-        await p.start()
-        made.append(p)
-        return p
+        settings = {"linger_ms": 5, **extra}
+        return await start_until_teardown(AIOKafkaProducer(bootstrap_servers=bootstrap, **settings))
 
-    yield make
-    for p in made:
-        await p.stop()
+    return make
 
 
 @pytest.fixture
-async def make_consumer(bootstrap: str) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
-    made: list[AIOKafkaConsumer] = []
-
+def make_consumer(
+    bootstrap: str, start_until_teardown: Callable[[AIOKafkaConsumer], Awaitable[AIOKafkaConsumer]]
+) -> Callable[..., Awaitable[AIOKafkaConsumer]]:
     async def make(**extra: Any) -> AIOKafkaConsumer:
-        c = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=100,
-            auto_offset_reset="earliest",
-            **extra,
-        )
-        await c.start()
-        made.append(c)
-        return c
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **ASSIGN_ONLY_CONSUMER, **extra)
+        return await start_until_teardown(consumer)
 
-    yield make
-    for c in made:
-        await c.stop()
+    return make
 
 
 @pytest.fixture
@@ -107,22 +117,18 @@ async def poll_quiet(c: AIOKafkaConsumer, seconds: float) -> list[Any]:
     return out
 
 
-def as_record(msg: Any) -> Record:
-    return msg.key, msg.value, [(k, v) for k, v in (msg.headers or [])]
-
-
 async def test_keyed_produce_consume_byte_exact(
     make_producer: Any, make_consumer: Any, topic_factory: Callable[..., str]
 ) -> None:
     topic = topic_factory(1)
-    offsets = await produce_all(await make_producer(), topic, AIO_RECORDS)
-    assert offsets == list(range(len(AIO_RECORDS)))
+    offsets = await produce_all(await make_producer(), topic, RECORDS_WITH_KEY_OR_VALUE)
+    assert offsets == list(range(len(RECORDS_WITH_KEY_OR_VALUE)))
     c = await make_consumer()
     c.assign([TopicPartition(topic, 0)])
     await c.seek_to_beginning()
-    msgs = await consume(c, len(AIO_RECORDS))
-    assert [m.offset for m in msgs] == list(range(len(AIO_RECORDS)))
-    assert_same_records([as_record(m) for m in msgs], AIO_RECORDS)
+    msgs = await consume(c, len(RECORDS_WITH_KEY_OR_VALUE))
+    assert [m.offset for m in msgs] == list(range(len(RECORDS_WITH_KEY_OR_VALUE)))
+    assert_same_records([record_from_consumer_record(m) for m in msgs], RECORDS_WITH_KEY_OR_VALUE)
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -134,16 +140,15 @@ async def test_compression_round_trip(
     codec: str,
 ) -> None:
     topic = topic_factory(1)
-    records: list[Record] = [
-        (f"k{i}".encode(), (f"compressible payload {i} " * 20).encode(), [("i", str(i).encode())])
-        for i in range(300)
-    ]
     p = await make_producer(compression_type=codec, linger_ms=50)
-    await produce_all(p, topic, records)
+    await produce_all(p, topic, COMPRESSIBLE_RECORDS)
     c = await make_consumer()
     c.assign([TopicPartition(topic, 0)])
     await c.seek_to_beginning()
-    assert_same_records([as_record(m) for m in await consume(c, len(records))], records)
+    assert_same_records(
+        [record_from_consumer_record(m) for m in await consume(c, len(COMPRESSIBLE_RECORDS))],
+        COMPRESSIBLE_RECORDS,
+    )
     assert_compressed(data_dir, topic, codec)
 
 

@@ -28,6 +28,7 @@ from confluent_kafka.admin import (
 
 from tests.interop.conftest import (
     CODECS,
+    COMPRESSIBLE_RECORDS,
     RECORDS,
     Record,
     assert_compressed,
@@ -176,19 +177,15 @@ def test_compression_round_trip(
     bootstrap: str, data_dir: Path, topic_factory: Callable[..., str], codec: str
 ) -> None:
     topic = topic_factory(1)
-    records: list[Record] = [
-        (f"k{i}".encode(), (f"compressible payload {i} " * 20).encode(), [("i", str(i).encode())])
-        for i in range(300)
-    ]
     p = producer(bootstrap, **{"compression.type": codec, "linger.ms": 50})
-    produce_all(p, topic, records)
+    produce_all(p, topic, COMPRESSIBLE_RECORDS)
     c = consumer(bootstrap)
     try:
         c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        msgs = consume(c, len(records))
+        msgs = consume(c, len(COMPRESSIBLE_RECORDS))
     finally:
         c.close()
-    assert_same_records([as_record(m) for m in msgs], records)
+    assert_same_records([as_record(m) for m in msgs], COMPRESSIBLE_RECORDS)
     assert_compressed(data_dir, topic, codec)
 
 

@@ -25,22 +25,20 @@ with warnings.catch_warnings():
 
 from tests.interop.conftest import (
     CODECS,
+    COMPRESSIBLE_RECORDS,
     IN_CI,
-    RECORDS,
     Record,
     assert_compressed,
     assert_same_records,
     wait_until,
 )
+from tests.interop.python_clients import (
+    ASSIGN_ONLY_CONSUMER,
+    RECORDS_WITH_KEY_OR_VALUE,
+    record_from_consumer_record,
+)
 
-pytestmark = [
-    pytest.mark.timeout(60),
-    pytest.mark.filterwarnings("ignore:read_text is deprecated:DeprecationWarning"),
-]
-
-# kafka-python refuses a record whose key and value are both null ("Need at least one: key or
-# value"), so its copy of the canonical set leaves that one out.
-KP_RECORDS = [r for r in RECORDS if r[0] is not None or r[1] is not None]
+pytestmark = pytest.mark.timeout(60)
 
 CODEC_MODULE = {"gzip": "gzip", "snappy": "snappy", "lz4": "lz4.frame", "zstd": "zstandard"}
 
@@ -65,14 +63,7 @@ def make_consumer(bootstrap: str) -> Iterator[Callable[..., KafkaConsumer]]:
     made: list[KafkaConsumer] = []
 
     def make(**extra: Any) -> KafkaConsumer:
-        c = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=100,
-            auto_offset_reset="earliest",
-            **extra,
-        )
+        c = KafkaConsumer(bootstrap_servers=bootstrap, **ASSIGN_ONLY_CONSUMER, **extra)
         made.append(c)
         return c
 
@@ -129,24 +120,20 @@ def poll_quiet(c: KafkaConsumer, seconds: float) -> list[Any]:
     return out
 
 
-def as_record(msg: Any) -> Record:
-    return msg.key, msg.value, [(k, v) for k, v in (msg.headers or [])]
-
-
 def test_keyed_produce_consume_byte_exact(
     make_producer: Callable[..., KafkaProducer],
     make_consumer: Callable[..., KafkaConsumer],
     topic_factory: Callable[..., str],
 ) -> None:
     topic = topic_factory(1)
-    offsets = produce_all(make_producer(), topic, KP_RECORDS)
-    assert offsets == list(range(len(KP_RECORDS)))
+    offsets = produce_all(make_producer(), topic, RECORDS_WITH_KEY_OR_VALUE)
+    assert offsets == list(range(len(RECORDS_WITH_KEY_OR_VALUE)))
     c = make_consumer()
     c.assign([TopicPartition(topic, 0)])
     c.seek_to_beginning()
-    msgs = consume(c, len(KP_RECORDS))
-    assert [m.offset for m in msgs] == list(range(len(KP_RECORDS)))
-    assert_same_records([as_record(m) for m in msgs], KP_RECORDS)
+    msgs = consume(c, len(RECORDS_WITH_KEY_OR_VALUE))
+    assert [m.offset for m in msgs] == list(range(len(RECORDS_WITH_KEY_OR_VALUE)))
+    assert_same_records([record_from_consumer_record(m) for m in msgs], RECORDS_WITH_KEY_OR_VALUE)
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -163,15 +150,14 @@ def test_compression_round_trip(
             pytest.fail(message)
         pytest.skip(message)
     topic = topic_factory(1)
-    records: list[Record] = [
-        (f"k{i}".encode(), (f"compressible payload {i} " * 20).encode(), [("i", str(i).encode())])
-        for i in range(300)
-    ]
-    produce_all(make_producer(compression_type=codec, linger_ms=50), topic, records)
+    produce_all(make_producer(compression_type=codec, linger_ms=50), topic, COMPRESSIBLE_RECORDS)
     c = make_consumer()
     c.assign([TopicPartition(topic, 0)])
     c.seek_to_beginning()
-    assert_same_records([as_record(m) for m in consume(c, len(records))], records)
+    assert_same_records(
+        [record_from_consumer_record(m) for m in consume(c, len(COMPRESSIBLE_RECORDS))],
+        COMPRESSIBLE_RECORDS,
+    )
     assert_compressed(data_dir, topic, codec)
 
 

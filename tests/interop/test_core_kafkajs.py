@@ -16,6 +16,7 @@ import pytest
 
 from tests.interop.conftest import (
     CODECS,
+    COMPRESSIBLE_RECORDS,
     RECORDS,
     NodeRunner,
     Record,
@@ -87,21 +88,17 @@ def test_compression_round_trip(
     codec: str,
 ) -> None:
     topic = topic_factory(1)
-    records: list[Record] = [
-        (f"k{i}".encode(), (f"compressible payload {i} " * 20).encode(), [("i", str(i).encode())])
-        for i in range(300)
-    ]
     result = node(
         "core_roundtrip.js",
         {
             "bootstrap": bootstrap,
             "topic": topic,
-            "records": records_json(records),
+            "records": records_json(COMPRESSIBLE_RECORDS),
             "compression": codec,
             "batches": 3,
         },
     )
-    assert_same_records(records_from_json(result["messages"]), records)
+    assert_same_records(records_from_json(result["messages"]), COMPRESSIBLE_RECORDS)
     assert_compressed(data_dir, topic, codec)
 
 

@@ -11,19 +11,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from tests.interop.python_clients import FAST_GROUP_CONSUMER
+
 pytestmark = pytest.mark.timeout(90)
 
 
 def make(bootstrap: str, group: str, topic: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=300,
-        fetch_max_wait_ms=100,
+        topic, bootstrap_servers=bootstrap, group_id=group, **FAST_GROUP_CONSUMER
     )
 
 

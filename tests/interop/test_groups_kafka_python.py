@@ -16,23 +16,14 @@ with warnings.catch_warnings():
     from kafka.admin import KafkaAdminClient
     from kafka.structs import OffsetAndMetadata
 
-pytestmark = [
-    pytest.mark.timeout(90),
-    pytest.mark.filterwarnings("ignore:read_text is deprecated:DeprecationWarning"),
-]
+from tests.interop.python_clients import FAST_GROUP_CONSUMER
+
+pytestmark = pytest.mark.timeout(90)
 
 
 def consumer(bootstrap: str, group: str, topic: str, **extra: Any) -> KafkaConsumer:
     return KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=300,
-        fetch_max_wait_ms=100,
-        **extra,
+        topic, bootstrap_servers=bootstrap, group_id=group, **FAST_GROUP_CONSUMER, **extra
     )
 
 

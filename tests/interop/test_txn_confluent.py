@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
+
+from tests.interop.conftest import throwaway_group_consumer
 
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -19,12 +19,7 @@ def _create(bootstrap: str, topic: str, partitions: int = 1) -> None:
 def _consume(
     bootstrap: str, topic: str, isolation: str, expect: int, timeout: float = 10.0
 ) -> list[bytes]:
-    consumer = ck.Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        "isolation.level": isolation,
-    })  # fmt: skip
-    consumer.subscribe([topic])
+    consumer = throwaway_group_consumer(bootstrap, topic, {"isolation.level": isolation})
     values: list[bytes] = []
     import time
 
