@@ -93,6 +93,13 @@ def test_plain_type_check_for_sends_spanning_several_produce_calls() -> None:
     assert not plain_types_ok([{"value": b"a"}, {"key": bytearray(b"k")}])
 
 
+def test_distinct_dicts_held_elsewhere_too_still_go_as_they_are() -> None:
+    messages = [{"value": b"a"}, {"value": b"b"}]
+    elsewhere = list(messages)  # more references than the list's, but no repeats
+    assert plain_messages(messages) is messages
+    assert elsewhere == messages
+
+
 def test_one_dict_given_twice_gets_a_copy_per_occurrence() -> None:
     message = {"value": b"x"}
     plain = plain_messages([message, message])

@@ -8,6 +8,7 @@ given as `str` (encoded as UTF-8, like KafkaJS does with JS strings) or `bytes`.
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from typing import Any, NamedTuple, TypedDict, cast, overload
@@ -108,15 +109,17 @@ def plain_messages(messages: Sequence[Any]) -> list[dict[str, Any]] | None:
     """`messages` as the list librdkafka's produce_batch takes, when every one is a dict holding
     nothing but a key and a value (the common case); None when any needs `normalise_message`.
 
-    This runs over every produced message, so it is three passes in C (map over builtins),
-    about 70 ns a message, instead of a Python loop. It leaves key and value types to
-    `plain_types_ok`, or to produce_batch itself, which refuses a wrong type (anything but bytes,
-    str or None; str is sent as UTF-8, like KafkaJS) before it enqueues anything."""
-    if set(map(type, messages)) != {dict} or not all(map(_has_only_plain_keys, messages)):
+    This runs over every produced message, so each check is one pass in C (about 40 ns a message
+    in all), not a Python loop. Key and value types are left to `plain_types_ok`, or to
+    produce_batch itself, which refuses a wrong type (anything but bytes, str or None; str is
+    sent as UTF-8, like KafkaJS) before it enqueues anything."""
+    if set(map(type, messages)) != {dict} or not _PLAIN_KEYS.issuperset(set().union(*messages)):
         return None
-    if len(set(map(id, messages))) != len(messages):
+    if max(map(sys.getrefcount, messages)) > 2 and len(set(map(id, messages))) != len(messages):
         # The same dict more than once: librdkafka marks a message it refuses (queue full, too
         # large) by adding "_error" to its dict, so each occurrence needs a dict of its own.
+        # (The reference count rules this out cheaply: a dict held only by this list counts 2,
+        # one for the list and one for getrefcount's argument.)
         return [dict(m) for m in messages]
     return messages if type(messages) is list else list(messages)
 

@@ -15,7 +15,6 @@ do this (a transaction belongs to one instance), so there a non-default pair is 
 
 from __future__ import annotations
 
-import array
 import asyncio
 import itertools
 import logging
@@ -67,26 +66,27 @@ _new_tuple = tuple.__new__
 class _Delivery:
     """Collects the delivery reports of one send(); completed on the event loop.
 
-    `report` is the per-message hot path. It copies the three numbers RecordMetadata needs into
-    flat arrays instead of keeping librdkafka's message objects: those are garbage-collected
-    containers, and holding hundreds of thousands of them alive made the collector's passes
-    dominate send() (bench/client_vs_raw: 0.46x raw confluent-kafka keeping them, 0.8x with the
-    collector off). Reports come in produce order per partition (librdkafka guarantees it),
-    which is the order the metadata keeps."""
+    `report` runs once per produced message and costs more than producing it, so it appends
+    librdkafka's three numbers to lists and builds nothing (the interpreter specialises
+    `list.append`; an `array.append` costs twice as much). It keeps no librdkafka message
+    objects: those are garbage-collected containers, and holding hundreds of thousands alive
+    made the collector's passes dominate send() (0.46x raw confluent-kafka). Reports come in
+    produce order per partition (librdkafka guarantees it), which is the order the metadata
+    keeps."""
 
     __slots__ = (
-        "error", "future", "loop", "offsets", "partitions", "remaining", "timestamps", "topic",
-        "topics", "total",
+        "error", "future", "loop", "offsets", "partitions", "remaining", "timestamps", "topics",
+        "total",
     )  # fmt: skip
 
     def __init__(self, loop: asyncio.AbstractEventLoop, count: int, topic: str | None) -> None:
         self.loop = loop
         self.future: asyncio.Future[SendResult] = loop.create_future()
-        self.topic = topic  # the one topic of the send; None: several, recorded per message
-        self.topics: list[str] = []
-        self.partitions = array.array("i")
-        self.offsets = array.array("q")
-        self.timestamps = array.array("q")
+        # The send's one topic; a send to several records it per message (_MultiTopicDelivery).
+        self.topics: str | list[str] = topic if topic is not None else []
+        self.partitions: list[int] = []
+        self.offsets: list[int | None] = []  # None with acks=0: the broker never says
+        self.timestamps: list[int] = []  # milliseconds; 0 when librdkafka has none
         self.remaining = count
         self.total = count
         self.error: Any = None
@@ -95,11 +95,8 @@ class _Delivery:
         """Called by librdkafka once per message (on the loop, or in flush() on a worker)."""
         if err is None:
             self.partitions.append(msg.partition())
-            offset = msg.offset()  # None with acks=0: the broker never says where it went
-            self.offsets.append(-1 if offset is None else offset)
+            self.offsets.append(msg.offset())
             self.timestamps.append(msg.timestamp()[1])
-            if self.topic is None:
-                self.topics.append(msg.topic())
         elif self.error is None:
             self.error = err
         self.remaining -= 1
@@ -121,24 +118,36 @@ class _Delivery:
         if self.error is not None:
             self.future.set_exception(from_librdkafka(self.error))
             return
-        topics: str | list[str] = self.topic if self.topic is not None else self.topics
-        self.future.set_result(SendResult(topics, self.partitions, self.offsets, self.timestamps))
+        self.future.set_result(
+            SendResult(self.topics, self.partitions, self.offsets, self.timestamps)
+        )
+
+
+class _MultiTopicDelivery(_Delivery):
+    """A send_batch to several topics: the topic is recorded per message too."""
+
+    __slots__ = ()
+
+    def report(self, err: Any, msg: Any) -> None:
+        if err is None:
+            cast(list[str], self.topics).append(msg.topic())
+        super().report(err, msg)
 
 
 class SendResult(Sequence[RecordMetadata]):
     """What send() returns: one RecordMetadata per delivered message, a read-only list.
 
-    The RecordMetadata tuples are built on first use from flat arrays: most callers never look,
-    and a tuple per message is a garbage-collected object the collector would keep visiting."""
+    The RecordMetadata tuples are built on first use from the columns the reports filled: most
+    callers never look, and building them would cost send() as much as a third report."""
 
     __slots__ = ("_columns", "_items")
 
     def __init__(
         self,
         topics: str | list[str],
-        partitions: array.array[int],
-        offsets: array.array[int],
-        timestamps: array.array[int],
+        partitions: list[int],
+        offsets: list[int | None],
+        timestamps: list[int],
     ) -> None:
         self._columns = (topics, partitions, offsets, timestamps)
         self._items: list[RecordMetadata] | None = None
@@ -150,7 +159,9 @@ class SendResult(Sequence[RecordMetadata]):
             names = itertools.repeat(topics) if isinstance(topics, str) else topics
             # tuple.__new__ skips NamedTuple's Python-level __new__ (same object, cheaper).
             items = [
-                _new_tuple(RecordMetadata, (topic, partition, offset, ts or None))
+                _new_tuple(
+                    RecordMetadata, (topic, partition, -1 if offset is None else offset, ts or None)
+                )
                 for topic, partition, offset, ts in zip(
                     names, partitions, offsets, timestamps, strict=False
                 )
@@ -387,7 +398,11 @@ class Producer(Connectable):
         if not total:
             return []
         loop = asyncio.get_running_loop()
-        delivery = _Delivery(loop, total, plan[0][0] if len(plan) == 1 else None)
+        delivery = (
+            _Delivery(loop, total, plan[0][0])
+            if len(plan) == 1
+            else _MultiTopicDelivery(loop, total, None)
+        )
         enqueued = 0
         for topic, items, plain in plan:
             if plain:
