@@ -2,7 +2,7 @@
 
     python -m bench.client_vs_raw                     # embedded klamm broker (subprocess)
     python -m bench.client_vs_raw -b 127.0.0.1:9092   # any cluster
-    python -m bench.client_vs_raw -n 500000 -s 100 --rounds 3
+    python -m bench.client_vs_raw -n 500000 -s 100 --rounds 9
 
 Measures, for N messages of S bytes:
 - produce: raw `Producer.produce` in a loop + `flush()`, vs klamm `send()` of 1,000-message chunks
@@ -14,7 +14,10 @@ Measures, for N messages of S bytes:
   first message to the last, so group-join time (the same for both) is not counted.
 
 Both sides use the same librdkafka settings (acks=all, linger 5 ms). Target: klamm >= 0.8x raw for
-produce and each_batch. Absolute numbers on a shared machine are noise; the ratio is the result.
+produce and each_batch. Each round runs every measurement once, raw first; the result is the median
+of the rounds' klamm/raw ratios. Absolute numbers on a shared machine drift by tens of percent
+between minutes (the broker shares the two cores), so a best-of-N per side compares different
+moments; back-to-back pairs do not.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import statistics
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import confluent_kafka
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from klamm import Kafka, Message
@@ -162,51 +167,69 @@ async def klamm_consume(bootstrap: str, topic: str, n: int, mode: str) -> float:
         return time.perf_counter() - started
 
 
-def best(rounds: int, measure: Callable[[], float]) -> float:
-    return min(measure() for _ in range(rounds))
+@dataclasses.dataclass
+class Row:
+    name: str
+    target: float | None
+    raw_s: list[float] = dataclasses.field(default_factory=list)
+    klamm_s: list[float] = dataclasses.field(default_factory=list)
+
+    def ratio(self) -> float:
+        """The median of the rounds' ratios: each round times raw and klamm back to back, so a
+        machine that slows down for a while slows both sides of that round alike."""
+        return statistics.median(r / k for r, k in zip(self.raw_s, self.klamm_s, strict=True))
 
 
 def run(bootstrap: str, n: int, size: int, rounds: int, console: Console) -> Table:
     value = b"x" * size
-    produce_raw = best(
-        rounds, lambda: raw_produce(bootstrap, f"bench-raw-{uuid.uuid4().hex}", n, value)
-    )
-    produce_klamm = best(
-        rounds,
-        lambda: asyncio.run(klamm_produce(bootstrap, f"bench-klamm-{uuid.uuid4().hex}", n, value)),
-    )
-    produce_literals = best(
-        rounds,
-        lambda: asyncio.run(
-            klamm_produce(bootstrap, f"bench-klamm-{uuid.uuid4().hex}", n, value, literals=True)
-        ),
-    )
+    rows = {
+        "message": Row("produce (send, Message(...))", 0.8),
+        "literals": Row("produce (send, dict literals)", 0.8),
+        "each_batch": Row("consume each_batch", 0.8),
+        "each_message": Row("consume each_message", None),
+    }
     source = f"bench-source-{uuid.uuid4().hex}"
     raw_produce(bootstrap, source, n, value)
-    consume_raw = best(rounds, lambda: raw_consume(bootstrap, source, n))
-    batch = best(rounds, lambda: asyncio.run(klamm_consume(bootstrap, source, n, "each_batch")))
-    message = best(rounds, lambda: asyncio.run(klamm_consume(bootstrap, source, n, "each_message")))
 
-    table = Table(title=f"klamm client vs raw confluent-kafka ({n:,} x {size} B, best of {rounds})")
+    def topic() -> str:
+        return f"bench-{uuid.uuid4().hex}"
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("rounds", total=rounds)
+        for _ in range(rounds):
+            raw_s = raw_produce(bootstrap, topic(), n, value)
+            for key, literals in (("message", False), ("literals", True)):
+                rows[key].raw_s.append(raw_s)
+                rows[key].klamm_s.append(
+                    asyncio.run(klamm_produce(bootstrap, topic(), n, value, literals))
+                )
+            raw_s = raw_consume(bootstrap, source, n)
+            for mode in ("each_batch", "each_message"):
+                rows[mode].raw_s.append(raw_s)
+                rows[mode].klamm_s.append(asyncio.run(klamm_consume(bootstrap, source, n, mode)))
+            progress.advance(task)
+
+    table = Table(
+        title=f"klamm client vs raw confluent-kafka ({n:,} x {size} B, {rounds} rounds)",
+        caption="msg/s: the best round; klamm / raw: the median of the rounds' ratios",
+    )
     table.add_column("operation")
     table.add_column("raw msg/s", justify="right")
     table.add_column("klamm msg/s", justify="right")
     table.add_column("klamm / raw", justify="right")
+    table.add_column("range", justify="right")
     table.add_column("target", justify="right")
-    for name, raw_s, klamm_s, target in (
-        ("produce (send, Message(...))", produce_raw, produce_klamm, 0.8),
-        ("produce (send, dict literals)", produce_raw, produce_literals, 0.8),
-        ("consume each_batch", consume_raw, batch, 0.8),
-        ("consume each_message", consume_raw, message, None),
-    ):
-        ratio = raw_s / klamm_s
-        style = "green" if target is None or ratio >= target else "red"
+    for row in rows.values():
+        ratio = row.ratio()
+        ratios = [r / k for r, k in zip(row.raw_s, row.klamm_s, strict=True)]
+        style = "green" if row.target is None or ratio >= row.target else "red"
         table.add_row(
-            name,
-            f"{n / raw_s:,.0f}",
-            f"{n / klamm_s:,.0f}",
+            row.name,
+            f"{n / min(row.raw_s):,.0f}",
+            f"{n / min(row.klamm_s):,.0f}",
             f"[{style}]{ratio:.2f}x[/{style}]",
-            f">= {target}x" if target else "-",
+            f"{min(ratios):.2f}-{max(ratios):.2f}",
+            f">= {row.target}x" if row.target else "-",
         )
     return table
 
@@ -216,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-b", "--bootstrap", help="a running cluster (default: embedded broker)")
     parser.add_argument("-n", "--messages", type=int, default=200_000)
     parser.add_argument("-s", "--size", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     console = Console()
     with contextlib.ExitStack() as stack:
