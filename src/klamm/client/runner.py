@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -53,6 +54,10 @@ _MAX_MESSAGES_PER_CYCLE = 5_000
 # After a consumer-level librdkafka error (not a handler error), wait this long before fetching
 # again, so a broken cluster does not turn the loop into a busy spin.
 _ERROR_BACKOFF_S = 0.5
+# librdkafka's accessors, for passes over a whole fetch in C (map, groupby). partition() is None
+# only on error events, which _group drops first.
+_message_error = confluent_kafka.Message.error
+_message_partition: Callable[[Any], int] = confluent_kafka.Message.partition  # type: ignore[assignment]
 
 
 class _Restart(Exception):
@@ -147,6 +152,8 @@ class Runner:
 
     def _group(self, raws: list[Any], epochs: dict[TP, int]) -> dict[TP, list[Any]]:
         c = self._consumer
+        if any(map(_message_error, raws)):  # one pass in C; errors are rare
+            raws = self._drop_errors(raws)
         if self._only_topic is not None:
             batches = self._group_one_topic(raws, self._only_topic)
         else:
@@ -159,34 +166,22 @@ class Runner:
                 del batches[tp]
         return batches
 
-    def _group_one_topic(self, raws: list[Any], topic: str) -> dict[TP, list[Any]]:
-        """The per-message hot loop, when the subscription is one topic name (the usual case):
-        librdkafka then fetches nothing else, so messages are keyed by partition alone. That
-        skips the topic name librdkafka builds anew on every call (half the cost of this loop).
-        librdkafka returns runs of messages from one partition, so the dict lookup is skipped
-        while the partition stays the same."""
+    @staticmethod
+    def _group_one_topic(raws: list[Any], topic: str) -> dict[TP, list[Any]]:
+        """The usual case: the subscription is one topic name, so librdkafka fetches nothing
+        else and messages are keyed by partition alone. librdkafka returns runs of one
+        partition's messages, which `groupby` splits in C: no Python code runs per message."""
         batches: dict[TP, list[Any]] = {}
-        current: list[Any] = []
-        current_partition = -1
-        for raw in raws:
-            if raw.error() is not None:
-                self._fetch_error(raw)
-                continue
-            partition = raw.partition()
-            if partition != current_partition:
-                current_partition = partition
-                current = batches.setdefault((topic, partition), [])
-            current.append(raw)
+        for partition, run in itertools.groupby(raws, _message_partition):
+            batches.setdefault((topic, partition), []).extend(run)
         return batches
 
-    def _group_topics(self, raws: list[Any]) -> dict[TP, list[Any]]:
+    @staticmethod
+    def _group_topics(raws: list[Any]) -> dict[TP, list[Any]]:
         batches: dict[TP, list[Any]] = {}
         current: list[Any] = []
         current_tp: TP | None = None
         for raw in raws:
-            if raw.error() is not None:
-                self._fetch_error(raw)
-                continue
             tp = (raw.topic(), raw.partition())
             if tp != current_tp:
                 current_tp = tp
@@ -194,10 +189,16 @@ class Runner:
             current.append(raw)
         return batches
 
-    def _fetch_error(self, raw: Any) -> None:
-        err = raw.error()
-        if err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
-            log.warning("consumer %s: %s", self._consumer.group_id, from_librdkafka(err))
+    def _drop_errors(self, raws: list[Any]) -> list[Any]:
+        """Fetch errors come in-band as messages; log them (end-of-partition events quietly)."""
+        kept = []
+        for raw in raws:
+            err = raw.error()
+            if err is None:
+                kept.append(raw)
+            elif err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
+                log.warning("consumer %s: %s", self._consumer.group_id, from_librdkafka(err))
+        return kept
 
     async def _consumer_error(self, error: KafkaError) -> bool:
         """A librdkafka error outside handlers. Returns False when the run loop must end."""
