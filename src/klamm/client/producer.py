@@ -438,8 +438,12 @@ class Producer(Connectable):
     ) -> int:
         """The caller's dicts go to librdkafka as they are, one produce_batch call per run (the
         per-message work then happens in C: 1.7x the speed of a produce() loop)."""
+        if len(items) <= _RUN_SIZE:
+            return await self._produce_run(rdp, topic, _ANY_PARTITION, items, delivery, enqueued)
         for first in range(0, len(items), _RUN_SIZE):
-            run = items if len(items) <= _RUN_SIZE else items[first : first + _RUN_SIZE]
+            if first:
+                await asyncio.sleep(0)  # let the loop breathe between the runs of a huge send
+            run = items[first : first + _RUN_SIZE]
             enqueued = await self._produce_run(rdp, topic, _ANY_PARTITION, run, delivery, enqueued)
             if enqueued < 0:
                 break
@@ -477,6 +481,7 @@ class Producer(Connectable):
                 if enqueued < 0:
                     return enqueued
                 run = []
+                await asyncio.sleep(0)  # let the loop breathe between runs
             if fields is not None:
                 run_partition = target
                 run.append(fields)
@@ -546,7 +551,6 @@ class Producer(Connectable):
             if pending:
                 await self._wait_for_queue(rdp, loop)
         rdp.wake(loop)
-        await asyncio.sleep(0)  # let the loop breathe between runs of a huge send
         return enqueued
 
     @staticmethod
