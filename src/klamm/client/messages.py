@@ -11,7 +11,7 @@ import enum
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
-from typing import Any, NamedTuple, TypedDict, cast, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, cast, overload
 
 from klamm.client.errors import ConfigError
 
@@ -33,13 +33,14 @@ class CompressionTypes(enum.Enum):
     ZSTD = "zstd"
 
 
-class Message(TypedDict, total=False):
+class MessageFields(TypedDict, total=False):
     """A record to produce: `Message(key=b"c1", value=b"...", headers={...})`.
 
-    At run time this is a plain dict, exactly KafkaJS's plain message object, so a dict literal
-    works the same and mypy checks both. Plain dicts are what librdkafka's batch produce takes,
-    so a message with just a key and a value reaches librdkafka as it is: no per-message object
-    to build, and none for the garbage collector to track (a dict of bytes is untracked)."""
+    `Message` is this TypedDict for type checkers and `dict` itself at run time (see below), so a
+    message is exactly KafkaJS's plain message object: a dict literal works the same, and mypy
+    checks both. Plain dicts are what librdkafka's batch produce takes, so a message with just a
+    key and a value reaches librdkafka as it is: no per-message object to build, and none for
+    the garbage collector to track (a dict of bytes is untracked)."""
 
     key: bytes | str | None
     value: bytes | str | None
@@ -49,6 +50,14 @@ class Message(TypedDict, total=False):
     partition: int | None
     #: Milliseconds since the epoch; None means "now" (CreateTime set by the client).
     timestamp: int | str | None
+
+
+if TYPE_CHECKING:
+    Message = MessageFields
+else:
+    # Calling a TypedDict class builds the same plain dict, in 100 ns instead of `dict`'s 40:
+    # at a million messages a second that difference is 6% of send() (bench/client_vs_raw.py).
+    Message = dict
 
 
 class RecordMetadata(NamedTuple):
@@ -98,7 +107,7 @@ def normalise_headers(headers: HeadersInput | None) -> HeaderList | None:
     return pairs
 
 
-_MESSAGE_KEYS = frozenset(Message.__annotations__)
+_MESSAGE_KEYS = frozenset(MessageFields.__annotations__)
 # What a message may hold and still go to librdkafka as it is.
 _PLAIN_KEYS = frozenset({"key", "value"})
 _PLAIN_TYPES = frozenset({bytes, str, type(None)})
