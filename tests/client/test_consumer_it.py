@@ -190,6 +190,34 @@ async def test_each_batch_auto_resolve_threshold_commit(kafka: Kafka, unique: st
         assert await eventually(lambda: committed(kafka, group, topic), [10]) == [10]
 
 
+async def test_each_message_threshold_commits_before_the_batch_ends(
+    kafka: Kafka, unique: str
+) -> None:
+    topic, group = f"threshold-{unique}", f"g-{unique}"
+    await produce(kafka, topic, [b"x"] * 10)
+    batches: list[Event] = []
+    reached, release = asyncio.Event(), asyncio.Event()
+
+    async def handler(payload: Any) -> None:
+        if payload.message.offset == 6:
+            reached.set()
+            await release.wait()
+
+    consumer = kafka.consumer(group_id=group, **FAST_CONSUMER)
+    consumer.on(Events.START_BATCH_PROCESS, batches.append)
+    async with consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(each_message=handler, auto_commit_threshold=2)
+        try:
+            await asyncio.wait_for(reached.wait(), 30)
+            assert batches[0].payload["batch_size"] == 10  # all ten in one batch
+            # Offsets 0-5 are resolved and every second one commits: the commit is not left to
+            # the end of the batch, which is still being processed.
+            assert await eventually(lambda: committed(kafka, group, topic), [6]) == [6]
+        finally:
+            release.set()  # so that stopping the consumer does not wait on the handler
+
+
 async def test_handler_error_is_retried_in_order(kafka: Kafka, unique: str) -> None:
     topic = f"retry-{unique}"
     await produce(kafka, topic, [b"a", b"b", b"c"])

@@ -394,7 +394,9 @@ class Consumer(Connectable):
         self.events.emit(Events.HEARTBEAT, group_id=self.group_id)
 
     def _resolve(self, topic: str, partition: int, next_offset: int) -> None:
-        tp = (topic, partition)
+        self._resolve_tp((topic, partition), next_offset)
+
+    def _resolve_tp(self, tp: TP, next_offset: int) -> None:
         if tp in self._assigned:
             self._resolved[tp] = next_offset
             self._positions[tp] = next_offset
@@ -408,6 +410,12 @@ class Consumer(Connectable):
         self._resolved_count = 0
         self._last_commit = time.monotonic()
         return resolved
+
+    def _commits_within_batches(self) -> bool:
+        """Whether an auto-commit interval or threshold may commit before a batch ends."""
+        return self._auto_commit and (
+            self._auto_commit_interval_s is not None or self._auto_commit_threshold is not None
+        )
 
     def _commit_if_necessary(self) -> None:
         if not self._auto_commit or not self._resolved:

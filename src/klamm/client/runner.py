@@ -243,20 +243,25 @@ class Runner:
         c = self._consumer
         topic, partition = tp
         stale, assigned, paused = c._stale, c._assigned, c._paused
-        # The per-message hot path: the retry machinery is entered only after a failure.
-        for msg in messages:
+        # Without an auto-commit interval or threshold, commits wait for the end of the batch.
+        commit_as_we_go = c._commits_within_batches()
+        # The per-message hot path: the retry machinery is entered only after a failure, and
+        # the (usually empty) stale and paused sets are tested before hashing tp into them.
+        for raw in messages._raws:  # librdkafka's messages: offset() without a view
             if not self.running:
                 raise _Stop
-            if tp in stale or tp in paused or tp not in assigned:
-                c._interrupt(tp, msg.offset)
+            if (stale and tp in stale) or (paused and tp in paused) or tp not in assigned:
+                c._interrupt(tp, raw.offset())
                 return
+            msg = KafkaMessage(raw)
             payload = EachMessagePayload(c, topic, partition, msg)
             try:
                 await handler(payload)
             except Exception as exc:
                 await self._with_retry(tp, msg, functools.partial(handler, payload), failed=exc)
-            c._resolve(topic, partition, msg.offset + 1)
-            c._commit_if_necessary()
+            c._resolve_tp(tp, raw.offset() + 1)
+            if commit_as_we_go:
+                c._commit_if_necessary()
 
     async def _process_batch(
         self, tp: TP, messages: MessageList, handler: EachBatchHandler
