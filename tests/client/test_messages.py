@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
 import pytest
 
 from klamm import CompressionTypes, ConfigError, Message
@@ -104,4 +108,19 @@ def test_one_dict_given_twice_gets_a_copy_per_occurrence() -> None:
     message = {"value": b"x"}
     plain = plain_messages([message, message])
     assert plain == [message, message]
+    assert plain is not None and plain[0] is not plain[1]
+
+
+def test_a_sequence_handing_out_one_dict_twice_gets_copies_too() -> None:
+    class Twice(Sequence[dict[str, bytes]]):  # each iteration hands out one new dict, twice
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, index: Any) -> Any:
+            return next(iter(self))
+
+        def __iter__(self) -> Iterator[dict[str, bytes]]:
+            return itertools.repeat({"value": b"x"}, 2)
+
+    plain = plain_messages(Twice())
     assert plain is not None and plain[0] is not plain[1]

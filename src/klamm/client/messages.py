@@ -124,13 +124,14 @@ def plain_messages(messages: Sequence[Any]) -> list[dict[str, Any]] | None:
     sent as UTF-8, like KafkaJS) before it enqueues anything."""
     if set(map(type, messages)) != {dict} or not _PLAIN_KEYS.issuperset(set().union(*messages)):
         return None
-    if max(map(sys.getrefcount, messages)) > 2 and len(set(map(id, messages))) != len(messages):
+    plain = messages if type(messages) is list else list(messages)
+    if max(map(sys.getrefcount, plain)) > 2 and len(set(map(id, plain))) != len(plain):
         # The same dict more than once: librdkafka marks a message it refuses (queue full, too
         # large) by adding "_error" to its dict, so each occurrence needs a dict of its own.
         # (The reference count rules this out cheaply: a dict held only by this list counts 2,
         # one for the list and one for getrefcount's argument.)
-        return [dict(m) for m in messages]
-    return messages if type(messages) is list else list(messages)
+        return [dict(m) for m in plain]
+    return plain
 
 
 def plain_types_ok(messages: list[dict[str, Any]]) -> bool:
