@@ -241,7 +241,6 @@ def test_two_groups_each_read_everything(
     topic = topic_factory(3)
     produce(bootstrap, topic, 3, 4)
     for name in ("x", "y"):
-        c = consumer(bootstrap, f"g{name}-{unique}", topic)
-        got: list[Any] = []
-        pump(c, lambda got=got: len(got) == 12, sink=got)  # type: ignore[misc]
-        c.close()
+        with closing(consumer(bootstrap, f"g{name}-{unique}", topic)) as c:
+            got: list[Any] = []
+            pump(c, lambda got=got: len(got) == 12, sink=got)  # type: ignore[misc]
