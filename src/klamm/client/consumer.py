@@ -418,7 +418,7 @@ class Consumer(Connectable):
         )
 
     def _commit_if_necessary(self) -> None:
-        if not self._auto_commit or not self._resolved:
+        if not self._resolved or not self._commits_within_batches():
             return
         interval, threshold = self._auto_commit_interval_s, self._auto_commit_threshold
         if (interval is not None and time.monotonic() - self._last_commit >= interval) or (

@@ -122,7 +122,7 @@ def plain_messages(messages: Sequence[Any]) -> list[dict[str, Any]] | None:
     in all), not a Python loop. Key and value types are left to `plain_types_ok`, or to
     produce_batch itself, which refuses a wrong type (anything but bytes, str or None; str is
     sent as UTF-8, like KafkaJS) before it enqueues anything."""
-    if set(map(type, messages)) != {dict} or not _PLAIN_KEYS.issuperset(set().union(*messages)):
+    if set(map(type, messages)) != {dict} or not _has_only_plain_keys(set().union(*messages)):
         return None
     plain = messages if type(messages) is list else list(messages)
     if max(map(sys.getrefcount, plain)) > 2 and len(set(map(id, plain))) != len(plain):
