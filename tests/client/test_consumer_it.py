@@ -146,6 +146,41 @@ async def test_each_batch_payload(kafka: Kafka, unique: str) -> None:
         assert b["hw"] == 20 and b["lag"] == 19 - b["last"]
 
 
+async def test_each_batch_columns_are_the_messages_values_and_keys(
+    kafka: Kafka, unique: str
+) -> None:
+    """values() and keys() are the batch as columns: the same records as `messages`, in order,
+    tombstones and missing keys included; after a retry, only the records not yet resolved."""
+    topic, group = f"columns-{unique}", f"g-{unique}"
+    sent = [(b"k0", b"v0"), (None, b"v1"), (b"k2", None), (b"k3", b"v3")]
+    async with kafka.producer() as producer:
+        await producer.send(topic=topic, messages=[{"key": k, "value": v} for k, v in sent])
+    calls: list[tuple[list[Any], list[Any], list[Any], list[Any]]] = []
+
+    async def handler(payload: Any) -> None:
+        batch = payload.batch
+        calls.append(
+            (
+                batch.values(),
+                batch.keys(),
+                [m.value for m in batch.messages],
+                [m.key for m in batch.messages],
+            )
+        )
+        if len(calls) == 1:  # resolve the first record, then fail: the retry starts after it
+            payload.resolve_offset(batch.first_offset())
+            raise RuntimeError("try again")
+
+    async with kafka.consumer(group_id=group, **FAST_CONSUMER) as consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(each_batch=handler, retry=RetryPolicy(initial_retry_time_ms=5))
+        await wait_until(lambda: len(calls) >= 2, what="a retried batch")
+    (values, keys, message_values, message_keys), retried = calls[0], calls[1]
+    assert values == message_values and keys == message_keys
+    assert list(zip(keys, values, strict=True)) == sent  # one fetch: the whole batch at once
+    assert retried == (values[1:], keys[1:], values[1:], keys[1:])
+
+
 async def test_several_topics_and_a_regex_keep_messages_apart(kafka: Kafka, unique: str) -> None:
     """Partition 0 of two topics: batches must never mix them (one subscribed topic name is
     grouped by partition alone; this covers the other path)."""

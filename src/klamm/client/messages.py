@@ -181,25 +181,25 @@ def normalise_message(message: Mapping[str, Any]) -> OutgoingRecord:
 
 
 class KafkaMessage:
-    """A consumed record. A view over librdkafka's message: fields are read on access, so a
-    handler that only looks at `.value` pays for nothing else (this keeps each_batch near raw
-    confluent-kafka speed)."""
+    """A consumed record. A view over librdkafka's message: fields other than the value are read
+    on access, so a handler pays only for what it looks at.
 
-    __slots__ = ("_headers", "_raw")
+    The value is read up front into a slot: nearly every handler reads it, and a slot is read in
+    C where a property costs a Python call, about 20 ns a message more than the value itself."""
+
+    __slots__ = ("_headers", "_raw", "value")
+
+    value: bytes | None
 
     def __init__(self, raw: Any) -> None:
         self._raw = raw
+        self.value = raw.value()
         self._headers: dict[str, bytes | None] | None = None
 
     @property
     def key(self) -> bytes | None:
         key: bytes | None = self._raw.key()
         return key
-
-    @property
-    def value(self) -> bytes | None:
-        value: bytes | None = self._raw.value()
-        return value
 
     @property
     def offset(self) -> int:

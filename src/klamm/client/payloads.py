@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from klamm.client.messages import KafkaMessage
+import confluent_kafka
+
+from klamm.client.messages import KafkaMessage, MessageList
 
 if TYPE_CHECKING:
     from klamm.client.consumer import Consumer
 
 Resume = Callable[[], None]
 
+# librdkafka's accessors, mapped over a whole batch in C by the column methods below.
+_message_value: Callable[[Any], bytes | None] = confluent_kafka.Message.value
+_message_key: Callable[[Any], bytes | None] = confluent_kafka.Message.key
+
 
 class Batch:
-    """The messages of one partition from one fetch, in offset order."""
+    """The messages of one partition from one fetch, in offset order.
+
+    `messages` are KafkaJS-style message objects. `values()` and `keys()` are the same records
+    as columns: each a list built in C, with no object per message. A handler that reads every
+    value that way runs at about 0.9x raw confluent-kafka's throughput, where iterating
+    `messages` reaches about 0.75x (docs/performance.md)."""
 
     __slots__ = ("_consumer", "_high_watermark", "messages", "partition", "topic")
 
     def __init__(
-        self, consumer: Consumer, topic: str, partition: int, messages: Sequence[KafkaMessage]
+        self, consumer: Consumer, topic: str, partition: int, messages: MessageList
     ) -> None:
         self._consumer = consumer
         self.topic = topic
@@ -35,6 +46,14 @@ class Batch:
                 self.topic, self.partition, fallback=self.last_offset() + 1
             )
         return self._high_watermark
+
+    def values(self) -> list[bytes | None]:
+        """Every message's value, in offset order: `[m.value for m in batch.messages]`, fast."""
+        return list(map(_message_value, self.messages._raws))
+
+    def keys(self) -> list[bytes | None]:
+        """Every message's key, in offset order: `[m.key for m in batch.messages]`, fast."""
+        return list(map(_message_key, self.messages._raws))
 
     def is_empty(self) -> bool:
         return not self.messages
