@@ -9,8 +9,9 @@ Measures, for N messages of S bytes:
   all in flight at once (how an asyncio app produces at volume), messages built with
   `Message(value=...)` as the README does, and as dict literals as KafkaJS code does (the same
   dict; the literal skips the constructor call);
-- consume: raw `Consumer.consume(1000)` loop, vs klamm `run(each_batch=...)` and
-  `run(each_message=...)`; each handler reads every message's value. Consume time runs from the
+- consume: raw `Consumer.consume(1000)` loop, vs klamm `run(each_batch=...)` (iterating
+  `batch.messages`, and reading the `batch.values()` column) and `run(each_message=...)`; each
+  handler reads every message's value. Consume time runs from the
   first message to the last, so group-join time (the same for both) is not counted.
 
 Both sides use the same librdkafka settings (acks=all, linger 5 ms). Target: klamm >= 0.8x raw for

@@ -25,7 +25,7 @@ class Batch:
     `messages` are KafkaJS-style message objects. `values()` and `keys()` are the same records
     as columns: each a list built in C, with no object per message. A handler that reads every
     value that way runs at about 0.9x raw confluent-kafka's throughput, where iterating
-    `messages` reaches about 0.75x (docs/performance.md)."""
+    `messages` reaches about 0.77x (docs/performance.md)."""
 
     __slots__ = ("_consumer", "_high_watermark", "messages", "partition", "topic")
 
