@@ -325,6 +325,28 @@ async def test_restart_on_failure_false_stops_the_consumer(kafka: Kafka, unique:
     assert calls == [b"poison"]
 
 
+async def test_a_crash_commits_what_the_batch_finished_before_it(kafka: Kafka, unique: str) -> None:
+    """KafkaJS commits resolved offsets when a handler's retries run out: the two messages done
+    before the poison are committed at once, not only when the application calls stop()."""
+    topic, group = f"crash-commit-{unique}", f"g-{unique}"
+    await produce(kafka, topic, [b"ok", b"ok", b"poison", b"never"])
+
+    async def handler(payload: Any) -> None:
+        if payload.message.value == b"poison":
+            raise ValueError("poison")
+
+    async def no(_: BaseException) -> bool:
+        return False
+
+    async with kafka.consumer(group_id=group, **FAST_CONSUMER) as consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(
+            each_message=handler, retry=RetryPolicy(retries=0, restart_on_failure=no)
+        )
+        await asyncio.wait_for(consumer.wait_stopped(), 15)
+        assert await eventually(lambda: committed(kafka, group, topic), [2]) == [2]
+
+
 async def test_pause_from_handler_and_resume(kafka: Kafka, unique: str) -> None:
     topic = f"pause-{unique}"
     await create(kafka, topic, 2)
