@@ -157,6 +157,34 @@ def test_unreadable_metadata_skipped(tmp_path: Path, clock: FakeClock) -> None:
     assert set(lm.topics()) == {"good"}
 
 
+def test_creating_a_topic_whose_metadata_was_lost_keeps_its_records(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged metadata file makes the topic unknown; creating it again (as auto-create does)
+    must move the old records aside, never delete them. An empty leftover is just removed."""
+    lm = manager(tmp_path, clock)
+    info = lm.create_topic("orders", 2)
+    plog = lm.log("orders", 0)
+    assert plog is not None
+    plog.append(make_batch(3))
+    lm.close()
+    segment = next((tmp_path / "orders-0").glob("*.log"))
+    records = segment.read_bytes()
+    meta = tmp_path / "topics" / f"{info.topic_id.hex}.json"
+    meta.write_bytes(meta.read_bytes()[:20])  # torn by a disk fault
+
+    lm = manager(tmp_path, clock)
+    assert "orders" not in lm.topics()
+    assert "orders-0 holds records but belongs to no topic" in caplog.text
+    lm.create_topic("orders", 2)
+    new_log = lm.log("orders", 0)
+    assert new_log is not None and new_log.log_end_offset == 0
+    [aside] = tmp_path.glob("orders-0.stray-*")
+    assert (aside / segment.name).read_bytes() == records
+    assert not list(tmp_path.glob("orders-1.stray-*"))  # it held nothing: removed
+    lm.close()
+
+
 def test_flush_and_retention(tmp_path: Path, clock: FakeClock) -> None:
     lm = manager(tmp_path, clock, {"segment.bytes": "1000", "retention.ms": "1000"})
     lm.create_topic("t", 2)

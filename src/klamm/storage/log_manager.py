@@ -16,6 +16,9 @@ any suffix would pass the 255-byte file name limit.
 Crash behaviour:
   * create_topic makes the partition directories first and writes the metadata last: a crash
     in between leaves empty orphan directories that the next create of that name replaces.
+    A leftover directory that holds records (its topic's metadata was lost or damaged) is
+    never deleted: create_topic renames it to `<topic>-<p>.stray-<ms>` and logs where it went,
+    so an operator can restore it.
   * delete_topic moves the metadata aside first (the topic is gone from then on), renames the
     partition directories to `.deleted`, removes them, and finally the moved metadata; `load()`
     finishes any deletion it finds half done.
@@ -56,6 +59,8 @@ log = logging.getLogger("klamm.storage")
 TOPICS_DIR = "topics"
 METADATA_VERSION = 1
 DELETED_SUFFIX = ".deleted"
+STRAY_SUFFIX = ".stray-"
+_PARTITION_DIR = re.compile(r".+-\d+")
 
 # Kafka's Topic.java: 249 = 255 (common file-name limit) minus room for "-<partition>" and the
 # ".<uuid>-delete" suffix Kafka appends while deleting.
@@ -186,6 +191,28 @@ class LogManager:
             for info, config in found:
                 for partition in range(info.num_partitions):
                     self._open_partition(info.name, partition, config)
+            self._report_orphans()
+
+    def _report_orphans(self) -> None:
+        """Partition directories with records that no topic claims: say so at startup, before
+        anyone creates that topic again (which moves them aside, see `_clear_leftover`)."""
+        claimed = {
+            self._partition_dir(info.name, partition)
+            for info in self._topics.values()
+            for partition in range(info.num_partitions)
+        }
+        for path in sorted(self.data_dir.iterdir()):
+            if (
+                _PARTITION_DIR.fullmatch(path.name)
+                and path not in claimed
+                and path.is_dir()
+                and any(f.stat().st_size for f in path.glob("*.log"))
+            ):
+                log.error(
+                    "partition directory %s holds records but belongs to no topic (its "
+                    "metadata file is missing or unreadable); it is kept as it is",
+                    path,
+                )
 
     def _open_partition(self, name: str, partition: int, config: LogConfig) -> None:
         try:
@@ -272,10 +299,7 @@ class LogManager:
             info = TopicInfo(name, topic_id or uuid.uuid4(), num_partitions, overrides, internal)
             self._meta_dir.mkdir(parents=True, exist_ok=True)
             for partition in range(num_partitions):
-                stale = self._partition_dir(name, partition)
-                if stale.exists():
-                    log.warning("removing stale partition directory %s", stale)
-                    shutil.rmtree(stale)
+                self._clear_leftover(self._partition_dir(name, partition))
             opened: list[PartitionLog] = []
             try:
                 for partition in range(num_partitions):
@@ -292,6 +316,27 @@ class LogManager:
                 self._logs[(name, partition)] = plog
             self._topics[name] = info
             return info
+
+    def _clear_leftover(self, directory: Path) -> None:
+        """Make room for a new partition directory. An empty leftover (a create interrupted
+        before its metadata was written) is removed; one holding records belongs to a topic
+        whose metadata was lost, and is moved aside instead: creating a topic never deletes data.
+        """
+        if not directory.exists():
+            return
+        if not any(f.stat().st_size for f in directory.glob("*.log")):
+            log.warning("removing empty leftover partition directory %s", directory)
+            shutil.rmtree(directory)
+            return
+        aside = directory.with_name(f"{directory.name}{STRAY_SUFFIX}{self._now_ms()}")
+        directory.rename(aside)
+        fsync_dir(self.data_dir)
+        log.error(
+            "partition directory %s holds records but no topic metadata names it (lost or "
+            "damaged metadata file?); moved it to %s, not deleted",
+            directory,
+            aside,
+        )
 
     def delete_topic(self, name: str) -> None:
         with self._lock:
