@@ -26,6 +26,7 @@ from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import DecodeError
 
 from klamm.protocol.api_versions import ADVERTISED_ONLY, SUPPORTED, ApiKey
+from klamm.protocol.bounds import checked_body
 from klamm.protocol.errors import ErrorCode, MalformedFrame, UnsupportedApi
 
 _HEADER_FIXED = struct.Struct(">hhi")  # api_key, api_version, correlation_id
@@ -146,11 +147,12 @@ def decode_request(frame: bytes) -> Request:
         return Request(header, None)
     schema = request_type(api_key, api_version)
     header, pos = decode_header(frame, schema.__flexible__)
+    frame = checked_body(schema, frame, pos)  # kio would trust the lengths: see bounds.py
     try:
         body, _size = _reader(schema)(frame, pos)
     except DecodeError as exc:
         raise MalformedFrame(f"cannot decode api {api_key} v{api_version}: {exc}") from exc
-    except (ValueError, OverflowError) as exc:  # out-of-range enum values, bad UUIDs, ...
+    except (ValueError, OverflowError, KeyError) as exc:  # bad enum values, UUIDs, tags, ...
         raise MalformedFrame(f"cannot decode api {api_key} v{api_version}: {exc}") from exc
     return Request(header, body)
 
