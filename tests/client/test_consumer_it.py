@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from client_helpers import FAST_CONSUMER, eventually, wait_until
 
-from klamm import Event, Events, Kafka, PartitionAssigners, RetryPolicy
+from klamm import ConfigError, Event, Events, Kafka, PartitionAssigners, RetryPolicy
 
 
 async def produce(
@@ -181,6 +183,58 @@ async def test_each_batch_columns_are_the_messages_values_and_keys(
     assert retried == (values[1:], keys[1:], values[1:], keys[1:])
 
 
+async def test_each_batch_messages_left_unresolved_are_fetched_again(
+    kafka: Kafka, unique: str
+) -> None:
+    """Without auto-resolve, a handler that resolves half a batch and returns gets the other
+    half again (KafkaJS fetches from the resolved offset); nothing is committed past it."""
+    topic, group = f"half-{unique}", f"g-{unique}"
+    await produce(kafka, topic, [str(i).encode() for i in range(20)])
+    processed: list[int] = []
+
+    async def handler(payload: Any) -> None:
+        for m in payload.batch.messages[:10]:
+            processed.append(m.offset)
+            payload.resolve_offset(m.offset)
+
+    async with kafka.consumer(group_id=group, **FAST_CONSUMER) as consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(each_batch=handler, each_batch_auto_resolve=False)
+        await wait_until(lambda: len(processed) >= 20, what="every message")
+        assert await eventually(lambda: committed(kafka, group, topic), [20]) == [20]
+    assert processed == list(range(20))
+
+
+async def test_each_batch_paused_mid_batch_gets_the_rest_after_resume(
+    kafka: Kafka, unique: str
+) -> None:
+    """A paused batch is not auto-resolved: the messages after the last one resolved come
+    again after resume (KafkaJS would resolve the whole batch and skip them)."""
+    topic, group = f"batch-pause-{unique}", f"g-{unique}"
+    await produce(kafka, topic, [str(i).encode() for i in range(10)])
+    processed: list[int] = []
+    resumes: list[Callable[[], None]] = []
+
+    async def handler(payload: Any) -> None:
+        for m in payload.batch.messages:
+            if m.offset == 3 and not resumes:
+                resumes.append(payload.pause())  # e.g. a downstream service said "429"
+                return
+            processed.append(m.offset)
+            payload.resolve_offset(m.offset)
+
+    async with kafka.consumer(group_id=group, **FAST_CONSUMER) as consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(each_batch=handler)
+        await wait_until(lambda: bool(resumes), what="the pause")
+        await asyncio.sleep(0.3)
+        assert processed == [0, 1, 2]
+        resumes[0]()
+        await wait_until(lambda: len(processed) >= 10, what="the rest after resume")
+        assert await eventually(lambda: committed(kafka, group, topic), [10]) == [10]
+    assert processed == list(range(10))
+
+
 async def test_several_topics_and_a_regex_keep_messages_apart(kafka: Kafka, unique: str) -> None:
     """Partition 0 of two topics: batches must never mix them (one subscribed topic name is
     grouped by partition alone; this covers the other path)."""
@@ -345,6 +399,51 @@ async def test_a_crash_commits_what_the_batch_finished_before_it(kafka: Kafka, u
         )
         await asyncio.wait_for(consumer.wait_stopped(), 15)
         assert await eventually(lambda: committed(kafka, group, topic), [2]) == [2]
+
+
+async def test_a_plain_function_is_a_handler_too(kafka: Kafka, unique: str) -> None:
+    """KafkaJS awaits whatever the handler returns; a `def` handler must not fail every call
+    (after running) and loop through retries and restarts."""
+    topic, group = f"sync-{unique}", f"g-{unique}"
+    await produce(kafka, topic, [b"a", b"b", b"c"])
+    seen: list[bytes | None] = []
+    crashes: list[Event] = []
+    consumer = kafka.consumer(group_id=group, **FAST_CONSUMER)
+    consumer.on(Events.CRASH, crashes.append)
+    async with consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(each_message=lambda payload: seen.append(payload.message.value))
+        await wait_until(lambda: len(seen) >= 3)
+        assert await eventually(lambda: committed(kafka, group, topic), [3]) == [3]
+    assert seen == [b"a", b"b", b"c"] and not crashes
+
+
+async def test_wrong_subscribe_and_seek_arguments_are_config_errors(
+    kafka: Kafka, unique: str
+) -> None:
+    async with kafka.consumer(group_id=f"g-{unique}", **FAST_CONSUMER) as consumer:
+        with pytest.raises(ConfigError, match="list of names"):
+            await consumer.subscribe(topics=f"orders-{unique}")  # type: ignore[arg-type]
+        for offset in (-5, "x", None):
+            with pytest.raises(ConfigError, match="offset"):
+                consumer.seek(topic=f"orders-{unique}", partition=0, offset=offset)  # type: ignore[arg-type]
+
+
+async def test_seek_to_the_logical_beginning_reads_again(kafka: Kafka, unique: str) -> None:
+    topic = f"rewind-{unique}"
+    await produce(kafka, topic, [b"a", b"b"])
+    seen: list[bytes | None] = []
+
+    async def handler(payload: Any) -> None:
+        seen.append(payload.message.value)
+
+    async with kafka.consumer(group_id=f"g-{unique}", **FAST_CONSUMER) as consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(each_message=handler)
+        await wait_until(lambda: len(seen) >= 2)
+        consumer.seek(topic=topic, partition=0, offset=-2)  # KafkaJS's "-2": the earliest
+        await wait_until(lambda: len(seen) >= 4, what="the messages again")
+    assert seen == [b"a", b"b", b"a", b"b"]
 
 
 async def test_pause_from_handler_and_resume(kafka: Kafka, unique: str) -> None:

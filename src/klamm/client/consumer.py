@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import enum
+import inspect
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import confluent_kafka
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("klamm.client")
 T = TypeVar("T")
+H = TypeVar("H", bound=Callable[..., Any])  # a handler: each_message or each_batch
 TP = tuple[str, int]
 
 # A rebalance callback waits at most this long for the event loop (listeners included) before
@@ -199,6 +201,8 @@ class Consumer(Connectable):
         `from_beginning` applies where the group has no committed offset yet."""
         if self._runner is not None:
             raise StateError("subscribe() before run(); stop() first to change the subscription")
+        if isinstance(topics, str):  # list("orders") would subscribe to "o", "r", "d", ...
+            raise ConfigError(f"topics= takes a list of names: topics=[{topics!r}] or topic=")
         names = list(topics or []) + ([topic] if topic else [])
         if not names:
             raise ConfigError("subscribe() needs topics=[...]")
@@ -261,8 +265,8 @@ class Consumer(Connectable):
             raise from_librdkafka(exc) from None
         self._runner = Runner(
             self,
-            each_message=each_message,
-            each_batch=each_batch,
+            each_message=_awaitable(each_message),
+            each_batch=_awaitable(each_batch),
             each_batch_auto_resolve=each_batch_auto_resolve,
             concurrency=partitions_consumed_concurrently,
             retry=retry or self.retry,
@@ -339,7 +343,7 @@ class Consumer(Connectable):
         """Consume `topic`/`partition` from `offset` next. The batch in flight for that partition
         becomes stale. Before the partition is assigned, the seek is applied on assignment."""
         tp = (topic, partition)
-        offset = int(offset)
+        offset = _seek_offset(offset)
         self._resume_at.pop(tp, None)
         if tp in self._assigned and self._rd is not None:
             if tp in self._paused:
@@ -661,3 +665,41 @@ def _by_topic(tps: set[TP]) -> dict[str, list[int]]:
     for t, p in sorted(tps):
         by_topic.setdefault(t, []).append(p)
     return by_topic
+
+
+def _awaitable(handler: H | None) -> H | None:
+    """KafkaJS awaits whatever a handler returns, so a plain function is a handler too; it runs
+    on the event loop. Async handlers (the usual case) are used as they are: nothing per message."""
+    if handler is None or _is_async(handler):
+        return handler
+    call = handler
+
+    async def awaiting(payload: Any) -> None:
+        result = call(payload)
+        if inspect.isawaitable(result):
+            await result
+
+    return cast(H, awaiting)
+
+
+def _is_async(handler: Callable[..., Any]) -> bool:
+    # An object with `async def __call__` counts too: the method is on its type.
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        type(handler).__call__
+    )
+
+
+# librdkafka's logical offsets, which KafkaJS's seek() also accepts as "-1" and "-2".
+_OFFSET_END, _OFFSET_BEGINNING = -1, -2
+
+
+def _seek_offset(offset: Any) -> int:
+    try:
+        value = int(offset)
+    except (TypeError, ValueError):
+        raise ConfigError(f"invalid offset {offset!r}: expected an integer") from None
+    if value < 0 and value not in (_OFFSET_END, _OFFSET_BEGINNING):
+        raise ConfigError(
+            f"offset must not be negative, except -1 (the end) and -2 (the beginning): {value}"
+        )
+    return value

@@ -308,6 +308,14 @@ class Runner:
             if failed is None:
                 if self._auto_resolve and not c._is_stale(topic, partition):
                     c._resolve(topic, partition, messages[-1].offset + 1)
+                    return
+                # The handler stopped early (paused, stale, or resolved only part of the batch
+                # without auto-resolve): what it left unresolved is fetched again, as KafkaJS
+                # fetches from the resolved offset. Nothing is skipped, so nothing is committed
+                # past a message no handler saw.
+                rest = pending()
+                if rest:
+                    c._interrupt(tp, rest[0].offset)
                 return
             # Retries exhausted and the first unresolved message went to the dead-letter topic
             # (and was resolved): go on with the rest of the batch.
