@@ -43,6 +43,10 @@ async def test_each_message_commits_after_the_handler(kafka: Kafka, unique: str)
     consumer = kafka.consumer(group_id=group, **FAST_CONSUMER)
     consumer.on(Events.GROUP_JOIN, joins.append)
     consumer.on(Events.COMMIT_OFFSETS, commits.append)
+    starts: list[Event] = []
+    consumer.on(Events.START_BATCH_PROCESS, starts.append)
+    fetches: list[Event] = []
+    consumer.on(Events.FETCH, fetches.append)
 
     async def handler(payload: Any) -> None:
         await payload.heartbeat()
@@ -60,6 +64,25 @@ async def test_each_message_commits_after_the_handler(kafka: Kafka, unique: str)
     assert joins and joins[0].payload["member_assignment"] == {topic: [0]}
     assert joins[0].type == "consumer.group_join"
     assert commits and commits[-1].payload["error"] is None
+    # KafkaJS's payload shapes.
+    assert commits[-1].payload["topics"] == [
+        {"topic": topic, "partitions": [{"partition": 0, "offset": 3}]}
+    ]
+    member_id = joins[0].payload["member_id"]
+    assert member_id and commits[-1].payload["member_id"] == member_id
+    [start] = starts
+    assert start.payload == {
+        "topic": topic,
+        "partition": 0,
+        "high_watermark": 3,
+        "offset_lag": 0,
+        "offset_lag_low": 2,
+        "batch_size": 3,
+        "first_offset": 0,
+        "last_offset": 2,
+    }
+    assert fetches and fetches[0].payload["number_of_batches"] == 1
+    assert fetches[0].payload["duration"] >= 0
 
 
 async def test_restart_continues_from_committed_offset(kafka: Kafka, unique: str) -> None:

@@ -160,6 +160,7 @@ class Consumer(Connectable):
         # thread (memberid, seek, ...) would deadlock; such calls are queued here and run by the
         # callback thread once the loop part is done.
         self._in_rebalance = False
+        self._member_id: str | None = None  # as of the last assignment, for events
         self._deferred: list[Callable[[], Any]] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -559,6 +560,7 @@ class Consumer(Connectable):
         self, partitions: list[Any], cooperative: bool, member_id: str | None
     ) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
+        self._member_id = member_id
         if not cooperative:
             self._assigned.clear()
         self._assigned.update(tps)
@@ -611,7 +613,7 @@ class Consumer(Connectable):
     async def _revoked(self, partitions: list[Any], *, lost: bool) -> dict[TP, int]:
         tps = [(p.topic, p.partition) for p in partitions]
         self._join_started = time.monotonic()
-        self.events.emit(Events.REBALANCING, group_id=self.group_id, member_id=None)
+        self.events.emit(Events.REBALANCING, group_id=self.group_id, member_id=self._member_id)
         await self.events.emit_and_wait(
             Events.PARTITIONS_LOST if lost else Events.PARTITIONS_REVOKED, partitions=tps
         )
@@ -635,12 +637,18 @@ class Consumer(Connectable):
             log.warning("offset commit failed: %s", error)
         else:
             error = None
-        topics = [
-            {"topic": p.topic, "partition": p.partition, "offset": p.offset} for p in partitions
-        ]
+        # KafkaJS's shape: [{"topic", "partitions": [{"partition", "offset"}]}].
+        by_topic: dict[str, list[dict[str, int]]] = {}
+        for p in partitions:
+            by_topic.setdefault(p.topic, []).append({"partition": p.partition, "offset": p.offset})
+        topics = [{"topic": t, "partitions": ps} for t, ps in by_topic.items()]
         loop.call_soon_threadsafe(
             lambda: self.events.emit(
-                Events.COMMIT_OFFSETS, group_id=self.group_id, topics=topics, error=error
+                Events.COMMIT_OFFSETS,
+                group_id=self.group_id,
+                member_id=self._member_id,
+                topics=topics,
+                error=error,
             )
         )
 

@@ -113,6 +113,7 @@ class Runner:
         while self.running:
             epochs = dict(c._seek_epoch)
             c.events.emit(Events.FETCH_START)
+            fetch_started = time.monotonic()
             try:
                 raws = await loop.run_in_executor(c._thread, self._fetch, c._rd)
             except confluent_kafka.KafkaException as exc:
@@ -125,7 +126,11 @@ class Runner:
             batches = self._group(raws, epochs)
             if not batches:
                 continue
-            c.events.emit(Events.FETCH, number_of_batches=len(batches))
+            c.events.emit(
+                Events.FETCH,
+                number_of_batches=len(batches),
+                duration=int((time.monotonic() - fetch_started) * 1000),
+            )
             try:
                 if self._concurrency == 1 or len(batches) == 1:
                     for tp, messages in batches.items():
@@ -217,9 +222,9 @@ class Runner:
     async def _process(self, tp: TP, raws: list[Any]) -> None:
         c = self._consumer
         messages = MessageList(raws)
-        c.events.emit(
-            Events.START_BATCH_PROCESS, topic=tp[0], partition=tp[1], batch_size=len(messages)
-        )
+        events = c.events
+        if events.has_listeners(Events.START_BATCH_PROCESS):
+            events.emit(Events.START_BATCH_PROCESS, **self._batch_fields(tp, raws))
         started = time.monotonic()
         try:
             if self._each_message is not None:
@@ -229,13 +234,24 @@ class Runner:
                 await self._process_batch(tp, messages, self._each_batch)
         except _Restart:
             return
-        c.events.emit(
-            Events.END_BATCH_PROCESS,
-            topic=tp[0],
-            partition=tp[1],
-            batch_size=len(messages),
-            duration=int((time.monotonic() - started) * 1000),
-        )
+        if events.has_listeners(Events.END_BATCH_PROCESS):
+            duration = int((time.monotonic() - started) * 1000)
+            events.emit(Events.END_BATCH_PROCESS, **self._batch_fields(tp, raws), duration=duration)
+
+    def _batch_fields(self, tp: TP, raws: list[Any]) -> dict[str, Any]:
+        """KafkaJS's batch event payload (computed only when someone listens)."""
+        first, last = raws[0].offset(), raws[-1].offset()
+        high = self._consumer._cached_high_watermark(tp[0], tp[1], fallback=last + 1)
+        return {
+            "topic": tp[0],
+            "partition": tp[1],
+            "high_watermark": high,
+            "offset_lag": max(0, high - 1 - last),
+            "offset_lag_low": max(0, high - 1 - first),
+            "batch_size": len(raws),
+            "first_offset": first,
+            "last_offset": last,
+        }
 
     async def _process_messages(
         self, tp: TP, messages: MessageList, handler: EachMessageHandler
