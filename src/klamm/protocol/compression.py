@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from typing import Any
 
 import cramjam
 
@@ -47,27 +48,67 @@ def compress(codec: Compression, data: bytes) -> bytes:
     raise InvalidRecordBatch(ErrorCode.unsupported_compression_type, f"unknown codec {codec}")
 
 
+# The most a batch may inflate to. Kafka streams a compressed batch's records one at a time;
+# klamm inflates a batch whole, so without a bound a 13 KB zstd batch took 400 MiB and stalled
+# the event loop. Producers bound a batch by its uncompressed size (librdkafka's batch.size,
+# 1 MB by default; a single record by message.max.bytes), so this is far above anything real.
+MAX_DECOMPRESSED_BYTES = 128 * 1024 * 1024
+# First output buffer: 8x the input (typical ratios are 2-10x), grown 4x at a time if too small.
+_FIRST_RATIO, _GROWTH, _SMALLEST = 8, 4, 64 * 1024
+# How cramjam says an output buffer was too small, as opposed to corrupt input.
+_TOO_SMALL = ("failed to write whole buffer", "smaller than required")
+
+
 def decompress(codec: int, data: bytes | memoryview) -> bytes:
-    """Decompress a batch's records blob; raises InvalidRecordBatch(CORRUPT_MESSAGE) on bad data."""
-    try:
-        if codec == Compression.NONE:
-            return bytes(data)
-        if codec == Compression.GZIP:
-            return bytes(cramjam.gzip.decompress(data))
-        if codec == Compression.SNAPPY:
-            return _snappy_decompress(bytes(data))
-        if codec == Compression.LZ4:
-            return bytes(cramjam.lz4.decompress(data))
-        if codec == Compression.ZSTD:
-            return bytes(cramjam.zstd.decompress(data))
-    except cramjam.DecompressionError as exc:
-        raise InvalidRecordBatch(ErrorCode.corrupt_message, f"cannot decompress: {exc}") from exc
-    raise InvalidRecordBatch(ErrorCode.unsupported_compression_type, f"unknown codec {codec}")
+    """Decompress a batch's records blob. Raises InvalidRecordBatch: CORRUPT_MESSAGE for bad data
+    or data that inflates past MAX_DECOMPRESSED_BYTES, UNSUPPORTED_COMPRESSION_TYPE for an
+    unknown codec."""
+    if codec == Compression.NONE:
+        return bytes(data)
+    if codec == Compression.SNAPPY:
+        return _snappy_decompress(bytes(data))
+    into = _DECOMPRESS_INTO.get(codec)
+    if into is None:
+        raise InvalidRecordBatch(ErrorCode.unsupported_compression_type, f"unknown codec {codec}")
+    size = min(max(len(data) * _FIRST_RATIO, _SMALLEST), MAX_DECOMPRESSED_BYTES)
+    while True:
+        out = bytearray(size)
+        try:
+            written = into(data, out)
+        except cramjam.DecompressionError as exc:
+            if not any(marker in str(exc) for marker in _TOO_SMALL):
+                raise InvalidRecordBatch(
+                    ErrorCode.corrupt_message, f"cannot decompress: {exc}"
+                ) from exc
+            if size == MAX_DECOMPRESSED_BYTES:
+                raise _too_large() from exc
+            del out  # before the next, larger buffer: one buffer alive at a time
+            size = min(size * _GROWTH, MAX_DECOMPRESSED_BYTES)
+            continue
+        del out[written:]
+        return bytes(out)
+
+
+_DECOMPRESS_INTO: dict[int, Any] = {
+    Compression.GZIP: cramjam.gzip.decompress_into,
+    Compression.LZ4: cramjam.lz4.decompress_into,
+    Compression.ZSTD: cramjam.zstd.decompress_into,
+}
+
+
+def _too_large() -> InvalidRecordBatch:
+    return InvalidRecordBatch(
+        ErrorCode.corrupt_message, f"batch inflates past {MAX_DECOMPRESSED_BYTES} bytes"
+    )
 
 
 def _snappy_decompress(data: bytes) -> bytes:
+    """Raw snappy, or xerial blocks of raw snappy. Raw snappy starts with its uncompressed length,
+    so the bound is checked before anything is inflated."""
     if not data.startswith(_XERIAL_MAGIC):
-        return bytes(cramjam.snappy.decompress_raw(data))
+        return _snappy_block(data, MAX_DECOMPRESSED_BYTES)
+    if len(data) < len(_XERIAL_HEADER):
+        raise InvalidRecordBatch(ErrorCode.corrupt_message, "truncated xerial snappy header")
     out = bytearray()
     pos = len(_XERIAL_HEADER)
     while pos < len(data):
@@ -77,6 +118,26 @@ def _snappy_decompress(data: bytes) -> bytes:
         pos += 4
         if size < 0 or pos + size > len(data):
             raise InvalidRecordBatch(ErrorCode.corrupt_message, "truncated xerial snappy block")
-        out += cramjam.snappy.decompress_raw(data[pos : pos + size])
+        out += _snappy_block(data[pos : pos + size], MAX_DECOMPRESSED_BYTES - len(out))
         pos += size
     return bytes(out)
+
+
+def _snappy_block(block: bytes, room: int) -> bytes:
+    length, _ = _uvarint(block)
+    if length > room:
+        raise _too_large()
+    try:
+        return bytes(cramjam.snappy.decompress_raw(block))
+    except cramjam.DecompressionError as exc:
+        raise InvalidRecordBatch(ErrorCode.corrupt_message, f"cannot decompress: {exc}") from exc
+
+
+def _uvarint(data: bytes) -> tuple[int, int]:
+    value = shift = 0
+    for i, byte in enumerate(data[:5]):
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, i + 1
+        shift += 7
+    raise InvalidRecordBatch(ErrorCode.corrupt_message, "bad snappy length")
