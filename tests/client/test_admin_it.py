@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
+from types import SimpleNamespace
 from typing import Any
 
-from client_helpers import FAST_CONSUMER, wait_until
+import confluent_kafka
+import pytest
+from client_helpers import FAST_CONSUMER, eventually, wait_until
 
-from klamm import Kafka, ResourceTypes
+from klamm import ConfigError, Kafka, KafkaError, RequestError, ResourceTypes, TopicError
+from klamm.client.admin import Admin
 
 
 async def test_topics_lifecycle(kafka: Kafka, unique: str) -> None:
@@ -117,3 +122,132 @@ async def test_offsets_groups_and_lag(kafka: Kafka, unique: str) -> None:
         await admin.delete_groups(group_ids=[group])
         groups = await admin.list_groups()
         assert group not in [g["group_id"] for g in groups["groups"]]
+
+
+async def test_set_offsets_refused_while_the_group_has_members(kafka: Kafka, unique: str) -> None:
+    """KafkaJS throws "The consumer group must have no running instances"; the broker refuses the
+    commit per partition (ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID) and that must not be lost."""
+    topic, group = f"live-{unique}", f"live-g-{unique}"
+    async with kafka.admin() as admin:
+        await admin.create_topics(topics=[{"topic": topic, "num_partitions": 1}])
+        async with kafka.producer() as producer:
+            await producer.send(topic=topic, messages=[{"value": b"x"} for _ in range(5)])
+        seen: list[int] = []
+
+        async def handle(payload: Any) -> None:
+            seen.append(payload.message.offset)
+
+        consumer = kafka.consumer(group_id=group, **FAST_CONSUMER)
+        async with consumer:
+            await consumer.subscribe(topics=[topic], from_beginning=True)
+            await consumer.run(each_message=handle)
+            await wait_until(lambda: len(seen) == 5, what="5 messages")
+            committed = [{"topic": topic, "partitions": [{"partition": 0, "offset": 5}]}]
+            fetch = lambda: admin.fetch_offsets(group_id=group, topics=[topic])  # noqa: E731
+            assert await eventually(fetch, committed) == committed
+            with pytest.raises(RequestError, match="no running members"):
+                await admin.set_offsets(
+                    group_id=group, topic=topic, partitions=[{"partition": 0, "offset": 1}]
+                )
+            with pytest.raises(RequestError, match="no running members"):
+                await admin.reset_offsets(group_id=group, topic=topic, earliest=True)
+            assert await fetch() == committed
+
+
+class _OffsetsWithPartitionError:
+    """An admin handle whose OffsetFetch answer carries a per-partition error (klamm's broker only
+    sends one under require_stable, which the admin does not ask for)."""
+
+    def list_consumer_group_offsets(self, requests: Any, **_: Any) -> Any:
+        [request] = requests
+        error = confluent_kafka.KafkaError(confluent_kafka.KafkaError.UNSTABLE_OFFSET_COMMIT)
+        tp = SimpleNamespace(topic="orders", partition=0, offset=-1001, error=error)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_result(confluent_kafka.ConsumerGroupTopicPartitions(request.group_id, [tp]))
+        return {request.group_id: future}
+
+
+async def test_fetch_offsets_raises_a_partition_error() -> None:
+    admin = Admin({})
+    admin._rd = _OffsetsWithPartitionError()
+    with pytest.raises(KafkaError, match=r"orders\[0\].*UNSTABLE_OFFSET_COMMIT") as raised:
+        await admin.fetch_offsets(group_id="g")
+    assert raised.value.code == confluent_kafka.KafkaError.UNSTABLE_OFFSET_COMMIT
+
+
+async def test_admin_reads_never_create_topics(kafka: Kafka, unique: str) -> None:
+    """KafkaJS's admin sets allowAutoTopicCreation: false; a typo must not create a topic."""
+    names = [f"typo{i}-{unique}" for i in range(5)]
+    group = f"typo-g-{unique}"
+    async with kafka.admin() as admin:
+        reads = [
+            lambda: admin.fetch_topic_offsets(names[0]),
+            lambda: admin.fetch_offsets(group_id=group, topics=[names[1]]),
+            lambda: admin.lag(group_id=group, topics=[names[2]]),
+            lambda: admin.reset_offsets(group_id=group, topic=names[3]),
+            lambda: admin.fetch_topic_offsets_by_timestamp(names[4], 0),
+        ]
+        for read in reads:
+            with pytest.raises(TopicError, match="unknown topic"):
+                await read()
+        assert not set(names) & set(await admin.list_topics())
+
+
+async def test_admin_refuses_a_str_for_a_list(kafka: Kafka, unique: str) -> None:
+    """A str would be iterated character by character: topics o, r, d, e, s."""
+    name = f"str-{unique}"
+    async with kafka.admin() as admin:
+        await admin.create_topics(topics=[{"topic": name}])
+        before = set(await admin.list_topics())
+        calls: dict[str, list[Any]] = {
+            "topics": [
+                lambda: admin.delete_topics(topics=name),
+                lambda: admin.fetch_offsets(group_id="g", topics=name),
+                lambda: admin.lag(group_id="g", topics=name),
+                lambda: admin.fetch_topic_metadata(topics=name),
+                lambda: admin.create_topics(topics=name),
+            ],
+            "group_ids": [
+                lambda: admin.describe_groups(group_ids="g"),
+                lambda: admin.delete_groups(group_ids="g"),
+            ],
+            "topic_partitions": [lambda: admin.create_partitions(topic_partitions=name)],
+            "resources": [
+                lambda: admin.describe_configs(resources=name),
+                lambda: admin.alter_configs(resources=name),
+            ],
+            "partitions": [lambda: admin.set_offsets(group_id="g", topic=name, partitions=name)],
+        }
+        for arg, calls_of_arg in calls.items():
+            for call in calls_of_arg:
+                with pytest.raises(ConfigError, match=f"^{arg} must be a list of .*, not a str$"):
+                    await call()
+        assert set(await admin.list_topics()) == before
+
+
+async def test_admin_bad_arguments_raise_config_error(kafka: Kafka, unique: str) -> None:
+    topic = f"args-{unique}"
+    async with kafka.admin() as admin:
+        await admin.create_topics(topics=[{"topic": topic}])
+        with pytest.raises(ConfigError, match="partitions must not be empty"):
+            await admin.set_offsets(group_id="g", topic=topic, partitions=[])
+        with pytest.raises(ConfigError, match=r"partitions\[0\]\['offset'\] must be >= 0, got -1"):
+            await admin.set_offsets(
+                group_id="g", topic=topic, partitions=[{"partition": 0, "offset": -1}]
+            )
+        with pytest.raises(ConfigError, match=r"partitions\[0\]\['partition'\] must be an int"):
+            await admin.set_offsets(
+                group_id="g", topic=topic, partitions=[{"partition": "zero", "offset": 1}]
+            )
+        with pytest.raises(ConfigError, match=r"resources\[0\]\['type'\] .* got 'TOPIC'"):
+            await admin.describe_configs(resources=[{"type": "TOPIC", "name": topic}])
+        camel = f"camel-{unique}"
+        with pytest.raises(ConfigError, match=r"'numPartitions'.*'num_partitions'") as raised:
+            await admin.create_topics(topics=[{"topic": camel, "numPartitions": 3}])
+        assert "accepted keys: topic, num_partitions, replication_factor, config_entries" in str(
+            raised.value
+        )
+        assert camel not in await admin.list_topics()
+        with pytest.raises(ConfigError, match=f"topics names '{topic}' more than once"):
+            await admin.delete_topics(topics=[topic, topic])
+        assert topic in await admin.list_topics()

@@ -3,6 +3,14 @@
 confluent-kafka's AdminClient returns concurrent futures for most calls; we await them with
 `asyncio.wrap_future` (no thread blocked on the loop). Metadata (`list_topics`) blocks, so it runs
 in a thread.
+
+Invariants, as in KafkaJS's admin:
+1. Arguments are checked before any request; a wrong one raises ConfigError naming it. A bare
+   str where a list is expected is refused: Python would iterate it character by character
+   (`topics="orders"` would mean topics o, r, d, e, r, s).
+2. Reads never create topics: `Kafka.admin()` sets `allow.auto.create.topics=false`
+   (KafkaJS's allowAutoTopicCreation: false), so an unknown topic raises TopicError.
+3. No per-partition error in a result is dropped: it raises, mapped by `from_librdkafka`.
 """
 
 from __future__ import annotations
@@ -10,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import enum
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import confluent_kafka
@@ -38,6 +47,139 @@ _RD_RESOURCE = {
     ResourceTypes.BROKER: rd_admin.ResourceType.BROKER,
     ResourceTypes.GROUP: rd_admin.ResourceType.GROUP,
 }
+
+
+# Group-membership refusals of an offset commit: what the broker answers the admin's commit
+# (no member id, generation -1) while the group has members.
+_GROUP_NOT_EMPTY_CODES = frozenset(
+    {
+        confluent_kafka.KafkaError.ILLEGAL_GENERATION,
+        confluent_kafka.KafkaError.UNKNOWN_MEMBER_ID,
+        confluent_kafka.KafkaError.REBALANCE_IN_PROGRESS,
+    }
+)
+
+# The keys each dict-shaped argument accepts (KafkaJS's, in snake_case), required ones first.
+_TOPIC_KEYS = ("topic", "num_partitions", "replication_factor", "config_entries")
+_PARTITIONS_KEYS = ("topic", "count")
+_DESCRIBE_KEYS = ("type", "name", "config_names")
+_ALTER_KEYS = ("type", "name", "config_entries")
+_CONFIG_ENTRY_KEYS = ("name", "value")
+_OFFSET_KEYS = ("partition", "offset")
+
+
+# -- argument checks (pure; invariant 1) ------------------------------------------------------
+
+
+def _name(value: Any, arg: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{arg} must be a non-empty str, got {value!r}")
+    return value
+
+
+def _refuse_non_list(value: Any, arg: str, what: str) -> list[Any]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ConfigError(f"{arg} must be a list of {what}, not a {type(value).__name__}")
+    return list(value)
+
+
+def _names(value: Any, arg: str, what: str, *, allow_empty: bool = False) -> list[str]:
+    names = _refuse_non_list(value, arg, what)
+    if not names and not allow_empty:
+        raise ConfigError(f"{arg} must not be empty")
+    return _unique([_name(name, f"{arg}[{i}]") for i, name in enumerate(names)], arg)
+
+
+def _unique(names: list[str], arg: str) -> list[str]:
+    # librdkafka refuses some duplicates and sends others (DeleteTopics), which then fail
+    # obscurely; KafkaJS refuses them in createTopics.
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(f"{arg} names {name!r} more than once")
+        seen.add(name)
+    return names
+
+
+def _entries(
+    value: Any, arg: str, keys: Sequence[str], required: int, *, allow_empty: bool = False
+) -> list[Mapping[str, Any]]:
+    """`value` as a list of dicts with only `keys`, the first `required` of them present."""
+    entries = _refuse_non_list(value, arg, "dicts")
+    if not entries and not allow_empty:
+        raise ConfigError(f"{arg} must not be empty")
+    accepted = ", ".join(keys)
+    for i, entry in enumerate(entries):
+        where = f"{arg}[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where} must be a dict with keys {accepted}, got {entry!r}")
+        for key in entry:
+            if key not in keys:
+                snake = re.sub(r"(?<!^)(?=[A-Z])", "_", str(key)).lower()
+                hint = f" (did you mean {snake!r}?)" if snake in keys else ""
+                raise ConfigError(
+                    f"{where} has unknown key {key!r}{hint}; accepted keys: {accepted}"
+                )
+        for key in keys[:required]:
+            if key not in entry:
+                raise ConfigError(f"{where} is missing {key!r}")
+    return entries
+
+
+def _int(value: Any, where: str, *, minimum: int) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} must be an int, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be an int, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{where} must be >= {minimum}, got {value!r}")
+    return number
+
+
+def _resource_type(value: Any, where: str) -> ResourceTypes:
+    try:
+        return ResourceTypes(value)
+    except (TypeError, ValueError):
+        codes = ", ".join(f"{t.name}={t.value}" for t in ResourceTypes)
+        raise ConfigError(
+            f"{where} must be a ResourceTypes member or its code ({codes}), got {value!r}"
+        ) from None
+
+
+def _config_entries(value: Any, arg: str) -> dict[str, str]:
+    entries = _entries(value, arg, _CONFIG_ENTRY_KEYS, required=2, allow_empty=True)
+    return {_name(e["name"], f"{arg}[{i}]['name']"): str(e["value"]) for i, e in enumerate(entries)}
+
+
+# -- librdkafka boundary ----------------------------------------------------------------------
+
+
+def _start(method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Start a librdkafka admin request. librdkafka checks its arguments on the spot (ValueError,
+    TypeError): whatever the checks above let through is still the caller's mistake."""
+    try:
+        return method(*args, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    except confluent_kafka.KafkaException as exc:
+        raise from_librdkafka(exc) from None
+
+
+def _raise_partition_errors(action: str, group_id: str, partitions: Iterable[Any]) -> None:
+    """Invariant 3: a result's per-partition errors raise, all partitions named."""
+    failed = [tp for tp in partitions if tp.error is not None]
+    if not failed:
+        return
+    err = from_librdkafka(failed[0].error)
+    where = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in failed)
+    hint = ""
+    if err.code in _GROUP_NOT_EMPTY_CODES:
+        hint = " (the consumer group must have no running members: stop its consumers first)"
+    # Keep what the mapping decided (class, code, retriable); only say where it happened.
+    err.args = (f"{action} of group {group_id!r} failed for {where}: {err}{hint}",)
+    raise err
 
 
 async def _await(future: concurrent.futures.Future[T]) -> T:
@@ -100,20 +242,36 @@ class Admin(Connectable):
         wait_for_leaders: bool = True,
     ) -> bool:
         """`topics=[{"topic", "num_partitions", "replication_factor", "config_entries":
-        [{"name", "value"}]}]`. Returns False when every topic already existed (KafkaJS)."""
-        new = []
-        for t in topics:
-            config = {e["name"]: str(e["value"]) for e in t.get("config_entries", ())}
+        [{"name", "value"}]}]`; any other key is a ConfigError. Returns False when every topic
+        already existed (KafkaJS)."""
+        new, names = [], []
+        for i, t in enumerate(_entries(topics, "topics", _TOPIC_KEYS, required=1)):
+            where = f"topics[{i}]"
+            names.append(_name(t["topic"], f"{where}['topic']"))
+            config_entries = t.get("config_entries")
             new.append(
                 rd_admin.NewTopic(
-                    t["topic"],
-                    num_partitions=int(t.get("num_partitions", -1)),
-                    replication_factor=int(t.get("replication_factor", -1)),
-                    config=config,
+                    names[-1],
+                    # -1: the broker's default (num.partitions, default.replication.factor).
+                    num_partitions=_int(
+                        t.get("num_partitions", -1), f"{where}['num_partitions']", minimum=-1
+                    ),
+                    replication_factor=_int(
+                        t.get("replication_factor", -1),
+                        f"{where}['replication_factor']",
+                        minimum=-1,
+                    ),
+                    config={}
+                    if config_entries is None
+                    else _config_entries(config_entries, f"{where}['config_entries']"),
                 )
             )
-        futures = self._client.create_topics(
-            new, operation_timeout=timeout_ms / 1000, validate_only=validate_only
+        _unique(names, "topics")
+        futures = _start(
+            self._client.create_topics,
+            new,
+            operation_timeout=timeout_ms / 1000,
+            validate_only=validate_only,
         )
         created = False
         for f in futures.values():
@@ -124,7 +282,7 @@ class Admin(Connectable):
                 if exc.code != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
         if created and wait_for_leaders and not validate_only:
-            await self._wait_for_topics([t["topic"] for t in topics], timeout_ms)
+            await self._wait_for_topics(names, timeout_ms)
         return created
 
     async def _wait_for_topics(self, names: Sequence[str], timeout_ms: int) -> None:
@@ -145,8 +303,9 @@ class Admin(Connectable):
             await asyncio.sleep(0.05)
 
     async def delete_topics(self, *, topics: Sequence[str], timeout_ms: int = 5_000) -> None:
+        names = _names(topics, "topics", "topic names")
         await _await_all(
-            self._client.delete_topics(list(topics), operation_timeout=timeout_ms / 1000)
+            _start(self._client.delete_topics, names, operation_timeout=timeout_ms / 1000)
         )
 
     async def list_topics(self) -> list[str]:
@@ -155,9 +314,11 @@ class Admin(Connectable):
 
     async def fetch_topic_metadata(self, *, topics: Sequence[str] | None = None) -> dict[str, Any]:
         """`{"topics": [{"name", "partitions": [{"partition_id", "leader", "replicas", "isr",
-        "partition_error_code"}]}]}`"""
+        "partition_error_code"}]}]}`; every topic but Kafka's internal ones when `topics` is
+        None or empty."""
+        wanted = [] if topics is None else _names(topics, "topics", "topic names", allow_empty=True)
         md = await self._in_thread(self._client.list_topics, None, 10)
-        names = list(topics) if topics else sorted(n for n in md.topics if not n.startswith("__"))
+        names = wanted or sorted(n for n in md.topics if not n.startswith("__"))
         result = []
         for name in names:
             tmd = md.topics.get(name)
@@ -184,28 +345,48 @@ class Admin(Connectable):
         self, *, topic_partitions: Sequence[Mapping[str, Any]], timeout_ms: int = 5_000
     ) -> None:
         """`topic_partitions=[{"topic", "count"}]`: `count` is the new total."""
-        new = [rd_admin.NewPartitions(tp["topic"], int(tp["count"])) for tp in topic_partitions]
-        await _await_all(self._client.create_partitions(new, operation_timeout=timeout_ms / 1000))
+        entries = _entries(topic_partitions, "topic_partitions", _PARTITIONS_KEYS, required=2)
+        new = [
+            rd_admin.NewPartitions(
+                _name(tp["topic"], f"topic_partitions[{i}]['topic']"),
+                _int(tp["count"], f"topic_partitions[{i}]['count']", minimum=1),
+            )
+            for i, tp in enumerate(entries)
+        ]
+        await _await_all(
+            _start(self._client.create_partitions, new, operation_timeout=timeout_ms / 1000)
+        )
 
     # -- configs ------------------------------------------------------------------------------
 
     async def describe_configs(
         self, *, resources: Sequence[Mapping[str, Any]], include_synonyms: bool = False
     ) -> dict[str, Any]:
-        """`resources=[{"type": ResourceTypes.TOPIC, "name", "config_names": [...]}]`."""
-        rd_resources = [
-            rd_admin.ConfigResource(_RD_RESOURCE[ResourceTypes(r["type"])], r["name"])
-            for r in resources
-        ]
-        results = await _await_all(self._client.describe_configs(rd_resources))
+        """`resources=[{"type": ResourceTypes.TOPIC, "name", "config_names": [...]}]`; `type` may
+        also be the numeric code, as KafkaJS's ResourceTypes are."""
+        checked = []
+        for i, r in enumerate(_entries(resources, "resources", _DESCRIBE_KEYS, required=2)):
+            where = f"resources[{i}]"
+            names = r.get("config_names")
+            checked.append(
+                (
+                    _resource_type(r["type"], f"{where}['type']"),
+                    _name(r["name"], f"{where}['name']"),
+                    _names(names, f"{where}['config_names']", "config names", allow_empty=True)
+                    if names is not None
+                    else [],
+                )
+            )
+        rd_resources = [rd_admin.ConfigResource(_RD_RESOURCE[t], n) for t, n, _ in checked]
+        results = await _await_all(_start(self._client.describe_configs, rd_resources))
         out = []
-        for r, res in zip(resources, rd_resources, strict=True):
+        for (rtype, rname, config_names), res in zip(checked, rd_resources, strict=True):
             entries = results[res]
-            wanted = set(r.get("config_names") or entries)
+            wanted = set(config_names or entries)
             out.append(
                 {
-                    "resource_type": ResourceTypes(r["type"]),
-                    "resource_name": r["name"],
+                    "resource_type": rtype,
+                    "resource_name": rname,
                     "config_entries": [
                         {
                             "config_name": e.name,
@@ -225,21 +406,23 @@ class Admin(Connectable):
         """`resources=[{"type", "name", "config_entries": [{"name", "value"}]}]`. Sent as
         incremental SETs (IncrementalAlterConfigs): entries not named keep their values."""
         rd_resources = []
-        for r in resources:
+        for i, r in enumerate(_entries(resources, "resources", _ALTER_KEYS, required=3)):
+            where = f"resources[{i}]"
+            config = _config_entries(r["config_entries"], f"{where}['config_entries']")
             entries = [
                 rd_admin.ConfigEntry(
-                    e["name"],
-                    str(e["value"]),
-                    incremental_operation=rd_admin.AlterConfigOpType.SET,
+                    name, value, incremental_operation=rd_admin.AlterConfigOpType.SET
                 )
-                for e in r["config_entries"]
+                for name, value in config.items()
             ]
             rd_resources.append(
                 rd_admin.ConfigResource(
-                    _RD_RESOURCE[ResourceTypes(r["type"])], r["name"], incremental_configs=entries
+                    _RD_RESOURCE[_resource_type(r["type"], f"{where}['type']")],
+                    _name(r["name"], f"{where}['name']"),
+                    incremental_configs=entries,
                 )
             )
-        await _await_all(self._client.incremental_alter_configs(rd_resources))
+        await _await_all(_start(self._client.incremental_alter_configs, rd_resources))
 
     # -- groups and offsets -------------------------------------------------------------------
 
@@ -253,9 +436,10 @@ class Admin(Connectable):
         }
 
     async def describe_groups(self, *, group_ids: Sequence[str]) -> dict[str, Any]:
-        results = await _await_all(self._client.describe_consumer_groups(list(group_ids)))
+        ids = _names(group_ids, "group_ids", "group ids")
+        results = await _await_all(_start(self._client.describe_consumer_groups, ids))
         groups = []
-        for gid in group_ids:
+        for gid in ids:
             d = results[gid]
             groups.append(
                 {
@@ -279,24 +463,30 @@ class Admin(Connectable):
         return {"groups": groups}
 
     async def delete_groups(self, *, group_ids: Sequence[str]) -> None:
-        await _await_all(self._client.delete_consumer_groups(list(group_ids)))
+        ids = _names(group_ids, "group_ids", "group ids")
+        await _await_all(_start(self._client.delete_consumer_groups, ids))
 
     async def fetch_offsets(
         self, *, group_id: str, topics: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
         """Committed offsets: `[{"topic", "partitions": [{"partition", "offset"}]}]`; -1 where
-        the group has committed nothing (KafkaJS)."""
+        the group has committed nothing (KafkaJS). Every topic the group committed to when
+        `topics` is None or empty."""
+        _name(group_id, "group_id")
+        names = [] if topics is None else _names(topics, "topics", "topic names", allow_empty=True)
         tps = None
-        if topics:
+        if names:
             tps = [
                 confluent_kafka.TopicPartition(t, p)
-                for t in topics
+                for t in names
                 for p in await self._partitions(t)
             ]
         request = confluent_kafka.ConsumerGroupTopicPartitions(group_id, tps)
-        results = await _await_all(self._client.list_consumer_group_offsets([request]))
-        by_topic: dict[str, list[dict[str, int]]] = {t: [] for t in topics or ()}
-        for tp in results[group_id].topic_partitions:
+        results = await _await_all(_start(self._client.list_consumer_group_offsets, [request]))
+        fetched = results[group_id].topic_partitions
+        _raise_partition_errors("fetch_offsets", group_id, fetched)
+        by_topic: dict[str, list[dict[str, int]]] = {t: [] for t in names}
+        for tp in fetched:
             offset = tp.offset if tp.offset >= 0 else -1
             by_topic.setdefault(tp.topic, []).append({"partition": tp.partition, "offset": offset})
         return [
@@ -307,16 +497,25 @@ class Admin(Connectable):
     async def set_offsets(
         self, *, group_id: str, topic: str, partitions: Sequence[Mapping[str, Any]]
     ) -> None:
-        """Set a (stopped) group's committed offsets: `partitions=[{"partition", "offset"}]`."""
+        """Set a stopped group's committed offsets: `partitions=[{"partition", "offset"}]`.
+        While the group has running members the broker refuses, and so does this (KafkaJS)."""
+        _name(group_id, "group_id")
+        _name(topic, "topic")
         tps = [
-            confluent_kafka.TopicPartition(topic, int(p["partition"]), int(p["offset"]))
-            for p in partitions
+            confluent_kafka.TopicPartition(
+                topic,
+                _int(p["partition"], f"partitions[{i}]['partition']", minimum=0),
+                _int(p["offset"], f"partitions[{i}]['offset']", minimum=0),
+            )
+            for i, p in enumerate(_entries(partitions, "partitions", _OFFSET_KEYS, required=2))
         ]
         request = confluent_kafka.ConsumerGroupTopicPartitions(group_id, tps)
-        await _await_all(self._client.alter_consumer_group_offsets([request]))
+        results = await _await_all(_start(self._client.alter_consumer_group_offsets, [request]))
+        _raise_partition_errors("set_offsets", group_id, results[group_id].topic_partitions)
 
     async def reset_offsets(self, *, group_id: str, topic: str, earliest: bool = False) -> None:
-        """Move a (stopped) group to the start (earliest=True) or the end of `topic`."""
+        """Move a stopped group to the start (earliest=True) or the end of `topic`."""
+        _name(group_id, "group_id")
         offsets = await self.fetch_topic_offsets(topic)
         key = "low" if earliest else "high"
         await self.set_offsets(
@@ -355,7 +554,8 @@ class Admin(Connectable):
     async def lag(self, *, group_id: str, topics: Sequence[str]) -> list[dict[str, Any]]:
         """Per partition: committed offset, end offset and lag (end - committed; the whole
         partition from its start when nothing is committed)."""
-        committed = await self.fetch_offsets(group_id=group_id, topics=topics)
+        names = _names(topics, "topics", "topic names", allow_empty=True)
+        committed = await self.fetch_offsets(group_id=group_id, topics=names)
         out = []
         for entry in committed:
             ends = {o["partition"]: o for o in await self.fetch_topic_offsets(entry["topic"])}
@@ -374,6 +574,8 @@ class Admin(Connectable):
         return out
 
     async def _partitions(self, topic: str) -> list[int]:
+        # Never creates `topic` (invariant 2): the admin's librdkafka has auto-creation off.
+        _name(topic, "topic")
         md = await self._in_thread(self._client.list_topics, topic, 10)
         tmd = md.topics.get(topic)
         if tmd is None or tmd.error is not None or not tmd.partitions:
@@ -386,5 +588,5 @@ class Admin(Connectable):
         if not partitions:
             raise ConfigError("no partitions")
         request = {confluent_kafka.TopicPartition(topic, p): spec for p in partitions}
-        results = await _await_all(self._client.list_offsets(request))
+        results = await _await_all(_start(self._client.list_offsets, request))
         return {tp.partition: int(info.offset) for tp, info in results.items()}

@@ -112,7 +112,10 @@ class Kafka:
         )
 
     def admin(self, *, config: Mapping[str, Any] | None = None) -> Admin:
-        conf = dict(self._conf)
+        """`config` passes raw librdkafka properties to this admin only."""
+        # The admin's metadata reads must never create a topic (KafkaJS's admin sets
+        # allowAutoTopicCreation: false); `config` here may still turn it back on.
+        conf = {**self._conf, "allow.auto.create.topics": False}
         if config:
             conf.update(config)
         return Admin(conf, connect_timeout_s=self._connect_timeout_s)
