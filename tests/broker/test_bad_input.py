@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import time
+from typing import Any
 
 import pytest
 
@@ -24,13 +26,42 @@ def _metadata_ok(broker: EmbeddedBroker) -> None:
         assert response.brokers[0].port == broker.port
 
 
-def produce(wire: Wire, topic: str, records: bytes, version: int = 7) -> tuple[int, int]:
+def produce(
+    wire: Wire, topic: str, records: bytes, version: int = 7, acks: int = -1
+) -> tuple[int, int]:
     response = wire.request(
-        0, version, transactional_id=None, acks=-1, timeout=5000,
+        0, version, transactional_id=None, acks=acks, timeout=5000,
         topic_data=[{"name": topic, "partition_data": [{"index": 0, "records": records}]}],
     )  # fmt: skip
     partition = response.responses[0].partition_responses[0]
     return partition.error_code, partition.base_offset
+
+
+def _create(wire: Wire, *names: str, partitions: int = 1) -> Any:
+    return wire.request(
+        19, 4, timeout=5000, validate_only=False,
+        topics=[{"name": name, "num_partitions": partitions, "replication_factor": 1,
+                 "assignments": [], "configs": []} for name in names],
+    )  # fmt: skip
+
+
+def _list_offsets(wire: Wire, topic: str, timestamps: dict[int, int]) -> Any:
+    """ListOffsets v7: partition -> timestamp; answers the partitions in request order."""
+    response = wire.request(
+        2, 7, replica_id=-1, isolation_level=0,
+        topics=[{"name": topic, "partitions": [
+            {"partition_index": p, "current_leader_epoch": -1, "timestamp": ts}
+            for p, ts in timestamps.items()]}],
+    )  # fmt: skip
+    return response.topics[0].partitions
+
+
+def _topic_exists(wire: Wire, name: str) -> bool:
+    response = wire.request(
+        3, 9, topics=[{"name": name}], allow_auto_topic_creation=False,
+        include_cluster_authorized_operations=False, include_topic_authorized_operations=False,
+    )  # fmt: skip
+    return bool(response.topics[0].error_code == ErrorCode.none)
 
 
 def _batch(value: bytes = b"v") -> bytes:
@@ -122,10 +153,86 @@ def test_produce_v2_message_format_is_refused_clearly(broker: EmbeddedBroker) ->
 
 def test_timestamps_far_in_the_future_are_refused(broker: EmbeddedBroker) -> None:
     """Kafka 4's message.timestamp.after.max.ms defaults to one hour."""
-    import time
-
     future = int(time.time() * 1000) + 2 * 3600 * 1000
     batch = build_batch(RecordBatch(records=[Record(0, future, b"k", b"v")]))
     with Wire(broker.bootstrap) as wire:
         wire.request(3, 4, topics=[{"name": "ts-check"}], allow_auto_topic_creation=True)
         assert produce(wire, "ts-check", batch)[0] == ErrorCode.invalid_timestamp
+
+
+@pytest.mark.parametrize("internal", ["__consumer_offsets", "__transaction_state"])
+def test_produce_to_an_internal_topic_is_refused(broker: EmbeddedBroker, internal: str) -> None:
+    """A client's record there would forge committed offsets or transaction state; one the
+    coordinator cannot read used to stop the broker from starting again (Kafka refuses with
+    INVALID_TOPIC_EXCEPTION, "Cannot append to internal topic")."""
+    log = broker.broker.partition(internal, 0).log
+    end = log.log_end_offset
+    with Wire(broker.bootstrap) as wire:
+        forged = build_batch(RecordBatch(records=[Record(0, int(time.time() * 1000), b"x", b"y")]))
+        response = wire.request(
+            0, 9, transactional_id=None, acks=-1, timeout=5000,
+            topic_data=[{"name": internal, "partition_data": [{"index": 0, "records": forged}]}],
+        )  # fmt: skip
+        result = response.responses[0].partition_responses[0]
+        assert result.error_code == ErrorCode.invalid_topic_exception
+        assert result.error_message == f"Cannot append to internal topic {internal}"
+        assert produce(wire, internal, forged, acks=1)[0] == ErrorCode.invalid_topic_exception
+    assert log.log_end_offset == end
+
+
+@pytest.mark.parametrize("acks", [2, -2, 5])
+def test_invalid_acks_are_refused_and_nothing_is_appended(
+    broker: EmbeddedBroker, acks: int
+) -> None:
+    name = f"acks-{acks}"
+    with Wire(broker.bootstrap) as wire:
+        assert _create(wire, name).topics[0].error_code == ErrorCode.none
+        assert produce(wire, name, _batch(), acks=acks) == (ErrorCode.invalid_required_acks, -1)
+        # Kafka looks for the partition before it looks at acks
+        assert produce(wire, "never-created", _batch(), acks=acks)[0] == (
+            ErrorCode.unknown_topic_or_partition
+        )
+        assert produce(wire, name, _batch()) == (ErrorCode.none, 0)  # nothing went before it
+
+
+def test_create_topics_with_a_duplicated_name_creates_nothing(broker: EmbeddedBroker) -> None:
+    """Which of the two entries would be meant? Kafka answers the name once, with
+    INVALID_REQUEST, and creates the other topics of the request."""
+    with Wire(broker.bootstrap) as wire:
+        response = _create(wire, "dup-twice", "dup-single", "dup-twice")
+        answers = {t.name: (t.error_code, t.error_message) for t in response.topics}
+        assert len(response.topics) == 2
+        assert answers["dup-twice"] == (ErrorCode.invalid_request, "Duplicate topic name.")
+        assert answers["dup-single"] == (ErrorCode.none, None)
+        assert not _topic_exists(wire, "dup-twice")
+        assert _topic_exists(wire, "dup-single")
+
+
+def test_list_offsets_over_an_unreadable_batch_fails_only_that_partition(
+    broker: EmbeddedBroker,
+) -> None:
+    """A stored batch that cannot be decoded (a broken CRC here) fails the timestamp lookups of
+    its partition with CORRUPT_MESSAGE; other partitions are answered and the connection stays
+    open (it used to be closed on every attempt)."""
+    now = int(time.time() * 1000)
+    unreadable = bytearray(build_batch(RecordBatch(records=[Record(0, now + 1000, b"k", b"v")])))
+    unreadable[-1] ^= 0xFF
+    with Wire(broker.bootstrap) as wire:
+        _create(wire, "unreadable", partitions=2)
+        # Planted under the produce path's validation, as a damaged disk or an older broker
+        # would leave it; the good batch after it moves the high watermark past both.
+        broker.broker.partition("unreadable", 0).log.append(unreadable)
+        good = build_batch(RecordBatch(records=[Record(0, now, b"k", b"v")]))
+        for partition in (0, 1):
+            response = wire.request(
+                0, 7, transactional_id=None, acks=-1, timeout=5000,
+                topic_data=[{"name": "unreadable",
+                             "partition_data": [{"index": partition, "records": good}]}],
+            )  # fmt: skip
+            assert response.responses[0].partition_responses[0].error_code == ErrorCode.none
+        for timestamp in (0, -3):  # the first record at or after 0; the largest timestamp
+            bad, fine = _list_offsets(wire, "unreadable", {0: timestamp, 1: timestamp})
+            assert (bad.error_code, bad.offset) == (ErrorCode.corrupt_message, -1)
+            assert (fine.error_code, fine.offset) == (ErrorCode.none, 0)
+        (latest,) = _list_offsets(wire, "unreadable", {0: -1})
+        assert (latest.error_code, latest.offset) == (ErrorCode.none, 2)

@@ -1,14 +1,27 @@
 """Group commit: data becomes visible (high watermark) and acknowledged only after fsync, one
-fsync covers every append waiting at that moment, and one failing log fails only its own
-appends."""
+fsync covers every append waiting at that moment, one failing log fails only its own appends,
+and a log closed by a topic deletion is not a disk failure."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+from pathlib import Path
 
+import pytest
+
+from klamm.broker.config import BrokerConfig
+from klamm.broker.context import RequestContext, Session
 from klamm.broker.durability import GroupCommit
+from klamm.broker.handlers.produce import handle_produce
+from klamm.broker.node import Broker
 from klamm.broker.partition import Partition
+from klamm.protocol.build import build
+from klamm.protocol.errors import ErrorCode
+from klamm.protocol.messages import RequestHeader, request_type
+from klamm.protocol.record_batch import Record, RecordBatch, build_batch
+from klamm.storage.errors import LogClosed
 
 
 class FakeLog:
@@ -19,9 +32,12 @@ class FakeLog:
         self.gate = threading.Event()
         self.gate.set()
         self.fail = False
+        self.closed = False
 
     def flush(self) -> None:
         self.gate.wait(5)
+        if self.closed:
+            raise LogClosed("log is closed")
         if self.fail:
             raise OSError("EIO")
         self.flushes += 1
@@ -89,3 +105,61 @@ async def test_page_cache_policy_acknowledges_at_once() -> None:
     assert commit.appended(partition).done()
     assert partition.high_watermark == 4 and log.flushes == 0
     commit.close()
+
+
+async def test_a_log_closed_under_its_fsync_is_not_a_disk_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    commit = GroupCommit("fsync")
+    partition, log = _partition("deleted")
+    log.closed = True
+    log.log_end_offset = 2
+    with caplog.at_level(logging.DEBUG, logger="klamm.broker.durability"), pytest.raises(LogClosed):
+        await asyncio.wait_for(commit.appended(partition), 5)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert partition.high_watermark == 0
+    commit.close()
+
+
+async def test_produce_waiting_for_the_fsync_of_a_deleted_topic_answers_unknown_partition(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kafka's DelayedProduce answers UNKNOWN_TOPIC_OR_PARTITION once the partition is gone;
+    this used to be KAFKA_STORAGE_ERROR with an fsync failure logged at ERROR."""
+    broker = Broker(BrokerConfig(port=0, data_dir=tmp_path, flush_policy="fsync"))
+    await broker.start()
+    gate = threading.Event()
+    try:
+        broker.create_topic("doomed", 1)
+        partition = broker.partition("doomed", 0)
+        assert partition is not None
+        real_flush = partition.log.flush
+
+        def flush_after_the_deletion() -> None:
+            gate.wait(5)
+            real_flush()
+
+        monkeypatch.setattr(partition.log, "flush", flush_after_the_deletion)
+        produce = asyncio.create_task(handle_produce(*_produce_request(broker, "doomed")))
+        await asyncio.sleep(0.05)
+        assert not produce.done(), "the produce waits for its fsync"
+        with caplog.at_level(logging.DEBUG):
+            broker.delete_topic("doomed")
+            gate.set()
+            response = await asyncio.wait_for(produce, 5)
+        result = response.responses[0].partition_responses[0]
+        assert result.error_code == ErrorCode.unknown_topic_or_partition
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        gate.set()
+        await broker.stop()
+
+
+def _produce_request(broker: Broker, topic: str) -> tuple[RequestContext, object]:
+    header = RequestHeader(api_key=0, api_version=8, correlation_id=1, client_id="test")
+    batch = build_batch(RecordBatch([Record(0, broker.now_ms(), b"k", b"v")]))
+    request = build(
+        request_type(0, 8), transactional_id=None, acks=-1, timeout=5000,
+        topic_data=[{"name": topic, "partition_data": [{"index": 0, "records": batch}]}],
+    )  # fmt: skip
+    return RequestContext(broker, header, Session(peer="test")), request

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from klamm.broker.groups import operations
 from klamm.broker.groups.group import ClassicGroup, Member
 from klamm.broker.groups.state import GroupState, IllegalTransition
 from klamm.protocol.errors import ErrorCode
+from klamm.protocol.record_batch import Record, RecordBatch, build_batch, crc_of
 from tests.broker.test_groups_harness import Harness, settle
 
 S = GroupState
@@ -287,6 +289,24 @@ async def test_state_and_offsets_survive_restart(h: Harness) -> None:
         c.heartbeat("g", group.generation, leader, None)
     assert follower not in c.groups["g"].members
     h.check()
+
+
+async def test_an_unreadable_offsets_batch_is_skipped_at_start(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch whose records cannot be decoded (CRC intact, record count wrong) is skipped
+    with an error naming its offset; the broker starts and keeps every readable offset."""
+    c = h.coordinator
+    await operations.commit_offsets(c, "solo", -1, "", None, {("orders", 0): (8, -1, "")})
+    wrong_count = bytearray(build_batch(RecordBatch([Record(0, h.clock.now, b"k", b"v")])))
+    struct.pack_into(">i", wrong_count, 23, 2)  # last offset delta
+    struct.pack_into(">i", wrong_count, 57, 3)  # records count: claims three, holds one
+    struct.pack_into(">I", wrong_count, 17, crc_of(wrong_count, 0, len(wrong_count)))
+    offset = h.broker.partition("__consumer_offsets", 0).log.append(wrong_count).base_offset
+    c = await h.restart()
+    [(_, [row])] = operations.fetch_offsets(c, "solo", [("orders", [0])], False)
+    assert row.offset == 8
+    assert f"__consumer_offsets-0 at offset {offset}:" in caplog.text
 
 
 async def test_empty_group_offsets_expire_after_retention(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ replay after a restart, and producer ids never reused."""
 
 from __future__ import annotations
 
+import logging
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,9 +13,10 @@ import pytest
 from klamm.broker.config import BrokerConfig
 from klamm.broker.node import Broker
 from klamm.broker.transactions import TransactionCoordinator, TxnError
-from klamm.broker.transactions.state import InvalidTransition, TxnState, transition
+from klamm.broker.transactions.coordinator import TXN_TOPIC
+from klamm.broker.transactions.state import InvalidTransition, TxnState, encode_key, transition
 from klamm.protocol.errors import ErrorCode
-from klamm.protocol.record_batch import BatchHeader
+from klamm.protocol.record_batch import BatchHeader, Record, RecordBatch, build_batch, crc_of
 
 
 class Clock:
@@ -128,6 +131,54 @@ async def test_timeout_aborts_with_fenced_epoch(broker: Broker, clock: Clock) ->
     assert info.value.code == ErrorCode.producer_fenced
     # KIP-360: the producer re-initialises with its old epoch and carries on.
     assert await coord.init_producer_id("slow", 5_000, pid, epoch) == (pid, epoch + 2)
+
+
+def _unreadable_batches(now: int) -> list[bytearray]:
+    """What a client could append to __transaction_state before produce there was refused,
+    and what a damaged log holds: each batch must be skipped at start-up, never fatal."""
+    keys_and_values = [
+        (b"not json", b"x"),
+        (b"[1, 2]", b"x"),  # JSON, but not an object
+        (b'{"kind": 1, "id": []}', b"x"),
+        (encode_key("pid_block"), b"many"),
+        (encode_key("txn", "kept"), b'{"v": 1, "pid": "x"}'),  # must not wipe out "kept"
+        (encode_key("txn", "future"), b'{"v": 99}'),
+    ]
+    batches = [
+        bytearray(build_batch(RecordBatch([Record(0, now, k, v)]))) for k, v in keys_and_values
+    ]
+    # A batch whose CRC holds but whose records do not decode: it claims three, holds one.
+    wrong_count = bytearray(build_batch(RecordBatch([Record(0, now, b"k", b"v")])))
+    struct.pack_into(">i", wrong_count, 23, 2)  # last offset delta
+    struct.pack_into(">i", wrong_count, 57, 3)  # records count
+    struct.pack_into(">I", wrong_count, 17, crc_of(wrong_count, 0, len(wrong_count)))
+    return [*batches, wrong_count]
+
+
+async def test_unreadable_transaction_records_are_skipped_at_start(
+    tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = await _broker(tmp_path, clock)
+    pid, epoch = await coord_of(broker).init_producer_id("kept", 60_000)
+    txn_log = broker.partition(TXN_TOPIC, 0)
+    assert txn_log is not None
+    offsets = [txn_log.log.append(b).base_offset for b in _unreadable_batches(clock.ms)]
+    await broker.stop()
+
+    with caplog.at_level(logging.WARNING, logger="klamm.broker.transactions"):
+        broker = await _broker(tmp_path, clock)
+    try:
+        coord = coord_of(broker)
+        kept = coord.txns["kept"]
+        assert set(coord.txns) == {"kept"}
+        assert (kept.producer_id, kept.producer_epoch) == (pid, epoch)
+        skipped = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+        assert len(skipped) == len(offsets)
+        for offset, message in zip(offsets, skipped, strict=True):
+            assert f"{TXN_TOPIC}-0 at offset {offset}:" in message
+        assert (await coord.init_producer_id(None, 0))[0] > pid  # ids still never reused
+    finally:
+        await broker.stop()
 
 
 async def test_state_and_pids_survive_restart(tmp_path: Path, clock: Clock) -> None:

@@ -229,6 +229,21 @@ def test_admin_create_describe_delete(bootstrap: str, unique: str) -> None:
     wait_until(lambda: name not in a.list_topics(timeout=10).topics, what="topic deletion")
 
 
+def test_produce_to_an_internal_topic_fails_with_topic_exception(bootstrap: str) -> None:
+    """A record produced to __consumer_offsets would forge a committed offset: the delivery
+    fails with Kafka's INVALID_TOPIC_EXCEPTION, which librdkafka does not retry."""
+    p = producer(bootstrap)
+    reports: list[KafkaError | None] = []
+    p.produce(
+        "__consumer_offsets", key=b"\x00\x01forged", value=b"x", partition=0,
+        on_delivery=lambda err, _msg: reports.append(err),
+    )  # fmt: skip
+    assert p.flush(15) == 0
+    [error] = reports
+    assert error is not None and error.code() == KafkaError.TOPIC_EXCEPTION
+    assert not error.retriable()
+
+
 def test_offsets_earliest_latest_by_timestamp(
     bootstrap: str, topic_factory: Callable[..., str]
 ) -> None:

@@ -21,7 +21,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import ConfigResource, ConfigResourceType, OffsetSpec
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka.errors import InvalidRequestError, TopicAlreadyExistsError
 
 from tests.interop.conftest import (
     CODECS,
@@ -196,6 +196,16 @@ def test_admin_create_describe_delete(admin: KafkaAdminClient, unique: str) -> N
 
     admin.delete_topics([name])
     wait_until(lambda: name not in admin.list_topics(), what="topic deletion")
+
+
+def test_admin_create_topics_with_a_duplicated_name(admin: KafkaAdminClient, unique: str) -> None:
+    """The duplicated name is answered INVALID_REQUEST and not created; the rest of the request
+    is (Kafka's ControllerApis.createTopics)."""
+    twice, once = f"dup-kp-{unique}", f"single-kp-{unique}"
+    with pytest.raises(InvalidRequestError, match="Duplicate topic name"):
+        admin.create_topics([twice, twice, once])
+    wait_until(lambda: once in admin.list_topics(), what="the other topic created")
+    assert twice not in admin.list_topics()
 
 
 def test_offsets_earliest_latest_by_timestamp(

@@ -9,6 +9,9 @@ consumers: nothing a consumer reads can be lost by a crash.
 
 With flush policy "os" (Kafka's own default: page cache only), appends are durable "enough" at
 once and the high watermark follows the log end immediately.
+
+A log closed while its fsync waited (its topic was deleted) fails its futures with `LogClosed`
+and is not logged as a disk failure: the produce handler answers it as a vanished partition.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
+
+from klamm.storage.errors import LogClosed
 
 if TYPE_CHECKING:
     from klamm.broker.config import FlushPolicy
@@ -73,8 +78,7 @@ class GroupCommit:
             if failure is None:
                 partition.advance_high_watermark(end)
             else:
-                log.error("fsync of %s-%d failed; %d appends not acknowledged: %s",
-                          partition.topic, partition.index, len(futures), failure)  # fmt: skip
+                _log_failure(partition, len(futures), failure)
             for future in futures:
                 if future.done():
                     continue
@@ -92,6 +96,15 @@ class GroupCommit:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+def _log_failure(partition: Partition, waiting: int, failure: BaseException) -> None:
+    if isinstance(failure, LogClosed):
+        log.debug("%s-%d was closed (topic deleted) before its fsync; %d appends not "
+                  "acknowledged", partition.topic, partition.index, waiting)  # fmt: skip
+    else:
+        log.error("fsync of %s-%d failed; %d appends not acknowledged: %s",
+                  partition.topic, partition.index, waiting, failure)  # fmt: skip
 
 
 def _flush_logs(partitions: list[Partition]) -> dict[Partition, BaseException]:

@@ -197,7 +197,8 @@ class Broker:
         return iter(self._partitions.values())
 
     def topic(self, name: str) -> TopicInfo | None:
-        return self.logs.topics().get(name)
+        # One lookup, not a copy of every topic: produce asks for each batch.
+        return self.logs.topic(name)
 
     def create_topic(
         self,

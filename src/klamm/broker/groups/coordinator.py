@@ -48,7 +48,7 @@ from klamm.broker.groups.records import (
     encode_value,
 )
 from klamm.broker.groups.state import CAN_REBALANCE, GroupState
-from klamm.protocol.errors import ErrorCode
+from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
 from klamm.protocol.record_batch import (
     CONTROL_COMMIT,
     Record,
@@ -161,8 +161,8 @@ class GroupCoordinator:
         self._partition = self.broker.partition(OFFSETS_TOPIC, 0)
         plog = self._partition.log
         loaded = await asyncio.to_thread(lambda: list(plog.batches_from(plog.log_start_offset)))
-        for _, data in loaded:
-            self._replay_batch(data)
+        for header, data in loaded:
+            self._replay_batch(header.base_offset, data)
         for group in self.groups.values():
             for member in group.members.values():
                 self._schedule_heartbeat(group, member)
@@ -219,7 +219,7 @@ class GroupCoordinator:
         self._partition.log.append(bytearray(batch))
         await self.broker.durability.appended(self._partition)
 
-    def _replay_batch(self, data: bytes) -> None:
+    def _replay_batch(self, base_offset: int, data: bytes) -> None:
         try:
             batch = decode_batch(data)
             if batch.control:
@@ -231,9 +231,10 @@ class GroupCoordinator:
                     continue
                 key = decode_key(record.key)
                 self.replay(key, decode_value(key, record.value), producer)
-        except (RecordFormatError, ValueError) as exc:
-            # A record we cannot read must not stop the broker: skip it, loudly.
-            log.error("skipping unreadable batch in %s: %s", OFFSETS_TOPIC, exc)
+        except (InvalidRecordBatch, RecordFormatError, ValueError) as exc:
+            # A batch or record we cannot read must not stop the broker: skip it, loudly.
+            log.error("skipping unreadable batch in %s-0 at offset %d: %s",
+                      OFFSETS_TOPIC, base_offset, exc)  # fmt: skip
 
     def replay(self, key: Key, value: Value | None, producer_id: int | None = None) -> None:
         """Apply one durable record to the in-memory state (start-up and live offset commits)."""

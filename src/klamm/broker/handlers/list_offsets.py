@@ -3,16 +3,25 @@
 Special timestamps: -2 earliest (log start), -1 latest (high watermark, or the last stable offset
 for read_committed), -3 the record with the largest timestamp (KIP-734). Any other timestamp: the
 first offset whose record timestamp is >= it, or -1 when there is none (research/brokers.md §8).
+
+The timestamp lookups decode stored batches; one that cannot be decoded fails only its partition
+with the batch's error (CORRUPT_MESSAGE), as Kafka's ReplicaManager.fetchOffset answers a
+CorruptRecordException, and the connection stays open.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from klamm.broker.context import RequestContext
 from klamm.broker.handlers.metadata import LEADER_EPOCH
+from klamm.broker.partition import Partition
 from klamm.protocol.api_versions import ApiKey
-from klamm.protocol.errors import ErrorCode
+from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
+from klamm.storage.errors import StorageError
+
+log = logging.getLogger("klamm.broker.list_offsets")
 
 EARLIEST = -2
 LATEST = -1
@@ -40,17 +49,28 @@ def _lookup(ctx: RequestContext, topic: str, wanted: Any, read_committed: bool) 
         entry["offset"] = (
             partition.last_stable_offset if read_committed else partition.high_watermark
         )
-    elif timestamp == MAX_TIMESTAMP:
-        found = partition.log.max_timestamp()
-        if found is not None and found[0] < partition.high_watermark:
-            entry["offset"], entry["timestamp"] = found
-    elif timestamp < 0:
-        entry["error_code"] = ErrorCode.invalid_request
+    elif timestamp < 0 and timestamp != MAX_TIMESTAMP:
+        entry["error_code"] = (
+            ErrorCode.invalid_request
+        )  # no other negative timestamp means anything
     else:
-        found = partition.log.offset_for_timestamp(timestamp)
+        try:
+            found = _search(partition, timestamp)
+        except (InvalidRecordBatch, StorageError) as exc:
+            log.warning("ListOffsets for %s-%d at timestamp %d: unreadable stored batch: %s",
+                        topic, wanted.partition_index, timestamp, exc)  # fmt: skip
+            entry["error_code"], entry["leader_epoch"] = exc.code, -1
+            return entry
         if found is not None and found[0] < partition.high_watermark:
             entry["offset"], entry["timestamp"] = found
     return entry
+
+
+def _search(partition: Partition, timestamp: int) -> tuple[int, int] | None:
+    """(offset, timestamp) for MAX_TIMESTAMP or a real timestamp; both decode stored batches."""
+    if timestamp == MAX_TIMESTAMP:
+        return partition.log.max_timestamp()
+    return partition.log.offset_for_timestamp(timestamp)
 
 
 def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:

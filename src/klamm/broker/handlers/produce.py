@@ -5,6 +5,10 @@ the log file (it survives a process crash); acks=-1 once the group commit has fs
 (DESIGN.md durability contract). Appends happen before the handler's first await, so batches on
 one connection are appended in request order. Batches are stored as received: only the header
 is read and base offset / leader epoch rewritten.
+
+Checks run in Kafka's order (KafkaApis.handleProduceRequest, then ReplicaManager.appendRecords
+and appendToLocalLog): an unknown partition first, then `acks`, then internal topics, then the
+batch itself.
 """
 
 from __future__ import annotations
@@ -25,9 +29,13 @@ from klamm.protocol.record_batch import (
     validate_produced_batch,
 )
 from klamm.storage.config import LogConfig
-from klamm.storage.errors import StorageError
+from klamm.storage.errors import LogClosed, StorageError
 
 log = logging.getLogger("klamm.broker.produce")
+
+# The acks Kafka accepts (ReplicaManager.isValidRequiredAcks): none, the leader, all in-sync
+# replicas. Anything else fails every partition with INVALID_REQUIRED_ACKS and appends nothing.
+VALID_ACKS = frozenset({-1, 0, 1})
 
 
 class _PartitionResult:
@@ -55,6 +63,12 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) 
         return result
     if records is None:
         result.fail(ErrorCode.invalid_record, "null records")
+        return result
+    if _is_internal(ctx, topic):
+        # Only the coordinators write __consumer_offsets and __transaction_state: a client's
+        # record there would forge committed offsets or transaction state, and one the
+        # coordinator cannot read is replayed at every start (Kafka's appendToLocalLog).
+        result.fail(ErrorCode.invalid_topic_exception, f"Cannot append to internal topic {topic}")
         return result
     config = partition.log.config
     try:
@@ -113,33 +127,82 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) 
 
 
 async def handle_produce(ctx: RequestContext, request: Any) -> Any:
+    if request.acks not in VALID_ACKS:
+        return _response(ctx, _reject_acks(ctx, request))
     broker = ctx.broker
     results: list[tuple[str, list[tuple[int, _PartitionResult]]]] = []
-    durable: list[asyncio.Future[None]] = []
+    durable: list[tuple[_PartitionResult, asyncio.Future[None]]] = []
     for topic in request.topic_data:
         per_partition = []
         for data in topic.partition_data:
             result = _append(ctx, topic.name, data.index, data.records)
             if result.error == ErrorCode.none and result.partition is not None:
-                durable.append(broker.durability.appended(result.partition))
+                durable.append((result, broker.durability.appended(result.partition)))
             per_partition.append((data.index, result))
         results.append((topic.name, per_partition))
 
     if request.acks == 0:
-        for future in durable:
+        for _, future in durable:
             future.add_done_callback(_consume_exception)
         return None
     if request.acks == -1 and durable:
-        outcomes = await asyncio.gather(*durable, return_exceptions=True)
-        if any(isinstance(o, BaseException) for o in outcomes):
-            for _, per_partition in results:
-                for _, result in per_partition:
-                    if result.error == ErrorCode.none:
-                        result.fail(ErrorCode.kafka_storage_error, "fsync failed")
+        outcomes = await asyncio.gather(*(f for _, f in durable), return_exceptions=True)
+        for (result, _), outcome in zip(durable, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                _fail_not_durable(ctx, result, outcome)
     else:
-        for future in durable:
+        for _, future in durable:
             future.add_done_callback(_consume_exception)
+    return _response(ctx, results)
 
+
+def _reject_acks(
+    ctx: RequestContext, request: Any
+) -> list[tuple[str, list[tuple[int, _PartitionResult]]]]:
+    """INVALID_REQUIRED_ACKS for every partition that exists; an unknown one still answers
+    UNKNOWN_TOPIC_OR_PARTITION, which Kafka checks before it looks at `acks`."""
+    why = f"acks must be -1, 0 or 1, not {request.acks}"
+    results = []
+    for topic in request.topic_data:
+        per_partition = []
+        for data in topic.partition_data:
+            partition = ctx.broker.partition(topic.name, data.index)
+            result = _PartitionResult(partition)
+            if partition is None:
+                result.fail(ErrorCode.unknown_topic_or_partition)
+            else:
+                result.fail(ErrorCode.invalid_required_acks, why)
+            per_partition.append((data.index, result))
+        results.append((topic.name, per_partition))
+    return results
+
+
+def _is_internal(ctx: RequestContext, topic: str) -> bool:
+    info = ctx.broker.topic(topic)
+    return info is not None and info.internal
+
+
+def _fail_not_durable(ctx: RequestContext, result: _PartitionResult, exc: BaseException) -> None:
+    """An appended batch whose fsync did not happen. A log closed under the wait means its topic
+    was deleted, not that the disk failed: Kafka's DelayedProduce then answers
+    UNKNOWN_TOPIC_OR_PARTITION, or NOT_LEADER_OR_FOLLOWER while the partition exists again
+    (recreated) or is being shut down."""
+    partition = result.partition
+    assert partition is not None
+    if isinstance(exc, LogClosed):
+        if ctx.broker.partition(partition.topic, partition.index) is None:
+            result.fail(ErrorCode.unknown_topic_or_partition, "the topic was deleted")
+        else:
+            result.fail(exc.code, str(exc))
+    elif isinstance(exc, StorageError):
+        result.fail(exc.code, str(exc))
+    else:
+        result.fail(ErrorCode.kafka_storage_error, f"fsync failed: {exc}")
+
+
+def _response(
+    ctx: RequestContext, results: list[tuple[str, list[tuple[int, _PartitionResult]]]]
+) -> Any:
     return ctx.response(
         responses=[
             {

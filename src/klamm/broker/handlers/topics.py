@@ -19,10 +19,11 @@ from klamm.storage.errors import OffsetOutOfRange, StorageError
 from klamm.storage.log_manager import validate_topic_name
 
 
-def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> dict[str, Any]:
-    broker = ctx.broker
-    entry: dict[str, Any] = {
-        "name": topic.name,
+def _created_entry(name: str) -> dict[str, Any]:
+    """One CreateTopics result before anything is known: no id, counts -1 (as Kafka answers
+    for a topic it did not create)."""
+    return {
+        "name": name,
         "topic_id": None,
         "error_code": ErrorCode.none,
         "error_message": None,
@@ -31,6 +32,11 @@ def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> dict[st
         "replication_factor": -1,
         "configs": None,
     }
+
+
+def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> dict[str, Any]:
+    broker = ctx.broker
+    entry = _created_entry(topic.name)
 
     def fail(code: ErrorCode, message: str) -> dict[str, Any]:
         entry["error_code"], entry["error_message"] = code, message
@@ -87,14 +93,36 @@ def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> dict[st
 
 
 def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
-    seen: set[str] = set()
+    """A name given more than once creates nothing: which of its entries would be meant? Kafka
+    (ControllerApis.createTopics) answers it once, with INVALID_REQUEST."""
+    duplicated = _duplicated_names(request.topics)
+    answered: set[str] = set()
     topics = []
     for topic in request.topics:
-        if topic.name in seen:
-            continue  # Kafka answers a duplicated name once, with INVALID_REQUEST
-        seen.add(topic.name)
-        topics.append(_create_one(ctx, topic, request.validate_only))
+        if topic.name in answered:
+            continue
+        answered.add(topic.name)
+        if topic.name in duplicated:
+            topics.append(_duplicate_entry(topic.name))
+        else:
+            topics.append(_create_one(ctx, topic, request.validate_only))
     return ctx.response(throttle_time=0, topics=topics)
+
+
+def _duplicated_names(topics: Any) -> set[str]:
+    seen: set[str] = set()
+    duplicated: set[str] = set()
+    for topic in topics:
+        if topic.name in seen:
+            duplicated.add(topic.name)
+        seen.add(topic.name)
+    return duplicated
+
+
+def _duplicate_entry(name: str) -> dict[str, Any]:
+    entry = _created_entry(name)
+    entry["error_code"], entry["error_message"] = ErrorCode.invalid_request, "Duplicate topic name."
+    return entry
 
 
 def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:

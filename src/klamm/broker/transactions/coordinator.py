@@ -39,14 +39,16 @@ from klamm.broker.transactions.state import (
     NO_PRODUCER_ID,
     PREPARING,
     TxnMetadata,
+    TxnRecordError,
     TxnState,
     decode_key,
     decode_metadata,
+    decode_pid_block,
     encode_key,
     encode_metadata,
     transition,
 )
-from klamm.protocol.errors import ErrorCode
+from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
 from klamm.protocol.record_batch import BatchHeader, Record, RecordBatch, build_batch, decode_batch
 
 if TYPE_CHECKING:
@@ -102,10 +104,8 @@ class TransactionCoordinator:
         assert self._log is not None
         plog = self._log.log
         batches = await asyncio.to_thread(lambda: list(plog.batches_from(0)))
-        for _, blob in batches:
-            for record in decode_batch(blob).records:
-                if record.key is not None:
-                    self.replay(record.key, record.value)
+        for header, blob in batches:
+            self._replay_batch(header, blob)
         producers = broker.services.get("producers")
         if isinstance(producers, ProducerStateService):
             self.producers = producers
@@ -124,21 +124,43 @@ class TransactionCoordinator:
 
     # --- records -----------------------------------------------------------------------------
 
+    def _replay_batch(self, header: BatchHeader, blob: bytes) -> None:
+        """Replay one stored batch at start-up. A batch or record this coordinator cannot read
+        (damaged, or appended by a client before internal topics refused produce) is skipped
+        with a warning, as Kafka's loader skips unknown keys: the broker must always start, and
+        the transactions it can read are still recovered."""
+        where = f"{TXN_TOPIC}-0"  # the topic's only partition
+        try:
+            records = decode_batch(blob).records
+        except InvalidRecordBatch as exc:
+            log.warning("skipping unreadable batch in %s at offset %d: %s",
+                        where, header.base_offset, exc)  # fmt: skip
+            return
+        for record in records:
+            if record.key is None:
+                continue
+            try:
+                self.replay(record.key, record.value)
+            except TxnRecordError as exc:
+                log.warning("skipping unreadable record in %s at offset %d: %s",
+                            where, record.offset, exc)  # fmt: skip
+
     def replay(self, key: bytes, value: bytes | None) -> None:
+        """Apply one record (raises TxnRecordError, changing nothing, if it cannot be read)."""
         kind, name = decode_key(key)
         if kind == "pid_block":
-            end = int(value or b"0")
+            end = decode_pid_block(value)
             self._block_end = max(self._block_end, end)
             self._next_pid = max(self._next_pid, end)  # a restart skips the rest of the block
             return
         if kind != "txn":
             return
+        meta = None if value is None else decode_metadata(name, value)
         old = self.txns.pop(name, None)
         if old is not None and self._by_pid.get(old.producer_id) is old:
             del self._by_pid[old.producer_id]
-        if value is None:
+        if meta is None:
             return
-        meta = decode_metadata(name, value)
         self.txns[name] = meta
         self._by_pid[meta.producer_id] = meta
         self._next_pid = max(self._next_pid, meta.producer_id + 1)

@@ -22,6 +22,7 @@ Each change is a new immutable `TxnMetadata` made by `transition()`, which check
 (invariant 1: no transition outside it). The metadata is also the record written to
 `__transaction_state`: key = the transactional id, value = `encode_metadata()` (a versioned
 JSON object), and replaying the records in order rebuilds the coordinator (last write wins).
+The decoders raise `TxnRecordError` for anything they cannot read, and nothing else.
 """
 
 from __future__ import annotations
@@ -127,9 +128,34 @@ def encode_key(kind: str, name: str = "") -> bytes:
     return json.dumps({"v": _VERSION, "kind": kind, "id": name}, separators=(",", ":")).encode()
 
 
+class TxnRecordError(ValueError):
+    """A __transaction_state record this version cannot read (not ours, damaged, or newer)."""
+
+
 def decode_key(data: bytes) -> tuple[str, str]:
-    obj = json.loads(data)
-    return obj["kind"], obj["id"]
+    obj = _json_object(data)
+    kind, name = obj.get("kind"), obj.get("id")
+    if not isinstance(kind, str) or not isinstance(name, str):
+        raise TxnRecordError(f"key without a string kind and id: {data[:80]!r}")
+    return kind, name
+
+
+def decode_pid_block(data: bytes | None) -> int:
+    """The end of a reserved producer id block (value of a "pid_block" key)."""
+    try:
+        return int(data or b"0")
+    except ValueError as exc:
+        raise TxnRecordError(f"producer id block end is not a number: {data!r:.80}") from exc
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(data)
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for non-UTF-8 bytes
+        raise TxnRecordError(f"not JSON: {data[:80]!r}") from exc
+    if not isinstance(obj, dict):
+        raise TxnRecordError(f"not a JSON object: {data[:80]!r}")
+    return obj
 
 
 def encode_metadata(meta: TxnMetadata) -> bytes:
@@ -150,19 +176,39 @@ def encode_metadata(meta: TxnMetadata) -> bytes:
 
 
 def decode_metadata(transactional_id: str, data: bytes) -> TxnMetadata:
-    obj = json.loads(data)
+    obj = _json_object(data)
     if obj.get("v") != _VERSION:
-        raise ValueError(f"unknown transaction record version {obj.get('v')}")
-    return TxnMetadata(
-        transactional_id=transactional_id,
-        producer_id=obj["pid"],
-        producer_epoch=obj["epoch"],
-        last_producer_id=obj["last_pid"],
-        last_producer_epoch=obj["last_epoch"],
-        timeout_ms=obj["timeout_ms"],
-        state=TxnState(obj["state"]),
-        partitions=frozenset((t, p) for t, p in obj["partitions"]),
-        groups=frozenset(obj["groups"]),
-        txn_start_ms=obj["start_ms"],
-        last_update_ms=obj["update_ms"],
-    )
+        raise TxnRecordError(f"unknown transaction record version {obj.get('v')!r}")
+    try:
+        return TxnMetadata(
+            transactional_id=transactional_id,
+            producer_id=_int(obj, "pid"),
+            producer_epoch=_int(obj, "epoch"),
+            last_producer_id=_int(obj, "last_pid"),
+            last_producer_epoch=_int(obj, "last_epoch"),
+            timeout_ms=_int(obj, "timeout_ms"),
+            state=TxnState(_int(obj, "state")),
+            partitions=frozenset((_str(t), _int_value(p)) for t, p in obj["partitions"]),
+            groups=frozenset(_str(g) for g in obj["groups"]),
+            txn_start_ms=_int(obj, "start_ms"),
+            last_update_ms=_int(obj, "update_ms"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TxnRecordError(f"malformed metadata of {transactional_id!r}: {exc!r}") from exc
+
+
+# Field checks, so that a record of the wrong shape fails here and not later in arithmetic.
+def _int(obj: dict[str, Any], key: str) -> int:
+    return _int_value(obj[key])
+
+
+def _int_value(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value
