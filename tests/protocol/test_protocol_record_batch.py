@@ -15,6 +15,7 @@ from klamm.protocol.record_batch import (
     build_control_batch,
     check_batch,
     control_type,
+    crc_of,
     decode_batch,
     iter_batches,
     parse_header,
@@ -110,3 +111,16 @@ def test_iter_batches_stops_at_a_partial_tail() -> None:
     data = one + one + one[:30]
     assert [pos for pos, _ in iter_batches(data)] == [0, len(one)]
     assert parse_header(data, len(one)).records_count == 1
+
+
+@pytest.mark.parametrize("codec", [Compression.GZIP, Compression.LZ4, Compression.ZSTD])
+def test_a_compressed_batch_whose_payload_is_not_that_codec_is_corrupt(codec) -> None:
+    """A CRC-valid batch of garbage would stop every consumer of the partition at its offset."""
+    good = build_batch(RecordBatch([Record(0, 1_000, b"k", b"v" * 50)], compression=codec))
+    assert validate_produced_batch(good, 1 << 20).compression == codec
+    garbage = bytearray(good)
+    garbage[61:] = bytes(len(garbage) - 61)
+    garbage[17:21] = crc_of(garbage, 0, len(garbage)).to_bytes(4, "big")
+    with pytest.raises(InvalidRecordBatch, match=r"not .* data") as info:
+        validate_produced_batch(bytes(garbage), 1 << 20)
+    assert info.value.code == ErrorCode.corrupt_message
