@@ -236,3 +236,27 @@ def test_list_offsets_over_an_unreadable_batch_fails_only_that_partition(
             assert (fine.error_code, fine.offset) == (ErrorCode.none, 0)
         (latest,) = _list_offsets(wire, "unreadable", {0: -1})
         assert (latest.error_code, latest.offset) == (ErrorCode.none, 2)
+
+
+def test_delete_topics_and_create_partitions_refuse_a_duplicated_name(
+    broker: EmbeddedBroker,
+) -> None:
+    """As CreateTopics: the name is answered once with INVALID_REQUEST and left alone (Kafka's
+    ControllerApis.deleteTopics and handleCreatePartitionsRequest)."""
+    with Wire(broker.bootstrap) as wire:
+        _create(wire, "dup-del", "dup-del-other", "dup-grow")
+        response = wire.request(20, 5, topic_names=["dup-del", "dup-del-other", "dup-del"],
+                                timeout=5000)  # fmt: skip
+        answers = {r.name: (r.error_code, r.error_message) for r in response.responses}
+        assert answers == {
+            "dup-del": (ErrorCode.invalid_request, "Duplicate topic name."),
+            "dup-del-other": (ErrorCode.none, None),
+        }
+        assert _topic_exists(wire, "dup-del") and not _topic_exists(wire, "dup-del-other")
+        grow = [{"name": "dup-grow", "count": 3, "assignments": None}] * 2
+        response = wire.request(37, 1, topics=grow, timeout=5000, validate_only=False)
+        [result] = response.results
+        assert (result.error_code, result.error_message) == (
+            ErrorCode.invalid_request,
+            "Duplicate topic in request.",
+        )

@@ -7,6 +7,7 @@ gets INVALID_REPLICATION_FACTOR as Kafka gives when a cluster has fewer brokers 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from klamm.broker.context import RequestContext
@@ -95,7 +96,7 @@ def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> dict[st
 def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
     """A name given more than once creates nothing: which of its entries would be meant? Kafka
     (ControllerApis.createTopics) answers it once, with INVALID_REQUEST."""
-    duplicated = _duplicated_names(request.topics)
+    duplicated = _duplicated(topic.name for topic in request.topics)
     answered: set[str] = set()
     topics = []
     for topic in request.topics:
@@ -109,13 +110,15 @@ def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
     return ctx.response(throttle_time=0, topics=topics)
 
 
-def _duplicated_names(topics: Any) -> set[str]:
-    seen: set[str] = set()
-    duplicated: set[str] = set()
-    for topic in topics:
-        if topic.name in seen:
-            duplicated.add(topic.name)
-        seen.add(topic.name)
+def _duplicated(keys: Iterable[Any]) -> set[Any]:
+    """Names (or ids) a request lists more than once: Kafka answers each such topic once, with
+    INVALID_REQUEST, and leaves it alone (which of the entries would be meant?)."""
+    seen: set[Any] = set()
+    duplicated: set[Any] = set()
+    for key in keys:
+        if key in seen:
+            duplicated.add(key)
+        seen.add(key)
     return duplicated
 
 
@@ -134,7 +137,13 @@ def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:
         names = [(name, None) for name in request.topic_names]
     responses = []
     by_id = {info.topic_id: name for name, info in broker.logs.topics().items()}
+    duplicated = _duplicated(name if name is not None else topic_id for name, topic_id in names)
+    answered: set[Any] = set()
     for name, topic_id in names:
+        key = name if name is not None else topic_id
+        if key in answered:
+            continue
+        answered.add(key)
         if name is None and topic_id is not None:
             name = by_id.get(topic_id)
         entry: dict[str, Any] = {
@@ -144,7 +153,12 @@ def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:
             "error_message": None,
         }
         info = broker.topic(name) if name is not None else None
-        if info is None:
+        if key in duplicated:
+            entry["error_code"] = ErrorCode.invalid_request
+            entry["error_message"] = (
+                "Duplicate topic id." if key is topic_id else "Duplicate topic name."
+            )
+        elif info is None:
             entry["error_code"] = (
                 ErrorCode.unknown_topic_id if name is None else ErrorCode.unknown_topic_or_partition
             )
@@ -164,14 +178,22 @@ def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:
 def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     results = []
+    duplicated = _duplicated(topic.name for topic in request.topics)
+    answered: set[str] = set()
     for topic in request.topics:
+        if topic.name in answered:
+            continue
+        answered.add(topic.name)
         entry: dict[str, Any] = {
             "name": topic.name,
             "error_code": ErrorCode.none,
             "error_message": None,
         }
         info = broker.topic(topic.name)
-        if info is None:
+        if topic.name in duplicated:
+            entry["error_code"] = ErrorCode.invalid_request
+            entry["error_message"] = "Duplicate topic in request."
+        elif info is None:
             entry["error_code"] = ErrorCode.unknown_topic_or_partition
         elif topic.count <= info.num_partitions:
             entry["error_code"] = ErrorCode.invalid_partitions
