@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from client_helpers import FAST_CONSUMER, wait_until
 
-from klamm import CompressionTypes, ConfigError, Events, Kafka, Message, StateError
+from klamm import (
+    CompressionTypes,
+    ConfigError,
+    Events,
+    FatalError,
+    Kafka,
+    Message,
+    ProducerFencedError,
+    StateError,
+)
 
 
 async def consume_all(kafka: Kafka, topic: str, count: int) -> list[Any]:
@@ -65,6 +75,23 @@ async def test_every_codec_per_send(
         )
     got = await consume_all(kafka, topic, 5)
     assert [m.value for m in got] == [b"x" * 1000] * 5
+
+
+async def test_compression_by_value_or_kafkajs_number(kafka: Kafka, unique: str) -> None:
+    """KafkaJS passes `CompressionTypes.GZIP`, a number (1); a Python caller may pass "gzip"."""
+    topic = f"codec-forms-{unique}"
+    async with kafka.producer() as producer:
+        await producer.send(topic=topic, messages=[{"value": b"a"}], compression="gzip")
+        await producer.send(topic=topic, messages=[{"value": b"b"}], compression=4)  # ZSTD
+        await producer.send_batch(
+            topic_messages=[{"topic": topic, "messages": [{"value": b"c"}]}], compression="lz4"
+        )
+        bad_values: list[Any] = ["brotli", "GZIP", 5, True, CompressionTypes, [1]]
+        for bad in bad_values:
+            with pytest.raises(ConfigError, match=r"CompressionTypes\.GZIP \('gzip' or 1\)"):
+                await producer.send(topic=topic, messages=[{"value": b"x"}], compression=bad)
+    got = await consume_all(kafka, topic, 3)
+    assert [m.value for m in got] == [b"a", b"b", b"c"]
 
 
 async def test_per_send_acks(kafka: Kafka, unique: str) -> None:
@@ -176,6 +203,33 @@ async def test_misuse_is_reported(kafka: Kafka, unique: str) -> None:
     async with txn_producer:
         with pytest.raises(StateError):
             await txn_producer.send(topic=f"t-{unique}", messages=[{"value": b"x"}])
+
+
+async def test_a_fenced_producer_fails_its_sends_instead_of_hanging(
+    kafka: Kafka, unique: str
+) -> None:
+    """A newer instance with the same transactional id fences the old one. librdkafka reports
+    that once, as an exception out of poll(): the old producer's pending send must fail with
+    ProducerFencedError (it used to wait forever), later sends must fail at once, and
+    disconnect() must still finish. Every wait is bounded, so a regression fails, not hangs."""
+    topic, txn_id = f"fenced-{unique}", f"fenced-{unique}"
+    async with kafka.admin() as admin:
+        await admin.create_topics(topics=[{"topic": topic, "num_partitions": 1}])
+    old = kafka.producer(transactional_id=txn_id)
+    await asyncio.wait_for(old.connect(), 15)
+    try:
+        txn = await old.transaction()
+        await asyncio.wait_for(txn.send(topic=topic, messages=[{"value": b"a"}]), 15)
+        async with kafka.producer(transactional_id=txn_id):  # connect() fences `old`
+            with pytest.raises(ProducerFencedError) as fenced:
+                await asyncio.wait_for(txn.send(topic=topic, messages=[{"value": b"b"}]), 15)
+            assert fenced.value.retriable is False
+            with pytest.raises(ProducerFencedError):  # before producing anything
+                await asyncio.wait_for(txn.send(topic=topic, messages=[{"value": b"c"}]), 2)
+            with pytest.raises(FatalError):
+                await asyncio.wait_for(txn.commit(), 15)
+    finally:
+        await asyncio.wait_for(old.disconnect(timeout_ms=2_000), 15)
 
 
 async def test_keys_partition_like_kafkajs_and_java(kafka: Kafka, unique: str) -> None:

@@ -15,6 +15,14 @@
 `retriable` and the Kafka error code live on the class (instances may refine `code`). librdkafka
 errors are mapped here, at the boundary, by `from_librdkafka`; no other module inspects
 `confluent_kafka.KafkaError`.
+
+Whether an error is retriable comes from its code, not from librdkafka's flag alone:
+confluent-kafka sets `KafkaError.retriable()` only for the errors librdkafka returns with that
+flag (the transactional calls), never for delivery reports, consumer errors or most exceptions.
+The codes are `_RETRIABLE_CODES` below; librdkafka's flag is OR'ed in. One instance refines the
+class's `retriable`: an unknown topic is a `TopicError` (so `except TopicError` catches it) that
+is retriable, as in Kafka and KafkaJS, because a new topic's metadata may not have reached every
+broker yet.
 """
 
 from __future__ import annotations
@@ -33,10 +41,19 @@ class KafkaError(Exception):
     #: Kafka protocol error code (positive) or librdkafka's (negative); None when not from Kafka.
     code: int | None = None
 
-    def __init__(self, message: str = "", *, code: int | None = None, name: str | None = None):
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: int | None = None,
+        name: str | None = None,
+        retriable: bool | None = None,
+    ):
         super().__init__(message)
         if code is not None:
             self.code = code
+        if retriable is not None:
+            self.retriable = retriable
         #: The symbolic name, e.g. "UNKNOWN_TOPIC_OR_PART", when the error came from librdkafka.
         self.name = name
 
@@ -104,10 +121,73 @@ _TOPIC_CODES = frozenset(
     }
 )
 _FENCED_CODES = frozenset({_RD._FENCED, _RD.PRODUCER_FENCED, _RD.INVALID_PRODUCER_EPOCH})
+# After a fatal error librdkafka refuses every call with _FATAL ("Local: Fatal error", and
+# `fatal()` False); the cause is reported once, by poll() (see producer.py).
+_FATAL_CODES = frozenset({_RD._FATAL})
 _TIMEOUT_CODES = frozenset({_RD._TIMED_OUT, _RD._MSG_TIMED_OUT, _RD.REQUEST_TIMED_OUT})
 _CONFIG_CODES = frozenset({_RD._INVALID_ARG, _RD.INVALID_CONFIG, _RD._INVALID_TYPE})
 _STATE_CODES = frozenset({_RD._STATE, _RD._NOT_IMPLEMENTED})
 _AUTH_CODES = frozenset({_RD._AUTHENTICATION, _RD.SASL_AUTHENTICATION_FAILED, _RD._SSL})
+
+# Protocol codes a client may retry: KafkaJS's `retriable: true` list (protocol/error.js, codes up
+# to 88), plus later codes whose Java exception is a `RetriableException`, directly or through
+# `InvalidMetadataException` (KafkaJS predates them: marked "Java").
+_RETRIABLE_PROTOCOL_CODES = frozenset(
+    {
+        _RD.INVALID_MSG,  # 2 CORRUPT_MESSAGE: corrupted in transit, resend
+        _RD.UNKNOWN_TOPIC_OR_PART,  # 3: metadata may lag behind a topic's creation
+        _RD.LEADER_NOT_AVAILABLE,  # 5: an election is in progress
+        _RD.NOT_LEADER_FOR_PARTITION,  # 6 NOT_LEADER_OR_FOLLOWER: the leader moved
+        _RD.REQUEST_TIMED_OUT,  # 7
+        _RD.REPLICA_NOT_AVAILABLE,  # 9
+        _RD.NETWORK_EXCEPTION,  # 13
+        _RD.COORDINATOR_LOAD_IN_PROGRESS,  # 14
+        _RD.COORDINATOR_NOT_AVAILABLE,  # 15
+        _RD.NOT_COORDINATOR,  # 16
+        _RD.NOT_ENOUGH_REPLICAS,  # 19
+        _RD.NOT_ENOUGH_REPLICAS_AFTER_APPEND,  # 20
+        _RD.NOT_CONTROLLER,  # 41
+        _RD.CONCURRENT_TRANSACTIONS,  # 51: the previous transaction is still completing
+        _RD.KAFKA_STORAGE_ERROR,  # 56
+        _RD.FETCH_SESSION_ID_NOT_FOUND,  # 70
+        _RD.INVALID_FETCH_SESSION_EPOCH,  # 71
+        _RD.LISTENER_NOT_FOUND,  # 72
+        _RD.FENCED_LEADER_EPOCH,  # 74
+        _RD.UNKNOWN_LEADER_EPOCH,  # 75
+        _RD.OFFSET_NOT_AVAILABLE,  # 78
+        _RD.PREFERRED_LEADER_NOT_AVAILABLE,  # 80
+        _RD.ELIGIBLE_LEADERS_NOT_AVAILABLE,  # 83
+        _RD.ELECTION_NOT_NEEDED,  # 84
+        _RD.UNSTABLE_OFFSET_COMMIT,  # 88
+        _RD.THROTTLING_QUOTA_EXCEEDED,  # 89, Java
+        _RD.UNKNOWN_TOPIC_ID,  # 100, Java
+        _RD.INCONSISTENT_TOPIC_ID,  # 103, Java
+        _RD.SHARE_SESSION_NOT_FOUND,  # 122, Java
+        _RD.INVALID_SHARE_SESSION_EPOCH,  # 123, Java
+        _RD.SHARE_SESSION_LIMIT_REACHED,  # 133, Java
+    }
+)
+# librdkafka's own codes for conditions that pass: a broken or unresolvable connection, a full
+# local queue, a coordinator or metadata being looked up, and timeouts.
+_RETRIABLE_LOCAL_CODES = frozenset(
+    {
+        _RD._TRANSPORT,  # the connection broke; librdkafka reconnects
+        _RD._RESOLVE,  # a broker's name did not resolve (DNS may recover)
+        _RD._ALL_BROKERS_DOWN,  # no broker reachable right now
+        _RD._MSG_TIMED_OUT,  # not delivered within message.timeout.ms
+        _RD._TIMED_OUT,
+        _RD._TIMED_OUT_QUEUE,
+        _RD._QUEUE_FULL,  # the local queue drains as reports are served
+        _RD._ISR_INSUFF,  # fewer in-sync replicas than acks needs, like NOT_ENOUGH_REPLICAS
+        _RD._NODE_UPDATE,  # a broker's address changed
+        _RD._WAIT_COORD,  # the coordinator is being looked up
+        _RD._WAIT_CACHE,  # metadata is being refreshed
+        _RD._PREV_IN_PROGRESS,  # an earlier call has not finished yet
+        _RD._RETRY,  # librdkafka's own "retry the operation"
+        _RD._UNKNOWN_TOPIC,  # librdkafka's UNKNOWN_TOPIC_OR_PART: metadata may lag
+    }
+)
+_RETRIABLE_CODES = _RETRIABLE_PROTOCOL_CODES | _RETRIABLE_LOCAL_CODES
 
 
 def is_authentication_error(err: Any) -> bool:
@@ -125,12 +205,13 @@ def from_librdkafka(err: Any) -> KafkaError:
         return KafkaError(str(err))
     code, name, text = err.code(), err.name(), err.str()
     message = f"{name}: {text}" if text else name
+    retriable = code in _RETRIABLE_CODES or err.retriable()
     cls: type[KafkaError]
     if code in _FENCED_CODES:
         cls = ProducerFencedError
     elif code in _AUTH_CODES:
         cls = AuthenticationError
-    elif err.fatal():
+    elif err.fatal() or code in _FATAL_CODES:
         cls = FatalError
     elif err.txn_requires_abort():
         cls = TransactionAbortableError
@@ -140,10 +221,11 @@ def from_librdkafka(err: Any) -> KafkaError:
         cls = ConfigError
     elif code in _STATE_CODES:
         cls = StateError
-    elif err.retriable():
-        cls = RetriableError
     elif code in _TOPIC_CODES:
-        cls = TopicError
+        # The class says what went wrong; the instance says whether to retry (unknown topic).
+        return TopicError(message, code=code, name=name, retriable=retriable)
+    elif retriable:
+        cls = RetriableError
     else:
         cls = RequestError
     return cls(message, code=code, name=name)

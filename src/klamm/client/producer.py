@@ -7,6 +7,13 @@ millisecond while messages are in flight (`_RdProducer`); each report is recorde
 final flush serves reports on a worker thread, after the loop stopped serving them, so reports are
 never served by two threads at once.
 
+Fatal errors. An idempotent or transactional librdkafka producer can fail for good (fenced by a
+newer instance, a broken idempotence sequence). confluent-kafka reports the cause once, as a
+KafkaException out of poll() or flush(); librdkafka refuses every later call with _FATAL and no
+cause. `_RdProducer.serve` catches that one report, keeps it as `fatal`, purges what the instance
+still holds (it can never be delivered) and keeps serving reports, so every pending send fails at
+once, and every later send fails before producing, with the mapped cause (ProducerFencedError).
+
 Per-send acks and compression. librdkafka fixes both per producer instance, while KafkaJS takes
 them per send(). We keep one librdkafka producer per (acks, compression) pair actually used,
 created on first use; the common case uses only the default one. A transactional producer cannot
@@ -60,6 +67,23 @@ _RUN_SIZE = 2_000
 _ANY_PARTITION = -1
 
 MessageInput = Message | Mapping[str, Any]  # a Message is a dict; any mapping is accepted
+
+# send(compression=...) takes a CompressionTypes member, its value ("gzip"), or the number KafkaJS's
+# CompressionTypes uses (src/protocol/message/compression/index.js); each is mapped to librdkafka's
+# compression.type here.
+_KAFKAJS_CODEC_NUMBERS = {
+    0: CompressionTypes.NONE,
+    1: CompressionTypes.GZIP,
+    2: CompressionTypes.SNAPPY,
+    3: CompressionTypes.LZ4,
+    4: CompressionTypes.ZSTD,
+}
+_CODECS: dict[object, str] = {
+    **{codec: codec.value for codec in CompressionTypes},
+    **{codec.value: codec.value for codec in CompressionTypes},
+    **{number: codec.value for number, codec in _KAFKAJS_CODEC_NUMBERS.items()},
+}
+_NO_CODEC = CompressionTypes.NONE.value
 _new_tuple = tuple.__new__
 
 
@@ -75,12 +99,19 @@ class _Delivery:
     keeps."""
 
     __slots__ = (
-        "error", "future", "loop", "offsets", "partitions", "remaining", "timestamps", "topics",
-        "total",
+        "error", "future", "loop", "offsets", "partitions", "remaining", "source", "timestamps",
+        "topics", "total",
     )  # fmt: skip
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, count: int, topic: str | None) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        count: int,
+        topic: str | None,
+        source: _RdProducer,
+    ) -> None:
         self.loop = loop
+        self.source = source  # the librdkafka producer: its fatal error outranks a report's
         self.future: asyncio.Future[SendResult] = loop.create_future()
         # The send's one topic; a send to several records it per message (_MultiTopicDelivery).
         self.topics: str | list[str] = topic if topic is not None else []
@@ -112,11 +143,17 @@ class _Delivery:
         if self.remaining == 0:
             self._resolve()
 
+    def failure(self, err: Any) -> KafkaError:
+        """The error this send fails with: after a fatal error, that error (its messages were
+        purged, or refused with _FATAL, which names no cause); else librdkafka's `err`."""
+        fatal = self.source.fatal
+        return from_librdkafka(err if fatal is None else fatal)
+
     def _resolve(self) -> None:
         if self.future.done():
             return
         if self.error is not None:
-            self.future.set_exception(from_librdkafka(self.error))
+            self.future.set_exception(self.failure(self.error))
             return
         self.future.set_result(
             SendResult(self.topics, self.partitions, self.offsets, self.timestamps)
@@ -199,6 +236,26 @@ class SendResult(Sequence[RecordMetadata]):
 _Plan = list[tuple[str, list[Any], bool]]
 
 
+def _codec(compression: object) -> str:
+    """librdkafka's compression.type for send(compression=...); ConfigError for anything else."""
+    if compression is None:
+        return _NO_CODEC
+    try:
+        codec = _CODECS.get(compression)
+    except TypeError:  # unhashable
+        codec = None
+    if codec is None or isinstance(compression, bool):  # True == 1 would pass for GZIP
+        accepted = ", ".join(
+            f"CompressionTypes.{c.name} ({c.value!r} or {n})"
+            for n, c in _KAFKAJS_CODEC_NUMBERS.items()
+        )
+        raise ConfigError(
+            f"compression must be a CompressionTypes member, its value or KafkaJS's number: "
+            f"{accepted}; got {compression!r}"
+        )
+    return codec
+
+
 def _prepare(topic_messages: Sequence[Mapping[str, Any]]) -> _Plan:
     """Check everything first: a bad message fails the send before anything is produced.
 
@@ -239,6 +296,9 @@ class _RdProducer:
         self.rd, self.auth = create_client(confluent_kafka.Producer, conf)
         self._pump_handle: asyncio.TimerHandle | None = None
         self._closed = False
+        #: The fatal error (a `confluent_kafka.KafkaError`) that made this instance unusable, once
+        #: librdkafka reported it; see the module's docstring.
+        self.fatal: Any = None
 
     def wake(self, loop: asyncio.AbstractEventLoop) -> None:
         """Messages were enqueued: make sure their reports will be served."""
@@ -249,14 +309,43 @@ class _RdProducer:
         self._pump_handle = None
         if self._closed:
             return
-        self.rd.poll(0)
+        self.serve()
         if len(self.rd) > 0:  # messages still queued or in flight
             self._pump_handle = loop.call_later(_PUMP_INTERVAL_S, self._pump, loop)
+
+    def serve(self) -> None:
+        """Serve the delivery reports that arrived (`poll(0)`, never blocks). Never raises: an
+        error escaping here would stop the pump, and pending sends would wait forever."""
+        try:
+            self.rd.poll(0)
+        except confluent_kafka.KafkaException as exc:
+            self._failed(exc)
+        except Exception:  # raised by a callback (a user's error_cb): keep serving reports
+            log.exception("a librdkafka callback raised")
+
+    def _failed(self, exc: confluent_kafka.KafkaException) -> None:
+        """poll() or flush() raised: a fatal error, reported once (see the module's docstring)."""
+        err = exc.args[0] if exc.args else None
+        if not isinstance(err, confluent_kafka.KafkaError) or not err.fatal():
+            log.warning("librdkafka producer: %s", from_librdkafka(exc))
+            return
+        if self.fatal is None:
+            self.fatal = err
+            log.error("producer unusable, create a new one: %s", from_librdkafka(err))
+        # Nothing still queued or in flight can be delivered by this instance: fail it now rather
+        # than after message.timeout.ms, so the sends waiting for it fail with `fatal` at once.
+        self.rd.purge(in_queue=True, in_flight=True, blocking=False)
 
     def close(self, timeout_s: float) -> int:
         """Flush on the calling thread (a worker thread); returns messages left undelivered."""
         self._closed = True
-        remaining: int = self.rd.flush(timeout_s)
+        try:
+            remaining: int = self.rd.flush(timeout_s)
+        except confluent_kafka.KafkaException as exc:
+            # A fatal error interrupted the flush (it is reported once): `_failed` keeps it and
+            # purges what was left, so flushing again only serves the remaining failed reports.
+            self._failed(exc)
+            remaining = self.rd.flush(timeout_s)
         return remaining
 
     def cancel_pump(self) -> None:
@@ -360,15 +449,16 @@ class Producer(Connectable):
         topic: str,
         messages: Sequence[MessageInput],
         acks: int | str = -1,
-        compression: CompressionTypes | None = None,
+        compression: CompressionTypes | str | int | None = None,
         timeout_ms: int | None = None,
     ) -> Sequence[RecordMetadata]:
         """Produce `messages` to `topic` and wait until all are acknowledged (per `acks`).
 
         Returns one RecordMetadata per message: for each partition in the order given, partitions
-        in the order the broker acknowledged them. `timeout_ms` bounds the wait;
-        when it expires KafkaTimeoutError is raised (messages already handed to librdkafka may
-        still be delivered later, as with any Kafka client)."""
+        in the order the broker acknowledged them. `compression` is a CompressionTypes member, its
+        value ("gzip"), or KafkaJS's number (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd). `timeout_ms`
+        bounds the wait; when it expires KafkaTimeoutError is raised (messages already handed to
+        librdkafka may still be delivered later, as with any Kafka client)."""
         self._check_sendable()
         plan = _prepare([{"topic": topic, "messages": messages}])
         return await self._send(plan, acks, compression, timeout_ms)
@@ -378,7 +468,7 @@ class Producer(Connectable):
         *,
         topic_messages: Sequence[Mapping[str, Any]],
         acks: int | str = -1,
-        compression: CompressionTypes | None = None,
+        compression: CompressionTypes | str | int | None = None,
         timeout_ms: int | None = None,
     ) -> Sequence[RecordMetadata]:
         """Produce to several topics at once: `[{"topic": t, "messages": [...]}, ...]`."""
@@ -390,18 +480,20 @@ class Producer(Connectable):
         self,
         plan: _Plan,
         acks: int | str,
-        compression: CompressionTypes | None,
+        compression: CompressionTypes | str | int | None,
         timeout_ms: int | None,
     ) -> Sequence[RecordMetadata]:
-        rdp = self._rd_for(acks_value(acks), (compression or CompressionTypes.NONE).value)
+        rdp = self._rd_for(acks_value(acks), _codec(compression))
+        if rdp.fatal is not None:  # this instance failed for good: say why, produce nothing
+            raise from_librdkafka(rdp.fatal)
         total = sum(len(items) for _, items, _ in plan)
         if not total:
             return []
         loop = asyncio.get_running_loop()
         delivery = (
-            _Delivery(loop, total, plan[0][0])
+            _Delivery(loop, total, plan[0][0], rdp)
             if len(plan) == 1
-            else _MultiTopicDelivery(loop, total, None)
+            else _MultiTopicDelivery(loop, total, None, rdp)
         )
         enqueued = 0
         for topic, items, plain in plan:
@@ -555,7 +647,7 @@ class Producer(Connectable):
 
     @staticmethod
     async def _wait_for_queue(rdp: _RdProducer, loop: asyncio.AbstractEventLoop) -> None:
-        rdp.rd.poll(0)
+        rdp.serve()
         rdp.wake(loop)
         await asyncio.sleep(_QUEUE_FULL_WAIT_S)
 
@@ -566,7 +658,7 @@ class Producer(Connectable):
         """produce refused for good: the unsent messages will never get a report."""
         delivery.abandon(unsent)
         if enqueued == 0:
-            raise from_librdkafka(exc) from None
+            raise delivery.failure(exc.args[0] if exc.args else exc) from None
         delivery.error = delivery.error or exc.args[0]
 
     async def flush(self, timeout_ms: int = 30_000) -> None:
@@ -575,7 +667,7 @@ class Producer(Connectable):
         deadline = loop.time() + timeout_ms / 1000
         for rdp in list(self._rd.values()):
             while len(rdp.rd) > 0:
-                rdp.rd.poll(0)
+                rdp.serve()
                 if loop.time() > deadline:
                     raise KafkaTimeoutError(
                         f"{len(rdp.rd)} messages not delivered within {timeout_ms} ms"

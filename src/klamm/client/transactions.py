@@ -88,7 +88,7 @@ class Transaction:
         *,
         topic: str,
         messages: Sequence[MessageInput],
-        compression: CompressionTypes | None = None,
+        compression: CompressionTypes | str | int | None = None,
         timeout_ms: int | None = None,
     ) -> Sequence[RecordMetadata]:
         self._check_active()
