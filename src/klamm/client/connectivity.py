@@ -65,7 +65,10 @@ def reach_cluster(rd: Any, watch: AuthWatch, timeout_s: float = CONNECT_TIMEOUT_
             rd.list_topics(timeout=step)
             return
         except confluent_kafka.KafkaException as exc:
-            rd.poll(0)  # serves error_cb, where refused logins are reported
+            try:
+                rd.poll(0)  # serves error_cb, where refused logins are reported
+            except confluent_kafka.KafkaException as fatal:  # reported once, out of poll()
+                raise from_librdkafka(fatal) from None
             if watch.error is not None:
                 raise from_librdkafka(watch.error) from None
             if time.monotonic() >= deadline:
