@@ -7,6 +7,17 @@ its first `await` (appending a produce, say) happens in request order. Responses
 request order as they complete: a long-poll Fetch holds back later responses on its connection,
 exactly as in Kafka, without holding back their processing.
 
+Backpressure: what a connection costs stays bounded however slowly its peer reads. Kafka serves
+one request at a time per connection (SocketServer mutes a channel from the moment a request is
+received until its response is sent); we pipeline, but decoded frames wait in a backlog and are
+started in bursts of `_BURST`, one burst per event-loop turn, and only while the transport's
+write buffer is under its high-water mark (asyncio's `pause_writing` / `resume_writing`) and
+fewer than `_MAX_PENDING` requests are unanswered. Between bursts the requests just started run
+to their first await: a Fetch with data has built its response, and writing it pushes back
+before many more are started. Reading stops while the backlog is not empty, so the backlog holds
+at most the frames one read completed. A peer that pipelines Fetches and never reads thus costs
+the high-water mark plus about two bursts of responses, not one response per request it sends.
+
 Bad input never takes the broker down: a frame that cannot be decoded or an API we do not serve
 is logged with the peer's address and the connection is closed (Kafka does the same: it cannot
 answer a request it cannot parse), except ApiVersions, which is answered per KIP-511.
@@ -47,8 +58,15 @@ log = logging.getLogger("klamm.broker.connection")
 _MAX_UNAUTHENTICATED_FRAME = 512 * 1024
 # Size of the reused receive buffer: large enough that a big Produce arrives in few callbacks.
 _RECV_BUFFER = 256 * 1024
-# Pause reading when this many requests are queued unanswered on one connection, so a client
-# that pipelines without bound cannot make the broker buffer without bound.
+# Requests started per event-loop turn. One 256 KiB read can hold 2,800 Fetch frames of 93 bytes,
+# each asking for 1 MiB: started all at once, they would build all their responses before the
+# first is written and the write buffer can push back. 16 is the pipelining depth of our
+# performance research and more than clients keep in flight (Java and kafka-python: 5); it is
+# not a cap on requests in flight, so produce requests waiting for an fsync do not stop the next.
+_BURST = 16
+# Stop starting requests when this many are unanswered on one connection (a long-poll Fetch at
+# the head holds back the responses behind it), so a client that pipelines without bound cannot
+# make the broker hold its requests without bound.
 _MAX_PENDING = 1000
 
 
@@ -69,9 +87,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._decoder = FrameDecoder(self._max_request)
         self._buffer = bytearray(_RECV_BUFFER)
         self._transport: asyncio.Transport | None = None
-        self._pending: collections.deque[_Slot] = collections.deque()
+        self._pending: collections.deque[_Slot] = collections.deque()  # started, in order
+        self._backlog: collections.deque[bytes] = collections.deque()  # read, not yet started
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._paused = False
+        self._burst_scheduled = False  # _next_burst is due on the next event-loop turn
+        self._write_paused = False  # the transport's write buffer is over its high-water mark
+        self._read_paused = False
         self._closed = False
         self._close_scheduled = False  # a failed login: closing after a delay
         self.session = Session(peer="?")
@@ -101,13 +122,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except ProtocolError as exc:
             self._abort(f"unreadable frame: {exc}")
             return
-        for frame in frames:
-            if self._closed:
-                return
-            self._handle_frame(frame)
-        if len(self._pending) >= _MAX_PENDING and not self._paused and self._transport:
-            self._transport.pause_reading()
-            self._paused = True
+        self._backlog.extend(frames)
+        self._dispatch()
+
+    def pause_writing(self) -> None:
+        # The peer reads slower than we answer: start nothing new until the buffer drains.
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._dispatch()
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -117,6 +141,58 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._broker.connections.discard(self)
         for task in self._tasks:
             task.cancel()
+        # Let go now of what was held for this peer (responses waiting their turn, frames not
+        # started, the transport), not when this object goes: a scheduled burst or a close after
+        # a failed login keeps it alive a little longer.
+        self._pending.clear()
+        self._backlog.clear()
+        self._transport = None
+
+    def buffered_bytes(self) -> int:
+        """Response bytes held for the peer: finished responses waiting behind an unfinished one
+        plus the transport's write buffer. Backpressure keeps this bounded."""
+        held = sum(len(slot.data) for slot in self._pending if slot.data is not None)
+        transport = self._transport
+        return held + (transport.get_write_buffer_size() if transport is not None else 0)
+
+    # --- flow control -------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Start up to a burst of backlog frames in order while there is room; leave the rest to
+        the next turn; read only when none are left."""
+        backlog = self._backlog
+        started = 0
+        while (
+            backlog
+            and not self._closed
+            and not self._write_paused
+            and len(self._pending) < _MAX_PENDING
+        ):
+            if started == _BURST:
+                self._schedule_burst()
+                break
+            self._handle_frame(backlog.popleft())
+            started += 1
+        transport = self._transport
+        if transport is None or self._closed:
+            return
+        if backlog and not self._read_paused:
+            transport.pause_reading()
+            self._read_paused = True
+        elif not backlog and self._read_paused:
+            transport.resume_reading()
+            self._read_paused = False
+
+    def _schedule_burst(self) -> None:
+        """Start more of the backlog on the next event-loop turn, once the requests started so
+        far have run to their first await (a Fetch with data: to its end)."""
+        if self._backlog and not self._burst_scheduled and not self._closed:
+            self._burst_scheduled = True
+            asyncio.get_running_loop().call_soon(self._next_burst)
+
+    def _next_burst(self) -> None:
+        self._burst_scheduled = False
+        self._dispatch()
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -244,9 +320,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if sasl is not None and sasl.failure is not None and not pending and not self._closed:
             self._close_after_failed_login(sasl.failure)
             return
-        if self._paused and len(pending) < _MAX_PENDING // 2 and self._transport:
-            self._transport.resume_reading()
-            self._paused = False
+        if self._backlog:  # answers made room: start what waits
+            self._schedule_burst()
 
     def _unsupported(self, frame: bytes, exc: UnsupportedApi) -> None:
         if exc.api_key == ApiKey.API_VERSIONS:
