@@ -120,6 +120,22 @@ def test_properties_file_maps_kafka_names() -> None:
         parse_properties("just words\n")
 
 
+@pytest.mark.parametrize(
+    ("lines", "retention_ms"),
+    [
+        ("log.retention.hours=24\n", "86400000"),
+        ("log.retention.hours=24\nlog.retention.minutes=5\n", "300000"),
+        ("log.retention.minutes=5\nlog.retention.ms=42\n", "42"),
+    ],
+)
+def test_retention_in_hours_or_minutes_as_kafka_reads_them(lines: str, retention_ms: str) -> None:
+    """Kafka's server.properties usually says log.retention.hours; ms wins over minutes, minutes
+    over hours. Every topic config's broker-level name is read (log.cleaner.delete.retention.ms)."""
+    props = parse_properties(lines + "log.cleaner.delete.retention.ms=1000\n")
+    defaults = config_from_properties(props, BrokerConfig()).topic_defaults
+    assert defaults == {"retention.ms": retention_ms, "delete.retention.ms": "1000"}
+
+
 def test_json_log_format(tmp_path: Path) -> None:
     import json
     import socket

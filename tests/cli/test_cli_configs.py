@@ -61,8 +61,14 @@ def test_alter_errors(cli: Cli, topic: str, unique: str) -> None:
 def test_broker_configs(cli: Cli) -> None:
     described = cli("configs", "describe", "broker", "0", "--json")
     assert described.code == 0, described.err
-    names = {c["name"] for c in described.json()["configs"]}
-    assert "num.partitions" in names
+    configs = {c["name"]: c for c in described.json()["configs"]}
+    assert "num.partitions" in configs
+    # With --all, the defaults topics inherit, under their broker-level names, as Kafka lists.
+    every = cli("configs", "describe", "broker", "0", "--all", "--json").json()["configs"]
+    defaults = {c["name"]: c["value"] for c in every}
+    assert defaults["log.retention.ms"] == "604800000"
+    assert defaults["log.retention.hours"] == "168"
+    assert defaults["message.max.bytes"] == "1048588"
     assert "num.partitions" in cli("configs", "describe", "broker", "0").out
 
     unknown = cli("configs", "describe", "broker", "7")

@@ -120,17 +120,37 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "ssl.client.auth": ("ssl_client_auth", lambda v: _one_of(v, ("none", "requested", "required"))),
 }
 
-# Broker-level log.* settings that become topic config defaults.
-_TOPIC_DEFAULT_KEYS = {
-    "log.retention.ms": "retention.ms",
-    "log.retention.bytes": "retention.bytes",
-    "log.segment.bytes": "segment.bytes",
-    "log.roll.ms": "segment.ms",
-    "log.cleanup.policy": "cleanup.policy",
-    "message.max.bytes": "max.message.bytes",
-    "log.message.timestamp.type": "message.timestamp.type",
+# Kafka's ServerTopicConfigSynonyms: the broker-level name of each topic config. In
+# server.properties it sets that config's default for every topic; a broker's DescribeConfigs
+# shows the defaults under these names.
+TOPIC_CONFIG_SYNONYMS = {
+    "cleanup.policy": "log.cleanup.policy",
     "compression.type": "compression.type",
+    "delete.retention.ms": "log.cleaner.delete.retention.ms",
+    "file.delete.delay.ms": "log.segment.delete.delay.ms",
+    "flush.messages": "log.flush.interval.messages",
+    "flush.ms": "log.flush.interval.ms",
+    "index.interval.bytes": "log.index.interval.bytes",
+    "max.compaction.lag.ms": "log.cleaner.max.compaction.lag.ms",
+    "max.message.bytes": "message.max.bytes",
+    "message.timestamp.after.max.ms": "log.message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms": "log.message.timestamp.before.max.ms",
+    "message.timestamp.type": "log.message.timestamp.type",
+    "min.cleanable.dirty.ratio": "log.cleaner.min.cleanable.ratio",
+    "min.compaction.lag.ms": "log.cleaner.min.compaction.lag.ms",
+    "min.insync.replicas": "min.insync.replicas",
+    "preallocate": "log.preallocate",
+    "retention.bytes": "log.retention.bytes",
+    "retention.ms": "log.retention.ms",
+    "segment.bytes": "log.segment.bytes",
+    "segment.index.bytes": "log.index.size.max.bytes",
+    "segment.jitter.ms": "log.roll.jitter.ms",
+    "segment.ms": "log.roll.ms",
+    "unclean.leader.election.enable": "unclean.leader.election.enable",
 }
+_TOPIC_DEFAULT_KEYS = {broker: topic for topic, broker in TOPIC_CONFIG_SYNONYMS.items()}
+# Kafka's coarser retention settings; log.retention.ms wins over minutes, minutes over hours.
+_RETENTION_UNITS_MS = {"log.retention.hours": 3_600_000, "log.retention.minutes": 60_000}
 
 
 class ConfigFileError(ValueError):
@@ -163,6 +183,15 @@ def config_from_properties(props: dict[str, str], base: BrokerConfig) -> BrokerC
                 raise ConfigFileError(f"{key}: invalid value {value!r}") from exc
         elif key in _TOPIC_DEFAULT_KEYS:
             topic_defaults[_TOPIC_DEFAULT_KEYS[key]] = value
+        elif key in _RETENTION_UNITS_MS:
+            if "log.retention.ms" in props or (
+                key == "log.retention.hours" and "log.retention.minutes" in props
+            ):
+                continue
+            try:
+                topic_defaults["retention.ms"] = str(int(value) * _RETENTION_UNITS_MS[key])
+            except ValueError as exc:
+                raise ConfigFileError(f"{key}: invalid value {value!r}") from exc
         elif key == "listeners":
             protocol, _, address = value.rpartition("://")
             host, _, port = address.rpartition(":")

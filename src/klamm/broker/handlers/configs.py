@@ -3,13 +3,15 @@
 Topic configs use Kafka's names and defaults (klamm.storage.config). DescribeConfigs returns every
 topic config with its effective value and where it comes from, as Kafka does (clients and UIs
 rely on the full list: research/brokers.md §5.6). Broker resources list the broker-level settings
-that users usually ask about, read-only.
+that users usually ask about, and the topic defaults under their broker names (log.retention.ms
+...), read-only.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from klamm.broker.config import TOPIC_CONFIG_SYNONYMS
 from klamm.broker.context import RequestContext
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
@@ -77,6 +79,21 @@ def describe_topic_configs(
     return out
 
 
+def _topic_defaults(ctx: RequestContext) -> dict[str, tuple[str, int]]:
+    """Broker-level topic defaults: name -> (value, source)."""
+    configured = ctx.broker.config.topic_defaults
+    out = {}
+    for topic_name, broker_name in TOPIC_CONFIG_SYNONYMS.items():
+        if topic_name in configured:
+            out[broker_name] = (configured[topic_name], SOURCE_STATIC_BROKER)
+        else:
+            out[broker_name] = (TOPIC_CONFIGS[topic_name].default, SOURCE_DEFAULT)
+    retention_ms = int(out["log.retention.ms"][0])
+    if retention_ms > 0 and retention_ms % 3_600_000 == 0:  # what most people look for
+        out["log.retention.hours"] = (str(retention_ms // 3_600_000), out["log.retention.ms"][1])
+    return out
+
+
 def _describe_broker(ctx: RequestContext, keys: tuple[str, ...] | None) -> list[dict[str, Any]]:
     config = ctx.broker.config
     host, port = config.advertised
@@ -94,19 +111,21 @@ def _describe_broker(ctx: RequestContext, keys: tuple[str, ...] | None) -> list[
         "transaction.max.timeout.ms": str(config.transaction_max_timeout_ms),
         "offsets.retention.minutes": str(config.offsets_retention_ms // 60_000),
     }
+    entries = {name: (value, SOURCE_STATIC_BROKER) for name, value in values.items()}
+    entries.update(_topic_defaults(ctx))
     return [
         {
             "name": name,
             "value": value,
             "read_only": True,
-            "is_default": False,
-            "config_source": SOURCE_STATIC_BROKER,
+            "is_default": source == SOURCE_DEFAULT,
+            "config_source": source,
             "is_sensitive": False,
             "synonyms": [],
             "config_type": 0,
             "documentation": None,
         }
-        for name, value in sorted(values.items())
+        for name, (value, source) in sorted(entries.items())
         if keys is None or name in keys
     ]
 
