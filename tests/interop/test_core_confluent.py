@@ -20,6 +20,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import (
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
     ConfigResource,
     NewPartitions,
     NewTopic,
@@ -347,3 +349,35 @@ def test_pause_resume(bootstrap: str, topic_factory: Callable[..., str]) -> None
         assert [m.value() for m in resumed] == [f"p1-{i}".encode() for i in range(5, 10)]
     finally:
         c.close()
+
+
+def test_delete_records_refused_on_internal_and_compacted_topics(
+    bootstrap: str, topic_factory: Callable[..., str]
+) -> None:
+    """Kafka refuses DeleteRecords on internal topics (the coordinators replay their state from
+    them: offsets, transactions, producer ids) and on topics whose policy is not "delete"."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    compacted, plain = topic_factory(1, **{"cleanup.policy": "compact"}), topic_factory(1)
+    p = producer(bootstrap)
+    for topic in (compacted, plain):
+        p.produce(topic, key=b"k", value=b"v", partition=0)
+    assert p.flush(15) == 0
+    wanted = {
+        "__consumer_offsets": KafkaError.TOPIC_EXCEPTION,
+        "__transaction_state": KafkaError.TOPIC_EXCEPTION,
+        compacted: KafkaError.POLICY_VIOLATION,
+    }
+    futures = admin.delete_records([TopicPartition(t, 0, OFFSET_END) for t in [*wanted, plain]])
+    for tp, future in futures.items():
+        if tp.topic == plain:
+            assert future.result(15).low_watermark == 1
+            continue
+        with pytest.raises(KafkaException) as refused:
+            future.result(15)
+        assert refused.value.args[0].code() == wanted[tp.topic], tp.topic
+    # Nor may their policy change: retention would then delete that state.
+    to_delete = ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", "__transaction_state", incremental_configs=[to_delete])
+    with pytest.raises(KafkaException) as refused:
+        admin.incremental_alter_configs([resource])[resource].result(15)
+    assert refused.value.args[0].code() == KafkaError.POLICY_VIOLATION

@@ -176,8 +176,16 @@ def _alter(
         entry["error_code"] = ErrorCode.invalid_request
         entry["error_message"] = "only topic configs can be altered on a klamm broker"
         return entry
-    if ctx.broker.topic(resource.resource_name) is None:
+    info = ctx.broker.topic(resource.resource_name)
+    if info is None:
         entry["error_code"] = ErrorCode.unknown_topic_or_partition
+        return entry
+    if info.internal and new_configs.get("cleanup.policy", "").replace(" ", "") != "compact":
+        # The coordinators' state (committed offsets, transactions, producer id blocks) lives
+        # in the internal topics and is replayed from them at start: retention must never
+        # delete it. (AlterConfigs replaces every override, so dropping the key counts too.)
+        entry["error_code"] = ErrorCode.policy_violation
+        entry["error_message"] = f"internal topic {info.name} must keep cleanup.policy=compact"
         return entry
     try:
         validate_topic_configs(new_configs)

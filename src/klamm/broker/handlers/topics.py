@@ -222,8 +222,16 @@ def handle_delete_records(ctx: RequestContext, request: Any) -> Any:
                 "error_code": ErrorCode.none,
             }
             partition = ctx.broker.partition(topic.name, wanted.partition_index)
-            if partition is None:
+            info = ctx.broker.topic(topic.name)
+            if partition is None or info is None:
                 entry["error_code"] = ErrorCode.unknown_topic_or_partition
+            elif info.internal:
+                # Kafka's ReplicaManager refuses: the coordinators' state lives there (committed
+                # offsets, transactions, producer id blocks), and is replayed from it at start.
+                entry["error_code"] = ErrorCode.invalid_topic_exception
+            elif not partition.log.config.delete:
+                # Kafka's Partition.deleteRecordsOnLeader: only a "delete" policy allows it.
+                entry["error_code"] = ErrorCode.policy_violation
             else:
                 offset = partition.high_watermark if wanted.offset == -1 else wanted.offset
                 if offset < 0 or offset > partition.high_watermark:
