@@ -1,6 +1,7 @@
-"""confluent-kafka (librdkafka) against klamm's log compaction: a compacted topic keeps the latest
-value per key, drops tombstoned keys after delete.retention.ms, stays readable from the start
-across the gaps compaction leaves, and rejects records without a key (librdkafka test 0011)."""
+"""confluent-kafka (librdkafka) against klamm's log cleaning. Compaction: a compacted topic keeps
+the latest value per key, drops tombstoned keys after delete.retention.ms, stays readable from
+the start across the gaps compaction leaves, and rejects records without a key (librdkafka test
+0011). Retention: records past retention.ms go even on a quiet topic."""
 
 from __future__ import annotations
 
@@ -110,3 +111,26 @@ def test_compacted_topic_rejects_null_keys(broker: EmbeddedBroker, unique: str) 
     assert len(errors) == 2
     codes = sorted(err.code() if err else 0 for err in errors)
     assert ck.KafkaError.INVALID_RECORD in codes
+
+
+def test_time_retention_expires_a_quiet_topic(broker: EmbeddedBroker) -> None:
+    """Three records never fill a segment; Kafka still deletes them once retention.ms passes
+    (it rolls the active segment), and the topic goes on from offset 3."""
+    topic = f"quiet-{time.monotonic_ns()}"
+    _create(broker.bootstrap, topic, {"retention.ms": "300"})
+    producer = ck.Producer({"bootstrap.servers": broker.bootstrap})
+    for value in (b"a", b"b", b"c"):
+        producer.produce(topic, value)
+    assert producer.flush(10) == 0
+    watcher = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"w-{topic}"})
+    try:
+        deadline = time.monotonic() + 10
+        while watcher.get_watermark_offsets(ck.TopicPartition(topic, 0), 5) != (3, 3):
+            assert time.monotonic() < deadline, "records past retention.ms were kept"
+            time.sleep(0.1)
+    finally:
+        watcher.close()
+    assert _read_all(broker.bootstrap, topic, timeout=2) == []
+    producer.produce(topic, b"d")
+    assert producer.flush(10) == 0
+    assert [(o, v) for o, _, v in _read_all(broker.bootstrap, topic)] == [(3, b"d")]

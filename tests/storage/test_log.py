@@ -186,6 +186,26 @@ def test_retention_by_time(open_log: Opener, clock: FakeClock) -> None:
     plog.check_invariants()
 
 
+def test_retention_takes_the_active_segment_once_it_is_durable(
+    open_log: Opener, clock: FakeClock
+) -> None:
+    """A quiet topic never fills a segment: Kafka still expires its records, rolling an empty
+    segment first (a log keeps one). Records not yet below the high watermark stay."""
+    plog = open_log(LogConfig(retention_ms=1000))
+    fill(plog, 5, ts0=clock.now)  # 15 records in the one (active) segment
+    later = clock.now + 1000 + 250
+    assert plog.enforce_retention(later) == 0  # the caller gave no high watermark
+    assert plog.enforce_retention(later, durable_end=14) == 0  # offset 14 is not durable yet
+    assert plog.enforce_retention(later, durable_end=15) == 1
+    assert (plog.log_start_offset, plog.log_end_offset, plog.segment_count) == (15, 15, 1)
+    fill(plog, 1, ts0=later)  # appends go on at the end
+    assert plog.log_end_offset == 18
+    plog.check_invariants()
+    plog.close()
+    reopened = open_log(LogConfig(retention_ms=1000))
+    assert (reopened.log_start_offset, reopened.log_end_offset) == (15, 18)
+
+
 def test_retention_by_size(open_log: Opener) -> None:
     plog = open_log(LogConfig(segment_bytes=1000, retention_bytes=2500))
     fill(plog, 60)

@@ -166,7 +166,7 @@ class Broker:
         while True:
             await asyncio.sleep(interval)
             try:
-                await asyncio.to_thread(self.logs.enforce_retention)
+                await asyncio.to_thread(self.logs.enforce_retention, self._high_watermark_of)
             except Exception:
                 log.exception("retention check failed")
             try:
@@ -177,6 +177,11 @@ class Broker:
                 log.exception("log compaction failed")
             for partition in self._partitions.values():
                 partition.reset_high_watermark()
+
+    def _high_watermark_of(self, topic: str, index: int) -> int:
+        """For retention, from its worker thread: records at or past it stay (-1: all stay)."""
+        partition = self._partitions.get((topic, index))
+        return partition.high_watermark if partition is not None else -1
 
     # --- topics and partitions ------------------------------------------------------------------
 

@@ -480,18 +480,27 @@ class PartitionLog:
 
     # --- retention -------------------------------------------------------------------------
 
-    def enforce_retention(self, now_ms: int) -> int:
-        """Delete whole non-active segments past retention.ms (by their max timestamp) or
-        while the log exceeds retention.bytes, and any segment wholly below the log start
-        offset. Returns how many were deleted."""
+    def enforce_retention(self, now_ms: int, durable_end: int | None = None) -> int:
+        """Delete whole segments past retention.ms (by their max timestamp) or while the log
+        exceeds retention.bytes, and any segment wholly below the log start offset. Returns how
+        many were deleted.
+
+        The active segment is included, as in Kafka (UnifiedLog.deletableSegments), when it
+        holds records and all of them are below `durable_end` (the partition's high watermark):
+        a new empty segment is rolled first, since a log always keeps one. Without it a quiet
+        topic, which never fills a segment, would keep its records forever."""
         with self._flush_lock, self._lock:
             if self._closed:
                 return 0
             config = self._config
             doomed = 0
             if config.delete:
+                active = self._segments[-1]
+                candidates = self._segments
+                if active.size == 0 or durable_end is None or active.next_offset > durable_end:
+                    candidates = self._segments[:-1]
                 total = sum(s.size for s in self._segments)
-                for seg in self._segments[:-1]:
+                for seg in candidates:
                     # A segment without timestamps ages from when it was opened or created.
                     newest = seg.max_timestamp if seg.max_timestamp >= 0 else seg.created_ms
                     expired = config.retention_ms >= 0 and now_ms - newest > config.retention_ms
@@ -502,6 +511,8 @@ class PartitionLog:
                         break
                     total -= seg.size
                     doomed += 1
+                if doomed == len(self._segments):
+                    self._roll()
             return self._delete_first(doomed, self._segments[doomed].base_offset)
 
     def delete_records_before(self, offset: int) -> int:

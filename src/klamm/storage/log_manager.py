@@ -422,9 +422,14 @@ class LogManager:
         for _, _, plog in self.logs():
             plog.flush()
 
-    def enforce_retention(self) -> int:
+    def enforce_retention(self, durable_end: Callable[[str, int], int] | None = None) -> int:
+        """Apply retention to every log. `durable_end(topic, partition)` is the partition's high
+        watermark: records below it may go with the active segment (see PartitionLog)."""
         now = self._now_ms()
-        return sum(plog.enforce_retention(now) for _, _, plog in self.logs())
+        return sum(
+            plog.enforce_retention(now, durable_end(name, p) if durable_end else None)
+            for name, p, plog in self.logs()
+        )
 
     def close(self) -> None:
         with self._lock:
