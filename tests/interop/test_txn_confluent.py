@@ -165,3 +165,38 @@ def test_bad_input_errors(kafka_broker, unique):
         zombie.commit_transaction(10)
     assert info.value.args[0].fatal() or info.value.args[0].txn_requires_abort()
     assert _consume(kafka_broker.bootstrap, topic, "read_committed", 1) == [b"fresh"]
+
+
+def test_offsets_by_timestamp_stop_at_the_last_stable_offset(kafka_broker, unique):
+    """A read_committed lookup must not answer an offset inside an open transaction (Kafka's
+    Partition.fetchOffsetForTimestamp bounds it by the last stable offset)."""
+    import time
+
+    from confluent_kafka import IsolationLevel, TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    topic = f"lso-ts-{unique}"
+    bootstrap = kafka_broker.bootstrap
+    _create(bootstrap, topic)
+    before = int(time.time() * 1000) - 10_000
+    plain = ck.Producer({"bootstrap.servers": bootstrap})
+    plain.produce(topic, b"before", timestamp=before)
+    assert plain.flush(10) == 0
+    txn = ck.Producer({"bootstrap.servers": bootstrap, "transactional.id": f"lso-{unique}"})
+    txn.init_transactions(10)
+    txn.begin_transaction()
+    txn.produce(topic, b"open", timestamp=before + 1_000)
+    assert txn.flush(10) == 0
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    tp = TopicPartition(topic, 0)
+
+    def lookup(isolation, spec):
+        return admin.list_offsets({tp: spec}, isolation_level=isolation)[tp].result(10).offset
+
+    at_open = OffsetSpec.for_timestamp(before + 1)  # the first record at or after: "open"
+    assert lookup(IsolationLevel.READ_UNCOMMITTED, at_open) == 1
+    assert lookup(IsolationLevel.READ_UNCOMMITTED, OffsetSpec.max_timestamp()) == 1
+    assert lookup(IsolationLevel.READ_COMMITTED, at_open) == -1  # offset 1 is not stable yet
+    assert lookup(IsolationLevel.READ_COMMITTED, OffsetSpec.max_timestamp()) == -1
+    txn.commit_transaction(10)
+    assert lookup(IsolationLevel.READ_COMMITTED, at_open) == 1

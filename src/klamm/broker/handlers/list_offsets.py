@@ -3,6 +3,7 @@
 Special timestamps: -2 earliest (log start), -1 latest (high watermark, or the last stable offset
 for read_committed), -3 the record with the largest timestamp (KIP-734). Any other timestamp: the
 first offset whose record timestamp is >= it, or -1 when there is none (research/brokers.md §8).
+Lookups by timestamp answer only offsets below that same bound.
 
 The timestamp lookups decode stored batches; one that cannot be decoded fails only its partition
 with the batch's error (CORRUPT_MESSAGE), as Kafka's ReplicaManager.fetchOffset answers a
@@ -61,7 +62,10 @@ def _lookup(ctx: RequestContext, topic: str, wanted: Any, read_committed: bool) 
                         topic, wanted.partition_index, timestamp, exc)  # fmt: skip
             entry["error_code"], entry["leader_epoch"] = exc.code, -1
             return entry
-        if found is not None and found[0] < partition.high_watermark:
+        # Only what the caller may read: Kafka's Partition.fetchOffsetForTimestamp bounds the
+        # answer by the last stable offset for read_committed, the high watermark otherwise.
+        end = partition.last_stable_offset if read_committed else partition.high_watermark
+        if found is not None and found[0] < end:
             entry["offset"], entry["timestamp"] = found
     return entry
 
