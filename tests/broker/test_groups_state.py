@@ -270,6 +270,23 @@ async def test_offsets_commit_fetch_metadata_and_errors(h: Harness) -> None:
     assert operations.fetch_offsets(c, "nobody", None, False) == []
 
 
+async def test_a_commit_without_membership_into_an_active_group_is_unknown_member(
+    h: Harness,
+) -> None:
+    """Kafka's validateOffsetCommit: with no member id and no generation (an admin, or an
+    assign() consumer sharing the group id), commits are accepted only while the group is empty;
+    otherwise UNKNOWN_MEMBER_ID (klamm answered ILLEGAL_GENERATION)."""
+    leader, _follower = await form_group(h, "busy", 2)
+    c = h.coordinator
+    commit = {("orders", 0): (5, -1, "")}
+    assert await operations.commit_offsets(c, "busy", -1, "", None, commit) == {
+        ("orders", 0): E.unknown_member_id
+    }
+    assert await operations.commit_offsets(c, "busy", 1, leader, None, commit) == {
+        ("orders", 0): E.none
+    }
+
+
 async def test_state_and_offsets_survive_restart(h: Harness) -> None:
     leader, follower = await form_group(h, "g", 2)
     c = h.coordinator

@@ -46,19 +46,24 @@ def _validate_commit(
     generation: int,
     member_id: str,
     instance_id: str | None,
+    *,
+    transactional: bool = False,
 ) -> ErrorCode:
     """Kafka ClassicGroup.validateOffsetCommit."""
     if group.is_(S.DEAD):
         return ErrorCode.coordinator_not_available
     if generation < 0 and group.is_(S.EMPTY):
-        return ErrorCode.none  # a "simple" consumer (assign()) committing for itself
+        return ErrorCode.none  # a "simple" consumer (assign()) or an admin committing
     if generation >= 0 or member_id or instance_id is not None:
         error = coord._validate_member(group, member_id, instance_id)
         if error:
             return error
-    if generation != group.generation:
-        return ErrorCode.illegal_generation
-    if group.is_(S.COMPLETING_REBALANCE):
+        if generation != group.generation:
+            return ErrorCode.illegal_generation
+    elif not transactional:
+        # No member and no generation: commits are accepted only while the group is empty.
+        return ErrorCode.unknown_member_id
+    if not transactional and group.is_(S.COMPLETING_REBALANCE):
         return ErrorCode.rebalance_in_progress
     return ErrorCode.none
 
@@ -278,7 +283,9 @@ async def prepare_txn_offsets(
     group = coord.groups.get(group_id)
     if group is not None and (generation >= 0 or member_id or instance_id is not None):
         # TxnOffsetCommit v3+ carries the member (KIP-447): fence zombies of old generations.
-        error = _validate_commit(coord, group, generation, member_id, instance_id)
+        error = _validate_commit(
+            coord, group, generation, member_id, instance_id, transactional=True
+        )
         if error:
             return dict.fromkeys(offsets, error)
     errors, records = _build_offsets(coord, group_id, offsets)
