@@ -65,6 +65,20 @@ async def test_configs(kafka: Kafka, unique: str) -> None:
         assert described["resources"][0]["config_entries"][0]["config_value"] == "7200000"
 
 
+async def test_broker_configs_and_an_unknown_broker_id(kafka: Kafka) -> None:
+    """A broker's configs include the topic defaults under their broker names; an id the
+    cluster does not have fails at once (librdkafka would wait a minute for that broker)."""
+    async with kafka.admin() as admin:
+        resource = {"type": ResourceTypes.BROKER, "name": "0", "config_names": ["log.retention.ms"]}
+        described = await admin.describe_configs(resources=[resource])
+        [entry] = described["resources"][0]["config_entries"]
+        assert (entry["config_name"], entry["config_value"]) == ("log.retention.ms", "604800000")
+        started = time.monotonic()
+        with pytest.raises(ConfigError, match="unknown broker id '7'"):
+            await admin.describe_configs(resources=[{"type": ResourceTypes.BROKER, "name": "7"}])
+        assert time.monotonic() - started < 5
+
+
 async def test_offsets_groups_and_lag(kafka: Kafka, unique: str) -> None:
     topic, group = f"off-{unique}", f"g-{unique}"
     async with kafka.admin() as admin:

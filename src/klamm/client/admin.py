@@ -359,6 +359,19 @@ class Admin(Connectable):
 
     # -- configs ------------------------------------------------------------------------------
 
+    async def _check_broker_ids(self, names: Sequence[str]) -> None:
+        """librdkafka sends a broker resource's request to that broker: for an id the cluster
+        does not have, it waits out the request timeout (a minute). Refuse it at once."""
+        if not names:
+            return
+        md = await self._in_thread(self._client.list_topics, None, 10)
+        known = {str(broker_id) for broker_id in md.brokers}
+        for name in names:
+            if name not in known:
+                raise ConfigError(
+                    f"unknown broker id {name!r} (brokers: {', '.join(sorted(known))})"
+                )
+
     async def describe_configs(
         self, *, resources: Sequence[Mapping[str, Any]], include_synonyms: bool = False
     ) -> dict[str, Any]:
@@ -377,6 +390,7 @@ class Admin(Connectable):
                     else [],
                 )
             )
+        await self._check_broker_ids([n for t, n, _ in checked if t == ResourceTypes.BROKER])
         rd_resources = [rd_admin.ConfigResource(_RD_RESOURCE[t], n) for t, n, _ in checked]
         results = await _await_all(_start(self._client.describe_configs, rd_resources))
         out = []
