@@ -186,6 +186,31 @@ def test_unusable_data_dir_and_busy_port_are_one_clear_line(tmp_path: Path) -> N
     assert "Traceback" not in result.stderr
 
 
+def test_a_data_dir_serves_one_broker(tmp_path: Path) -> None:
+    """Two brokers on one directory would append to the same files at the same offsets (and the
+    second would mark the first one's logs clean on its way out): the second is refused before
+    it reads anything, with one line naming the owner, as Kafka's .lock does."""
+    data = tmp_path / "data"
+    with EmbeddedBroker(data, mode="subprocess") as running:
+        with Wire(running.bootstrap) as wire:
+            _create(wire, "owned", 1, {})
+            _produce(wire, "owned", 0, b"acked")
+        marker_before = sorted(p.name for p in (data / "owned-0").iterdir())
+        result = subprocess.run(
+            [sys.executable, "-m", "klamm", "broker", "--listen", "127.0.0.1:0",
+             "--data-dir", str(data)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert result.returncode == 1
+        assert f"data directory {data} is in use by another klamm broker" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert sorted(p.name for p in (data / "owned-0").iterdir()) == marker_before
+        with Wire(running.bootstrap) as wire:
+            assert _fetch_all(wire, "owned", 0) == [b"acked"]
+    with EmbeddedBroker(data, mode="subprocess") as restarted, Wire(restarted.bootstrap) as wire:
+        assert _fetch_all(wire, "owned", 0) == [b"acked"]  # the lock went with its owner
+
+
 def test_embedded_broker_rejects_an_unknown_mode() -> None:
     with pytest.raises(ValueError, match="subprocess"):
         EmbeddedBroker(mode="process")  # type: ignore[arg-type]

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from storage_helpers import FakeClock, make_batch
 
+from klamm.storage.dirlock import DataDirInUse
 from klamm.storage.errors import (
     InvalidConfig,
     InvalidPartitions,
@@ -15,11 +17,26 @@ from klamm.storage.errors import (
 )
 from klamm.storage.log_manager import LogManager
 
+_opened: list[LogManager] = []
+
 
 def manager(path: Path, clock: FakeClock, defaults: dict[str, str] | None = None) -> LogManager:
+    """Open `path` as a new broker process would. A manager still open on it stands for a
+    process that crashed: its directory lock is dropped, as the kernel drops a dead process's."""
+    for earlier in _opened:
+        if earlier.data_dir == path:
+            earlier._dir_lock.release()
     lm = LogManager(path, clock, defaults)
     lm.load()
+    _opened.append(lm)
     return lm
+
+
+@pytest.fixture(autouse=True)
+def _close_managers() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
 
 
 def test_create_persists_across_restart(tmp_path: Path, clock: FakeClock) -> None:
@@ -106,7 +123,7 @@ def test_delete_interrupted_is_finished_on_load(tmp_path: Path, clock: FakeClock
     (tmp_path / "t-1").rename(tmp_path / f"{info.topic_id.hex}-1.deleted")
     lm = manager(tmp_path, clock)
     assert lm.topics() == {}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["topics"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "topics"]
     assert list((tmp_path / "topics").iterdir()) == []
 
 
@@ -194,3 +211,15 @@ def test_flush_and_retention(tmp_path: Path, clock: FakeClock) -> None:
     assert lm.enforce_retention() == 0
     clock.advance(5000)
     assert lm.enforce_retention() > 0
+
+
+def test_a_second_manager_on_the_same_directory_is_refused(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    first = manager(tmp_path, clock)
+    with pytest.raises(DataDirInUse, match="in use by another klamm broker"):
+        LogManager(tmp_path, clock).load()
+    first.close()
+    second = LogManager(tmp_path, clock)
+    second.load()  # released on close
+    second.close()

@@ -29,6 +29,7 @@ from klamm.broker.partition import Partition
 from klamm.broker.router import Handler, advertised_versions, load_handlers
 from klamm.broker.transactions import ProducerStateService, TransactionCoordinator
 from klamm.storage.cleaner import LogCleaner
+from klamm.storage.dirlock import DataDirInUse
 from klamm.storage.log_manager import LogManager, TopicInfo
 
 log = logging.getLogger("klamm.broker")
@@ -80,8 +81,10 @@ class Broker:
         started = time.monotonic()
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(self.logs.load)  # takes the data directory's lock first
             self.cluster_id = _load_cluster_id(data_dir)
-            await asyncio.to_thread(self.logs.load)
+        except DataDirInUse as exc:
+            raise StartupError(str(exc)) from exc
         except OSError as exc:
             raise StartupError(f"cannot use data directory {data_dir}: {exc}") from exc
         recovered = len(self.logs.topics())

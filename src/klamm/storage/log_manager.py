@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from klamm.storage.config import LogConfig, validate_topic_configs
+from klamm.storage.dirlock import DataDirLock
 from klamm.storage.errors import (
     InvalidPartitions,
     InvalidTopicName,
@@ -146,6 +147,7 @@ class LogManager:
         self._topics: dict[str, TopicInfo] = {}
         self._logs: dict[tuple[str, int], PartitionLog] = {}
         self._lock = threading.RLock()
+        self._dir_lock = DataDirLock(data_dir)
 
     @property
     def _meta_dir(self) -> Path:
@@ -171,6 +173,8 @@ class LogManager:
         """Recover every topic on disk. Unreadable metadata or partitions are logged and
         skipped, never fatal; half-done deletions are finished first."""
         with self._lock:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._dir_lock.acquire()  # before anything is read or written: see dirlock.py
             self._meta_dir.mkdir(parents=True, exist_ok=True)
             found: list[tuple[TopicInfo, LogConfig]] = []
             for path in sorted(self._meta_dir.glob("*.json")):
@@ -437,3 +441,4 @@ class LogManager:
                 plog.close()
             self._logs.clear()
             self._topics.clear()
+            self._dir_lock.release()
