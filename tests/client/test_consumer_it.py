@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from client_helpers import FAST_CONSUMER, eventually, wait_until
 
-from klamm import ConfigError, Event, Events, Kafka, PartitionAssigners, RetryPolicy
+from klamm import (
+    ConfigError,
+    Event,
+    Events,
+    Kafka,
+    PartitionAssigners,
+    RequestError,
+    RetryPolicy,
+)
 
 
 async def produce(
@@ -467,6 +476,37 @@ async def test_seek_to_the_logical_beginning_reads_again(kafka: Kafka, unique: s
         consumer.seek(topic=topic, partition=0, offset=-2)  # KafkaJS's "-2": the earliest
         await wait_until(lambda: len(seen) >= 4, what="the messages again")
     assert seen == [b"a", b"b", b"a", b"b"]
+
+
+async def test_stop_closes_the_consumer_even_when_the_final_commit_fails(
+    kafka: Kafka, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The final commit can fail (cluster down, membership lost): as in KafkaJS, stop() logs
+    it and still closes the consumer, so it leaves the group and no thread stays behind."""
+    topic = f"final-{unique}"
+    await produce(kafka, topic, [b"a"])
+    seen: list[bytes | None] = []
+
+    async def handler(payload: Any) -> None:
+        seen.append(payload.message.value)
+
+    consumer = kafka.consumer(group_id=f"g-{unique}", **FAST_CONSUMER)
+    await consumer.connect()
+    await consumer.subscribe(topics=[topic], from_beginning=True)
+    await consumer.run(each_message=handler)
+    await wait_until(lambda: seen == [b"a"])
+
+    async def failing_commit(offsets: Any) -> None:
+        raise RequestError("coordinator unreachable", retriable=True)
+
+    monkeypatch.setattr(consumer, "_commit_sync", failing_commit)
+    await consumer.stop()  # does not raise
+    await consumer.disconnect()
+    assert consumer._rd is None
+    await wait_until(
+        lambda: not [t for t in threading.enumerate() if t.name.startswith("klamm-consumer")],
+        what="the consumer thread to end",
+    )
 
 
 async def test_pause_from_handler_and_resume(kafka: Kafka, unique: str) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 import uuid
 from typing import Any
 
 import pytest
 from client_helpers import FAST_CONSUMER, eventually, wait_until
 
-from klamm import Event, Events, Kafka, Message, RetryPolicy
+from klamm import Event, Events, Kafka, KafkaError, Message, RetryPolicy
 from klamm.patterns import SQLiteStore, idempotent
 
 
@@ -80,6 +81,43 @@ async def test_poison_message_lands_in_dlq_with_metadata(kafka: Kafka, unique: s
     assert headers["retry-count"] == b"3"
     failed_at = dt.datetime.fromisoformat((headers["failed-at"] or b"").decode())
     assert before <= failed_at <= dt.datetime.now(dt.UTC)
+
+
+async def test_a_message_the_dead_letter_topic_refuses_crashes_visibly(
+    kafka: Kafka, unique: str
+) -> None:
+    """A dead-letter send that cannot succeed (the message is too large for the dead-letter
+    topic) is handled as without a DLQ: a CRASH event and KafkaJS's restart policy. It used to
+    end the run loop silently: no event, and the consumer still "running"."""
+    topic, dlq = f"big-{unique}", f"big-{unique}.dlq"
+    small = [{"name": "max.message.bytes", "value": "1000"}]
+    async with kafka.admin() as admin:
+        await admin.create_topics(
+            topics=[{"topic": topic}, {"topic": dlq, "config_entries": small}]
+        )
+    async with kafka.producer() as producer:
+        await producer.send(topic=topic, messages=[{"value": b"x" * 2_000}])
+    crashes: list[Event] = []
+
+    async def handler(payload: Any) -> None:
+        raise ValueError("cannot process")
+
+    async def no(_: BaseException) -> bool:
+        return False
+
+    consumer = kafka.consumer(group_id=f"g-{unique}", **FAST_CONSUMER)
+    consumer.on(Events.CRASH, crashes.append)
+    async with consumer:
+        await consumer.subscribe(topics=[topic], from_beginning=True)
+        await consumer.run(
+            each_message=handler,
+            retry=RetryPolicy(retries=0, restart_on_failure=no),
+            dead_letter_topic=dlq,
+        )
+        await asyncio.wait_for(consumer.wait_stopped(), 30)
+    [crash] = crashes
+    assert isinstance(crash.payload["error"], KafkaError)
+    assert not crash.payload["error"].retriable and crash.payload["restart"] is False
 
 
 async def test_each_batch_dlq_skips_only_the_poison(kafka: Kafka, unique: str) -> None:
@@ -189,6 +227,39 @@ async def test_transactional_consume_transform_produce(kafka: Kafka, unique: str
     assert sorted(m.value for m in uncommitted) == sorted(
         [b"0", b"100", b"200", b"300", b"400", b"500"]
     )
+
+
+async def test_a_commit_cancelled_midway_frees_the_producer(
+    kafka: Kafka, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelling the task (a wait_for timeout) while librdkafka commits: the commit finishes
+    in its worker thread, and the producer must not stay "in a transaction" for good."""
+    topic = f"txn-cancel-{unique}"
+    async with kafka.producer(transactional_id=f"tx-{unique}") as producer:
+        rd = producer._default
+
+        class SlowCommit:  # librdkafka's producer, with a commit that takes a while
+            def __getattr__(self, name: str) -> Any:
+                return getattr(rd, name)
+
+            def commit_transaction(self, timeout: float) -> None:
+                time.sleep(1.0)
+                rd.commit_transaction(timeout)
+
+        monkeypatch.setattr(type(producer), "_default", property(lambda _self: SlowCommit()))
+
+        async def work() -> Any:
+            async with producer.transaction() as txn:
+                await txn.send(topic=topic, messages=[{"value": b"first"}])
+            return txn
+
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(work(), 0.3)
+        await asyncio.sleep(1.5)  # the commit ends in its thread
+        async with producer.transaction() as txn:
+            await txn.send(topic=topic, messages=[{"value": b"second"}])
+    got = await read(kafka, topic, 2, read_uncommitted=False)
+    assert [m.value for m in got] == [b"first", b"second"]
 
 
 async def test_explicit_commit_and_abort(kafka: Kafka, unique: str) -> None:

@@ -282,7 +282,13 @@ class Consumer(Connectable):
             return
         await runner.stop()
         if self._auto_commit:
-            await self._commit_sync(self._take_resolved())
+            try:
+                await self._commit_sync(self._take_resolved())
+            except KafkaError as exc:
+                # As KafkaJS: a failed final commit (cluster down, membership lost) is logged,
+                # not raised, and the consumer is still closed, so it leaves the group and no
+                # thread is left behind. What was not committed is delivered again.
+                log.warning("consumer %s: final commit failed: %s", self.group_id, exc)
         rd, executor = self._rd, self._thread
         if rd is not None and executor is not None:
             loop = asyncio.get_running_loop()
@@ -511,8 +517,9 @@ class Consumer(Connectable):
 
     async def _dead_letter_producer(self) -> Producer:
         if self._dlq_producer is None:
-            self._dlq_producer = self._producer_factory()
-            await self._dlq_producer.connect()
+            producer = self._producer_factory()
+            await producer.connect()  # kept only once connected: a failed connect is retried
+            self._dlq_producer = producer
         return self._dlq_producer
 
     # -- librdkafka callbacks (consumer thread) ------------------------------------------------

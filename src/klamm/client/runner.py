@@ -140,6 +140,12 @@ class Runner:
                     await asyncio.gather(*(self._gated(gate, tp, m) for tp, m in batches.items()))
             except _Stop:
                 return
+            except Exception as exc:  # a failure nothing above handles: stop, never silently
+                log.exception("consumer %s: the run loop failed; stopping", c.group_id)
+                c.events.emit(Events.CRASH, error=exc, group_id=c.group_id, restart=False)
+                self.running = False
+                c._commit_resolved()
+                return
             c._commit_resolved()
 
     async def _gated(self, gate: asyncio.Semaphore, tp: TP, raws: list[Any]) -> None:
@@ -397,10 +403,35 @@ class Runner:
                     raise _Stop
                 continue
             if self._dlq is not None:
-                await self._dead_letter(tp, message, error, attempt)
-                c._resolve(tp[0], tp[1], message.offset + 1)
-                return message.offset
+                refused = await self._send_to_dead_letter(tp, message, error, attempt)
+                if refused is None:
+                    c._resolve(tp[0], tp[1], message.offset + 1)
+                    return message.offset
+                error = refused  # the dead-letter topic cannot take it: as without one
             await self._restart(tp, message, error)
+
+    async def _send_to_dead_letter(
+        self, tp: TP, message: KafkaMessage, error: BaseException, retries: int
+    ) -> KafkaError | None:
+        """None once the message is in the dead-letter topic. A retriable failure (the cluster
+        unreachable) is retried until the send works or the consumer stops: the partition waits,
+        in order. Any other failure (the message too large once the headers are added) is
+        returned, and the partition restarts at the message as it would without a DLQ."""
+        while True:
+            try:
+                await self._dead_letter(tp, message, error, retries)
+                return None
+            except KafkaError as exc:
+                if not exc.retriable:
+                    log.error("%s[%d]@%d cannot go to dead-letter topic %s: %s",
+                              tp[0], tp[1], message.offset, self._dlq, exc)  # fmt: skip
+                    return exc
+                log.warning("%s[%d]@%d: dead-letter send failed: %s; retrying in %.1f s",
+                            tp[0], tp[1], message.offset, exc, _ERROR_BACKOFF_S)  # fmt: skip
+            await self._sleep(_ERROR_BACKOFF_S)
+            if not self.running:
+                self._consumer._interrupt(tp, message.offset)
+                raise _Stop
 
     async def _dead_letter(
         self, tp: TP, message: KafkaMessage, error: BaseException, retries: int

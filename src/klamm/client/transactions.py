@@ -40,6 +40,9 @@ class TxnState(enum.Enum):
     ACTIVE = "active"
     COMMITTED = "committed"
     ABORTED = "aborted"
+    # The task was cancelled while librdkafka committed or aborted: that call finishes in its
+    # worker thread, with an outcome this object never learns. The producer is free again.
+    UNKNOWN = "unknown"
 
 
 # Retriable commit failures (e.g. coordinator moving) are retried this many times, as librdkafka's
@@ -139,6 +142,9 @@ class Transaction:
             try:
                 await loop.run_in_executor(None, rd.commit_transaction, timeout_ms / 1000)
                 break
+            except asyncio.CancelledError:
+                self._finish(TxnState.UNKNOWN)  # or the producer would stay "in a transaction"
+                raise
             except confluent_kafka.KafkaException as exc:
                 error = from_librdkafka(exc)
                 if isinstance(error, RetriableError) and attempt + 1 < _COMMIT_ATTEMPTS:
@@ -157,6 +163,9 @@ class Transaction:
             await loop.run_in_executor(
                 None, self._producer._default.abort_transaction, timeout_ms / 1000
             )
+        except asyncio.CancelledError:
+            self._finish(TxnState.UNKNOWN)
+            raise
         except confluent_kafka.KafkaException as exc:
             self._finish(TxnState.ABORTED)
             raise from_librdkafka(exc) from None
