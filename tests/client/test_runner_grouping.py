@@ -25,6 +25,7 @@ def runner(topics: list[str], assigned: set[tuple[str, int]]) -> Runner:
         concurrency=1,
         retry=RetryPolicy(),
         dead_letter_topic=None,
+        cycle_budget_s=3.0,
     )
 
 

@@ -272,6 +272,9 @@ class Consumer(Connectable):
             concurrency=partitions_consumed_concurrently,
             retry=retry or self.retry,
             dead_letter_topic=dead_letter_topic,
+            # See runner.py: how long one fetch's processing may hold up a rebalance.
+            cycle_budget_s=min(conf["heartbeat.interval.ms"], conf["max.poll.interval.ms"] / 4)
+            / 1000,
         )
         self._runner.start()
 

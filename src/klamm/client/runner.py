@@ -8,6 +8,13 @@ One cycle:
      each strictly in order; a failing handler holds its partition while it is retried;
   4. commit what was resolved (KafkaJS commits at the end of every batch).
 
+A cycle has a time budget (the heartbeat interval, at most a quarter of max.poll.interval.ms).
+librdkafka serves a rebalance only while we fetch, so a cycle of slow handlers would hold up the
+whole group, and past max.poll.interval.ms get this member evicted while it goes on processing
+partitions that are now someone else's. Once the budget is spent, the cycle stops at the next
+message (each_message) or batch (each_batch): what is left is rewound and fetched again, after
+any pending rebalance has been served. KafkaJS reacts to a rebalance at its next heartbeat alike.
+
 Failure policy per message (each_message) or per batch (each_batch, from its first unresolved
 message): retry with the RetryPolicy's backoff; when retries are exhausted, with a dead-letter topic
 the message is produced there (original key/value/headers + metadata headers), resolved, and
@@ -75,6 +82,7 @@ class Runner:
         concurrency: int,
         retry: RetryPolicy,
         dead_letter_topic: str | None,
+        cycle_budget_s: float,
     ) -> None:
         self._consumer = consumer
         self._each_message = each_message
@@ -90,6 +98,8 @@ class Runner:
         self.running = False
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._cycle_budget_s = cycle_budget_s
+        self._overdue = False  # the current cycle has spent its budget
 
     def start(self) -> None:
         self.running = True
@@ -131,6 +141,8 @@ class Runner:
                 number_of_batches=len(batches),
                 duration=int((time.monotonic() - fetch_started) * 1000),
             )
+            self._overdue = False
+            budget = loop.call_later(self._cycle_budget_s, self._spend_budget)
             try:
                 if self._concurrency == 1 or len(batches) == 1:
                     for tp, messages in batches.items():
@@ -146,7 +158,12 @@ class Runner:
                 self.running = False
                 c._commit_resolved()
                 return
+            finally:
+                budget.cancel()
             c._commit_resolved()
+
+    def _spend_budget(self) -> None:
+        self._overdue = True
 
     async def _gated(self, gate: asyncio.Semaphore, tp: TP, raws: list[Any]) -> None:
         async with gate:
@@ -227,6 +244,9 @@ class Runner:
 
     async def _process(self, tp: TP, raws: list[Any]) -> None:
         c = self._consumer
+        if self._overdue:  # out of time this cycle: fetch it again after the next poll
+            c._interrupt(tp, raws[0].offset())
+            return
         messages = MessageList(raws)
         events = c.events
         if events.has_listeners(Events.START_BATCH_PROCESS):
@@ -279,7 +299,7 @@ class Runner:
             for raw in messages._raws:  # librdkafka's messages: offset() without a view
                 if not self.running:
                     raise _Stop
-                if (stale and tp in stale) or (paused and tp in paused):
+                if self._overdue or (stale and tp in stale) or (paused and tp in paused):
                     c._interrupt(tp, raw.offset())
                     return
                 msg = KafkaMessage(raw)
