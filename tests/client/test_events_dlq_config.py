@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 
+import confluent_kafka
 import pytest
 
-from klamm import ConfigError, Event, Events
+from klamm import ConfigError, Event, Events, Kafka
 from klamm.client.config import acks_value, client_config
 from klamm.client.events import EventEmitter
 from klamm.client.patterns.dlq import DLQ_HEADERS, dead_letter_headers
@@ -136,3 +138,18 @@ def test_acks_values() -> None:
     assert [acks_value(a) for a in (-1, 0, 1, "all")] == [-1, 0, 1, -1]
     with pytest.raises(ConfigError):
         acks_value(2)
+
+
+def test_a_repeated_librdkafka_error_is_logged_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An outage makes librdkafka report _TRANSPORT many times a second (a tester counted 200
+    lines for 10 s); each error is logged once per interval."""
+    consumer = Kafka(brokers=["127.0.0.1:1"]).consumer(group_id="g")
+    down = confluent_kafka.KafkaError(confluent_kafka.KafkaError._TRANSPORT)
+    other = confluent_kafka.KafkaError(confluent_kafka.KafkaError._ALL_BROKERS_DOWN)
+    with caplog.at_level(logging.WARNING, logger="klamm.client"):
+        for _ in range(50):
+            consumer._on_error_thread(down)
+        consumer._on_error_thread(other)
+    assert [r.getMessage().count("_TRANSPORT") for r in caplog.records] == [1, 0]

@@ -43,6 +43,8 @@ T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])  # a handler: each_message or each_batch
 TP = tuple[str, int]
 
+# The same librdkafka error is logged at most once in this many seconds.
+_ERROR_LOG_INTERVAL_S = 10.0
 # A rebalance callback waits at most this long for the event loop (listeners included) before
 # letting librdkafka proceed: a stuck listener must not wedge the group forever.
 _CALLBACK_WAIT_S = 60.0
@@ -161,6 +163,7 @@ class Consumer(Connectable):
         # callback thread once the loop part is done.
         self._in_rebalance = False
         self._member_id: str | None = None  # as of the last assignment, for events
+        self._error_logged: dict[int, float] = {}  # error code -> when last logged
         self._deferred: list[Callable[[], Any]] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -663,6 +666,12 @@ class Consumer(Connectable):
         )
 
     def _on_error_thread(self, err: Any) -> None:
+        # An outage makes librdkafka report the same error many times a second: log each
+        # error once per _ERROR_LOG_INTERVAL_S, or the log drowns in it.
+        now, code = time.monotonic(), err.code()
+        if now - self._error_logged.get(code, -_ERROR_LOG_INTERVAL_S) < _ERROR_LOG_INTERVAL_S:
+            return
+        self._error_logged[code] = now
         log.warning("consumer %s: %s", self.group_id, from_librdkafka(err))
 
     def _expand(self, topics: Sequence[Mapping[str, Any]]) -> list[TP]:
