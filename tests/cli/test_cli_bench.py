@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from tests.cli.conftest import Cli, closed_port
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from klamm.cli import _common
+from tests.cli.conftest import Cli, closed_port, interrupt
 
 SMALL = ["--messages", "2000", "--size", "64", "--latency-samples", "20"]
 
@@ -47,3 +54,36 @@ def test_bench_errors(cli: Cli, unique: str) -> None:
     assert unreachable.code == 1 and unreachable.err.startswith("klamm bench: cannot connect")
     missing = cli("bench", *SMALL, "--topic", f"missing-{unique}")
     assert missing.code == 1 and "unknown topic" in missing.err
+
+
+def test_bench_embedded_leaves_no_temp_files(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = cli("bench", "--embedded", "--messages", "200", "--latency-samples", "2", "--json")
+    assert result.code == 0, result.err
+    # Neither the data directory nor the broker's log and properties files next to it.
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
+    # Stuck in the latency phase, where Ctrl-C used to land inside a librdkafka callback and
+    # surface as "SystemError: <method 'poll'> returned NULL without setting an exception".
+    argv = ["bench", "--embedded", "--messages", "1000", "--latency-samples", "1000000"]
+    result = interrupt(argv, after_s=3.0, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert result.code == 130, result.err
+    assert "Traceback" not in result.err and "Error" not in result.err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_table_on_a_narrow_terminal_keeps_every_digit(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_common, "PIPE_WIDTH", 40)  # the console's width: a 40-column terminal
+    result = cli("bench", *SMALL)
+    assert result.code == 0, result.err
+    assert "…" not in result.out
+    produce_row = next(line for line in result.out.splitlines() if "produce" in line)
+    assert "2000" in produce_row
+    for header in ("msg/s", "MB/s", "p50 ms", "p99 ms", "max ms"):
+        assert header in result.out

@@ -6,8 +6,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from confluent_kafka import Consumer
 
+from klamm.cli import _common
 from klamm.testing import EmbeddedBroker
 from tests.cli.conftest import Cli
 
@@ -154,3 +156,17 @@ def test_errors(cli: Cli, topic: str, unique: str) -> None:
                "--to-latest").code == 2  # fmt: skip
     assert cli("groups", "reset-offsets", missing, "--topic", topic,
                "--to-datetime", "yesterday").code == 2  # fmt: skip
+
+
+def test_describe_on_a_narrow_terminal_truncates_nothing(
+    cli: Cli, topic: str, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = f"cli-narrow-{unique}"
+    cli("produce", topic, "-p", "0", stdin=b"a\nb\nc\n")
+    _consume_as_group(cli, topic, group)
+    monkeypatch.setattr(_common, "PIPE_WIDTH", 40)  # the console's width: a 40-column terminal
+    described = cli("groups", "describe", group)
+    assert described.code == 0, described.err
+    assert "…" not in described.out
+    for header in ("topic", "partition", "committed", "log end", "lag"):
+        assert header in described.out

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +40,7 @@ def test_keys_headers_partition_and_format(cli: Cli, topic: str) -> None:
     assert consumed.out.splitlines() == [
         f"{topic} 1 0 k1=v1 [source=cli,v=2] 2/2",
         f"{topic} 1 1 k2=v:2 [source=cli,v=2] 2/3",
-        f"{topic} 1 2 =plain [source=cli,v=2] 0/5",
+        f"{topic} 1 2 =plain [source=cli,v=2] -1/5",  # kcat: -1 for a null key
     ]
 
 
@@ -48,7 +49,7 @@ def test_consume_json_lines(cli: Cli, topic: str) -> None:
     consumed = cli("consume", topic, "-o", "beginning", "-e", "--json")
     record = json.loads(consumed.out)
     assert record["key"] == "key" and record["value"] == "value"
-    assert record["headers"] == {"h": "1"}
+    assert record["headers"] == [["h", "1"]]
     assert (record["partition"], record["offset"]) == (0, 0)
     assert record["timestamp"] > 0
 
@@ -130,3 +131,63 @@ def test_help_lists_the_operator_commands(capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     for name in ("topics", "produce", "consume", "groups", "configs", "bench"):
         assert name in out
+
+
+def test_produce_skips_empty_lines_like_kcat(cli: Cli, topic: str) -> None:
+    produced = cli("produce", topic, "-p", "0", "--json", stdin=b"a\n\nb\n\n")
+    assert produced.code == 0, produced.err
+    assert produced.json()["messages"] == 2
+    consumed = cli("consume", topic, "-o", "beginning", "-e", "-p", "0")
+    assert consumed.out.splitlines() == ["a", "b"]
+
+
+def test_produce_partition_minus_one_means_the_partitioner(cli: Cli, topic: str) -> None:
+    produced = cli("produce", topic, "-p", "-1", "-K", ":", "--json", stdin=b"k:v\n")
+    assert produced.code == 0, produced.err
+    assert produced.json()["messages"] == 1
+    assert cli("produce", topic, "-p", "-2", stdin=b"x\n").code == 2
+
+
+def test_consume_null_value_length_is_minus_one(cli: Cli, topic: str) -> None:
+    cli("produce", topic, "-p", "0", "-K", ":", stdin=b"key-only:\n")
+    consumed = cli("consume", topic, "-o", "beginning", "-e", "-f", "%K %S\\n")
+    # An empty value after the separator is an empty (not null) value; a missing key is null.
+    assert consumed.out.splitlines() == ["8 0"]
+    cli("produce", topic, "-p", "1", stdin=b"v\n")
+    keyless = cli("consume", topic, "-o", "beginning", "-e", "-p", "1", "-f", "%K %S\\n")
+    assert keyless.out.splitlines() == ["-1 1"]
+
+
+def test_consume_json_keeps_repeated_headers_and_marks_binary(cli: Cli, topic: str) -> None:
+    produced = cli("produce", topic, "-p", "0", "-H", "a=1", "-H", "a=2", "-H", "b=",
+                   stdin=b"\xff\xfebinary\n\\xff\n")  # fmt: skip
+    assert produced.code == 0, produced.err
+    consumed = cli("consume", topic, "-o", "beginning", "-e", "--json")
+    binary, literal = (json.loads(line) for line in consumed.out.splitlines())
+    assert binary["headers"] == [["a", "1"], ["a", "2"], ["b", ""]]
+    assert binary["key"] is None
+    assert binary["value"] == {"base64": "//5iaW5hcnk="}  # b"\xff\xfebinary"
+    assert literal["value"] == "\\xff"  # the four characters, unlike the bytes above
+
+
+def test_consume_reports_a_lost_cluster_once(tmp_path: Path, unique: str) -> None:
+    with EmbeddedBroker(tmp_path / "data", mode="subprocess") as broker:
+        name = f"lost-{unique}"
+        assert main(["topics", "create", name, "-b", broker.bootstrap]) == 0
+        consumer = subprocess.Popen(
+            [sys.executable, "-m", "klamm", "consume", name, "-b", broker.bootstrap],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            time.sleep(1.5)  # inside the poll loop
+            broker.stop()
+            time.sleep(4)  # librdkafka retries the connection several times a second meanwhile
+        finally:
+            consumer.send_signal(signal.SIGINT)
+            _, err = consumer.communicate(timeout=20)
+    lines = err.decode().splitlines()
+    assert consumer.returncode == 130
+    assert lines and all(line.startswith("klamm consume: error: ") for line in lines)
+    assert any("brokers are down" in line or "transport" in line.lower() for line in lines)
+    assert len(lines) <= 3, lines  # once per kind of error, not per reconnect attempt

@@ -33,7 +33,10 @@ from klamm.cli._common import (
     command,
     console,
     describe_error,
+    non_negative_int,
+    positive_int,
     print_json,
+    print_table,
     rd,
     table,
     wait,
@@ -57,29 +60,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--topic", default=None, help="topic to use (default: a fresh one)")
     parser.add_argument("--keep", action="store_true", help="keep the fresh topic afterwards")
-    parser.add_argument("--messages", type=_positive, default=100_000, metavar="N")
-    parser.add_argument("--size", type=_positive, default=100, metavar="BYTES")
-    parser.add_argument("--partitions", type=_positive, default=1, metavar="N")
+    parser.add_argument("--messages", type=positive_int, default=100_000, metavar="N")
+    parser.add_argument("--size", type=positive_int, default=100, metavar="BYTES")
+    parser.add_argument("--partitions", type=positive_int, default=1, metavar="N")
     parser.add_argument("--acks", choices=sorted(ACKS), default="all")
     parser.add_argument("-z", dest="codec", choices=CODECS, default="none", help="compression")
-    parser.add_argument("--latency-samples", type=_non_negative, default=500, metavar="N")
-
-
-def _positive(value: str) -> int:
-    number = _non_negative(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
-
-
-def _non_negative(value: str) -> int:
-    try:
-        number = int(value.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}")
-    return number
+    parser.add_argument("--latency-samples", type=non_negative_int, default=500, metavar="N")
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -348,4 +334,4 @@ def _report(args: argparse.Namespace, topic: str, results: dict[str, Any]) -> No
         out.add_row("latency", str(latency["samples"]), "", "", "",
                     f"{latency['p50_ms']:.2f}", f"{latency['p99_ms']:.2f}",
                     f"{latency['max_ms']:.2f}")  # fmt: skip
-    console().print(out)
+    print_table(console(), out)

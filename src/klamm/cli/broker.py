@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import os
+import socket
 import sys
+import traceback
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +23,19 @@ from klamm.broker.config import (
     parse_users,
 )
 from klamm.cli import logs
+from klamm.cli._common import host_port
+
+log = logging.getLogger("klamm.cli.broker")
 
 
-def _host_port(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host or "127.0.0.1", int(port)
+def _listen_address(value: str) -> tuple[str, int]:
+    # Port 0: the OS picks a free port (the log line names it).
+    return host_port(value, allow_zero=True)
+
+
+def _address(value: str) -> tuple[str, int]:
+    # --advertise and --metrics name a port clients connect to: 0 would mean nothing there.
+    return host_port(value)
 
 
 def register(subparsers: Any) -> None:
@@ -34,14 +46,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--listen",
-        type=_host_port,
+        type=_listen_address,
         default=None,
         metavar="HOST:PORT",
         help="address to listen on (default 127.0.0.1:9092)",
     )
     parser.add_argument(
         "--advertise",
-        type=_host_port,
+        type=_address,
         default=None,
         metavar="HOST:PORT",
         help="address clients are told to connect to (default: --listen)",
@@ -75,7 +87,7 @@ def register(subparsers: Any) -> None:
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])  # fmt: skip
     parser.add_argument("--log-format", default="text", choices=["text", "json"],
                         help="json: one JSON object per line, for log pipelines")  # fmt: skip
-    parser.add_argument("--metrics", type=_host_port, default=None, metavar="HOST:PORT",
+    parser.add_argument("--metrics", type=_address, default=None, metavar="HOST:PORT",
                         help="serve Prometheus metrics at http://HOST:PORT/metrics")  # fmt: skip
     parser.set_defaults(func=main)
 
@@ -83,7 +95,7 @@ def register(subparsers: Any) -> None:
 def build_config(args: argparse.Namespace) -> BrokerConfig:
     config = BrokerConfig()
     if args.config is not None:
-        config = config_from_properties(parse_properties(args.config.read_text()), config)
+        config = config_from_properties(parse_properties(_read_config(args.config)), config)
     changes: dict[str, object] = {}
     if args.listen is not None:
         changes["host"], changes["port"] = args.listen
@@ -98,6 +110,17 @@ def build_config(args: argparse.Namespace) -> BrokerConfig:
     if config.tls_enabled and config.ssl_certfile is None:
         raise ConfigFileError(f"a {config.security_protocol} listener needs --ssl-certfile")
     return config
+
+
+def _read_config(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _security_changes(args: argparse.Namespace, config: BrokerConfig) -> dict[str, object]:
@@ -123,18 +146,95 @@ def _security_changes(args: argparse.Namespace, config: BrokerConfig) -> dict[st
 
 
 def main(args: argparse.Namespace) -> int:
-    logs.configure(args.log_level, args.log_format)
+    """Exit codes: 2 for bad settings, 1 when the broker cannot start or stops on an error, 0
+    after a clean shutdown (SIGTERM or Ctrl-C: stopping a server is not a failure). Every
+    failure is one line on stderr; --log-level DEBUG adds the traceback of an unexpected one."""
     try:
-        config = build_config(args)
-    except (OSError, ConfigFileError) as exc:
-        print(f"klamm broker: {exc}", file=sys.stderr)
-        return 2
+        logs.configure(args.log_level, args.log_format)
+        try:
+            config = build_config(args)
+        except ValueError as exc:  # ConfigFileError, and a setting BrokerConfig rejects
+            return _fail(str(exc), 2)
+        problem = _preflight(config)
+        if problem is not None:
+            return _fail(problem, 1)
+        return _run(config)
+    except KeyboardInterrupt:
+        return 130  # before the broker's own SIGINT handling is in place
+
+
+def _fail(message: str, exit_code: int) -> int:
+    print(f"klamm broker: {message}", file=sys.stderr)
+    return exit_code
+
+
+def _preflight(config: BrokerConfig) -> str | None:
+    """What would stop the broker from starting, named in the user's terms, checked up front:
+    deep in start-up the same problems surface as an SSLError or a failed bind without saying
+    which setting caused them."""
+    data_dir = Path(config.data_dir)
+    if data_dir.is_dir() and not os.access(data_dir, os.R_OK | os.W_OK | os.X_OK):
+        return f"cannot use data directory {data_dir}: permission denied"
+    if config.tls_enabled and config.ssl_certfile is not None:
+        from klamm.broker.auth.tls import server_context
+
+        files = ", ".join(str(f) for f in (config.ssl_certfile, config.ssl_keyfile) if f)
+        try:
+            server_context(config.ssl_certfile, config.ssl_keyfile, config.ssl_cafile,
+                           config.ssl_client_auth)  # fmt: skip
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            return f"cannot load the TLS certificate or key ({files}): {_describe(exc)}"
+    if config.metrics_port:
+        try:
+            # As asyncio.start_server binds it: SO_REUSEADDR, so TIME_WAIT is no conflict.
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((config.metrics_host, config.metrics_port))
+        except OSError as exc:
+            address = f"{config.metrics_host}:{config.metrics_port}"
+            return f"cannot serve metrics on {address}: {_describe(exc)}"
+    return None
+
+
+def _run(config: BrokerConfig) -> int:
     from klamm.broker.node import StartupError
-    from klamm.broker.server import run
+    from klamm.broker.server import serve
+
+    started = False
+
+    def on_started(_broker: Any) -> None:
+        nonlocal started
+        started = True
 
     try:
-        run(config)
+        _run_loop(serve(config, on_started=on_started))
     except StartupError as exc:
-        print(f"klamm broker: {exc}", file=sys.stderr)
-        return 1
+        return _fail(str(exc), 1)
+    except Exception as exc:
+        log.debug("broker failed", exc_info=True)
+        return _fail(f"{'stopped' if started else 'cannot start'}: {_describe(exc)}", 1)
     return 0
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    # As klamm.broker.server.run: uvloop when installed (an optional accelerator), else asyncio.
+    # Run here rather than through run() so that `serve`'s on_started tells a failed start-up
+    # from a broker that failed later.
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an exception: the OS's words for an OSError, else its type, message and
+    where it was raised (an unexpected exception is a bug; the place helps its report)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    if isinstance(exc, OSError | ValueError):
+        return str(exc) or type(exc).__name__
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"

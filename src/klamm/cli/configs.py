@@ -24,6 +24,7 @@ from klamm.cli._common import (
     console,
     key_value,
     print_json,
+    print_table,
     rd,
     require_topic,
     table,
@@ -191,7 +192,7 @@ def describe_command(args: argparse.Namespace) -> int:
     if not entries:
         console().print(f"{title}: no settings differ from the defaults (--all lists them)")
         return 0
-    console().print(configs_table(entries, title))
+    print_table(console(), configs_table(entries, title))
     return 0
 
 

@@ -11,6 +11,7 @@ With -g it joins the group, gets partitions from the group's assignor and commit
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 import time
@@ -30,6 +31,7 @@ from confluent_kafka import (
 
 from klamm.cli._common import (
     CliError,
+    ErrorReporter,
     add_connection_args,
     client_config,
     command,
@@ -76,9 +78,15 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_FORMAT,
         metavar="FORMAT",
         help="%%t topic %%p partition %%o offset %%k key %%s value %%K/%%S their lengths "
-        "%%T timestamp (ms) %%h headers; \\n \\t escapes (default '%%s\\n')",
+        "(-1 when null) %%T timestamp (ms) %%h headers; \\n \\t escapes (default '%%s\\n')",
     )
-    parser.add_argument("--json", action="store_true", help="one JSON object per message")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per message: topic, partition, offset, timestamp, key, value and "
+        "headers, an ordered list of [name, value] pairs. A key, value or header value is a "
+        'string when it is UTF-8 text, null when null, and {"base64": "..."} otherwise',
+    )
     add_connection_args(parser)
     parser.set_defaults(func=main)
 
@@ -97,8 +105,8 @@ def compile_format(fmt: str) -> list[Part]:
     fields: dict[str, Part] = {
         "s": lambda m: m.value() or b"",
         "k": lambda m: m.key() or b"",
-        "S": lambda m: str(len(m.value() or b"")).encode(),
-        "K": lambda m: str(len(m.key() or b"")).encode(),
+        "S": lambda m: _length(m.value()),
+        "K": lambda m: _length(m.key()),
         "t": lambda m: (m.topic() or "").encode(),
         "p": lambda m: str(m.partition()).encode(),
         "o": lambda m: str(m.offset()).encode(),
@@ -133,12 +141,23 @@ def _header_pairs(msg: Message) -> list[tuple[str, bytes | None]]:
     return pairs
 
 
+def _length(data: bytes | None) -> bytes:
+    return b"-1" if data is None else str(len(data)).encode()  # kcat: -1 for null
+
+
 def _headers(msg: Message) -> bytes:
     return b",".join(name.encode() + b"=" + (value or b"") for name, value in _header_pairs(msg))
 
 
-def _as_text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("utf-8", errors="backslashreplace")
+def _json_bytes(value: bytes | None) -> str | dict[str, str] | None:
+    """A key, value or header value in --json output. Text stays readable; other bytes become
+    {"base64": ...}, which no string can be mistaken for (a backslash escape could)."""
+    if value is None:
+        return None
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(value).decode("ascii")}
 
 
 def message_json(msg: Message) -> str:
@@ -148,9 +167,10 @@ def message_json(msg: Message) -> str:
             "partition": msg.partition(),
             "offset": msg.offset(),
             "timestamp": msg.timestamp()[1],
-            "key": _as_text(msg.key()),
-            "value": _as_text(msg.value()),
-            "headers": {name: _as_text(value) for name, value in _header_pairs(msg)},
+            "key": _json_bytes(msg.key()),
+            "value": _json_bytes(msg.value()),
+            # Pairs in order, as kcat -J: header names may repeat.
+            "headers": [[name, _json_bytes(value)] for name, value in _header_pairs(msg)],
         }
     )
 
@@ -186,10 +206,12 @@ def main(args: argparse.Namespace) -> int:
     probe(args.bootstrap_server, args.timeout)
 
     reset = "earliest" if args.offset == "beginning" else "latest"
+    errors = ErrorReporter("consume")
     consumer = Consumer(
         client_config(
             args,
             **{
+                "error_cb": errors,
                 # Simple mode never joins or commits, so the group id only satisfies librdkafka.
                 "group.id": args.group or f"klamm-cli-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": args.group is not None,
@@ -210,7 +232,7 @@ def main(args: argparse.Namespace) -> int:
             assigned.update(wanted)
         else:
             _subscribe(consumer, args.topic, assigned)
-        return _loop(consumer, args, parts, assigned)
+        return _loop(consumer, args, parts, assigned, errors)
     finally:
         consumer.close()
 
@@ -226,7 +248,11 @@ def _subscribe(consumer: Consumer, topic: str, assigned: set[int]) -> None:
 
 
 def _loop(
-    consumer: Consumer, args: argparse.Namespace, parts: list[Part] | None, assigned: set[int]
+    consumer: Consumer,
+    args: argparse.Namespace,
+    parts: list[Part] | None,
+    assigned: set[int],
+    errors: ErrorReporter,
 ) -> int:
     out = sys.stdout.buffer
     sys.stdout.flush()  # anything written as text so far goes before our bytes
@@ -253,8 +279,9 @@ def _loop(
                 KafkaError.GROUP_AUTHORIZATION_FAILED,
             ):
                 raise CliError(describe_error(err))
-            print(f"klamm consume: warning: {describe_error(err)}", file=sys.stderr)
+            errors(err)
             continue
+        errors.recovered()
         at_end.discard(msg.partition() or 0)
         if parts is None:
             out.write(message_json(msg).encode() + b"\n")

@@ -15,22 +15,40 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
+import signal
 import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Coroutine
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from klamm import Events, Kafka, Message, PartitionAssigners, RetryPolicy
+from klamm import Events, Kafka, KafkaError, Message, PartitionAssigners, RetryPolicy
+from klamm.cli._common import (
+    DEFAULT_TIMEOUT,
+    CliError,
+    bootstrap_servers,
+    command,
+    console,
+    positive_int,
+    print_table,
+    probe,
+    quiet_logger,
+    seconds,
+    table,
+)
 from klamm.patterns import SQLiteStore, idempotent
 
 PARTITIONS = 6
 MEMBERS = 3
 CUSTOMERS = 8
+# Orders per send(): a large -n is produced in steps, each an await where Ctrl-C can land,
+# rather than as one list built in a single uninterruptible loop.
+SEND_BATCH = 10_000
 # Fast group settings: a demo should rebalance in a second, not in Kafka's 30-second defaults.
 GROUP_OPTIONS: dict[str, Any] = {
     "session_timeout_ms": 6_000,
@@ -45,29 +63,79 @@ def register(subparsers: Any) -> None:
         help="run the order/payment/DLQ scenario",
         description="Run the seed scenario: producer, consumer groups, retries and a DLQ.",
     )
-    parser.add_argument("-b", "--bootstrap", help="a running cluster (default: start one)")
-    parser.add_argument("-n", "--orders", type=int, default=60, help="orders to produce")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds before giving up")
+    parser.add_argument("-b", "--bootstrap", type=bootstrap_servers, metavar="HOST:PORT[,...]",
+                        help="a running cluster (default: start one)")  # fmt: skip
+    parser.add_argument("-n", "--orders", type=positive_int, default=60, metavar="N",
+                        help="orders to produce (default 60)")  # fmt: skip
+    parser.add_argument("--timeout", type=seconds, default=60.0, metavar="SECONDS",
+                        help="seconds before giving up (default 60)")  # fmt: skip
     parser.set_defaults(func=run)
 
 
+@command("demo")
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    out = console()
     with contextlib.ExitStack() as stack:
         bootstrap = args.bootstrap
         if bootstrap is None:
             from klamm.testing import EmbeddedBroker
 
             bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap
-            console.print(f"[dim]embedded broker on {bootstrap}[/dim]")
-        return asyncio.run(scenario(console, bootstrap, args.orders, args.timeout))
+            out.print(f"[dim]embedded broker on {bootstrap}[/dim]")
+        else:
+            # "connection refused" now, rather than a retrying client's timeout much later.
+            probe(bootstrap, min(args.timeout, DEFAULT_TIMEOUT))
+        try:
+            return asyncio.run(_interruptible(scenario(out, bootstrap, args.orders, args.timeout)))
+        except BaseException as exc:
+            # Failed or interrupted: the consumers left behind warn of every reconnect while the
+            # broker stops and until the process exits. The run is over; that is noise, and the
+            # logger stays off (this is the end of the `klamm demo` process).
+            logging.getLogger("klamm.client").disabled = True
+            if isinstance(exc, KafkaError):
+                raise CliError(str(exc)) from None
+            raise
     return 1  # unreachable; keeps type checkers content
 
 
+async def _interruptible(main: Coroutine[Any, Any, int]) -> int:
+    """Run `main`; Ctrl-C cancels it, then raises KeyboardInterrupt once it has cleaned up.
+
+    Python's own KeyboardInterrupt would stop the event loop at once, and a consumer thread
+    still waiting for the loop (a rebalance callback) would then keep the process alive for a
+    minute. A cancelled scenario disconnects its consumers on a running loop first.
+    """
+    task = asyncio.ensure_future(main)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
 async def scenario(console: Console, bootstrap: str, orders: int, timeout_s: float) -> int:
+    """Play the scenario against `bootstrap`; 0 when every order was handled as designed."""
+    # The payments database lives only for the run.
+    with tempfile.TemporaryDirectory(prefix="klamm-demo-") as workdir:
+        db = os.path.join(workdir, "payments.db")
+        consumers: list[Any] = []  # disconnected however the run ends, so no thread lingers
+        try:
+            return await _play(console, bootstrap, orders, timeout_s, db, consumers)
+        finally:
+            # Together: each one leaving its group takes a round of rebalancing.
+            await asyncio.gather(*(c.disconnect() for c in consumers), return_exceptions=True)
+
+
+async def _play(
+    console: Console, bootstrap: str, orders: int, timeout_s: float, db: str, consumers: list[Any]
+) -> int:
     run_id = uuid.uuid4().hex[:6]
     topic, dlq = f"orders-{run_id}", f"orders-{run_id}.dlq"
-    kafka = Kafka(client_id="klamm-demo", brokers=[bootstrap])
+    # librdkafka logs every failed connection attempt; the outcome is reported as one error.
+    kafka = Kafka(client_id="klamm-demo", brokers=[bootstrap], config={"logger": quiet_logger()})
     async with kafka.admin() as admin:
         await admin.create_topics(
             topics=[
@@ -81,7 +149,6 @@ async def scenario(console: Console, bootstrap: str, orders: int, timeout_s: flo
     per_member: Counter[str] = Counter()
     analytics: Counter[str] = Counter()
     dead: list[dict[str, str]] = []
-    db = os.path.join(tempfile.mkdtemp(prefix="klamm-demo-"), "payments.db")
     store = SQLiteStore(db)
     async with store.transaction() as tx:
         await tx.execute("CREATE TABLE payments (order_id TEXT PRIMARY KEY, amount INTEGER)")
@@ -109,6 +176,7 @@ async def scenario(console: Console, bootstrap: str, orders: int, timeout_s: flo
     ]
     reader = kafka.consumer(group_id=f"analytics-{run_id}", **GROUP_OPTIONS)
     dlq_reader = kafka.consumer(group_id=f"dlq-inspector-{run_id}", **GROUP_OPTIONS)
+    consumers += [*payments, reader, dlq_reader]
 
     async def record_dead(payload: Any) -> None:
         headers = {k: (v or b"").decode() for k, v in payload.message.headers.items()}
@@ -137,13 +205,14 @@ async def scenario(console: Console, bootstrap: str, orders: int, timeout_s: flo
 
     started = time.monotonic()
     async with kafka.producer(idempotent=True) as producer:
-        messages = []
-        for n in range(orders):
-            customer = f"customer-{n % CUSTOMERS}"
-            amount: Any = "NaN" if n == poison_at else 10 + n
-            body = json.dumps({"id": f"order-{n}", "amount": amount})
-            messages.append(Message(key=customer, value=body, headers={"trace-id": f"t-{n}"}))
-        await producer.send(topic=topic, messages=messages)
+        for first in range(0, orders, SEND_BATCH):
+            messages = []
+            for n in range(first, min(first + SEND_BATCH, orders)):
+                customer = f"customer-{n % CUSTOMERS}"
+                amount: Any = "NaN" if n == poison_at else 10 + n
+                body = json.dumps({"id": f"order-{n}", "amount": amount})
+                messages.append(Message(key=customer, value=body, headers={"trace-id": f"t-{n}"}))
+            await producer.send(topic=topic, messages=messages)
     console.print(f"order-service: produced {orders} orders to {topic} ({PARTITIONS} partitions)")
 
     ok = True
@@ -161,25 +230,24 @@ async def scenario(console: Console, bootstrap: str, orders: int, timeout_s: flo
         rows = (await tx.execute("SELECT COUNT(*) FROM payments"))[0][0]
     await store.close()
 
-    table = Table(title=f"klamm demo ({elapsed:.2f} s)")
-    table.add_column("who")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("order-service", f"orders produced to {topic}", str(orders))
+    summary = table(
+        "who", "what", "count", title=f"klamm demo ({elapsed:.2f} s)", numeric=["count"]
+    )
+    summary.add_row("order-service", f"orders produced to {topic}", str(orders))
     for member, n in sorted(per_member.items()):
-        table.add_row("payment-service", f"{member}: orders charged", str(n))
-    table.add_row("payment-service", "payment rows in SQLite (no duplicates)", str(rows))
-    table.add_row(
+        summary.add_row("payment-service", f"{member}: orders charged", str(n))
+    summary.add_row("payment-service", "payment rows in SQLite (no duplicates)", str(rows))
+    summary.add_row(
         "analytics", f"orders counted for {len(analytics)} customers", str(sum(analytics.values()))
     )
     for headers in dead:
-        table.add_row(
+        summary.add_row(
             "dead-letter topic",
             f"{headers.get('original-topic')}[{headers.get('original-partition')}]"
             f"@{headers.get('original-offset')} after {headers.get('retry-count')} retries: "
             f"{headers.get('error')}",
             "1",
         )
-    console.print(table)
+    print_table(console, summary)
     ok = ok and rows == orders - 1 and len(dead) == 1
     return 0 if ok else 1

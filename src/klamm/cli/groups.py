@@ -29,6 +29,7 @@ from klamm.cli._common import (
     console,
     describe_error,
     print_json,
+    print_table,
     rd,
     report_deletions,
     require_topic,
@@ -125,7 +126,7 @@ def list_command(args: argparse.Namespace) -> int:
     out = table("group", "state", "type")
     for row in rows:
         out.add_row(row["group"], row["state"].lower(), "simple" if row["simple"] else "consumer")
-    console().print(out)
+    print_table(console(), out)
     return 0
 
 
@@ -249,7 +250,7 @@ def _print_group(description: Any, rows: list[PartitionLag]) -> None:
                 row.member.host if row.member else "-",
                 row.member.client_id if row.member else "-",
             )
-        out.print(offsets)
+        print_table(out, offsets)
     elif description.members:
         out.print("no partitions assigned and no committed offsets")
 
@@ -389,7 +390,7 @@ def reset_command(args: argparse.Namespace) -> int:
     for row in rows:
         out.add_row(row["topic"], str(row["partition"]), _dash(row["current"]), str(row["new"]))
     con = console()
-    con.print(out)
+    print_table(con, out)
     if args.execute:
         con.print(f"reset offsets of group {args.group} on {len(rows)} partitions")
     else:

@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
         "produce",
         main,
         help="produce stdin lines to a topic",
-        description="Produce one message per stdin line (like kcat -P).",
+        description="Produce one message per non-empty stdin line (like kcat -P).",
     )
     parser.add_argument("topic")
     parser.add_argument(
@@ -59,18 +59,33 @@ def register(subparsers: Any) -> None:
         help="header on every message (repeatable)",
     )
     parser.add_argument(
-        "-p", dest="partition", type=int, default=None, help="partition (default: partitioner)"
-    )
+        "-p", dest="partition", type=_partition, default=None, metavar="PARTITION",
+        help="partition (default, or -1 as in kcat: the partitioner)",
+    )  # fmt: skip
     parser.add_argument("-z", dest="codec", choices=CODECS, default="none", help="compression")
     parser.add_argument(
         "--acks", choices=sorted(ACKS), default="all", help="acks required (default all)"
     )
 
 
+def _partition(value: str) -> int | None:
+    """-p: a partition number, or -1 for "let the partitioner choose" (None)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a partition number, got {value!r}") from None
+    if number < -1:
+        raise argparse.ArgumentTypeError(f"expected a partition number or -1, got {value!r}")
+    return None if number == -1 else number
+
+
 def read_lines(stream: BinaryIO) -> Any:
-    """Each line without its newline; a final line without one still counts."""
+    """Each non-empty line without its newline; a final line without one still counts. Empty
+    lines are skipped, as kcat -P does: a blank line is not a message."""
     for line in stream:
-        yield line[:-1] if line.endswith(b"\n") else line
+        line = line[:-1] if line.endswith(b"\n") else line
+        if line:
+            yield line
 
 
 @command("produce")

@@ -25,6 +25,7 @@ from klamm.cli._common import (
     describe_error,
     key_value,
     print_json,
+    print_table,
     rd,
     report_deletions,
     require_topic,
@@ -126,7 +127,7 @@ def list_command(args: argparse.Namespace) -> int:
     result = table("topic", "partitions", "replication", numeric=("partitions", "replication"))
     for row in rows:
         result.add_row(row["name"], str(row["partitions"]), str(row["replication_factor"]))
-    console().print(result)
+    print_table(console(), result)
     return 0
 
 
@@ -184,9 +185,9 @@ def describe_command(args: argparse.Namespace) -> int:
                 ",".join(map(str, part.replicas)),
                 ",".join(map(str, part.isrs)),
             )
-        out.print(partitions)
+        print_table(out, partitions)
         if configs:
-            out.print(configs_table(configs, "configs (overrides)"))
+            print_table(out, configs_table(configs, "configs (overrides)"))
         else:
             out.print("configs: all defaults")
     return 0

@@ -54,6 +54,9 @@ class EmbeddedBroker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        # Files next to the data directory that subprocess mode writes (its log and properties):
+        # removed on exit like an own data directory, even when the data directory is the caller's.
+        self._own_files: list[Path] = []
         self.broker: Any = None  # the Broker object, in thread mode
 
     @property
@@ -110,6 +113,9 @@ class EmbeddedBroker:
         self.stop()
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+        for path in self._own_files:
+            path.unlink(missing_ok=True)
+        self._own_files.clear()
 
     # --- thread mode --------------------------------------------------------------------------
 
@@ -151,8 +157,11 @@ class EmbeddedBroker:
         if self.port == 0:
             self.port = _free_port()
         self._log_path = self.data_dir.parent / f"{self.data_dir.name}.broker.log"
-        self._log_file = open(self._log_path, "ab")  # noqa: SIM115 - closed in stop()/kill()
         config_file = self.data_dir.parent / f"{self.data_dir.name}.properties"
+        # A restart appends to the same log; only files this broker created are its to remove.
+        self._own_files += [p for p in (self._log_path, config_file)
+                            if not p.exists() and p not in self._own_files]  # fmt: skip
+        self._log_file = open(self._log_path, "ab")  # noqa: SIM115 - closed in stop()/kill()
         config_file.write_text(_properties(self.config))
         cmd = [sys.executable, "-m", "klamm", "broker", "--listen", f"127.0.0.1:{self.port}",
                "--data-dir", str(self.data_dir), "--config", str(config_file)]  # fmt: skip
