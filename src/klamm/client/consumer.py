@@ -536,11 +536,18 @@ class Consumer(Connectable):
             coro.close()
             return None
         future = asyncio.run_coroutine_threadsafe(coro, loop)
-        try:
-            return future.result(_CALLBACK_WAIT_S)
-        except concurrent.futures.TimeoutError:
-            log.error("rebalance listeners did not finish in %.0f s", _CALLBACK_WAIT_S)
-            return None
+        deadline = time.monotonic() + _CALLBACK_WAIT_S
+        # Wait in short steps: if the loop stops meanwhile (the application's asyncio.run ended
+        # without disconnect), the coroutine will never run, and librdkafka must not wait for it.
+        while time.monotonic() < deadline:
+            try:
+                return future.result(0.1)
+            except concurrent.futures.TimeoutError:
+                if loop.is_closed() or not loop.is_running():
+                    future.cancel()
+                    return None
+        log.error("rebalance listeners did not finish in %.0f s", _CALLBACK_WAIT_S)
+        return None
 
     def _on_assign_thread(self, rd: Any, partitions: list[Any]) -> None:
         cooperative = self._cooperative
