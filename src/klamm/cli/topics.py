@@ -24,6 +24,7 @@ from klamm.cli._common import (
     console,
     describe_error,
     key_value,
+    positive_int,
     print_json,
     print_table,
     rd,
@@ -61,9 +62,9 @@ def register(subparsers: Any) -> None:
     create = add_cluster_command(actions, "create", create_command, help="create a topic")
     create.add_argument("topic")
     create.add_argument(
-        "--partitions", type=_positive, default=None, help="(default: the broker's)"
+        "--partitions", type=positive_int, default=None, help="(default: the broker's)"
     )
-    create.add_argument("--replication-factor", type=_positive, default=None,
+    create.add_argument("--replication-factor", type=positive_int, default=None,
                         help="(default: the broker's)")  # fmt: skip
     create.add_argument(
         "--config",
@@ -92,19 +93,9 @@ def register(subparsers: Any) -> None:
     )
     alter.add_argument("topic")
     alter.add_argument(
-        "--partitions", type=_positive, default=None, help="new total partition count"
+        "--partitions", type=positive_int, default=None, help="new total partition count"
     )
     add_alter_args(alter)
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
 
 
 @command("topics")
