@@ -196,7 +196,7 @@ class Broker:
                 if plog is None:  # failed to open; storage logged why
                     log.error("partition %s-%d is offline: its log did not open", name, index)
                     continue
-                self._partitions[key] = Partition(name, index, plog)
+                self._partitions[key] = Partition(name, index, plog, internal=info.internal)
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self._partitions.get((topic, index))

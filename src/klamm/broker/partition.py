@@ -23,15 +23,20 @@ class Partition:
         "aborted_hook",
         "high_watermark",
         "index",
+        "internal",
         "log",
         "stable_offset_hook",
         "topic",
     )
 
-    def __init__(self, topic: str, index: int, log: PartitionLog) -> None:
+    def __init__(
+        self, topic: str, index: int, log: PartitionLog, *, internal: bool = False
+    ) -> None:
         self.topic = topic
         self.index = index
         self.log = log
+        # __consumer_offsets / __transaction_state: written by the coordinators only.
+        self.internal = internal
         # After recovery the whole log on disk is the durable prefix.
         self.high_watermark = log.log_end_offset
         self._waiters: set[asyncio.Future[None]] = set()

@@ -210,7 +210,7 @@ class LogManager:
                 _PARTITION_DIR.fullmatch(path.name)
                 and path not in claimed
                 and path.is_dir()
-                and any(f.stat().st_size for f in path.glob("*.log"))
+                and _holds_records(path)
             ):
                 log.error(
                     "partition directory %s holds records but belongs to no topic (its "
@@ -328,7 +328,7 @@ class LogManager:
         """
         if not directory.exists():
             return
-        if not any(f.stat().st_size for f in directory.glob("*.log")):
+        if not _holds_records(directory):
             log.warning("removing empty leftover partition directory %s", directory)
             shutil.rmtree(directory)
             return
@@ -442,3 +442,8 @@ class LogManager:
             self._logs.clear()
             self._topics.clear()
             self._dir_lock.release()
+
+
+def _holds_records(directory: Path) -> bool:
+    """A partition directory with a non-empty segment file."""
+    return any(f.stat().st_size for f in directory.glob("*.log"))

@@ -64,7 +64,7 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) 
     if records is None:
         result.fail(ErrorCode.invalid_record, "null records")
         return result
-    if _is_internal(ctx, topic):
+    if partition.internal:
         # Only the coordinators write __consumer_offsets and __transaction_state: a client's
         # record there would forge committed offsets or transaction state, and one the
         # coordinator cannot read is replayed at every start (Kafka's appendToLocalLog).
@@ -175,11 +175,6 @@ def _reject_acks(
             per_partition.append((data.index, result))
         results.append((topic.name, per_partition))
     return results
-
-
-def _is_internal(ctx: RequestContext, topic: str) -> bool:
-    info = ctx.broker.topic(topic)
-    return info is not None and info.internal
 
 
 def _fail_not_durable(ctx: RequestContext, result: _PartitionResult, exc: BaseException) -> None:

@@ -222,10 +222,9 @@ def handle_delete_records(ctx: RequestContext, request: Any) -> Any:
                 "error_code": ErrorCode.none,
             }
             partition = ctx.broker.partition(topic.name, wanted.partition_index)
-            info = ctx.broker.topic(topic.name)
-            if partition is None or info is None:
+            if partition is None:
                 entry["error_code"] = ErrorCode.unknown_topic_or_partition
-            elif info.internal:
+            elif partition.internal:
                 # Kafka's ReplicaManager refuses: the coordinators' state lives there (committed
                 # offsets, transactions, producer id blocks), and is replayed from it at start.
                 entry["error_code"] = ErrorCode.invalid_topic_exception
