@@ -27,7 +27,11 @@ from klamm.broker.groups import GroupCoordinator
 from klamm.broker.metrics import MetricsServer
 from klamm.broker.partition import Partition
 from klamm.broker.router import Handler, advertised_versions, load_handlers
-from klamm.broker.transactions import ProducerStateService, TransactionCoordinator
+from klamm.broker.transactions import (
+    ProducerIdAllocator,
+    ProducerStateService,
+    TransactionCoordinator,
+)
 from klamm.storage.cleaner import LogCleaner
 from klamm.storage.dirlock import DataDirInUse
 from klamm.storage.log_manager import LogManager, TopicInfo
@@ -157,11 +161,13 @@ class Broker:
 
     def _make_services(self) -> list[Any]:
         """The coordinators, in start order ("producers" before "transactions": the transaction
-        coordinator's start-up writes markers through the producer state)."""
+        coordinator's start-up writes markers through the producer state). Both share the producer
+        id allocator: the coordinator hands ids out, produce refuses any it never handed out."""
+        producer_ids = ProducerIdAllocator()
         return [
             GroupCoordinator(self),
-            ProducerStateService(self),
-            TransactionCoordinator(self),
+            ProducerStateService(self, producer_ids),
+            TransactionCoordinator(self, producer_ids=producer_ids),
         ]
 
     async def _retention_loop(self) -> None:

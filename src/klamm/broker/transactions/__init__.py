@@ -1,6 +1,7 @@
 """Idempotent producers and transactions on the broker.
 
 state.py        the transaction state machine, as data, and its records
+producer_ids.py which producer ids were handed out (InitProducerId) and which never were
 producers.py    per-partition producer state (sequences, LSO, aborted txns): service "producers"
 coordinator.py  the transaction coordinator: service "transactions"
 """
@@ -8,6 +9,7 @@ coordinator.py  the transaction coordinator: service "transactions"
 from __future__ import annotations
 
 from klamm.broker.transactions.coordinator import TransactionCoordinator, TxnError
+from klamm.broker.transactions.producer_ids import ProducerIdAllocator
 from klamm.broker.transactions.producers import ProducerStateService
 
-__all__ = ["ProducerStateService", "TransactionCoordinator", "TxnError"]
+__all__ = ["ProducerIdAllocator", "ProducerStateService", "TransactionCoordinator", "TxnError"]

@@ -16,8 +16,9 @@ written again, which is harmless (a marker for a producer without an open transa
 partition changes nothing). Transactions open longer than their timeout are aborted by a
 sweeper with a bumped epoch, which fences the late producer.
 
-Producer ids come from blocks of `PID_BLOCK` reserved by a record before any id of the block is
-handed out, so ids are never reused after a restart.
+Producer ids come from a `ProducerIdAllocator` (producer_ids.py), shared with the produce path,
+which refuses ids never handed out; its block reservations are records in this log, fsynced
+before any id of the block is handed out, so ids are never reused after a restart.
 
 Concurrency: one asyncio lock per transactional id serialises its operations (they await disk
 writes in between); the allocator has its own lock.
@@ -32,6 +33,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from klamm.broker.transactions.producer_ids import ProducerIdAllocator
 from klamm.broker.transactions.producers import AppendCheck, ProducerStateService
 from klamm.broker.transactions.state import (
     COMPLETE,
@@ -58,8 +60,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("klamm.broker.transactions")
 
 TXN_TOPIC = "__transaction_state"
-# Kafka reserves producer ids from the controller in blocks of 1000 (ProducerIdManager).
-PID_BLOCK = 1000
 # Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms is 10 s; a shorter sweep
 # costs one dict scan and makes timeouts precise enough for tests.
 SWEEP_INTERVAL_MS = 1000
@@ -81,14 +81,16 @@ class TxnError(Exception):
 class TransactionCoordinator:
     name = "transactions"
 
-    def __init__(self, broker: Broker, *, sweep_interval_ms: int = SWEEP_INTERVAL_MS) -> None:
+    def __init__(
+        self, broker: Broker, *, sweep_interval_ms: int = SWEEP_INTERVAL_MS,
+        producer_ids: ProducerIdAllocator | None = None,
+    ) -> None:  # fmt: skip
         self.broker = broker
         self.txns: dict[str, TxnMetadata] = {}
         self._by_pid: dict[int, TxnMetadata] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._pid_lock = asyncio.Lock()
-        self._next_pid = 0
-        self._block_end = 0
+        # Shared with the produce path (ProducerStateService), which refuses unallocated ids.
+        self.producer_ids = producer_ids if producer_ids is not None else ProducerIdAllocator()
         self._sweep_interval_ms = sweep_interval_ms
         self._task: asyncio.Task[None] | None = None
         self._log: Partition | None = None
@@ -149,9 +151,7 @@ class TransactionCoordinator:
         """Apply one record (raises TxnRecordError, changing nothing, if it cannot be read)."""
         kind, name = decode_key(key)
         if kind == "pid_block":
-            end = decode_pid_block(value)
-            self._block_end = max(self._block_end, end)
-            self._next_pid = max(self._next_pid, end)  # a restart skips the rest of the block
+            self.producer_ids.replay_block(decode_pid_block(value))
             return
         if kind != "txn":
             return
@@ -163,7 +163,8 @@ class TransactionCoordinator:
             return
         self.txns[name] = meta
         self._by_pid[meta.producer_id] = meta
-        self._next_pid = max(self._next_pid, meta.producer_id + 1)
+        self.producer_ids.observe(meta.producer_id)
+        self.producer_ids.observe(meta.last_producer_id)
 
     async def _write(self, entries: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Append records to the transaction log, wait until durable, then apply them."""
@@ -187,14 +188,15 @@ class TransactionCoordinator:
         return lock
 
     async def allocate_producer_id(self) -> int:
-        async with self._pid_lock:
-            if self._next_pid >= self._block_end:
-                end = max(self._block_end, self._next_pid) + PID_BLOCK
-                await self._write([(encode_key("pid_block"), str(end).encode())])
-                self._next_pid = end - PID_BLOCK
-            pid = self._next_pid
-            self._next_pid += 1
-            return pid
+        return await self.producer_ids.allocate(self._reserve_pid_block)
+
+    async def _reserve_pid_block(self, end: int) -> None:
+        """Make the reservation of the ids below `end` durable. fsynced even with flush policy
+        "os": a reservation lost to a power cut could hand out ids again, and a reused id makes
+        its new producer's first batch look like a retry of the old one's."""
+        await self._write([(encode_key("pid_block"), str(end).encode())])
+        assert self._log is not None
+        await asyncio.to_thread(self._log.log.flush)
 
     # --- InitProducerId ----------------------------------------------------------------------
 

@@ -16,10 +16,11 @@ ProducerStateManager does into `check()` (validate, no side effects) and `update
 
 `ProducerStateService` (broker service "producers") holds one `PartitionProducers` per
 partition, answers the produce path's `check_append` / `record_append` hooks with a dict
-lookup and a few integer comparisons, installs the partition's LSO and aborted-transaction
-hooks, appends transaction markers for the coordinator, and keeps the state durable: snapshots
-(klamm.storage.producer_state) at shutdown and periodically, and replay of the log tail after
-the newest snapshot at start-up, so idempotence holds across a crash.
+lookup and a few integer comparisons (first of all: a producer id the broker never handed out
+is refused with UNKNOWN_PRODUCER_ID, see producer_ids.py), installs the partition's LSO and
+aborted-transaction hooks, appends transaction markers for the coordinator, and keeps the state
+durable: snapshots (klamm.storage.producer_state) at shutdown and periodically, and replay of
+the log tail after the newest snapshot at start-up, so idempotence holds across a crash.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from klamm.broker.transactions.producer_ids import ProducerIdAllocator
 from klamm.protocol.errors import ErrorCode
 from klamm.protocol.record_batch import (
     CONTROL_COMMIT,
@@ -249,8 +251,12 @@ class ProducerStateService:
 
     name = "producers"
 
-    def __init__(self, broker: Broker, snapshot_interval_s: float = SNAPSHOT_INTERVAL_S) -> None:
+    def __init__(
+        self, broker: Broker, producer_ids: ProducerIdAllocator,
+        snapshot_interval_s: float = SNAPSHOT_INTERVAL_S,
+    ) -> None:  # fmt: skip
         self.broker = broker
+        self._producer_ids = producer_ids
         self._states: dict[Partition, PartitionProducers] = {}
         self._interval = snapshot_interval_s
         self._task: asyncio.Task[None] | None = None
@@ -263,6 +269,10 @@ class ProducerStateService:
         loaded = await asyncio.to_thread(lambda: [load_partition(p.log) for p in partitions])
         for partition, state in zip(partitions, loaded, strict=True):
             self._install(partition, state)
+            # Ids still named here were handed out, even if the transaction log that recorded
+            # their reservation was lost: never hand them out again (producer_ids.py).
+            for producer_id in state.producers:
+                self._producer_ids.observe(producer_id)
         self._task = asyncio.create_task(self._snapshot_loop())
 
     async def stop(self) -> None:
@@ -283,6 +293,13 @@ class ProducerStateService:
     def check_append(self, partition: Partition, header: BatchHeader) -> AppendCheck | None:
         if header.producer_id < 0:
             return None
+        if not self._producer_ids.is_allocated(header.producer_id):
+            return AppendCheck(
+                ErrorCode.unknown_producer_id,
+                f"producer id {header.producer_id} was never handed out by this broker "
+                "(InitProducerId)",
+                -1,
+            )
         result = self.state(partition).check(header)
         if result is None and header.is_transactional and self.txn_check is not None:
             result = self.txn_check(header, partition)
