@@ -21,31 +21,41 @@ is refused with UNKNOWN_PRODUCER_ID, see producer_ids.py), installs the partitio
 aborted-transaction hooks, appends transaction markers for the coordinator, and keeps the state
 durable: snapshots (klamm.storage.producer_state) at shutdown and periodically, and replay of
 the log tail after the newest snapshot at start-up, so idempotence holds across a crash.
+A snapshot belongs to one partition instance: it records its topic id and is written through a
+descriptor of its own log's directory (`write_snapshots`), so a topic deleted and re-created
+between taking and writing it never receives it; at load, one of another topic or naming an
+open transaction its log does not hold is refused with a warning and the state rebuilt from the
+log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from klamm.broker.transactions.producer_ids import ProducerIdAllocator
-from klamm.protocol.errors import ErrorCode
+from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
 from klamm.protocol.record_batch import (
     CONTROL_COMMIT,
     BatchHeader,
     build_control_batch,
     control_type,
     decode_batch,
+    parse_header,
 )
+from klamm.storage.errors import StorageError
 from klamm.storage.producer_state import (
     BatchMetadata,
     ProducerEntry,
     Snapshot,
+    discard_snapshot,
     load_latest_snapshot,
-    write_snapshot,
+    open_directory,
+    write_snapshot_at,
 )
 from klamm.storage.txn_index import AbortedTxn, TxnIndex
 
@@ -53,6 +63,7 @@ if TYPE_CHECKING:
     from klamm.broker.node import Broker
     from klamm.broker.partition import Partition
     from klamm.storage.log import PartitionLog
+    from klamm.storage.log_manager import LogManager
 
 log = logging.getLogger("klamm.broker.producers")
 
@@ -206,13 +217,13 @@ class PartitionProducers:
 
     # --- snapshots ---------------------------------------------------------------------------
 
-    def snapshot(self, end_offset: int) -> Snapshot:
+    def snapshot(self, end_offset: int, topic_id: uuid.UUID | None = None) -> Snapshot:
         producers = [
             ProducerEntry(e.producer_id, e.epoch, e.coordinator_epoch, e.txn_first_offset,
                           e.last_timestamp, e.batches.copy())
             for e in self.producers.values()
         ]  # fmt: skip
-        return Snapshot(end_offset, producers, TxnIndex(self.aborted.entries()))
+        return Snapshot(end_offset, producers, TxnIndex(self.aborted.entries()), topic_id)
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> PartitionProducers:
@@ -225,11 +236,21 @@ class PartitionProducers:
         return state
 
 
-def load_partition(plog: PartitionLog) -> PartitionProducers:
+def load_partition(plog: PartitionLog, topic_id: uuid.UUID | None = None) -> PartitionProducers:
     """Newest usable snapshot plus a replay of every batch after it (blocking: run in a
-    worker thread before the partition is served)."""
+    worker thread before the partition is served). A snapshot of another topic (`topic_id`) or
+    one that does not match the log is refused with a warning, and the state is rebuilt from
+    the whole log, as if there were none."""
     end = plog.log_end_offset
-    snapshot = load_latest_snapshot(plog.directory, end)
+    snapshot = load_latest_snapshot(plog.directory, end, topic_id)
+    if snapshot is not None:
+        mismatch = _mismatch(snapshot, plog)
+        if mismatch is not None:
+            log.warning("%s: producer snapshot at %d does not match the log (%s); discarded, "
+                        "rebuilding producer state from the log", plog.directory,
+                        snapshot.end_offset, mismatch)  # fmt: skip
+            discard_snapshot(plog.directory, snapshot.end_offset)
+            snapshot = None
     if snapshot is not None and snapshot.end_offset >= plog.log_start_offset:
         state = PartitionProducers.from_snapshot(snapshot)
         start = snapshot.end_offset
@@ -241,6 +262,33 @@ def load_partition(plog: PartitionLog) -> PartitionProducers:
     state.aborted.truncate_before(plog.log_start_offset)
     state.dirty = start != end
     return state
+
+
+def _mismatch(snapshot: Snapshot, plog: PartitionLog) -> str | None:
+    """Why `snapshot` cannot describe `plog`, or None. Every open transaction it names must
+    start, still inside the log, with a transactional batch of that producer: a snapshot
+    written for another log (a deleted topic's, before snapshots recorded their topic id) would
+    otherwise hold the last stable offset at a transaction that will never end."""
+    for entry in snapshot.producers:
+        first = entry.txn_first_offset
+        if first < plog.log_start_offset:
+            continue  # none open, or deleted by retention: nothing left to check
+        if first >= snapshot.end_offset:
+            return f"producer {entry.producer_id}'s transaction starts at {first}, past its end"
+        try:
+            header = parse_header(plog.read(first, 1))
+        except (InvalidRecordBatch, StorageError) as exc:
+            return f"cannot read offset {first}: {exc}"
+        if (
+            header.base_offset != first
+            or header.producer_id != entry.producer_id
+            or not header.is_transactional
+            or header.is_control
+        ):
+            return (
+                f"offset {first} is not the start of a transaction of producer {entry.producer_id}"
+            )
+    return None
 
 
 TxnCheck = Callable[[BatchHeader, "Partition"], AppendCheck | None]
@@ -266,7 +314,10 @@ class ProducerStateService:
 
     async def start(self) -> None:
         partitions = [p for p in self.broker.partitions() if not p.topic.startswith("__")]
-        loaded = await asyncio.to_thread(lambda: [load_partition(p.log) for p in partitions])
+        ids = [self._topic_id(p) for p in partitions]
+        loaded = await asyncio.to_thread(
+            lambda: [load_partition(p.log, i) for p, i in zip(partitions, ids, strict=True)]
+        )
         for partition, state in zip(partitions, loaded, strict=True):
             self._install(partition, state)
             # Ids still named here were handed out, even if the transaction log that recorded
@@ -286,7 +337,7 @@ class ProducerStateService:
         state = self._states.get(partition)
         if state is None:
             # A partition created after start-up (new, so its log is empty or tiny).
-            state = load_partition(partition.log)
+            state = load_partition(partition.log, self._topic_id(partition))
             self._install(partition, state)
         return state
 
@@ -366,18 +417,31 @@ class ProducerStateService:
 
     # --- snapshots -----------------------------------------------------------------------------
 
+    def _topic_id(self, partition: Partition) -> uuid.UUID | None:
+        info = self.broker.topic(partition.topic)
+        return info.topic_id if info is not None else None
+
     async def snapshot_all(self, *, only_dirty: bool) -> None:
-        # Encode on the event loop (a consistent cut: appends also run here), write in a thread.
-        work: list[tuple[Path, Snapshot]] = []
+        work = self.collect_snapshots(only_dirty=only_dirty)
+        if work:
+            await asyncio.to_thread(write_snapshots, work, self.broker.logs)
+
+    def collect_snapshots(self, *, only_dirty: bool) -> list[PendingSnapshot]:
+        """Take the snapshots on the event loop (a consistent cut: appends also run here); the
+        caller writes them with `write_snapshots` in a worker thread."""
+        work: list[PendingSnapshot] = []
         for partition, state in list(self._states.items()):
             if only_dirty and not state.dirty:
                 continue
+            # The topic id first: a topic re-created since has no `partition` any more.
+            topic_id = self._topic_id(partition)
             if self.broker.partition(partition.topic, partition.index) is not partition:
-                continue  # deleted topic
+                del self._states[partition]  # its topic was deleted
+                continue
             state.dirty = False
-            work.append((partition.log.directory, state.snapshot(partition.log.log_end_offset)))
-        if work:
-            await asyncio.to_thread(_write_all, work)
+            snapshot = state.snapshot(partition.log.log_end_offset, topic_id)
+            work.append(PendingSnapshot(partition.topic, partition.index, partition.log, snapshot))
+        return work
 
     async def _snapshot_loop(self) -> None:
         while True:
@@ -394,10 +458,39 @@ class ProducerStateService:
         return sum(state.expire(now, limit) for state in self._states.values())
 
 
-def _write_all(work: list[tuple[Path, Snapshot]]) -> None:
-    for directory, snapshot in work:
+class PendingSnapshot(NamedTuple):
+    """A snapshot taken of one partition log, to be written into its directory."""
+
+    topic: str
+    partition: int
+    plog: PartitionLog
+    snapshot: Snapshot
+
+
+def write_snapshots(work: list[PendingSnapshot], logs: LogManager) -> None:
+    """Write snapshots (blocking: a worker thread). Each goes into the directory of the very
+    log it was taken of, never a namesake: the directory is opened first, and used only if the
+    log manager still serves that log afterwards. LogManager.delete_topic forgets a log before
+    it renames the log's directory, so the open one was the log's own; written through that
+    descriptor, the file follows the directory if it is renamed meanwhile, and fails if it is
+    removed, instead of landing in a re-created topic's directory of the same name."""
+    for item in work:
+        directory = item.plog.directory
         try:
-            write_snapshot(directory, snapshot)
+            dir_fd = open_directory(directory)
+        except FileNotFoundError:
+            continue  # its topic was deleted
+        except OSError as exc:
+            log.warning("cannot write producer snapshot in %s: %s", directory, exc)
+            continue
+        try:
+            if logs.log(item.topic, item.partition) is not item.plog:
+                continue  # its topic was deleted (and maybe re-created)
+            write_snapshot_at(dir_fd, item.snapshot)
+        except FileNotFoundError:
+            log.info("producer snapshot for %s not written: its topic was deleted", directory)
         except OSError as exc:
             # A missing snapshot only costs a longer replay at the next start.
             log.warning("cannot write producer snapshot in %s: %s", directory, exc)
+        finally:
+            os.close(dir_fd)
