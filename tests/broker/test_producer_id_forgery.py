@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from klamm.broker.config import BrokerConfig
 from klamm.broker.node import Broker
-from klamm.broker.transactions import TransactionCoordinator
+from klamm.broker.transactions import ProducerIdAllocator, TransactionCoordinator
 from klamm.protocol.errors import ErrorCode
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch, parse_header
 from klamm.testing import EmbeddedBroker
@@ -190,3 +190,24 @@ async def test_ids_named_by_partitions_are_never_handed_out_again(tmp_path: Path
         assert _append(broker, forged_batch(new_pid)) == (ErrorCode.none, 1)  # not a duplicate
     finally:
         await broker.stop()
+
+
+async def test_allocator_blocks_and_observed_ids() -> None:
+    reserved: list[int] = []
+
+    async def reserve(end: int) -> None:
+        reserved.append(end)
+        ids.replay_block(end)  # as the coordinator's write replays its record
+
+    ids = ProducerIdAllocator(block_size=10)
+    assert [await ids.allocate(reserve) for _ in range(12)] == list(range(12))
+    assert reserved == [10, 20]  # one durable reservation per block, before its first id
+    assert ids.is_allocated(11) and not ids.is_allocated(12) and not ids.is_allocated(-1)
+
+    restarted = ProducerIdAllocator(block_size=10)  # replay: the last block is skipped whole
+    restarted.replay_block(10)
+    restarted.replay_block(20)
+    restarted.observe(2**62)  # forged before ids were checked: unreachable, so not counted
+    restarted.observe(3)
+    assert restarted.next_id == 20
+    assert await restarted.allocate(reserve) == 20

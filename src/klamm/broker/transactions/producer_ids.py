@@ -27,13 +27,21 @@ disk write; the other methods never await.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 __all__ = ["PID_BLOCK", "ProducerIdAllocator"]
 
+log = logging.getLogger("klamm.broker.transactions")
+
 # Kafka reserves producer ids from the controller in blocks of 1000 (ProducerIdManager): one
 # durable write per thousand InitProducerId calls, and at most 999 ids skipped by a restart.
 PID_BLOCK = 1000
+# Counting from 0 at a million InitProducerId a second takes over 2000 years to get here, so a
+# stored id this high was forged (written before this broker refused unallocated ids). It is not
+# counted as handed out (it never will be), lest it push `next_id` towards the Int64 limit where
+# InitProducerId could no longer answer.
+UNREACHABLE_ID = 2**56
 
 
 class ProducerIdAllocator:
@@ -57,7 +65,10 @@ class ProducerIdAllocator:
     def observe(self, producer_id: int) -> None:
         """An id found in stored state (transaction log, a partition's producers) at start-up:
         it was handed out, so it is never handed out again."""
-        if producer_id >= self._next:
+        if producer_id >= UNREACHABLE_ID:
+            log.warning("ignoring stored producer id %d: no broker hands out ids that high",
+                        producer_id)  # fmt: skip
+        elif producer_id >= self._next:
             self._next = producer_id + 1
 
     def replay_block(self, end: int) -> None:
