@@ -204,10 +204,26 @@ async def test_allocator_blocks_and_observed_ids() -> None:
     assert reserved == [10, 20]  # one durable reservation per block, before its first id
     assert ids.is_allocated(11) and not ids.is_allocated(12) and not ids.is_allocated(-1)
 
+    async def failing(end: int) -> None:
+        ids.replay_block(end)  # appended and replayed, then the fsync fails
+        raise OSError("fsync failed")
+
+    assert [await ids.allocate(failing) for _ in range(8)] == list(range(12, 20))  # reserved
+    with pytest.raises(OSError):
+        await ids.allocate(failing)
+    with pytest.raises(OSError):
+        await ids.allocate(failing)  # still not reserved: no id without a durable reservation
+    assert ids.next_id == 20 and reserved == [10, 20]
+    assert await ids.allocate(reserve) == 20
+    assert reserved == [10, 20, 30]
+
+    async def restarted_reserve(end: int) -> None:
+        pass
+
     restarted = ProducerIdAllocator(block_size=10)  # replay: the last block is skipped whole
     restarted.replay_block(10)
     restarted.replay_block(20)
     restarted.observe(2**62)  # forged before ids were checked: unreachable, so not counted
     restarted.observe(3)
     assert restarted.next_id == 20
-    assert await restarted.allocate(reserve) == 20
+    assert await restarted.allocate(restarted_reserve) == 20

@@ -72,15 +72,18 @@ class ProducerIdAllocator:
             self._next = producer_id + 1
 
     def replay_block(self, end: int) -> None:
-        """A block-reservation record. Read back at start-up, every id of the block counts as
-        handed out; written by `allocate` right now, only the reservation moves."""
+        """A block-reservation record read back at start-up: every id of the block counts as
+        handed out. (The record `allocate` is writing right now is applied by `allocate`, once
+        `reserve` has made it durable.)"""
+        if end == self._reserving:
+            return
         self._block_end = max(self._block_end, end)
-        if end != self._reserving:
-            self._next = max(self._next, end)
+        self._next = max(self._next, end)
 
     async def allocate(self, reserve: Callable[[int], Awaitable[None]]) -> int:
         """The next id. `reserve(end)` must make a block-reservation record durable (and may
-        replay it); if it raises, no id is handed out and nothing changes here."""
+        replay it); if it raises, no id is handed out, nothing changes here, and the next call
+        reserves again."""
         async with self._lock:
             if self._next >= self._block_end:
                 end = self._next + self._block_size
