@@ -32,6 +32,9 @@ class BrokerConfig:
     num_partitions: int = 1
     # Kafka's socket.request.max.bytes.
     max_request_bytes: int = 100 * 1024 * 1024
+    # Kafka's fetch.max.bytes (55 MiB): the most one Fetch response carries over all its
+    # partitions, whatever the request asks (the first batch still goes out whole, KIP-74).
+    fetch_max_bytes: int = 55 * 1024 * 1024
     # Prometheus `GET /metrics` listener; None: off. Port 0 picks a free port (tests).
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
@@ -101,6 +104,7 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "auto.create.topics.enable": ("auto_create_topics", lambda v: v.lower() == "true"),
     "num.partitions": ("num_partitions", int),
     "socket.request.max.bytes": ("max_request_bytes", int),
+    "fetch.max.bytes": ("fetch_max_bytes", lambda v: _at_least(v, 1024)),
     "klamm.metrics.port": ("metrics_port", int),
     "klamm.metrics.host": ("metrics_host", str),
     "log.retention.check.interval.ms": ("retention_check_interval_ms", int),
@@ -217,6 +221,14 @@ def config_from_properties(props: dict[str, str], base: BrokerConfig) -> BrokerC
     changes["topic_defaults"] = topic_defaults
     changes["sasl_users"] = users
     return base.replace(**changes)
+
+
+def _at_least(value: str, minimum: int) -> int:
+    """An int setting with Kafka's `atLeast` validator."""
+    number = int(value)
+    if number < minimum:
+        raise ValueError(value)
+    return number
 
 
 def _one_of(value: str, allowed: tuple[str, ...]) -> str:

@@ -1,8 +1,12 @@
 """A partition as the broker serves it: its log, its high watermark, and parked fetches.
 
 The high watermark is the end of the durable prefix of the log (see durability.py); consumers
-never read past it. Fetches that found too little data park a future here and are woken the
-moment the high watermark advances, which is what sets end-to-end latency.
+never read past it. Fetches that found too little data park a `FetchWaiter` here and are woken
+the moment the high watermark advances, which is what sets end-to-end latency.
+
+Waking is O(1) per parked fetch: the partition only tells each waiter *that* it moved; the fetch
+decides from offsets whether it has enough (as Kafka's DelayedFetch.tryComplete), so a busy
+partition with many parked fetches never re-reads data on the event loop per append.
 """
 
 from __future__ import annotations
@@ -15,6 +19,32 @@ from klamm.protocol.record_batch import iter_batches
 
 if TYPE_CHECKING:
     from klamm.storage.log import PartitionLog
+
+
+class FetchWaiter:
+    """One parked fetch: the partitions that moved since it last looked, and a future that
+    completes at the first such move. Stays registered on its partitions until removed, so a
+    fetch over many partitions is not re-registered on every wake-up."""
+
+    __slots__ = ("_future", "woken")
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.woken: set[Partition] = set()
+
+    def wake(self, partition: Partition) -> None:
+        self.woken.add(partition)
+        if not self._future.done():
+            self._future.set_result(None)
+
+    async def wait(self, timeout: float) -> set[Partition]:
+        """The partitions that moved (empty on timeout), clearing them for the next wait."""
+        if not self.woken:
+            await asyncio.wait((self._future,), timeout=timeout)
+        woken, self.woken = self.woken, set()
+        if self._future.done():
+            self._future = asyncio.get_running_loop().create_future()
+        return woken
 
 
 class Partition:
@@ -39,7 +69,7 @@ class Partition:
         self.internal = internal
         # After recovery the whole log on disk is the durable prefix.
         self.high_watermark = log.log_end_offset
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._waiters: set[FetchWaiter] = set()
         self.stable_offset_hook: Callable[[Partition], int] | None = None
         self.aborted_hook: Callable[[Partition, int, int], list[dict[str, int]]] | None = None
 
@@ -50,11 +80,9 @@ class Partition:
         self.wake_waiters()
 
     def wake_waiters(self) -> None:
-        """Complete every parked fetch: new data, or the partition is going away."""
-        waiters, self._waiters = self._waiters, set()
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        """Tell every parked fetch this partition moved: new data, or it is going away."""
+        for waiter in self._waiters:
+            waiter.wake(self)
 
     @property
     def last_stable_offset(self) -> int:
@@ -73,12 +101,15 @@ class Partition:
 
     def reset_high_watermark(self) -> None:
         """After truncation or deletion of records: clamp to what the log now holds."""
-        self.high_watermark = min(self.high_watermark, self.log.log_end_offset)
+        end = self.log.log_end_offset
+        if end < self.high_watermark:
+            self.high_watermark = end
+            self.wake_waiters()  # parked fetches past the new end answer now
 
-    def add_waiter(self, waiter: asyncio.Future[None]) -> None:
+    def add_waiter(self, waiter: FetchWaiter) -> None:
         self._waiters.add(waiter)
 
-    def remove_waiter(self, waiter: asyncio.Future[None]) -> None:
+    def remove_waiter(self, waiter: FetchWaiter) -> None:
         self._waiters.discard(waiter)
 
     def read(

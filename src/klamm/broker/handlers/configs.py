@@ -130,10 +130,27 @@ def _describe_broker(ctx: RequestContext, keys: tuple[str, ...] | None) -> list[
     ]
 
 
+def _distinct_resources(resources: Any) -> list[Any]:
+    """Each (resource, requested keys) once, in request order. Kafka answers a repeated
+    resource again; clients never repeat one (librdkafka refuses duplicates, the Java admin
+    keys them in a map), and a topic listed 20 000 times in a 200 KB request made 600 000
+    config entries and a 17 s stall."""
+    seen: dict[tuple[int, str, tuple[str, ...] | None], Any] = {}
+    for resource in resources:
+        keys = resource.configuration_keys
+        key = (
+            resource.resource_type,
+            resource.resource_name,
+            None if keys is None else tuple(keys),
+        )
+        seen.setdefault(key, resource)
+    return list(seen.values())
+
+
 def handle_describe_configs(ctx: RequestContext, request: Any) -> Any:
     results = []
     documentation = getattr(request, "include_documentation", False)
-    for resource in request.resources:
+    for resource in _distinct_resources(request.resources):
         entry: dict[str, Any] = {
             "error_code": ErrorCode.none,
             "error_message": None,

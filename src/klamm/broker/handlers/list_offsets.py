@@ -77,15 +77,42 @@ def _search(partition: Partition, timestamp: int) -> tuple[int, int] | None:
     return partition.log.offset_for_timestamp(timestamp)
 
 
+def _duplicated(topics: Any) -> set[tuple[str, int]]:
+    """Partitions listed more than once. Kafka answers each of their listings INVALID_REQUEST
+    (KafkaApis.handleListOffsetRequest, ListOffsetsRequest.duplicatePartitions) without
+    looking anything up, so repeating a costly timestamp search multiplies nothing."""
+    seen: set[tuple[str, int]] = set()
+    duplicated: set[tuple[str, int]] = set()
+    for topic in topics:
+        for p in topic.partitions:
+            key = (topic.name, p.partition_index)
+            (duplicated if key in seen else seen).add(key)
+    return duplicated
+
+
+def _invalid(wanted: Any) -> dict[str, Any]:
+    return {
+        "partition_index": wanted.partition_index,
+        "error_code": ErrorCode.invalid_request,
+        "timestamp": -1,
+        "offset": -1,
+        "leader_epoch": -1,
+    }
+
+
 def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
+    duplicated = _duplicated(request.topics)
     return ctx.response(
         throttle_time=0,
         topics=[
             {
                 "name": topic.name,
                 "partitions": [
-                    _lookup(ctx, topic.name, p, read_committed) for p in topic.partitions
+                    _invalid(p)
+                    if (topic.name, p.partition_index) in duplicated
+                    else _lookup(ctx, topic.name, p, read_committed)
+                    for p in topic.partitions
                 ],
             }
             for topic in request.topics

@@ -68,6 +68,17 @@ def _error_entry(name: str, code: ErrorCode) -> dict[str, Any]:
     }
 
 
+def _distinct(requested: Any) -> list[Any]:
+    """Each requested topic once, in first-request order: Kafka's handleTopicMetadataRequest
+    takes the names as a Set, so a topic named 500 times is answered (and its partitions
+    listed) once, not 500 times. Lookups by id (name None) are keyed by their id."""
+    seen: dict[object, Any] = {}
+    for item in requested:
+        key = item.name if item.name is not None else getattr(item, "topic_id", None)
+        seen.setdefault(key, item)
+    return list(seen.values())
+
+
 def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     requested = request.topics
@@ -77,7 +88,7 @@ def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     else:
         allow_create = getattr(request, "allow_auto_topic_creation", True)
         topics = []
-        for item in requested:
+        for item in _distinct(requested):
             name = item.name
             if name is None:  # v10+ lookup by topic id: ids are not served by name-less lookups
                 topics.append(_error_entry("", ErrorCode.unknown_topic_id))
