@@ -204,10 +204,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
         transport = self._transport
         return self._held + (transport.get_write_buffer_size() if transport is not None else 0)
 
-    def held_bytes(self) -> int:
-        """Bytes of finished responses waiting behind an unfinished one."""
-        return self._held
-
     # --- timeouts -----------------------------------------------------------------------------
 
     def _check_idle(self) -> None:

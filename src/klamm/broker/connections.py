@@ -62,9 +62,6 @@ class Connections(Generic[C]):
     def __iter__(self) -> Iterator[C]:
         return iter(list(self._open))
 
-    def count(self, ip: str) -> int:
-        return self._per_ip[ip]
-
     def admit(self, connection: C, ip: str) -> str | None:
         """Count a new connection from `ip`; None if it may stay, else why it is refused (it
         is then not counted, and the caller closes it)."""
