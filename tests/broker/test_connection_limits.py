@@ -16,6 +16,7 @@ import pytest
 from kio.serial import entity_reader, entity_writer
 
 from klamm.broker.config import BrokerConfig, config_from_properties
+from klamm.broker.connections import Connections
 from klamm.protocol.build import build
 from klamm.protocol.errors import ErrorCode
 from klamm.protocol.messages import request_type, response_type
@@ -302,3 +303,27 @@ def test_a_second_fetch_waits_for_the_first(unique: str) -> None:
             first = correlation if first is None else first
             assert correlation == first + n
             assert reader(frame, 4)[0].responses[0].partitions[0].records
+
+
+def test_connections_counts_per_address_and_summarises_refusals(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    connections: Connections[str] = Connections(4, 2, clock=lambda: now[0])
+    for name, ip in [("a1", "10.0.0.1"), ("a2", "10.0.0.1"), ("b1", "10.0.0.2")]:
+        assert connections.admit(name, ip) is None
+    with caplog.at_level(logging.WARNING, logger="klamm"):
+        assert "max.connections.per.ip=2" in (connections.admit("a3", "10.0.0.1") or "")
+        assert connections.admit("c1", "10.0.0.3") is None  # another address: room left
+        assert "max.connections=4" in (connections.admit("c2", "10.0.0.3") or "")  # not logged
+        now[0] = 11.0
+        assert connections.admit("c3", "10.0.0.3") is not None  # logged, with the count
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "(1 more refused since the last warning)" in lines[1]
+    assert sorted(connections) == ["a1", "a2", "b1", "c1"]  # the refused ones are not counted
+    connections.discard("a1")
+    connections.discard("a1")  # twice, or one never admitted: no harm
+    connections.discard("c2")
+    assert connections.admit("a3", "10.0.0.1") is None
+    assert len(connections) == 4
