@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kio.serial import entity_reader, entity_writer
 
-from klamm.broker.config import BrokerConfig, config_from_properties
+from klamm.broker.config import BrokerConfig, ConfigFileError, config_from_properties
 from klamm.broker.connections import Connections
 from klamm.protocol.build import build
 from klamm.protocol.errors import ErrorCode
@@ -119,13 +119,19 @@ def test_the_limits_are_read_from_server_properties() -> None:
     config = config_from_properties(
         {"max.connections": "500", "max.connections.per.ip": "50",
          "connections.max.idle.ms": "60000", "sasl.server.max.receive.size": "1024",
-         "klamm.sasl.authentication.timeout.ms": "5000"},
+         "klamm.sasl.authentication.timeout.ms": "5000",
+         "max.connections.per.ip.overrides": "10.0.0.1:5, [::1]:7 ,"},
         BrokerConfig(),
     )  # fmt: skip
     assert (config.max_connections, config.max_connections_per_ip) == (500, 50)
     assert config.connections_max_idle_ms == 60000
     assert config.sasl_server_max_receive_size == 1024
     assert config.sasl_authentication_timeout_ms == 5000
+    assert config.max_connections_per_ip_overrides == {"10.0.0.1": 5, "::1": 7}
+    for bad in ("max.connections.per.ip.overrides=host.example:5", "max.connections=-1"):
+        key, _, value = bad.partition("=")
+        with pytest.raises(ConfigFileError, match=key):
+            config_from_properties({key: value}, BrokerConfig())
     defaults = BrokerConfig()  # Kafka's defaults
     assert defaults.max_connections == defaults.max_connections_per_ip == 2**31 - 1
     assert defaults.connections_max_idle_ms == 600_000
@@ -309,18 +315,19 @@ def test_connections_counts_per_address_and_summarises_refusals(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     now = [0.0]
-    connections: Connections[str] = Connections(4, 2, clock=lambda: now[0])
+    connections: Connections[str] = Connections(4, 2, {"10.0.0.9": 0}, clock=lambda: now[0])
     for name, ip in [("a1", "10.0.0.1"), ("a2", "10.0.0.1"), ("b1", "10.0.0.2")]:
         assert connections.admit(name, ip) is None
     with caplog.at_level(logging.WARNING, logger="klamm"):
         assert "max.connections.per.ip=2" in (connections.admit("a3", "10.0.0.1") or "")
+        assert "overrides=0" in (connections.admit("d1", "10.0.0.9") or "")  # not logged
         assert connections.admit("c1", "10.0.0.3") is None  # another address: room left
         assert "max.connections=4" in (connections.admit("c2", "10.0.0.3") or "")  # not logged
         now[0] = 11.0
         assert connections.admit("c3", "10.0.0.3") is not None  # logged, with the count
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2
-    assert "(1 more refused since the last warning)" in lines[1]
+    assert "(2 more refused since the last warning)" in lines[1]
     assert sorted(connections) == ["a1", "a2", "b1", "c1"]  # the refused ones are not counted
     connections.discard("a1")
     connections.discard("a1")  # twice, or one never admitted: no harm

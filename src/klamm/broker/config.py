@@ -80,6 +80,9 @@ class BrokerConfig:
     # Kafka. A connection over a limit is closed right after accept, with a WARNING.
     max_connections: int = 2**31 - 1
     max_connections_per_ip: int = 2**31 - 1
+    # Kafka's max.connections.per.ip.overrides (`ip:count,ip:count`): per-address exceptions.
+    # klamm takes IP addresses only (Kafka also resolves host names, once, at start-up).
+    max_connections_per_ip_overrides: dict[str, int] = field(default_factory=dict)
     # Kafka's connections.max.idle.ms (10 min): a connection that moves no byte for this long
     # (and has no request in progress) is closed; negative: never.
     connections_max_idle_ms: int = 600_000
@@ -133,6 +136,7 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     # connection limits
     "max.connections": ("max_connections", lambda v: _at_least(0, v)),
     "max.connections.per.ip": ("max_connections_per_ip", lambda v: _at_least(0, v)),
+    "max.connections.per.ip.overrides": ("max_connections_per_ip_overrides", lambda v: _per_ip(v)),
     "connections.max.idle.ms": ("connections_max_idle_ms", int),
     "sasl.server.max.receive.size": ("sasl_server_max_receive_size", lambda v: _at_least(1, v)),
     "klamm.sasl.authentication.timeout.ms": ("sasl_authentication_timeout_ms", int),
@@ -252,6 +256,19 @@ def _at_least(minimum: int, value: str) -> int:
     if number < minimum:
         raise ValueError(value)
     return number
+
+
+def _per_ip(value: str) -> dict[str, int]:
+    """`10.0.0.1:100,::1:50` -> {address: limit}; addresses normalised as peers are reported."""
+    import ipaddress
+
+    limits: dict[str, int] = {}
+    for entry in value.split(","):
+        if not entry.strip():
+            continue
+        address, _, count = entry.strip().rpartition(":")
+        limits[str(ipaddress.ip_address(address.strip("[]")))] = _at_least(0, count)
+    return limits
 
 
 def _mechanisms(value: str) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 log = logging.getLogger("klamm.broker.connection")
@@ -45,10 +45,12 @@ class Connections(Generic[C]):
         self,
         max_connections: int,
         max_connections_per_ip: int,
+        per_ip_overrides: Mapping[str, int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_connections = max_connections
         self.max_connections_per_ip = max_connections_per_ip
+        self._per_ip_overrides = dict(per_ip_overrides or {})  # address -> its own limit
         self.receive_buffer = bytearray(RECEIVE_BUFFER)
         self._clock = clock
         self._open: dict[C, str] = {}  # connection -> its client address
@@ -68,7 +70,10 @@ class Connections(Generic[C]):
         reason = None
         if len(self._open) >= self.max_connections:
             reason = f"the broker has max.connections={self.max_connections} open"
-        elif self._per_ip[ip] >= self.max_connections_per_ip:
+        elif ip in self._per_ip_overrides and self._per_ip[ip] >= self._per_ip_overrides[ip]:
+            limit = self._per_ip_overrides[ip]
+            reason = f"{ip} already has its max.connections.per.ip.overrides={limit} open"
+        elif ip not in self._per_ip_overrides and self._per_ip[ip] >= self.max_connections_per_ip:
             reason = f"{ip} already has max.connections.per.ip={self.max_connections_per_ip} open"
         if reason is not None:
             self._warn_refused(ip, reason)

@@ -51,7 +51,9 @@ class Broker:
         self.routes: dict[int, Handler] = load_handlers()
         self.advertised = advertised_versions(self.routes)
         self.connections: Connections[KafkaConnection] = Connections(
-            config.max_connections, config.max_connections_per_ip
+            config.max_connections,
+            config.max_connections_per_ip,
+            config.max_connections_per_ip_overrides,
         )
         # Requests received per API key (for metrics); counted before dispatch.
         self.request_counts: collections.Counter[int] = collections.Counter()
