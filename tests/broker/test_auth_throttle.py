@@ -16,7 +16,7 @@ from klamm.testing import EmbeddedBroker
 from tests.broker.wire import Wire
 
 HANDSHAKE, AUTHENTICATE, METADATA = 17, 36, 3
-DELAY_MS = 600
+DELAY_MS = 1000
 # The failure must not come before the delay; a little early for timer granularity.
 AT_LEAST = DELAY_MS / 1000 * 0.9
 
