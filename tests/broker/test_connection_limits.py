@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import struct
 import time
 import tracemalloc
@@ -181,6 +182,33 @@ def test_a_parked_fetch_longer_than_the_idle_timeout_is_answered(
         assert time.monotonic() - started >= wait_ms / 1000 * 0.8  # never cut short
         assert response.responses[0].partitions[0].error_code == ErrorCode.none
         assert _wait_until(wire.is_closed)  # then it is idle like any other
+
+
+def test_a_peer_that_stops_reading_is_closed_when_idle(
+    idle_broker: EmbeddedBroker, unique: str
+) -> None:
+    """Its answer stuck in the broker's write buffer is no activity: the connection goes (not
+    waiting for the buffer to drain, which would be never)."""
+    topic = f"stuck-{unique}"
+    with Wire(idle_broker.bootstrap) as producer:
+        _create_topic(producer, topic)
+        value = b"v" * (900 * 1024)  # under max.message.bytes
+        batch = build_batch(RecordBatch(records=[Record(0, int(time.time() * 1000), b"k", value)]))
+        response = producer.request(
+            0, 7, transactional_id=None, acks=-1, timeout=5000,
+            topic_data=[{"name": topic, "partition_data": [{"index": 0, "records": batch}]}],
+        )  # fmt: skip
+        assert response.responses[0].partition_responses[0].error_code == ErrorCode.none
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the answers cannot fit
+    sock.connect(("127.0.0.1", idle_broker.port))
+    wire = Wire.__new__(Wire)
+    wire.sock, wire._correlation = sock, 0
+    with wire:
+        wire.sock.sendall(_frames(wire, FETCH, 11, 10, **_fetch_fields(topic, 0, 1)))  # 9 MB
+        ref = _connection(idle_broker, wire)
+        assert _wait_until(lambda: ref() is None or _on_loop(idle_broker, ref().buffered_bytes) > 0)
+        assert _wait_until(lambda: ref() is None)  # closed and let go of
 
 
 # --- SASL: an authentication timeout ----------------------------------------------------------
