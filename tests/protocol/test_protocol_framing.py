@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+import tracemalloc
 
 import pytest
 from hypothesis import given
@@ -35,3 +36,26 @@ def test_oversized_frame_is_refused_before_it_is_buffered() -> None:
 def test_negative_size_is_malformed() -> None:
     with pytest.raises(MalformedFrame):
         FrameDecoder().feed(struct.pack(">i", -5) + b"x")
+
+
+def test_a_big_frame_costs_two_copies_at_most_and_nothing_once_out() -> None:
+    """A 100 MiB request held 300 MiB at its peak (the buffer, a slice of it, then the frame);
+    now the partial buffer and the frame handed back. Nothing stays once the frame is out."""
+    size = 8 * 1024 * 1024
+    stream = frame(b"x" * size) + b"\0\0"  # and the start of the next frame's header
+    decoder = FrameDecoder()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        out: list[bytes] = []
+        for start in range(0, len(stream), 256 * 1024):
+            out += decoder.feed(memoryview(stream)[start : start + 256 * 1024])
+        peak = tracemalloc.get_traced_memory()[1] - base
+        assert [len(f) for f in out] == [size]
+        assert decoder.buffered == 2
+        del out
+        left = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.3 * size, f"peak {peak / size:.1f}x the frame"
+    assert left < 64 * 1024

@@ -75,9 +75,28 @@ class BrokerConfig:
     ssl_keyfile: Path | None = None
     ssl_cafile: Path | None = None
     ssl_client_auth: Literal["none", "requested", "required"] = "none"
-    # Kafka's connection.failed.authentication.delay.ms: a failed login's connection is closed
-    # this long after its error response.
+    # Kafka's connection.failed.authentication.delay.ms: a failed login's error response, and
+    # the close after it, wait this long (KAFKA-10798), which slows password guessing.
     failed_authentication_delay_ms: int = 100
+    # --- connection limits (klamm.broker.connection, klamm.broker.connections) ---
+    # Kafka's max.connections and max.connections.per.ip: Integer.MAX_VALUE, no limit, as in
+    # Kafka. A connection over a limit is closed right after accept, with a WARNING.
+    max_connections: int = 2**31 - 1
+    max_connections_per_ip: int = 2**31 - 1
+    # Kafka's max.connections.per.ip.overrides (`ip:count,ip:count`): per-address exceptions.
+    # klamm takes IP addresses only (Kafka also resolves host names, once, at start-up).
+    max_connections_per_ip_overrides: dict[str, int] = field(default_factory=dict)
+    # Kafka's connections.max.idle.ms (10 min): a connection that moves no byte for this long
+    # (and has no request in progress) is closed; negative: never.
+    connections_max_idle_ms: int = 600_000
+    # Kafka's sasl.server.max.receive.size (512 KiB): the largest frame accepted before a
+    # client has authenticated, so an anonymous peer cannot make the broker buffer 100 MiB.
+    sasl_server_max_receive_size: int = 524_288
+    # A SASL_* connection not authenticated this long after it was accepted is closed (Kafka
+    # has no such bound: an unauthenticated peer that keeps a byte moving stays for ever).
+    # 30 s is Kafka clients' request.timeout.ms: a client has given up on its own by then;
+    # a real login takes a few round trips. Negative: never.
+    sasl_authentication_timeout_ms: int = 30_000
 
     @property
     def sasl_enabled(self) -> bool:
@@ -118,6 +137,13 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "sasl.enabled.mechanisms": ("sasl_mechanisms", lambda v: _mechanisms(v)),
     "klamm.sasl.scram.iterations": ("scram_iterations", int),
     "connection.failed.authentication.delay.ms": ("failed_authentication_delay_ms", int),
+    # connection limits
+    "max.connections": ("max_connections", lambda v: _at_least(0, v)),
+    "max.connections.per.ip": ("max_connections_per_ip", lambda v: _at_least(0, v)),
+    "max.connections.per.ip.overrides": ("max_connections_per_ip_overrides", lambda v: _per_ip(v)),
+    "connections.max.idle.ms": ("connections_max_idle_ms", int),
+    "sasl.server.max.receive.size": ("sasl_server_max_receive_size", lambda v: _at_least(1, v)),
+    "klamm.sasl.authentication.timeout.ms": ("sasl_authentication_timeout_ms", int),
     "ssl.certfile": ("ssl_certfile", Path),
     "ssl.keyfile": ("ssl_keyfile", Path),
     "ssl.cafile": ("ssl_cafile", Path),
@@ -235,6 +261,26 @@ def _one_of(value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(value)
     return value
+
+
+def _at_least(minimum: int, value: str) -> int:
+    number = int(value)
+    if number < minimum:
+        raise ValueError(value)
+    return number
+
+
+def _per_ip(value: str) -> dict[str, int]:
+    """`10.0.0.1:100,::1:50` -> {address: limit}; addresses normalised as peers are reported."""
+    import ipaddress
+
+    limits: dict[str, int] = {}
+    for entry in value.split(","):
+        if not entry.strip():
+            continue
+        address, _, count = entry.strip().rpartition(":")
+        limits[str(ipaddress.ip_address(address.strip("[]")))] = _at_least(0, count)
+    return limits
 
 
 def _mechanisms(value: str) -> tuple[str, ...]:

@@ -10,13 +10,28 @@ exactly as in Kafka, without holding back their processing.
 Backpressure: what a connection costs stays bounded however slowly its peer reads. Kafka serves
 one request at a time per connection (SocketServer mutes a channel from the moment a request is
 received until its response is sent); we pipeline, but decoded frames wait in a backlog and are
-started in bursts of `_BURST`, one burst per event-loop turn, and only while the transport's
-write buffer is under its high-water mark (asyncio's `pause_writing` / `resume_writing`) and
-fewer than `_MAX_PENDING` requests are unanswered. Between bursts the requests just started run
-to their first await: a Fetch with data has built its response, and writing it pushes back
-before many more are started. Reading stops while the backlog is not empty, so the backlog holds
-at most the frames one read completed. A peer that pipelines Fetches and never reads thus costs
-the high-water mark plus about two bursts of responses, not one response per request it sends.
+started in bursts of `_BURST`, one burst per event-loop turn, and only while
+  - the transport's write buffer is under its high-water mark (asyncio's `pause_writing` /
+    `resume_writing`),
+  - fewer than `_MAX_PENDING` requests are unanswered, and
+  - the finished responses held back behind an unfinished one (a parked long-poll Fetch at the
+    head) take fewer than `_MAX_HELD_BYTES`.
+A Fetch is not started while another Fetch on the connection is unanswered (no client has two
+in flight on one connection): a Fetch's response can be as large as fetch.max.bytes, and a
+pipeline of parked Fetches would otherwise all build theirs at once when data arrives.
+Between bursts the requests just started run to their first await: a Fetch with data has built
+its response, and writing it pushes back before many more are started. Reading stops while the
+backlog is not empty, so the backlog holds at most the frames one read completed. A peer that
+pipelines requests and never reads thus costs the high-water mark, `_MAX_HELD_BYTES`, one
+Fetch response and about two bursts of responses, not one response per request it sends.
+
+Timeouts: a connection that moves no byte for `connections.max.idle.ms` (Kafka's, 10 min) and
+has no request in progress is closed: this also ends a frame whose header promised 99 MiB and
+whose bytes never came. On a SASL_* listener a connection not authenticated within
+`klamm.sasl.authentication.timeout.ms` is closed, however it keeps its bytes moving.
+Connections over Kafka's `max.connections` / `max.connections.per.ip` are closed as soon as they
+are accepted (klamm.broker.connections, which also owns the receive buffer all connections
+share).
 
 Bad input never takes the broker down: a frame that cannot be decoded or an API we do not serve
 is logged with the peer's address and the connection is closed (Kafka does the same: it cannot
@@ -25,7 +40,10 @@ answer a request it cannot parse), except ApiVersions, which is answered per KIP
 On a SASL_* listener the connection starts unauthenticated (`session.sasl`, see
 klamm.broker.auth.authenticator): each frame's API key is checked before its body is decoded,
 tokens of a SaslHandshake v0 exchange arrive as bare frames and are answered the same way, and
-a failed exchange closes the connection right after its error response is written.
+a failed exchange answers its error response and closes the connection only after
+`connection.failed.authentication.delay.ms`, as Kafka does (KAFKA-10798), reading nothing more
+meanwhile: one client then guesses at most one password per delay per connection, and the
+delay is a timer, so no one else waits for it.
 """
 
 from __future__ import annotations
@@ -53,11 +71,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("klamm.broker.connection")
 
-# Kafka's sasl.server.max.receive.size: the largest frame accepted before a client has
-# authenticated, so an anonymous peer cannot make the broker buffer 100 MiB.
-_MAX_UNAUTHENTICATED_FRAME = 512 * 1024
-# Size of the reused receive buffer: large enough that a big Produce arrives in few callbacks.
-_RECV_BUFFER = 256 * 1024
 # Requests started per event-loop turn. One 256 KiB read can hold 2,800 Fetch frames of 93 bytes,
 # each asking for 1 MiB: started all at once, they would build all their responses before the
 # first is written and the write buffer can push back. 16 is the pipelining depth of our
@@ -68,25 +81,32 @@ _BURST = 16
 # the head holds back the responses behind it), so a client that pipelines without bound cannot
 # make the broker hold its requests without bound.
 _MAX_PENDING = 1000
+# Stop starting requests while finished responses of this many bytes wait behind an unfinished
+# one. A pipelining producer's 1,000 acks=all answers take about 100 KB, so real clients never
+# meet it; a client pipelining big answers (Metadata of thousands of partitions, say) behind a
+# parked Fetch is held to this, not to 1,000 answers of any size.
+_MAX_HELD_BYTES = 1024 * 1024
 
 
 class _Slot:
     """A place in the response order; `data` is None until the response is ready."""
 
-    __slots__ = ("data", "done")
+    __slots__ = ("data", "done", "fetch")
 
-    def __init__(self) -> None:
+    def __init__(self, fetch: bool = False) -> None:
         self.data: bytes | None = None
         self.done = False
+        self.fetch = fetch  # a Fetch: no other Fetch starts until this one is answered
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
+        self._connections = broker.connections
         self._max_request = broker.config.max_request_bytes
         self._decoder = FrameDecoder(self._max_request)
-        self._buffer = bytearray(_RECV_BUFFER)
         self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: collections.deque[_Slot] = collections.deque()  # started, in order
         self._backlog: collections.deque[bytes] = collections.deque()  # read, not yet started
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -94,7 +114,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._write_paused = False  # the transport's write buffer is over its high-water mark
         self._read_paused = False
         self._closed = False
-        self._close_scheduled = False  # a failed login: closing after a delay
+        self._close_scheduled = False  # a failed login: answering and closing after a delay
+        self._held = 0  # bytes of finished responses in `_pending`, not yet written
+        self._fetching = 0  # Fetch requests started and not answered (0 or 1)
+        self._last_active = 0.0  # loop time of the last byte read or response written
+        self._unsent = 0  # the transport's write buffer size when the idle timer last looked
+        # "idle", "login" (authentication timeout), "failed" (a failed login's delayed close)
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self.session = Session(peer="?")
 
     # --- asyncio.BufferedProtocol -------------------------------------------------------------
@@ -104,21 +130,41 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.session.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        self._broker.connections.add(self)
+        refused = self._connections.admit(self, str(peer[0]) if peer else "?")
+        if refused is not None:  # logged (rate-limited) by Connections
+            self._closed = True
+            transport.close()
+            return
+        config = self._broker.config
+        loop = self._loop = asyncio.get_running_loop()
+        self._last_active = loop.time()
+        if config.connections_max_idle_ms >= 0:
+            self._timers["idle"] = loop.call_later(config.connections_max_idle_ms / 1000,
+                                                   self._check_idle)  # fmt: skip
         credentials = self._broker.credentials
         if credentials is not None:  # a SASL_* listener: nothing is served before a login
             self.session.authenticated = False
-            self.session.sasl = SaslAuthenticator(self._broker.config.sasl_mechanisms, credentials)
-            self._decoder.max_frame_bytes = _MAX_UNAUTHENTICATED_FRAME
+            self.session.sasl = SaslAuthenticator(config.sasl_mechanisms, credentials)
+            self._decoder.max_frame_bytes = min(config.sasl_server_max_receive_size,
+                                                self._max_request)  # fmt: skip
+            if config.sasl_authentication_timeout_ms >= 0:
+                self._timers["login"] = loop.call_later(
+                    config.sasl_authentication_timeout_ms / 1000, self._check_authenticated
+                )
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return memoryview(self._buffer)
+        # Shared by every connection: buffer_updated copies what it keeps before returning.
+        return memoryview(self._connections.receive_buffer)
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._closed:  # refused at accept, or closing: read nothing more
+            return
+        assert self._loop is not None
+        self._last_active = self._loop.time()
         if self.session.authenticated and self._decoder.max_frame_bytes < self._max_request:
             self._decoder.max_frame_bytes = self._max_request  # logged in: full-size requests
         try:
-            frames = self._decoder.feed(memoryview(self._buffer)[:nbytes])
+            frames = self._decoder.feed(memoryview(self._connections.receive_buffer)[:nbytes])
         except ProtocolError as exc:
             self._abort(f"unreadable frame: {exc}")
             return
@@ -138,7 +184,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self._broker.connections.discard(self)
+        self._connections.discard(self)
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         for task in self._tasks:
             task.cancel()
         # Let go now of what was held for this peer (responses waiting their turn, frames not
@@ -146,14 +195,48 @@ class KafkaConnection(asyncio.BufferedProtocol):
         # a failed login keeps it alive a little longer.
         self._pending.clear()
         self._backlog.clear()
+        self._held = 0
         self._transport = None
 
     def buffered_bytes(self) -> int:
         """Response bytes held for the peer: finished responses waiting behind an unfinished one
         plus the transport's write buffer. Backpressure keeps this bounded."""
-        held = sum(len(slot.data) for slot in self._pending if slot.data is not None)
         transport = self._transport
-        return held + (transport.get_write_buffer_size() if transport is not None else 0)
+        return self._held + (transport.get_write_buffer_size() if transport is not None else 0)
+
+    # --- timeouts -----------------------------------------------------------------------------
+
+    def _check_idle(self) -> None:
+        """connections.max.idle.ms: close the connection if no byte moved for that long and no
+        request is in progress (a parked Fetch, a produce waiting for its fsync); else look
+        again when it could next have been idle that long."""
+        loop, transport = self._loop, self._transport
+        if self._closed or loop is None or transport is None:
+            return
+        now = loop.time()
+        unsent = transport.get_write_buffer_size()
+        if self._tasks or unsent < self._unsent:  # working for the peer, or it is reading
+            self._last_active = now
+        self._unsent = unsent
+        idle_ms = self._broker.config.connections_max_idle_ms
+        wake = self._last_active + idle_ms / 1000
+        if now >= wake:
+            # INFO: closing idle connections is routine (Kafka logs it at DEBUG).
+            log.info("%s: closing the connection, idle for %d ms (connections.max.idle.ms)",
+                     self.session.peer, idle_ms)  # fmt: skip
+            self._closed = True
+            transport.abort()  # nothing to deliver: whatever is unsent, the peer is not reading
+            return
+        self._timers["idle"] = loop.call_later(wake - now, self._check_idle)
+
+    def _check_authenticated(self) -> None:
+        if self._closed or self.session.authenticated or self._close_scheduled:
+            return
+        timeout = self._broker.config.sasl_authentication_timeout_ms
+        self._abort(
+            f"not authenticated within {timeout} ms (klamm.sasl.authentication.timeout.ms)",
+            level=logging.INFO,
+        )
 
     # --- flow control -------------------------------------------------------------------------
 
@@ -167,7 +250,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             and not self._closed
             and not self._write_paused
             and len(self._pending) < _MAX_PENDING
+            and self._held < _MAX_HELD_BYTES
         ):
+            if self._fetching and _api_key(backlog[0]) == ApiKey.FETCH:
+                break  # started again when the Fetch in flight is answered (_flush)
             if started == _BURST:
                 self._schedule_burst()
                 break
@@ -219,7 +305,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if handler is None:
             self._unsupported(frame, UnsupportedApi(header.api_key, header.api_version))
             return
-        slot = _Slot()
+        fetch = header.api_key == ApiKey.FETCH
+        slot = _Slot(fetch)
+        self._fetching += fetch
         self._pending.append(slot)
         ctx = RequestContext(self._broker, header, self.session)
         try:
@@ -250,9 +338,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except ProtocolError as exc:
             self._abort(f"malformed request before authentication: {exc}")
             return False
-        reason = sasl.check_request(api_key)
-        if reason is not None:
-            self._abort(f"{reason}; closing the connection, as Kafka does")
+        if sasl.check_request(api_key) is not None:  # failed: no response, a delayed close
+            self._flush()
             return False
         if api_key == ApiKey.API_VERSIONS:
             sasl.api_versions_answered()
@@ -263,8 +350,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         try:
             reply = sasl.authenticate(token)
         except AuthenticationFailed:
-            # v0 has no way to carry an error: Kafka closes the connection, and so do we.
-            self._abort(f"SASL authentication failed: {sasl.failure}")
+            # v0 has no way to carry an error: Kafka closes the connection (after the delay),
+            # and so do we.
+            self._flush()
             return
         if sasl.complete:
             self.session.authenticated = True
@@ -272,23 +360,36 @@ class KafkaConnection(asyncio.BufferedProtocol):
             log.info("%s: authenticated as %s with %s", self.session.peer,
                      self.session.principal, sasl.mechanism)  # fmt: skip
         slot = _Slot()
-        slot.data = length_prefixed(reply)
-        slot.done = True
         self._pending.append(slot)
-        self._flush()
+        self._finish(slot, length_prefixed(reply))
 
-    def _close_after_failed_login(self, reason: str) -> None:
-        """The error response is written; close a little later, as Kafka does (KIP-306,
-        connection.failed.authentication.delay.ms): it slows password guessing, and clients
-        that drop data read together with the EOF (kafka-python 3.0) still see the error."""
+    def _fail_login(self, out: list[bytes], reason: str) -> None:
+        """Answer a failed login (`out`: its error response, if the protocol has one) and close,
+        both after connection.failed.authentication.delay.ms, as Kafka does (KIP-306,
+        KAFKA-10798): it slows password guessing to one guess per delay per connection, and a
+        timer costs no one else anything. Clients that drop data read together with the EOF
+        (kafka-python 3.0) still see the error: close() sends it before the FIN."""
         if self._close_scheduled:
             return
         self._close_scheduled = True
         # INFO, as Kafka logs failed authentications: a client with a wrong password retries
         # several times a second, and each attempt is the same news.
         log.info("%s: %s; closing the connection", self.session.peer, reason)
+        transport = self._transport
+        if transport is not None and not self._read_paused:  # nothing more is served
+            transport.pause_reading()
+            self._read_paused = True
+        self._backlog.clear()
         delay = self._broker.config.failed_authentication_delay_ms / 1000
-        asyncio.get_running_loop().call_later(delay, self.close)
+        assert self._loop is not None
+        self._timers["failed"] = self._loop.call_later(delay, self._answer_and_close, out)
+
+    def _answer_and_close(self, out: list[bytes]) -> None:
+        transport = self._transport
+        if transport is not None and not self._closed:
+            if out:
+                transport.writelines(out)
+            self.close()
 
     def _finished(self, task: asyncio.Task[Any], slot: _Slot, ctx: RequestContext) -> None:
         self._tasks.discard(task)
@@ -303,8 +404,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._complete(slot, ctx, task.result())
 
     def _complete(self, slot: _Slot, ctx: RequestContext, body: Any) -> None:
-        slot.data = None if body is None else encode_response(ctx.header, body)
+        self._finish(slot, None if body is None else encode_response(ctx.header, body))
+
+    def _finish(self, slot: _Slot, data: bytes | None) -> None:
+        """A response is ready (None: the request has none, acks=0); write what is in order."""
+        slot.data = data
         slot.done = True
+        if data is not None:
+            self._held += len(data)
+        if slot.fetch:
+            self._fetching -= 1
         self._flush()
 
     def _flush(self) -> None:
@@ -314,12 +423,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
             data = pending.popleft().data
             if data is not None:
                 out.append(data)
+                self._held -= len(data)
+        sasl = self.session.sasl
+        if sasl is not None and sasl.failure is not None:
+            if not self._closed:  # the error response goes out after the delay, then the close
+                self._fail_login(out, sasl.failure)
+            return
         if out and self._transport is not None and not self._closed:
             self._transport.writelines(out)
-        sasl = self.session.sasl
-        if sasl is not None and sasl.failure is not None and not pending and not self._closed:
-            self._close_after_failed_login(sasl.failure)
-            return
+            assert self._loop is not None
+            self._last_active = self._loop.time()
         if self._backlog:  # answers made room: start what waits
             self._schedule_burst()
 
@@ -328,17 +441,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
             # KIP-511: answer in the v0 layout with our ranges so the client can downgrade.
             _, _, correlation_id = peek_header(frame)
             slot = _Slot()
-            slot.data = api_versions_error_response(correlation_id, self._broker.advertised)
-            slot.done = True
             self._pending.append(slot)
-            self._flush()
+            self._finish(slot, api_versions_error_response(correlation_id, self._broker.advertised))
             return
         self._abort(f"{exc} (closing the connection, as Kafka does)")
 
-    def _abort(self, reason: str) -> None:
+    def _abort(self, reason: str, level: int = logging.WARNING) -> None:
         if self._closed:
             return
-        log.warning("%s: %s", self.session.peer, reason)
+        log.log(level, "%s: %s", self.session.peer, reason)
         self._closed = True
         if self._transport is not None:
             self._transport.abort()
@@ -347,3 +458,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._transport is not None and not self._closed:
             self._closed = True
             self._transport.close()
+
+
+def _api_key(frame: bytes) -> int:
+    """A request frame's API key (its first two bytes), without decoding the header."""
+    return int.from_bytes(frame[:2], "big", signed=True)

@@ -22,6 +22,7 @@ from klamm.broker.auth import CredentialStore
 from klamm.broker.auth.tls import server_context
 from klamm.broker.config import BrokerConfig
 from klamm.broker.connection import KafkaConnection
+from klamm.broker.connections import Connections
 from klamm.broker.durability import GroupCommit
 from klamm.broker.groups import GroupCoordinator
 from klamm.broker.metrics import MetricsServer
@@ -53,7 +54,11 @@ class Broker:
         self.now_ms = now_ms
         self.routes: dict[int, Handler] = load_handlers()
         self.advertised = advertised_versions(self.routes)
-        self.connections: set[KafkaConnection] = set()
+        self.connections: Connections[KafkaConnection] = Connections(
+            config.max_connections,
+            config.max_connections_per_ip,
+            config.max_connections_per_ip_overrides,
+        )
         # Requests received per API key (for metrics); counted before dispatch.
         self.request_counts: collections.Counter[int] = collections.Counter()
         self.metrics = MetricsServer(self)

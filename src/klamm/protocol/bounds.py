@@ -6,6 +6,12 @@ allocator aborted the whole broker. This module walks a body as its schema lays 
 only lengths: an array count, string, bytes or tagged field that cannot fit in what is left of the
 frame is rejected as MalformedFrame, where Kafka's own parser fails on a buffer underflow.
 
+The walk also refuses a null (-1) count for an array its schema does not allow to be null: kio
+decodes it as None and the handler, expecting a tuple, failed with a TypeError. Kafka's
+generated readers refuse it ("non-nullable field ... was serialized as null"), the request
+fails to parse, and the broker closes the connection (SocketServer), as klamm does with any
+MalformedFrame.
+
 The walk also finds tagged fields the schema does not know. Kafka skips those (KIP-482: new
 tagged fields may be added to a version without bumping it) but kio refuses them, so they are cut
 out of the frame before decoding.
@@ -16,6 +22,8 @@ Each schema is compiled once into a list of steps; a run of fixed-size fields is
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -114,9 +122,18 @@ def _sized(read_length: Callable[[bytes, int], tuple[int, int]]) -> Step:
     return sized
 
 
-def _array(read_length: Callable[[bytes, int], tuple[int, int]], item: Step, min_item: int) -> Step:
+def _array(
+    read_length: Callable[[bytes, int], tuple[int, int]],
+    item: Step,
+    min_item: int,
+    name: str,
+    nullable: bool,
+) -> Step:
     def array(buf: bytes, pos: int, cuts: Cuts) -> int:
         count, pos = read_length(buf, pos)
+        if count < 0 and not (nullable and count == -1):
+            what = "null" if count == -1 else f"{count} elements"
+            raise MalformedFrame(f"non-nullable array {name!r} at byte {pos} is {what}")
         if count * min_item > len(buf) - pos:
             raise MalformedFrame(f"an array of {count} at byte {pos} overruns the request")
         for _ in range(count):
@@ -193,14 +210,18 @@ def _compile(schema: Any) -> tuple[list[Step], int]:
                 steps.append(item)
                 smallest += item_size
             else:
-                steps.append(_array(other_length, item, max(item_size, 1)))
+                steps.append(
+                    _array(other_length, item, max(item_size, 1), field.name, _nullable(field))
+                )
                 smallest += 1
             continue
         kafka_type = get_schema_field_type(field)
         if isinstance(kind, PrimitiveTupleField):
             item_size, item = _primitive(kafka_type, string_length, other_length)
             flush()
-            steps.append(_array(other_length, item, max(item_size, 1)))
+            steps.append(
+                _array(other_length, item, max(item_size, 1), field.name, _nullable(field))
+            )
             smallest += 1
             continue
         size = _FIXED_SIZES.get(kafka_type)
@@ -217,6 +238,12 @@ def _compile(schema: Any) -> tuple[list[Step], int]:
         steps.append(_tagged_fields(frozenset(known_tags)))
         smallest += 1
     return steps, smallest
+
+
+def _nullable(field: dataclasses.Field[Any]) -> bool:
+    """The field itself may be null (`tuple[...] | None`), not merely its elements."""
+    union = typing.get_origin(field.type) in (types.UnionType, typing.Union)
+    return union and types.NoneType in typing.get_args(field.type)
 
 
 def _primitive(
