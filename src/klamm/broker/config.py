@@ -138,11 +138,11 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "klamm.sasl.scram.iterations": ("scram_iterations", int),
     "connection.failed.authentication.delay.ms": ("failed_authentication_delay_ms", int),
     # connection limits
-    "max.connections": ("max_connections", lambda v: _at_least(0, v)),
-    "max.connections.per.ip": ("max_connections_per_ip", lambda v: _at_least(0, v)),
+    "max.connections": ("max_connections", lambda v: _at_least(v, 0)),
+    "max.connections.per.ip": ("max_connections_per_ip", lambda v: _at_least(v, 0)),
     "max.connections.per.ip.overrides": ("max_connections_per_ip_overrides", lambda v: _per_ip(v)),
     "connections.max.idle.ms": ("connections_max_idle_ms", int),
-    "sasl.server.max.receive.size": ("sasl_server_max_receive_size", lambda v: _at_least(1, v)),
+    "sasl.server.max.receive.size": ("sasl_server_max_receive_size", lambda v: _at_least(v, 1)),
     "klamm.sasl.authentication.timeout.ms": ("sasl_authentication_timeout_ms", int),
     "ssl.certfile": ("ssl_certfile", Path),
     "ssl.keyfile": ("ssl_keyfile", Path),
@@ -263,13 +263,6 @@ def _one_of(value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _at_least(minimum: int, value: str) -> int:
-    number = int(value)
-    if number < minimum:
-        raise ValueError(value)
-    return number
-
-
 def _per_ip(value: str) -> dict[str, int]:
     """`10.0.0.1:100,::1:50` -> {address: limit}; addresses normalised as peers are reported."""
     import ipaddress
@@ -279,7 +272,7 @@ def _per_ip(value: str) -> dict[str, int]:
         if not entry.strip():
             continue
         address, _, count = entry.strip().rpartition(":")
-        limits[str(ipaddress.ip_address(address.strip("[]")))] = _at_least(0, count)
+        limits[str(ipaddress.ip_address(address.strip("[]")))] = _at_least(count, 0)
     return limits
 
 
