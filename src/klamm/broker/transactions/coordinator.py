@@ -50,6 +50,7 @@ from klamm.broker.transactions.state import (
 )
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
 from klamm.protocol.record_batch import BatchHeader, Record, RecordBatch, build_batch, decode_batch
+from klamm.storage.errors import LogClosed, StorageError
 
 if TYPE_CHECKING:
     from klamm.broker.node import Broker
@@ -76,6 +77,13 @@ class TxnError(Exception):
     def __init__(self, code: ErrorCode, message: str = "") -> None:
         super().__init__(message or code.name)
         self.code = code
+
+
+def _unavailable(exc: StorageError) -> TxnError:
+    """A coordinator write that the disk refused, as Kafka's TransactionStateManager answers a
+    failed append: KAFKA_STORAGE_ERROR and NOT_LEADER_OR_FOLLOWER become NOT_COORDINATOR, which
+    clients answer by looking the coordinator up again and retrying."""
+    return TxnError(ErrorCode.not_coordinator, f"the coordinator cannot write: {exc}")
 
 
 class TransactionCoordinator:
@@ -110,10 +118,7 @@ class TransactionCoordinator:
         if isinstance(producers, ProducerStateService):
             self.producers = producers
             producers.txn_check = self.check_txn_append
-        for meta in list(self.txns.values()):
-            if meta.state in PREPARING:
-                async with self._lock(meta.transactional_id):
-                    await self._complete(meta)
+        await self.complete_prepared()
         self._task = asyncio.create_task(self._sweep_loop())
 
     async def stop(self) -> None:
@@ -171,8 +176,13 @@ class TransactionCoordinator:
         assert self._log is not None
         now = self.broker.now_ms()
         batch = build_batch(RecordBatch([Record(i, now, k, v) for i, (k, v) in enumerate(entries)]))
-        self._log.log.append(bytearray(batch))
-        await self.broker.durability.appended(self._log)
+        try:
+            self._log.log.append(bytearray(batch))
+            await self.broker.durability.appended(self._log)
+        except StorageError as exc:
+            # Nothing was applied, so memory still matches what is durable; the client retries.
+            log.warning("writing %s failed: %s", TXN_TOPIC, exc)
+            raise _unavailable(exc) from exc
         for key, value in entries:
             self.replay(key, value)
 
@@ -356,31 +366,59 @@ class TransactionCoordinator:
         """Write markers and the group offsets' outcome for a decided transaction, then the
         Complete record (caller holds the transactional id's lock)."""
         commit = meta.state == S.PREPARE_COMMIT
-        waits: list[asyncio.Future[None]] = []
-        if self.producers is not None:
-            for topic, index in sorted(meta.partitions):
-                partition = self.broker.partition(topic, index)
-                if partition is None:
-                    continue  # deleted meanwhile: nothing to mark
-                waits.append(
-                    self.producers.append_marker(
-                        partition, meta.producer_id, meta.producer_epoch, commit,
-                        COORDINATOR_EPOCH,
-                    )
-                )  # fmt: skip
-        if waits:
-            await asyncio.gather(*waits)
+        partitions = [
+            p for p in (self.broker.partition(t, i) for t, i in sorted(meta.partitions))
+            if p is not None  # deleted meanwhile: nothing to mark
+        ]  # fmt: skip
+        await self._write_markers(partitions, meta.producer_id, meta.producer_epoch, commit)
         if meta.groups:
             groups = self.broker.services.get("groups")
             if groups is not None:
-                done = groups.complete_txn_offsets(meta.producer_id, commit, meta.producer_epoch)
-                if inspect.isawaitable(done):
-                    await done
+                try:
+                    done = groups.complete_txn_offsets(
+                        meta.producer_id, commit, meta.producer_epoch
+                    )
+                    if inspect.isawaitable(done):
+                        await done
+                except StorageError as exc:
+                    log.warning("transaction %s: writing its offsets' outcome failed: %s",
+                                meta.transactional_id, exc)  # fmt: skip
+                    raise _unavailable(exc) from exc
         completed = transition(
             meta, S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT,
             partitions=frozenset(), groups=frozenset(), last_update_ms=self.broker.now_ms(),
         )  # fmt: skip
         return await self._store(completed)
+
+    async def _write_markers(
+        self, partitions: list[Partition], producer_id: int, epoch: int, commit: bool
+    ) -> None:
+        """Append a marker to each partition and wait until all are durable. A partition whose
+        log closed meanwhile (its topic was deleted) needs none; any other storage error is
+        raised as TxnError once every append has settled, and the decided transaction stays in
+        its Prepare state, so a retry writes the markers again (harmless where they landed)."""
+        if self.producers is None or not partitions:
+            return
+        waits: list[asyncio.Future[None]] = []
+        failure: StorageError | None = None
+        for partition in partitions:
+            try:
+                waits.append(self.producers.append_marker(
+                    partition, producer_id, epoch, commit, COORDINATOR_EPOCH
+                ))  # fmt: skip
+            except LogClosed:
+                continue
+            except StorageError as exc:
+                failure = failure or exc
+        for result in await asyncio.gather(*waits, return_exceptions=True):
+            if isinstance(result, StorageError) and not isinstance(result, LogClosed):
+                failure = failure or result
+            elif isinstance(result, BaseException) and not isinstance(result, LogClosed):
+                raise result
+        if failure is not None:
+            log.warning("writing %s markers of producer %d failed: %s",
+                        "COMMIT" if commit else "ABORT", producer_id, failure)  # fmt: skip
+            raise _unavailable(failure)
 
     # --- the produce path ----------------------------------------------------------------------
 
@@ -401,6 +439,25 @@ class TransactionCoordinator:
         return None
 
     # --- timeouts ------------------------------------------------------------------------------
+
+    async def complete_prepared(self) -> list[str]:
+        """Write the markers of every decided transaction still in a Prepare state: left by a
+        crash (start-up) or by a marker write that failed (the sweep retries it, as Kafka's
+        marker channel retries until it succeeds). Returns the ids completed."""
+        done = []
+        for txn_id in [m.transactional_id for m in self.txns.values() if m.state in PREPARING]:
+            async with self._lock(txn_id):
+                meta = self.txns.get(txn_id)
+                if meta is None or meta.state not in PREPARING:
+                    continue
+                try:
+                    await self._complete(meta)
+                except TxnError as exc:
+                    log.warning("transaction %s stays %s until a later retry: %s",
+                                txn_id, meta.state.kafka_name, exc)  # fmt: skip
+                    continue
+                done.append(txn_id)
+        return done
 
     async def abort_expired(self) -> list[str]:
         """Abort every ongoing transaction older than its timeout, bumping the epoch so the
@@ -423,8 +480,12 @@ class TransactionCoordinator:
                     meta, S.PREPARE_ABORT, producer_epoch=meta.producer_epoch + 1,
                     last_producer_epoch=meta.producer_epoch, last_update_ms=now,
                 )  # fmt: skip
-                await self._store(fenced)
-                await self._complete(fenced)
+                try:
+                    await self._store(fenced)
+                    await self._complete(fenced)
+                except TxnError as exc:
+                    log.warning("aborting transaction %s failed; retried later: %s", txn_id, exc)
+                    continue
                 done.append(txn_id)
         return done
 
@@ -447,7 +508,11 @@ class TransactionCoordinator:
             async with self._lock(txn_id):
                 if not expired(self.txns.get(txn_id)):
                     continue
-                await self._write([(encode_key("txn", txn_id), None)])
+                try:
+                    await self._write([(encode_key("txn", txn_id), None)])
+                except TxnError as exc:
+                    log.warning("cannot forget transactional id %s yet: %s", txn_id, exc)
+                    break  # the disk refuses writes: the next sweep tries again
                 forgotten.append(txn_id)
             self._locks.pop(txn_id, None)
         if forgotten:
@@ -458,6 +523,7 @@ class TransactionCoordinator:
         while True:
             await asyncio.sleep(self._sweep_interval_ms / 1000)
             try:
+                await self.complete_prepared()
                 await self.abort_expired()
                 await self.expire_transactional_ids()
             except Exception:
