@@ -13,10 +13,17 @@ from typing import Any
 import pytest
 
 from klamm.protocol.errors import ErrorCode
-from klamm.protocol.record_batch import Record, RecordBatch, build_batch
 from klamm.storage.errors import KafkaStorageError
 from klamm.storage.log import PartitionLog
 from klamm.testing import EmbeddedBroker
+from tests.broker.txn_wire import (
+    add_partitions,
+    end_txn,
+    high_watermark,
+    init_pid,
+    produce_txn,
+    stable_offset,
+)
 from tests.broker.wire import Wire
 
 TXN_LOG = "__transaction_state-0"
@@ -57,64 +64,6 @@ def full_disk(monkeypatch: pytest.MonkeyPatch, *logs: str) -> Iterator[None]:
 def alive(wire: Wire) -> None:
     """The connection still serves requests (the old code closed it after a traceback)."""
     assert wire.request(3, 1, topics=[]).brokers
-
-
-def init_pid(wire: Wire, txn_id: str | None) -> Any:
-    return wire.request(22, 4, transactional_id=txn_id, transaction_timeout=60_000,
-                        producer_id=-1, producer_epoch=-1)  # fmt: skip
-
-
-def add_partitions(wire: Wire, txn_id: str, pid: int, epoch: int) -> ErrorCode:
-    response = wire.request(
-        24, 3, v3_and_below_transactional_id=txn_id, v3_and_below_producer_id=pid,
-        v3_and_below_producer_epoch=epoch,
-        v3_and_below_topics=[{"name": "t", "partitions": [0]}],
-    )  # fmt: skip
-    code: ErrorCode = (
-        response.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
-    )
-    return code
-
-
-def end_txn(wire: Wire, txn_id: str, pid: int, epoch: int, commit: bool) -> ErrorCode:
-    response = wire.request(26, 3, transactional_id=txn_id, producer_id=pid,
-                            producer_epoch=epoch, committed=commit)  # fmt: skip
-    code: ErrorCode = response.error_code
-    return code
-
-
-def produce_txn(wire: Wire, txn_id: str, pid: int, epoch: int, seq: int) -> ErrorCode:
-    batch = build_batch(RecordBatch(
-        records=[Record(0, 1_700_000_000_000, b"k", b"v")], transactional=True,
-        producer_id=pid, producer_epoch=epoch, base_sequence=seq,
-    ))  # fmt: skip
-    response = wire.request(
-        0, 7, transactional_id=txn_id, acks=-1, timeout=5000,
-        topic_data=[{"name": "t", "partition_data": [{"index": 0, "records": batch}]}],
-    )  # fmt: skip
-    code: ErrorCode = response.responses[0].partition_responses[0].error_code
-    return code
-
-
-def stable_offset(wire: Wire) -> int:
-    """The last stable offset of t-0 (ListOffsets latest, read_committed)."""
-    response = wire.request(
-        2, 7, replica_id=-1, isolation_level=1,
-        topics=[{"name": "t", "partitions": [
-            {"partition_index": 0, "current_leader_epoch": -1, "timestamp": -1}]}],
-    )  # fmt: skip
-    offset: int = response.topics[0].partitions[0].offset
-    return offset
-
-
-def high_watermark(wire: Wire) -> int:
-    response = wire.request(
-        2, 7, replica_id=-1, isolation_level=0,
-        topics=[{"name": "t", "partitions": [
-            {"partition_index": 0, "current_leader_epoch": -1, "timestamp": -1}]}],
-    )  # fmt: skip
-    offset: int = response.topics[0].partitions[0].offset
-    return offset
 
 
 # --- the transaction coordinator ------------------------------------------------------------------

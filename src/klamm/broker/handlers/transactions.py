@@ -1,6 +1,6 @@
 """Idempotence and transaction APIs: InitProducerId (22), AddPartitionsToTxn (24),
-AddOffsetsToTxn (25), EndTxn (26), TxnOffsetCommit (28), DescribeProducers (61),
-DescribeTransactions (65), ListTransactions (66).
+AddOffsetsToTxn (25), EndTxn (26), WriteTxnMarkers (27), TxnOffsetCommit (28),
+DescribeProducers (61), DescribeTransactions (65), ListTransactions (66).
 
 Handlers translate between kio messages and the coordinator (klamm.broker.transactions); every
 decision is the coordinator's. Clients older than KIP-588 do not know PRODUCER_FENCED: Kafka
@@ -138,6 +138,27 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
     )
 
 
+async def handle_write_txn_markers(ctx: RequestContext, request: Any) -> Any:
+    """Markers by hand (an operator ending a hanging transaction); see
+    TransactionCoordinator.write_markers_by_hand for what is refused and why."""
+    coord = _coordinator(ctx)
+    markers = []
+    for marker in request.markers:
+        wanted = [(t.name, p) for t in marker.topics for p in t.partition_indexes]
+        results = await coord.write_markers_by_hand(
+            marker.producer_id, marker.producer_epoch, marker.transaction_result,
+            marker.coordinator_epoch, wanted,
+        )  # fmt: skip
+        by_topic: dict[str, list[dict[str, Any]]] = {}
+        for (topic, index), code in results.items():
+            by_topic.setdefault(topic, []).append({"partition_index": index, "error_code": code})
+        markers.append({
+            "producer_id": marker.producer_id,
+            "topics": [{"name": t, "partitions": parts} for t, parts in by_topic.items()],
+        })  # fmt: skip
+    return ctx.response(markers=markers)
+
+
 def handle_describe_producers(ctx: RequestContext, request: Any) -> Any:
     producers: ProducerStateService = ctx.broker.services["producers"]
     topics = []
@@ -212,6 +233,7 @@ HANDLERS = {
     ApiKey.ADD_PARTITIONS_TO_TXN: handle_add_partitions_to_txn,
     ApiKey.ADD_OFFSETS_TO_TXN: handle_add_offsets_to_txn,
     ApiKey.END_TXN: handle_end_txn,
+    ApiKey.WRITE_TXN_MARKERS: handle_write_txn_markers,
     ApiKey.TXN_OFFSET_COMMIT: handle_txn_offset_commit,
     ApiKey.DESCRIBE_PRODUCERS: handle_describe_producers,
     ApiKey.DESCRIBE_TRANSACTIONS: handle_describe_transactions,
