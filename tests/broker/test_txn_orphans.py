@@ -5,7 +5,6 @@ transaction the coordinator knows is never ended from outside."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.broker.txn_wire import (
     end_txn,
     high_watermark,
     init_pid,
+    lose_transaction_state,
     open_transactions,
     produce_txn,
     stable_offset,
@@ -28,22 +28,12 @@ from tests.broker.txn_wire import (
 )
 from tests.broker.wire import Wire
 
-TXN_TOPIC = "__transaction_state"
 # Short enough for a test, long enough that the first checks after the restart run well before
 # it (they take milliseconds). The producer's own timeout must not exceed it.
 ORPHAN_TIMEOUT_MS = 3_000
 # Generous: the abort is due ORPHAN_TIMEOUT_MS (+ one 1 s sweep) after the restart.
 UNBLOCK_DEADLINE_S = 20.0
 GROUP = "g-lost"
-
-
-def lose_transaction_state(data_dir: Path) -> None:
-    """Remove the transaction coordinator's log and its topic metadata (a stopped broker):
-    the coordinator starts empty and every open transaction is unknown to it."""
-    shutil.rmtree(data_dir / f"{TXN_TOPIC}-0")
-    for meta in (data_dir / "topics").glob("*.json"):
-        if f'"name": "{TXN_TOPIC}"' in meta.read_text():
-            meta.unlink()
 
 
 @pytest.fixture
@@ -194,3 +184,15 @@ def test_a_transaction_the_coordinator_knows_is_never_ended_from_outside(
         assert stable_offset(wire) == 0
         assert end_txn(wire, "known", pid, epoch, commit=True) == ErrorCode.none
         assert stable_offset(wire) == high_watermark(wire) == 2
+
+
+def test_producer_ids_still_in_use_are_not_handed_out_again(
+    lost: tuple[EmbeddedBroker, int],
+) -> None:
+    """The lost log also held the producer id reservations: a new producer must not get the
+    orphan's id, or its transaction would adopt (and its commit expose) the orphaned record."""
+    broker, pid = lost
+    with Wire(broker.bootstrap) as wire:
+        assert init_pid(wire, "new", timeout_ms=ORPHAN_TIMEOUT_MS).producer_id > pid
+        assert init_pid(wire, None).producer_id > pid
+        assert stable_offset(wire) == 0  # still held by the orphan, not adopted by "new"

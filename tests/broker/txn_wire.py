@@ -3,11 +3,24 @@ or offset. Topic `t`, partition 0 unless told otherwise."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from klamm.protocol.errors import ErrorCode
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch
 from tests.broker.wire import Wire
+
+TXN_TOPIC = "__transaction_state"
+
+
+def lose_transaction_state(data_dir: Path) -> None:
+    """Remove the transaction coordinator's log and its topic metadata (a stopped broker):
+    the coordinator starts empty and every open transaction is unknown to it."""
+    shutil.rmtree(data_dir / f"{TXN_TOPIC}-0")
+    for meta in (data_dir / "topics").glob("*.json"):
+        if f'"name": "{TXN_TOPIC}"' in meta.read_text():
+            meta.unlink()
 
 
 def create_topic(wire: Wire, name: str = "t") -> None:

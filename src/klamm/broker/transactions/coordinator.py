@@ -124,6 +124,7 @@ class TransactionCoordinator:
         if isinstance(producers, ProducerStateService):
             self.producers = producers
             producers.txn_check = self.check_txn_append
+            self._skip_live_producer_ids()
         await self.complete_prepared()
         self._task = asyncio.create_task(self._sweep_loop())
 
@@ -195,6 +196,23 @@ class TransactionCoordinator:
     async def _store(self, meta: TxnMetadata) -> TxnMetadata:
         await self._write([(encode_key("txn", meta.transactional_id), encode_metadata(meta))])
         return meta
+
+    def _skip_live_producer_ids(self) -> None:
+        """Never hand out a producer id that data partitions still hold state for, even when
+        this log lost the reservation that covered it (a damaged or removed log): a new producer
+        under such an id would inherit the old one's sequences, and its transaction the old
+        one's orphaned records, which its commit would then expose."""
+        assert self.producers is not None
+        live = [
+            producer["producer_id"]
+            for partition in self.broker.partitions() if not partition.internal
+            for producer in self.producers.describe(partition)
+        ]  # fmt: skip
+        if live and max(live) >= self._next_pid:
+            log.warning("producer ids up to %d are in use in data partitions but not reserved "
+                        "in %s (lost records?); new ids start above them",
+                        max(live), TXN_TOPIC)  # fmt: skip
+            self._next_pid = max(live) + 1
 
     def _lock(self, transactional_id: str) -> asyncio.Lock:
         lock = self._locks.get(transactional_id)
