@@ -272,8 +272,10 @@ class GroupCoordinator:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("group metadata write failed", exc_info=task.exception())
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # Nobody waits on these writes (an emptied group, offsets retention): a full disk
+            # is one warning line, a bug a traceback. Retention retries at its next round.
+            append_error(exc, "background group metadata write")
 
     def _store_group_soon(self, group: ClassicGroup) -> None:
         """Persist a group snapshot no request is waiting on (a group that emptied)."""

@@ -19,6 +19,16 @@ sweeper with a bumped epoch, which fences the late producer.
 Producer ids come from blocks of `PID_BLOCK` reserved by a record before any id of the block is
 handed out, so ids are never reused after a restart.
 
+Lost state (beyond Kafka, which trusts its coordinator's log). If `__transaction_state` loses
+records while transactions are open, their partitions would hold the last stable offset for
+ever: the sweep aborts such orphans after a timeout (`abort_orphans`), ids still in use in data
+partitions are never handed out again, and WriteTxnMarkers (`write_markers_by_hand`) lets an
+operator end one at once. A transaction this coordinator knows is only ever ended by itself.
+
+Storage errors: a write the disk refuses changes no state and is answered NOT_COORDINATOR, as
+Kafka maps KAFKA_STORAGE_ERROR; a decided transaction whose markers failed stays in its Prepare
+state and is completed by the client's retry or the next sweep.
+
 Concurrency: one asyncio lock per transactional id serialises its operations (they await disk
 writes in between); the allocator has its own lock.
 """
