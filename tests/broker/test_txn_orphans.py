@@ -38,12 +38,13 @@ GROUP = "g-lost"
 
 @pytest.fixture
 def lost(tmp_path: Path) -> Iterator[tuple[EmbeddedBroker, int]]:
-    """A broker restarted after losing the state of one open transaction on t-0, which holds
-    the transactional record at offset 0 and a plain record after it. Yields (broker, pid)."""
+    """A broker SIGKILLed during a transaction on t-0 (the transactional record at offset 0, a
+    plain record after it, a pending offset commit of GROUP), whose `__transaction_state` was
+    then lost, restarted. Yields (broker, the transaction's producer id)."""
     data_dir = tmp_path / "data"
-    broker = EmbeddedBroker(data_dir, transaction_max_timeout_ms=ORPHAN_TIMEOUT_MS)
-    with broker:
-        with Wire(broker.bootstrap) as wire:
+    crashed = EmbeddedBroker(data_dir, mode="subprocess").start()
+    try:
+        with Wire(crashed.bootstrap) as wire:
             create_topic(wire)
             init = init_pid(wire, "lost", timeout_ms=ORPHAN_TIMEOUT_MS)
             pid, epoch = init.producer_id, init.producer_epoch
@@ -63,9 +64,10 @@ def lost(tmp_path: Path) -> Iterator[tuple[EmbeddedBroker, int]]:
                      "committed_metadata": None}]}],
             )  # fmt: skip
             assert committed.topics[0].partitions[0].error_code == ErrorCode.none
-        broker.stop()
-        lose_transaction_state(data_dir)
-        broker.start()
+    finally:
+        crashed.kill()  # no clean shutdown: producer state is rebuilt from the log
+    lose_transaction_state(data_dir)
+    with EmbeddedBroker(data_dir, transaction_max_timeout_ms=ORPHAN_TIMEOUT_MS) as broker:
         yield broker, pid
 
 
