@@ -140,12 +140,12 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
 
 async def handle_write_txn_markers(ctx: RequestContext, request: Any) -> Any:
     """Markers by hand (an operator ending a hanging transaction); see
-    TransactionCoordinator.write_markers_by_hand for what is refused and why."""
+    klamm.broker.transactions.orphans for what is refused and why."""
     coord = _coordinator(ctx)
     markers = []
     for marker in request.markers:
         wanted = [(t.name, p) for t in marker.topics for p in t.partition_indexes]
-        results = await coord.write_markers_by_hand(
+        results = await coord.orphans.write_markers_by_hand(
             marker.producer_id, marker.producer_epoch, marker.transaction_result,
             marker.coordinator_epoch, wanted,
         )  # fmt: skip

@@ -21,9 +21,9 @@ handed out, so ids are never reused after a restart.
 
 Lost state (beyond Kafka, which trusts its coordinator's log). If `__transaction_state` loses
 records while transactions are open, their partitions would hold the last stable offset for
-ever: the sweep aborts such orphans after a timeout (`abort_orphans`), ids still in use in data
-partitions are never handed out again, and WriteTxnMarkers (`write_markers_by_hand`) lets an
-operator end one at once. A transaction this coordinator knows is only ever ended by itself.
+ever: the sweep aborts such orphans after a timeout (orphans.py), ids still in use in data
+partitions are never handed out again, and WriteTxnMarkers (also orphans.py) lets an operator
+end one at once. A transaction this coordinator knows is only ever ended by itself.
 
 Storage errors: a write the disk refuses changes no state and is answered NOT_COORDINATOR, as
 Kafka maps KAFKA_STORAGE_ERROR; a decided transaction whose markers failed stays in its Prepare
@@ -42,13 +42,15 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from klamm.broker.groups.coordinator import OFFSETS_TOPIC
+from klamm.broker.transactions.orphans import Orphans
 from klamm.broker.transactions.producers import AppendCheck, ProducerStateService
 from klamm.broker.transactions.state import (
     COMPLETE,
+    COORDINATOR_EPOCH,
     NO_EPOCH,
     NO_PRODUCER_ID,
     PREPARING,
+    TXN_TOPIC,
     TxnMetadata,
     TxnRecordError,
     TxnState,
@@ -69,18 +71,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("klamm.broker.transactions")
 
-TXN_TOPIC = "__transaction_state"
 # Kafka reserves producer ids from the controller in blocks of 1000 (ProducerIdManager).
 PID_BLOCK = 1000
 # Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms is 10 s; a shorter sweep
 # costs one dict scan and makes timeouts precise enough for tests.
 SWEEP_INTERVAL_MS = 1000
-# The orphan scan (abort_orphans) checks this many partitions between yields to the event loop:
-# about 1 ms of work here (2 us a partition), so a broker with many partitions never stalls
-# other clients for the whole scan.
-ORPHAN_SCAN_BATCH = 500
-# Markers in this process are written by one coordinator that never changes.
-COORDINATOR_EPOCH = 0
 S = TxnState
 
 
@@ -116,9 +111,8 @@ class TransactionCoordinator:
         self._block_end = 0
         self._sweep_interval_ms = sweep_interval_ms
         self._task: asyncio.Task[None] | None = None
-        # Open transactions this coordinator does not know (see abort_orphans): (topic,
-        # partition, producer id, first offset) -> when the sweep first saw it.
-        self._orphans: dict[tuple[str, int, int, int], int] = {}
+        # Open transactions this coordinator does not know, and markers by hand (orphans.py).
+        self.orphans = Orphans(self)
         self._log: Partition | None = None
         self.producers: ProducerStateService | None = None
 
@@ -435,7 +429,7 @@ class TransactionCoordinator:
         log closed meanwhile (its topic was deleted) needs none; any other storage error is
         raised as TxnError once every append has settled, and the decided transaction stays in
         its Prepare state, so a retry writes the markers again (harmless where they landed)."""
-        outcome = await self._append_markers(
+        outcome = await self.append_markers(
             partitions, producer_id, epoch, commit, COORDINATOR_EPOCH
         )
         failures = [exc for exc in outcome.values() if not isinstance(exc, LogClosed | None)]
@@ -444,7 +438,7 @@ class TransactionCoordinator:
                         "COMMIT" if commit else "ABORT", producer_id, failures[0])  # fmt: skip
             raise _unavailable(failures[0])
 
-    async def _append_markers(
+    async def append_markers(
         self, partitions: list[Partition], producer_id: int, epoch: int, commit: bool,
         coordinator_epoch: int,
     ) -> dict[Partition, StorageError | None]:  # fmt: skip
@@ -577,12 +571,12 @@ class TransactionCoordinator:
             try:
                 await self.complete_prepared()
                 await self.abort_expired()
-                await self.abort_orphans()
+                await self.orphans.abort_due()
                 await self.expire_transactional_ids()
             except Exception:
                 log.exception("transaction timeout sweep failed")
 
-    # --- transactions the coordinator does not know ----------------------------------------------
+    # --- transactions the coordinator does not know (orphans.py) -------------------------------
 
     def knows_open(self, producer_id: int) -> bool:
         """Does this coordinator hold a transaction of `producer_id` whose markers it will still
@@ -590,164 +584,9 @@ class TransactionCoordinator:
         meta = self._by_pid.get(producer_id)
         return meta is not None and meta.state in _OPEN
 
-    def _orphan_timeout_ms(self, producer_id: int) -> int:
-        """How long an orphaned transaction may stay open: its producer's transaction timeout
-        if this coordinator still knows the producer, else transaction.max.timeout.ms, the
-        longest any transaction may legally stay open (Kafka's own bound)."""
-        meta = self._by_pid.get(producer_id)
-        if meta is not None:
-            return meta.timeout_ms
-        return self.broker.config.transaction_max_timeout_ms
-
-    async def abort_orphans(self) -> list[tuple[str, int, int]]:
-        """Abort open transactions that this coordinator does not know (beyond Kafka, which
-        trusts its coordinator): a data partition holding one keeps its last stable offset, and
-        every read_committed consumer, stuck for ever. They appear when `__transaction_state`
-        lost records (a damaged or removed log) while transactions were open; such a transaction
-        can never commit, because EndTxn needs the coordinator's state.
-
-        Each one is aborted, with its producer's epoch, once it has been seen orphaned for its
-        timeout (`_orphan_timeout_ms`, counted from the first sweep that saw it, since when it
-        was opened is lost with the state), as the coordinator's own timeout would have aborted
-        it. Transactional offset commits waiting in `__consumer_offsets` for such a producer are
-        dropped the same way. A transaction this coordinator knows is never touched here: its
-        own EndTxn, timeout or fencing ends it. Returns (topic, partition, producer id) aborted;
-        `__consumer_offsets` entries have partition -1."""
-        now = self.broker.now_ms()
-        seen: dict[tuple[str, int, int, int], int] = {}
-        due: list[tuple[Partition | None, int, int, int]] = []  # partition, pid, epoch, c.epoch
-
-        def note(key: tuple[str, int, int, int], where: str) -> bool:
-            """Remember an orphan; True once its timeout has passed."""
-            since = self._orphans.get(key)
-            timeout = self._orphan_timeout_ms(key[2])
-            if since is None:
-                since = now
-                log.warning(
-                    "%s holds an open transaction of producer %d that the transaction "
-                    "coordinator does not know (its state in %s was lost?); it is aborted in "
-                    "%d ms unless ended by hand (klamm transactions abort)",
-                    where, key[2], TXN_TOPIC, timeout,
-                )  # fmt: skip
-            seen[key] = since
-            return now - since >= timeout
-
-        if self.producers is not None:
-            for i, partition in enumerate(list(self.broker.partitions())):
-                if i and i % ORPHAN_SCAN_BATCH == 0:
-                    await asyncio.sleep(0)  # let requests in between: see ORPHAN_SCAN_BATCH
-                # Cheap filter: only a partition whose LSO trails its high watermark has an
-                # open transaction that holds anyone back.
-                if partition.internal or partition.last_stable_offset >= partition.high_watermark:
-                    continue
-                for producer in self.producers.describe(partition):
-                    start, pid = producer["current_txn_start_offset"], producer["producer_id"]
-                    if start < 0 or self.knows_open(pid):
-                        continue
-                    key = (partition.topic, partition.index, pid, start)
-                    where = f"partition {partition.topic}-{partition.index} (from offset {start})"
-                    if note(key, where):
-                        due.append((partition, pid, producer["producer_epoch"],
-                                    producer["coordinator_epoch"]))  # fmt: skip
-        groups: Any = self.broker.services.get("groups")
-        if groups is not None:
-            for pid in groups.offsets.pending_producers():
-                if not self.knows_open(pid) and note((OFFSETS_TOPIC, -1, pid, -1), OFFSETS_TOPIC):
-                    due.append((None, pid, NO_EPOCH, COORDINATOR_EPOCH))
-        self._orphans = seen
-        aborted: list[tuple[str, int, int]] = []
-        for target, pid, epoch, coordinator_epoch in due:
-            if self.knows_open(pid):
-                continue  # re-initialised while an earlier abort awaited its write
-            if target is None:
-                where, index = OFFSETS_TOPIC, -1
-                try:
-                    await groups.complete_txn_offsets(pid, False, epoch)
-                except StorageError as exc:
-                    log.warning("dropping the pending offsets of producer %d failed: %s", pid, exc)
-                    continue
-            else:
-                if self.broker.partition(target.topic, target.index) is not target:
-                    continue  # deleted meanwhile
-                where, index = target.topic, target.index
-                outcome = await self._append_markers(
-                    [target], pid, epoch, False, max(coordinator_epoch, COORDINATOR_EPOCH)
-                )
-                failure = outcome.get(target)
-                if failure is not None:
-                    log.warning("aborting the orphaned transaction of producer %d in %s-%d "
-                                "failed; retried later: %s",
-                                pid, where, index, failure)  # fmt: skip
-                    continue
-            log.warning("aborted the orphaned transaction of producer %d in %s%s", pid, where,
-                        "" if index < 0 else f"-{index}")  # fmt: skip
-            self._orphans = {k: v for k, v in self._orphans.items() if k[:3] != (where, index, pid)}
-            aborted.append((where, index, pid))
-        return aborted
-
-    async def write_markers_by_hand(
-        self, producer_id: int, epoch: int, commit: bool, coordinator_epoch: int,
-        partitions: list[tuple[str, int]],
-    ) -> dict[tuple[str, int], ErrorCode]:  # fmt: skip
-        """WriteTxnMarkers (API 27), which in Kafka only the coordinator sends and which an
-        operator's tool (kafka-transactions.sh abort, klamm transactions abort) uses to end a
-        hanging transaction. Per partition, Kafka's checks: an epoch older than the producer's
-        is INVALID_PRODUCER_EPOCH, an older coordinator epoch TRANSACTION_COORDINATOR_FENCED.
-        Beyond Kafka, a transaction this coordinator still holds open is refused with
-        INVALID_TXN_STATE: the coordinator writes its markers itself, and a marker by hand
-        would split one transaction's outcome between its partitions. A marker for
-        `__consumer_offsets` ends the producer's pending transactional offset commits."""
-        results: dict[tuple[str, int], ErrorCode] = {}
-        targets: dict[Partition, tuple[str, int]] = {}
-        groups: Any = self.broker.services.get("groups")
-        for tp in dict.fromkeys(partitions):
-            partition = self.broker.partition(*tp)
-            if partition is None:
-                results[tp] = ErrorCode.unknown_topic_or_partition
-            elif self.knows_open(producer_id):
-                results[tp] = ErrorCode.invalid_txn_state
-            elif partition.internal:
-                results[tp] = ErrorCode.invalid_topic_exception
-                if tp[0] == OFFSETS_TOPIC and groups is not None:
-                    results[tp] = ErrorCode.none  # answered below
-            else:
-                results[tp] = self._check_marker(partition, producer_id, epoch, coordinator_epoch)
-                if results[tp] == ErrorCode.none:
-                    targets[partition] = tp
-        outcome = await self._append_markers(
-            list(targets), producer_id, epoch, commit, coordinator_epoch
-        )
-        for partition, failure in outcome.items():
-            if failure is not None:
-                log.warning("marker by hand for producer %d in %s-%d failed: %s",
-                            producer_id, partition.topic, partition.index, failure)  # fmt: skip
-                results[targets[partition]] = failure.code
-        for tp, code in results.items():
-            if tp[0] == OFFSETS_TOPIC and code == ErrorCode.none and groups is not None:
-                try:
-                    await groups.complete_txn_offsets(producer_id, commit, epoch)
-                except StorageError as exc:
-                    results[tp] = exc.code
-        done = [f"{t}-{p}" for t, p in results if results[(t, p)] == ErrorCode.none]
-        if done:
-            log.warning("%s marker for producer %d (epoch %d) written by hand to %s",
-                        "COMMIT" if commit else "ABORT", producer_id, epoch,
-                        ", ".join(done))  # fmt: skip
-        return results
-
-    def _check_marker(
-        self, partition: Partition, producer_id: int, epoch: int, coordinator_epoch: int
-    ) -> ErrorCode:
-        """Kafka's checks of a marker against the producer's state in the partition."""
-        assert self.producers is not None
-        for producer in self.producers.describe(partition):
-            if producer["producer_id"] != producer_id:
-                continue
-            if epoch < producer["producer_epoch"]:
-                return ErrorCode.invalid_producer_epoch
-            if coordinator_epoch < producer["coordinator_epoch"]:
-                return ErrorCode.transaction_coordinator_fenced
-        return ErrorCode.none
+    def by_producer_id(self, producer_id: int) -> TxnMetadata | None:
+        """The transactional id's metadata whose current producer id this is, if any."""
+        return self._by_pid.get(producer_id)
 
     # --- TxnOffsetCommit ---------------------------------------------------------------------
 
