@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from klamm.broker.transactions import TransactionCoordinator
 from klamm.protocol.errors import ErrorCode
 from klamm.storage.errors import KafkaStorageError
 from klamm.storage.log import PartitionLog
@@ -61,6 +62,22 @@ def full_disk(monkeypatch: pytest.MonkeyPatch, *logs: str) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def failing_fsync(monkeypatch: pytest.MonkeyPatch, *logs: str) -> Iterator[None]:
+    """fsync of the named partition logs fails (EIO): the append landed, its durability did
+    not, so nothing may be applied or acknowledged."""
+    real_flush = PartitionLog.flush
+
+    def flush(self: PartitionLog) -> None:
+        if self.directory.name in logs:
+            raise KafkaStorageError(f"flush of {self.directory} failed: Input/output error")
+        real_flush(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PartitionLog, "flush", flush)
+        yield
+
+
 def alive(wire: Wire) -> None:
     """The connection still serves requests (the old code closed it after a traceback)."""
     assert wire.request(3, 1, topics=[]).brokers
@@ -82,6 +99,37 @@ def test_init_producer_id_on_a_full_disk(
         # Room again: the same request succeeds.
         response = init_pid(wire, "full-disk-init")
         assert response.error_code == ErrorCode.none and response.producer_id >= 0
+        assert init_pid(wire, None).error_code == ErrorCode.none
+
+
+def test_init_producer_id_whose_fsync_fails(
+    broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Wire(broker.bootstrap) as wire:
+        with failing_fsync(monkeypatch, TXN_LOG):
+            response = init_pid(wire, "failed-fsync-init")
+            assert response.error_code == ErrorCode.not_coordinator
+            alive(wire)
+        # Not applied: the transactional id is still unknown to the coordinator.
+        described = wire.request(65, 0, transactional_ids=["failed-fsync-init"])
+        error = described.transaction_states[0].error_code
+        assert error == ErrorCode.transactional_id_not_found
+
+
+def test_a_storage_error_escaping_the_coordinator_is_still_answered(
+    broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handlers' safety net: a storage error from a coordinator path that does not map it
+    itself (say, a direct fsync of a producer id reservation) is NOT_COORDINATOR too."""
+
+    async def allocate(self: TransactionCoordinator) -> int:
+        raise KafkaStorageError("fsync of the producer id reservation failed")
+
+    with Wire(broker.bootstrap) as wire:
+        with monkeypatch.context() as patch:
+            patch.setattr(TransactionCoordinator, "allocate_producer_id", allocate)
+            assert init_pid(wire, None).error_code == ErrorCode.not_coordinator
+            alive(wire)
         assert init_pid(wire, None).error_code == ErrorCode.none
 
 
