@@ -153,8 +153,9 @@ def test_operator_ends_an_orphaned_transaction_by_hand(
             ErrorCode.unknown_topic_or_partition
         )
         assert stable_offset(wire) == 0
-        # Well before the automatic abort is due: the operator's marker unblocks at once.
-        assert write_marker(wire, pid, epoch, coordinator_epoch) == ErrorCode.none
+        # Well before the automatic abort is due: the operator's marker unblocks at once
+        # (v2, what Kafka 4's admin client sends to a broker advertising it).
+        assert write_marker(wire, pid, epoch, coordinator_epoch, version=2) == ErrorCode.none
         assert stable_offset(wire) == high_watermark(wire) == 3
         assert open_transactions(wire) == []
         # A marker for __consumer_offsets ends the producer's pending offset commits.

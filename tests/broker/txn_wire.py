@@ -95,11 +95,11 @@ def high_watermark(wire: Wire) -> int:
 
 def write_marker(
     wire: Wire, pid: int, epoch: int, coordinator_epoch: int, *, commit: bool = False,
-    topic: str = "t", partition: int = 0,
+    topic: str = "t", partition: int = 0, version: int = 1,
 ) -> ErrorCode:  # fmt: skip
-    """WriteTxnMarkers v1 for one partition: its error code."""
+    """WriteTxnMarkers (v1, or v2 with transaction version 0) for one partition: its error."""
     response = wire.request(
-        27, 1, markers=[{
+        27, version, markers=[{"transaction_version": 0,
             "producer_id": pid, "producer_epoch": epoch, "transaction_result": commit,
             "coordinator_epoch": coordinator_epoch,
             "topics": [{"name": topic, "partition_indexes": [partition]}],
