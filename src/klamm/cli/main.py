@@ -14,7 +14,17 @@ from collections.abc import Sequence
 from klamm import __version__
 
 # Modules under klamm.cli, in the order `klamm --help` lists them.
-SUBCOMMANDS = ("broker", "topics", "produce", "consume", "groups", "configs", "bench", "demo")
+SUBCOMMANDS = (
+    "broker",
+    "topics",
+    "produce",
+    "consume",
+    "groups",
+    "transactions",
+    "configs",
+    "bench",
+    "demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

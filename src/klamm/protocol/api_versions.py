@@ -48,6 +48,7 @@ class ApiKey:
     ADD_PARTITIONS_TO_TXN = 24
     ADD_OFFSETS_TO_TXN = 25
     END_TXN = 26
+    WRITE_TXN_MARKERS = 27
     TXN_OFFSET_COMMIT = 28
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
@@ -88,6 +89,10 @@ SUPPORTED: dict[int, VersionRange] = {
     ApiKey.ADD_PARTITIONS_TO_TXN: VersionRange(0, 3),
     ApiKey.ADD_OFFSETS_TO_TXN: VersionRange(0, 3),
     ApiKey.END_TXN: VersionRange(0, 3),
+    # Kafka 4 serves 1-2 (v0 was removed by KIP-896); v2 only adds the marker's transaction
+    # version, which is the same control record for us. Operators' tools send it to end a
+    # hanging transaction (kafka-transactions.sh abort, klamm transactions abort).
+    ApiKey.WRITE_TXN_MARKERS: VersionRange(1, 2),
     ApiKey.TXN_OFFSET_COMMIT: VersionRange(0, 3),
     ApiKey.DESCRIBE_CONFIGS: VersionRange(1, 4),
     ApiKey.ALTER_CONFIGS: VersionRange(0, 2),

@@ -58,6 +58,7 @@ from klamm.protocol.record_batch import (
     control_type,
     decode_batch,
 )
+from klamm.storage.errors import StorageError
 
 if TYPE_CHECKING:
     from klamm.broker.node import Broker
@@ -121,6 +122,19 @@ class SyncResult:
     assignment: bytes = b""
     protocol_type: str | None = None
     protocol: str | None = None
+
+
+def append_error(exc: BaseException, what: str) -> ErrorCode:
+    """The error a client gets when a write to __consumer_offsets failed, as Kafka's group
+    coordinator maps a failed append (GroupCoordinatorService, GroupMetadataManager): a failed
+    disk (KAFKA_STORAGE_ERROR) or a closed log (NOT_LEADER_OR_FOLLOWER) is NOT_COORDINATOR, which
+    every client treats as "look the coordinator up again and retry"; anything else is a bug,
+    logged with its traceback, and UNKNOWN_SERVER_ERROR. Either way the connection stays up."""
+    if isinstance(exc, StorageError):
+        log.warning("%s: writing %s failed: %s", what, OFFSETS_TOPIC, exc)
+        return ErrorCode.not_coordinator
+    log.error("%s: writing %s failed", what, OFFSETS_TOPIC, exc_info=exc)
+    return ErrorCode.unknown_server_error
 
 
 def _cancel(timer: Timer | None) -> None:
@@ -258,8 +272,10 @@ class GroupCoordinator:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("group metadata write failed", exc_info=task.exception())
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # Nobody waits on these writes (an emptied group, offsets retention): a full disk
+            # is one warning line, a bug a traceback. Retention retries at its next round.
+            append_error(exc, "background group metadata write")
 
     def _store_group_soon(self, group: ClassicGroup) -> None:
         """Persist a group snapshot no request is waiting on (a group that emptied)."""
@@ -348,9 +364,9 @@ class GroupCoordinator:
             generation = group.generation
             try:
                 await self.persist([(GroupKey(group.group_id), group.to_value())])
-            except Exception:
-                log.exception("storing static member replacement failed")
-                return JoinResult(ErrorCode.unknown_server_error, new_id)
+            except Exception as exc:
+                error = append_error(exc, f"group {group.group_id}: static member replacement")
+                return JoinResult(error, new_id)
             if group.generation != generation or new_id not in group.members:
                 return JoinResult(ErrorCode.rebalance_in_progress, new_id)
             return JoinResult(
@@ -601,12 +617,12 @@ class GroupCoordinator:
             member.assignment = assignments.get(member.member_id, b"")
         try:
             await self.persist([(GroupKey(group.group_id), group.to_value())])
-        except Exception:
-            log.exception("group %s: storing the assignment failed", group.group_id)
+        except Exception as exc:
+            error = append_error(exc, f"group {group.group_id}: storing the assignment")
             if group.generation == generation and group.is_(S.COMPLETING_REBALANCE):
                 for m in group.members.values():
                     m.assignment = b""
-                    _resolve(m.sync_future, SyncResult(ErrorCode.coordinator_not_available))
+                    _resolve(m.sync_future, SyncResult(error))
                     m.sync_future = None
                 self.prepare_rebalance(group, "storing the assignment failed")
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from klamm.broker.groups.coordinator import append_error
 from klamm.broker.groups.group import ClassicGroup
 from klamm.broker.groups.records import GroupKey, Key, OffsetKey, OffsetValue, Value
 from klamm.broker.groups.state import GroupState
@@ -111,8 +112,8 @@ async def commit_offsets(
     if records:
         try:
             await coord.persist(records)
-        except Exception:
-            return dict.fromkeys(offsets, ErrorCode.coordinator_not_available)
+        except Exception as exc:
+            return dict.fromkeys(offsets, append_error(exc, f"group {group_id}: OffsetCommit"))
         for key, value in records:
             coord.replay(key, value)
     coord._maybe_drop_empty(group)
@@ -224,8 +225,8 @@ async def delete_groups(coord: GroupCoordinator, group_ids: list[str]) -> list[E
             records.append((GroupKey(group_id), None))
             try:
                 await coord.persist(records)
-            except Exception:
-                results.append(ErrorCode.coordinator_not_available)
+            except Exception as exc:
+                results.append(append_error(exc, f"group {group_id}: DeleteGroups"))
                 continue
             for key, value in records:
                 coord.replay(key, value)
@@ -261,7 +262,11 @@ async def delete_offsets(
         if not error and (topic, partition) in committed:
             records.append((OffsetKey(group_id, topic, partition), None))
     if records:
-        await coord.persist(records)
+        try:
+            await coord.persist(records)
+        except Exception as exc:
+            # Kafka answers a failed append of OffsetDelete at the top level.
+            return append_error(exc, f"group {group_id}: OffsetDelete"), {}
         for key, value in records:
             coord.replay(key, value)
     return ErrorCode.none, errors
@@ -292,8 +297,9 @@ async def prepare_txn_offsets(
     if records:
         try:
             await coord.persist(records, producer_id=producer_id, producer_epoch=producer_epoch)
-        except Exception:
-            return dict.fromkeys(offsets, ErrorCode.coordinator_not_available)
+        except Exception as exc:
+            error = append_error(exc, f"group {group_id}: TxnOffsetCommit")
+            return dict.fromkeys(offsets, error)
         for key, value in records:
             coord.replay(key, value, producer_id)
         coord.groups.setdefault(group_id, ClassicGroup(group_id, state_timestamp=coord.now_ms()))

@@ -1,6 +1,6 @@
 """Idempotence and transaction APIs: InitProducerId (22), AddPartitionsToTxn (24),
-AddOffsetsToTxn (25), EndTxn (26), TxnOffsetCommit (28), DescribeProducers (61),
-DescribeTransactions (65), ListTransactions (66).
+AddOffsetsToTxn (25), EndTxn (26), WriteTxnMarkers (27), TxnOffsetCommit (28),
+DescribeProducers (61), DescribeTransactions (65), ListTransactions (66).
 
 Handlers translate between kio messages and the coordinator (klamm.broker.transactions); every
 decision is the coordinator's. Clients older than KIP-588 do not know PRODUCER_FENCED: Kafka
@@ -10,6 +10,7 @@ answers them INVALID_PRODUCER_EPOCH instead, and so do we (`_fenced`).
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Awaitable
 from typing import Any
 
@@ -19,6 +20,9 @@ from klamm.broker.transactions.coordinator import metadata_topics
 from klamm.broker.transactions.state import STATE_BY_NAME
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
+from klamm.storage.errors import StorageError
+
+log = logging.getLogger("klamm.broker.transactions")
 
 # First version of each API that knows PRODUCER_FENCED (KIP-588).
 _FENCED_SINCE = {
@@ -28,6 +32,17 @@ _FENCED_SINCE = {
     ApiKey.END_TXN: 2,
     ApiKey.TXN_OFFSET_COMMIT: 3,
 }
+
+
+def _error(ctx: RequestContext, exc: TxnError | StorageError) -> ErrorCode:
+    """The wire error of a failed coordinator call, as this version knows it. A storage error
+    that reaches a handler (the coordinator maps those of its own writes) is answered as Kafka
+    answers a failed coordinator append, NOT_COORDINATOR: never a dropped connection."""
+    if isinstance(exc, StorageError):
+        log.warning("api %d: the transaction coordinator's storage failed: %s",
+                    ctx.header.api_key, exc)  # fmt: skip
+        return ErrorCode.not_coordinator
+    return _fenced(ctx, exc.code)
 
 
 def _fenced(ctx: RequestContext, code: ErrorCode) -> ErrorCode:
@@ -50,8 +65,8 @@ async def handle_init_producer_id(ctx: RequestContext, request: Any) -> Any:
             request.transactional_id, timeout_ms,
             getattr(request, "producer_id", -1), getattr(request, "producer_epoch", -1),
         )  # fmt: skip
-    except TxnError as exc:
-        error = _fenced(ctx, exc.code)
+    except (TxnError, StorageError) as exc:
+        error = _error(ctx, exc)
     return ctx.response(throttle_time=0, error_code=error, producer_id=pid, producer_epoch=epoch)
 
 
@@ -64,8 +79,8 @@ async def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> Any
             request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
             request.v3_and_below_producer_epoch, wanted,
         )  # fmt: skip
-    except TxnError as exc:
-        results = dict.fromkeys(wanted, _fenced(ctx, exc.code))
+    except (TxnError, StorageError) as exc:
+        results = dict.fromkeys(wanted, _error(ctx, exc))
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for (topic, index), code in results.items():
         by_topic.setdefault(topic, []).append(
@@ -84,8 +99,8 @@ async def _error_of(ctx: RequestContext, call: Awaitable[object]) -> ErrorCode:
     """The wire error of a coordinator call: none, or its TxnError as this version knows it."""
     try:
         await call
-    except TxnError as exc:
-        return _fenced(ctx, exc.code)
+    except (TxnError, StorageError) as exc:
+        return _error(ctx, exc)
     return ErrorCode.none
 
 
@@ -136,6 +151,27 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
         throttle_time=0,
         topics=[{"name": t, "partitions": parts} for t, parts in by_topic.items()],
     )
+
+
+async def handle_write_txn_markers(ctx: RequestContext, request: Any) -> Any:
+    """Markers by hand (an operator ending a hanging transaction); see
+    klamm.broker.transactions.orphans for what is refused and why."""
+    coord = _coordinator(ctx)
+    markers = []
+    for marker in request.markers:
+        wanted = [(t.name, p) for t in marker.topics for p in t.partition_indexes]
+        results = await coord.orphans.write_markers_by_hand(
+            marker.producer_id, marker.producer_epoch, marker.transaction_result,
+            marker.coordinator_epoch, wanted,
+        )  # fmt: skip
+        by_topic: dict[str, list[dict[str, Any]]] = {}
+        for (topic, index), code in results.items():
+            by_topic.setdefault(topic, []).append({"partition_index": index, "error_code": code})
+        markers.append({
+            "producer_id": marker.producer_id,
+            "topics": [{"name": t, "partitions": parts} for t, parts in by_topic.items()],
+        })  # fmt: skip
+    return ctx.response(markers=markers)
 
 
 def handle_describe_producers(ctx: RequestContext, request: Any) -> Any:
@@ -212,6 +248,7 @@ HANDLERS = {
     ApiKey.ADD_PARTITIONS_TO_TXN: handle_add_partitions_to_txn,
     ApiKey.ADD_OFFSETS_TO_TXN: handle_add_offsets_to_txn,
     ApiKey.END_TXN: handle_end_txn,
+    ApiKey.WRITE_TXN_MARKERS: handle_write_txn_markers,
     ApiKey.TXN_OFFSET_COMMIT: handle_txn_offset_commit,
     ApiKey.DESCRIBE_PRODUCERS: handle_describe_producers,
     ApiKey.DESCRIBE_TRANSACTIONS: handle_describe_transactions,

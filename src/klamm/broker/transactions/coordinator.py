@@ -20,6 +20,16 @@ Producer ids come from a `ProducerIdAllocator` (producer_ids.py), shared with th
 which refuses ids never handed out; its block reservations are records in this log, fsynced
 before any id of the block is handed out, so ids are never reused after a restart.
 
+Lost state (beyond Kafka, which trusts its coordinator's log). If `__transaction_state` loses
+records while transactions are open, their partitions would hold the last stable offset for
+ever: the sweep aborts such orphans after a timeout (orphans.py), ids still in use in data
+partitions are never handed out again, and WriteTxnMarkers (also orphans.py) lets an operator
+end one at once. A transaction this coordinator knows is only ever ended by itself.
+
+Storage errors: a write the disk refuses changes no state and is answered NOT_COORDINATOR, as
+Kafka maps KAFKA_STORAGE_ERROR; a decided transaction whose markers failed stays in its Prepare
+state and is completed by the client's retry or the next sweep.
+
 Concurrency: one asyncio lock per transactional id serialises its operations (they await disk
 writes in between); the allocator has its own lock.
 """
@@ -33,13 +43,16 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from klamm.broker.transactions.orphans import Orphans
 from klamm.broker.transactions.producer_ids import ProducerIdAllocator
 from klamm.broker.transactions.producers import AppendCheck, ProducerStateService
 from klamm.broker.transactions.state import (
     COMPLETE,
+    COORDINATOR_EPOCH,
     NO_EPOCH,
     NO_PRODUCER_ID,
     PREPARING,
+    TXN_TOPIC,
     TxnMetadata,
     TxnRecordError,
     TxnState,
@@ -52,6 +65,7 @@ from klamm.broker.transactions.state import (
 )
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
 from klamm.protocol.record_batch import BatchHeader, Record, RecordBatch, build_batch, decode_batch
+from klamm.storage.errors import LogClosed, StorageError
 
 if TYPE_CHECKING:
     from klamm.broker.node import Broker
@@ -59,23 +73,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("klamm.broker.transactions")
 
-TXN_TOPIC = "__transaction_state"
 # Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms is 10 s; a shorter sweep
 # costs one dict scan and makes timeouts precise enough for tests.
 SWEEP_INTERVAL_MS = 1000
-# Markers in this process are written by one coordinator that never changes.
-COORDINATOR_EPOCH = 0
 S = TxnState
 
 
 # States in which a transactional id holds no transaction, so it may expire.
 _FINISHED = frozenset({S.EMPTY, S.COMPLETE_COMMIT, S.COMPLETE_ABORT})
+# States in which this coordinator will still write the transaction's markers itself.
+_OPEN = frozenset({S.ONGOING, S.PREPARE_COMMIT, S.PREPARE_ABORT, S.PREPARE_EPOCH_FENCE})
 
 
 class TxnError(Exception):
     def __init__(self, code: ErrorCode, message: str = "") -> None:
         super().__init__(message or code.name)
         self.code = code
+
+
+def _unavailable(exc: StorageError) -> TxnError:
+    """A coordinator write that the disk refused, as Kafka's TransactionStateManager answers a
+    failed append: KAFKA_STORAGE_ERROR and NOT_LEADER_OR_FOLLOWER become NOT_COORDINATOR, which
+    clients answer by looking the coordinator up again and retrying."""
+    return TxnError(ErrorCode.not_coordinator, f"the coordinator cannot write: {exc}")
 
 
 class TransactionCoordinator:
@@ -93,6 +113,8 @@ class TransactionCoordinator:
         self.producer_ids = producer_ids if producer_ids is not None else ProducerIdAllocator()
         self._sweep_interval_ms = sweep_interval_ms
         self._task: asyncio.Task[None] | None = None
+        # Open transactions this coordinator does not know, and markers by hand (orphans.py).
+        self.orphans = Orphans(self)
         self._log: Partition | None = None
         self.producers: ProducerStateService | None = None
 
@@ -112,10 +134,7 @@ class TransactionCoordinator:
         if isinstance(producers, ProducerStateService):
             self.producers = producers
             producers.txn_check = self.check_txn_append
-        for meta in list(self.txns.values()):
-            if meta.state in PREPARING:
-                async with self._lock(meta.transactional_id):
-                    await self._complete(meta)
+        await self.complete_prepared()
         self._task = asyncio.create_task(self._sweep_loop())
 
     async def stop(self) -> None:
@@ -172,8 +191,13 @@ class TransactionCoordinator:
         assert self._log is not None
         now = self.broker.now_ms()
         batch = build_batch(RecordBatch([Record(i, now, k, v) for i, (k, v) in enumerate(entries)]))
-        self._log.log.append(bytearray(batch))
-        await self.broker.durability.appended(self._log)
+        try:
+            self._log.log.append(bytearray(batch))
+            await self.broker.durability.appended(self._log)
+        except StorageError as exc:
+            # Nothing was applied, so memory still matches what is durable; the client retries.
+            log.warning("writing %s failed: %s", TXN_TOPIC, exc)
+            raise _unavailable(exc) from exc
         for key, value in entries:
             self.replay(key, value)
 
@@ -358,31 +382,73 @@ class TransactionCoordinator:
         """Write markers and the group offsets' outcome for a decided transaction, then the
         Complete record (caller holds the transactional id's lock)."""
         commit = meta.state == S.PREPARE_COMMIT
-        waits: list[asyncio.Future[None]] = []
-        if self.producers is not None:
-            for topic, index in sorted(meta.partitions):
-                partition = self.broker.partition(topic, index)
-                if partition is None:
-                    continue  # deleted meanwhile: nothing to mark
-                waits.append(
-                    self.producers.append_marker(
-                        partition, meta.producer_id, meta.producer_epoch, commit,
-                        COORDINATOR_EPOCH,
-                    )
-                )  # fmt: skip
-        if waits:
-            await asyncio.gather(*waits)
+        partitions = [
+            p for p in (self.broker.partition(t, i) for t, i in sorted(meta.partitions))
+            if p is not None  # deleted meanwhile: nothing to mark
+        ]  # fmt: skip
+        await self._write_markers(partitions, meta.producer_id, meta.producer_epoch, commit)
         if meta.groups:
             groups = self.broker.services.get("groups")
             if groups is not None:
-                done = groups.complete_txn_offsets(meta.producer_id, commit, meta.producer_epoch)
-                if inspect.isawaitable(done):
-                    await done
+                try:
+                    done = groups.complete_txn_offsets(
+                        meta.producer_id, commit, meta.producer_epoch
+                    )
+                    if inspect.isawaitable(done):
+                        await done
+                except StorageError as exc:
+                    log.warning("transaction %s: writing its offsets' outcome failed: %s",
+                                meta.transactional_id, exc)  # fmt: skip
+                    raise _unavailable(exc) from exc
         completed = transition(
             meta, S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT,
             partitions=frozenset(), groups=frozenset(), last_update_ms=self.broker.now_ms(),
         )  # fmt: skip
         return await self._store(completed)
+
+    async def _write_markers(
+        self, partitions: list[Partition], producer_id: int, epoch: int, commit: bool
+    ) -> None:
+        """Append a marker to each partition and wait until all are durable. A partition whose
+        log closed meanwhile (its topic was deleted) needs none; any other storage error is
+        raised as TxnError once every append has settled, and the decided transaction stays in
+        its Prepare state, so a retry writes the markers again (harmless where they landed)."""
+        outcome = await self.append_markers(
+            partitions, producer_id, epoch, commit, COORDINATOR_EPOCH
+        )
+        failures = [exc for exc in outcome.values() if not isinstance(exc, LogClosed | None)]
+        if failures:
+            log.warning("writing %s markers of producer %d failed: %s",
+                        "COMMIT" if commit else "ABORT", producer_id, failures[0])  # fmt: skip
+            raise _unavailable(failures[0])
+
+    async def append_markers(
+        self, partitions: list[Partition], producer_id: int, epoch: int, commit: bool,
+        coordinator_epoch: int,
+    ) -> dict[Partition, StorageError | None]:  # fmt: skip
+        """Append a marker to each partition (all before the first await, so a caller's checks
+        still hold when they land) and wait until they are durable: per partition, None or the
+        storage error that refused it. Anything else is a bug and raised."""
+        outcome: dict[Partition, StorageError | None] = {}
+        if self.producers is None:
+            return outcome
+        waits: dict[Partition, asyncio.Future[None]] = {}
+        for partition in partitions:
+            try:
+                waits[partition] = self.producers.append_marker(
+                    partition, producer_id, epoch, commit, coordinator_epoch
+                )
+            except StorageError as exc:
+                outcome[partition] = exc
+        results = await asyncio.gather(*waits.values(), return_exceptions=True)
+        for partition, result in zip(waits, results, strict=True):
+            if isinstance(result, StorageError):
+                outcome[partition] = result
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                outcome[partition] = None
+        return outcome
 
     # --- the produce path ----------------------------------------------------------------------
 
@@ -403,6 +469,25 @@ class TransactionCoordinator:
         return None
 
     # --- timeouts ------------------------------------------------------------------------------
+
+    async def complete_prepared(self) -> list[str]:
+        """Write the markers of every decided transaction still in a Prepare state: left by a
+        crash (start-up) or by a marker write that failed (the sweep retries it, as Kafka's
+        marker channel retries until it succeeds). Returns the ids completed."""
+        done = []
+        for txn_id in [m.transactional_id for m in self.txns.values() if m.state in PREPARING]:
+            async with self._lock(txn_id):
+                meta = self.txns.get(txn_id)
+                if meta is None or meta.state not in PREPARING:
+                    continue
+                try:
+                    await self._complete(meta)
+                except TxnError as exc:
+                    log.warning("transaction %s stays %s until a later retry: %s",
+                                txn_id, meta.state.kafka_name, exc)  # fmt: skip
+                    continue
+                done.append(txn_id)
+        return done
 
     async def abort_expired(self) -> list[str]:
         """Abort every ongoing transaction older than its timeout, bumping the epoch so the
@@ -425,8 +510,12 @@ class TransactionCoordinator:
                     meta, S.PREPARE_ABORT, producer_epoch=meta.producer_epoch + 1,
                     last_producer_epoch=meta.producer_epoch, last_update_ms=now,
                 )  # fmt: skip
-                await self._store(fenced)
-                await self._complete(fenced)
+                try:
+                    await self._store(fenced)
+                    await self._complete(fenced)
+                except TxnError as exc:
+                    log.warning("aborting transaction %s failed; retried later: %s", txn_id, exc)
+                    continue
                 done.append(txn_id)
         return done
 
@@ -449,7 +538,11 @@ class TransactionCoordinator:
             async with self._lock(txn_id):
                 if not expired(self.txns.get(txn_id)):
                     continue
-                await self._write([(encode_key("txn", txn_id), None)])
+                try:
+                    await self._write([(encode_key("txn", txn_id), None)])
+                except TxnError as exc:
+                    log.warning("cannot forget transactional id %s yet: %s", txn_id, exc)
+                    break  # the disk refuses writes: the next sweep tries again
                 forgotten.append(txn_id)
             self._locks.pop(txn_id, None)
         if forgotten:
@@ -460,10 +553,24 @@ class TransactionCoordinator:
         while True:
             await asyncio.sleep(self._sweep_interval_ms / 1000)
             try:
+                await self.complete_prepared()
                 await self.abort_expired()
+                await self.orphans.abort_due()
                 await self.expire_transactional_ids()
             except Exception:
                 log.exception("transaction timeout sweep failed")
+
+    # --- transactions the coordinator does not know (orphans.py) -------------------------------
+
+    def knows_open(self, producer_id: int) -> bool:
+        """Does this coordinator hold a transaction of `producer_id` whose markers it will still
+        write itself (Ongoing, or decided but not Complete)? Such a transaction may yet commit."""
+        meta = self._by_pid.get(producer_id)
+        return meta is not None and meta.state in _OPEN
+
+    def by_producer_id(self, producer_id: int) -> TxnMetadata | None:
+        """The transactional id's metadata whose current producer id this is, if any."""
+        return self._by_pid.get(producer_id)
 
     # --- TxnOffsetCommit ---------------------------------------------------------------------
 

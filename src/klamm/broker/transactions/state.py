@@ -82,6 +82,10 @@ COMPLETE = frozenset({S.COMPLETE_COMMIT, S.COMPLETE_ABORT})
 MAX_EPOCH = 2**15 - 2
 NO_PRODUCER_ID = -1
 NO_EPOCH = -1
+# The coordinator's log, and the epoch its markers carry: one coordinator in this process, whose
+# epoch never changes (Kafka bumps it when another broker takes the log partition over).
+TXN_TOPIC = "__transaction_state"
+COORDINATOR_EPOCH = 0
 
 
 class InvalidTransition(AssertionError):
