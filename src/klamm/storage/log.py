@@ -9,6 +9,7 @@ Files in the partition directory:
     .klamm_cleanshutdown  present only between a clean `close()` and the next `open()`
     recovery-point        decimal text: every segment with a smaller base offset is sealed and
                           was fsynced; written (atomically) by `flush()` after a roll
+    damaged/              what recovery set aside (recovery.py): never read, never deleted
 
 Crash behaviour:
   * Appends are not fsynced; `flush()` fsyncs every segment written since the previous flush
@@ -16,8 +17,34 @@ Crash behaviour:
     called is durable when it returns.
   * `open()` after a clean shutdown trusts consistent index files and scans only segment tails.
     Otherwise every segment from the recovery point on is CRC-checked batch by batch (older,
-    fsynced ones get the cheap structural check); the log is cut at the first invalid or torn
-    batch, and any later segments are dropped with a warning (they would leave a gap).
+    fsynced ones get the cheap structural check). What fails is handled as under "Damage".
+  * Checkpoint files are hints, checked against the segments: a `recovery-point` past the last
+    segment's base (it would exempt the active segment from the CRC check) or a
+    `log-start-offset` past the log end (it would hide every record), or either one not a
+    non-negative decimal, is ignored with a warning and moved into damaged/ (left in place it
+    would come back into force once the log grew past it). An implausible `cleaner-offset`
+    is only reported: cleaner.py treats it as "all dirty", and its presence says the log may
+    have gaps.
+
+Damage (a torn tail, a garbled batch in any segment, a missing or overlapping segment file):
+recovery never unlinks acknowledged data and logs exactly what it skipped (file, byte range,
+offsets), at ERROR when intact data follows the damage and at WARNING for a torn tail.
+  * The bytes cut from a segment (from the first invalid batch to the end of its file) are
+    copied into damaged/ and fsynced before the file is truncated (all-zero tails, which a file
+    system leaves after a crash, hold nothing and are just cut).
+  * Intact batches after the damaged one (found by searching the cut bytes for the next batch
+    with a valid CRC and a base offset at or after where the log stops) are written back as a
+    new segment named by their base offset; later segments are kept as they are. The log thus
+    keeps an offset gap where the damaged batch was, as compacted logs do: Fetch skips it
+    exactly as it skips compacted-away offsets, and every client handles that.
+  * A segment whose base offset is below the end of the one before it (overlapping offsets,
+    which cannot both be served) is set aside whole; a missing segment file is a gap.
+Why keep later data with a gap rather than cut the log there (Kafka truncates at the first
+invalid batch, and drops later segments): cutting moves the log end offset back past records
+that are intact and may have been acknowledged, so new appends would reuse their offsets, and a
+consumer that had committed past them would skip the new records while one that had not would
+read different records at the same offsets. A gap loses only the damaged batch, keeps the rest
+readable at its original offsets, and never hands an offset out twice.
   * A failed write (ENOSPC, EIO) is rolled back by truncating the segment to its size before
     the append: state is unchanged and KafkaStorageError is raised. A failed fsync takes the
     log offline (after a failed fsync Linux may drop dirty pages, so a retry could falsely
@@ -55,12 +82,20 @@ from klamm.protocol.record_batch import (
 )
 from klamm.storage.config import LogConfig
 from klamm.storage.errors import KafkaStorageError, LogClosed, OffsetOutOfRange
+from klamm.storage.recovery import (
+    DAMAGED_DIR,
+    copy_aside,
+    find_resync,
+    move_aside,
+    write_segment_from,
+)
 from klamm.storage.segment import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
     TIME_INDEX_SUFFIX,
     TXN_INDEX_SUFFIX,
     LogSegment,
+    segment_name,
 )
 
 __all__ = ["AppendResult", "PartitionLog"]
@@ -73,6 +108,7 @@ RECOVERY_POINT_FILE = "recovery-point"
 CLEANER_OFFSET_FILE = "cleaner-offset"  # the log cleaner's checkpoint (cleaner.py)
 _SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
 _OTHER_STATE_FILE = re.compile(r"^\d{20}\.snapshot$")
+_DECIMAL = re.compile(r"^-?[0-9]{1,19}$")  # a checkpoint's offset: at most an i64's digits
 
 # Offsets inside a segment are stored relative to its base as u32 in the indexes; roll before
 # a batch could overflow that (Kafka rolls at Int.MaxValue for the same reason).
@@ -169,43 +205,155 @@ class PartitionLog:
 
         compacted = recover_interrupted(directory)
         bases = cls._scan_directory(directory)
-        recovery_point = 0 if clean else cls._read_offset_file(directory, RECOVERY_POINT_FILE)
         created = now_ms()
-        allow_gaps = config.compact or compacted
+        verify_from: int | None = None  # segments from here on are CRC-checked
+        if not clean:
+            last_base = bases[-1] if bases else 0
+            verify_from = cls._read_checkpoint(
+                directory, RECOVERY_POINT_FILE, created, last_base,
+                "it is past the last segment's base offset, so no segment would be CRC-checked",
+            ) or 0  # fmt: skip
         segments: list[LogSegment] = []
-        for i, base in enumerate(bases):
-            if (
-                segments
-                and base != segments[-1].next_offset
-                and not (allow_gaps and base > segments[-1].next_offset)
-            ):
-                cls._drop_from(
-                    directory,
-                    bases[i:],
-                    f"segment {base} does not continue offset {segments[-1].next_offset}",
-                )
-                break
-            seg, cut = LogSegment.load(
-                directory, base, config.index_interval_bytes, created,
-                verify=not clean and base >= (recovery_point or 0), allow_gaps=allow_gaps,
+        try:
+            cls._load_segments(
+                directory, config, bases, segments, verify_from,
+                allow_gaps=config.compact or compacted, created=created,
             )  # fmt: skip
-            segments.append(seg)
-            if cut is not None:
-                log.warning(
-                    "log %s: truncated segment %d at byte %d (invalid or torn batch); "
-                    "log end offset is now %d", directory, base, cut, seg.next_offset,
-                )  # fmt: skip
-                if i + 1 < len(bases):
-                    cls._drop_from(directory, bases[i + 1 :], f"segment {base} was truncated")
-                break
-        start = cls._read_offset_file(directory, LOG_START_OFFSET_FILE)
-        if not segments:
-            seg = LogSegment.create(directory, start or 0, config.index_interval_bytes, created)
-            fsync_dir(directory)
-            segments.append(seg)
+            log_end = segments[-1].next_offset if segments else None
+            start = cls._read_checkpoint(
+                directory, LOG_START_OFFSET_FILE, created, log_end,
+                "it is past the log end offset: every record would be out of range",
+            )  # fmt: skip
+            if compacted:
+                cls._check_cleaner_offset(directory, log_end)
+            if not segments:
+                # No segment left: start where the log started (the checkpoint, if any), so
+                # offsets handed out before are not handed out again.
+                seg = LogSegment.create(directory, start or 0, config.index_interval_bytes, created)
+                fsync_dir(directory)
+                segments.append(seg)
+        except BaseException:
+            for seg in segments:
+                seg.close()
+            raise
         log_end = segments[-1].next_offset
         log_start = min(max(start or 0, segments[0].base_offset), log_end)
         return cls(directory, config, now_ms, segments, log_start)
+
+    @classmethod
+    def _load_segments(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        bases: list[int],
+        segments: list[LogSegment],
+        verify_from: int | None,
+        *,
+        allow_gaps: bool,
+        created: int,
+    ) -> None:
+        """Load every segment into `segments` (see "Damage" in the module docstring): a segment
+        overlapping the one before is set aside, a cut tail is copied aside, and the intact
+        batches after a damaged one become a new segment, loaded in turn."""
+        pending = list(bases)  # ascending; a salvaged segment is inserted at the front
+        salvaged: set[int] = set()
+        while pending:
+            base = pending.pop(0)
+            if segments and base < segments[-1].next_offset:
+                moved = cls._set_aside_segment(directory, base, created)
+                log.error(
+                    "log %s: segment %s overlaps offsets below %d that the log already holds; "
+                    "set aside as %s", directory, segment_name(base) + LOG_SUFFIX,
+                    segments[-1].next_offset, moved,
+                )  # fmt: skip
+                continue
+            if segments and base > segments[-1].next_offset and not allow_gaps:
+                log.warning(
+                    "log %s: offsets [%d, %d) are missing (damaged and set aside, or their "
+                    "segment file is gone); readers skip them", directory,
+                    segments[-1].next_offset, base,
+                )  # fmt: skip
+            next_base = pending[0] if pending else None
+
+            def on_cut(
+                seg: LogSegment, start: int, end: int, limit: int | None = next_base
+            ) -> None:
+                found = cls._set_aside_cut(
+                    directory, seg, start, end, limit, allow_gaps=allow_gaps, now_ms=created
+                )
+                if found is not None:
+                    pending.insert(0, found)
+                    salvaged.add(found)
+
+            seg, _ = LogSegment.load(
+                directory, base, config.index_interval_bytes, created,
+                verify=base in salvaged or (verify_from is not None and base >= verify_from),
+                allow_gaps=allow_gaps, on_cut=on_cut,
+            )  # fmt: skip
+            segments.append(seg)
+
+    @staticmethod
+    def _set_aside_cut(
+        directory: Path,
+        seg: LogSegment,
+        start: int,
+        end: int,
+        next_base: int | None,
+        *,
+        allow_gaps: bool,
+        now_ms: int,
+    ) -> int | None:
+        """Recovery is about to cut bytes [start, end) of `seg`: copy them aside, and write the
+        intact batches after the damaged one as a new segment. Returns that segment's base
+        offset (None if there is none to write) and logs exactly what happened."""
+        name = segment_name(seg.base_offset) + LOG_SUFFIX
+        lost_from = seg.next_offset  # the offset the valid prefix ends at
+        aside = copy_aside(directory, segment_name(seg.base_offset), seg.pread, start, end, now_ms)
+        kept = f"copied to {aside}" if aside is not None else "all zero bytes"
+        found = find_resync(seg.pread, start, end, lost_from, allow_gaps=allow_gaps)
+        if found is not None and next_base is not None and found[1].base_offset >= next_base:
+            # The next segment already starts there (salvaged before a crash) or beyond.
+            log.error(
+                "log %s: %s bytes [%d, %d) failed verification at offset %d (%s); offsets "
+                "[%d, %d) are missing; the log continues with segment %d", directory, name,
+                start, end, lost_from, kept, lost_from, next_base, next_base,
+            )  # fmt: skip
+            return None
+        if found is not None:
+            position, header = found
+            new = segment_name(header.base_offset) + LOG_SUFFIX
+            write_segment_from(seg.pread, position, end, directory / new)
+            log.error(
+                "log %s: %s bytes [%d, %d) failed verification at offset %d (%s); the intact "
+                "batches from byte %d (offset %d) on are kept as new segment %s, so offsets "
+                "[%d, %d) are missing", directory, name, start, end, lost_from, kept, position,
+                header.base_offset, new, lost_from, header.base_offset,
+            )  # fmt: skip
+            return header.base_offset
+        if next_base is not None:
+            log.error(
+                "log %s: %s bytes [%d, %d) failed verification at offset %d (%s); offsets "
+                "[%d, %d) are missing; later segments are kept", directory, name, start, end,
+                lost_from, kept, lost_from, next_base,
+            )  # fmt: skip
+        else:
+            log.warning(
+                "log %s: %s bytes [%d, %d) are a torn or invalid tail (%s); log end offset is "
+                "now %d", directory, name, start, end, kept, lost_from,
+            )  # fmt: skip
+        return None
+
+    @staticmethod
+    def _set_aside_segment(directory: Path, base: int, now_ms: int) -> Path | None:
+        """Move every file of segment `base` into damaged/; returns where its .log went."""
+        moved: Path | None = None
+        stem = segment_name(base)
+        for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
+            path = directory / (stem + suffix)
+            if path.exists():
+                target = move_aside(path, now_ms)
+                moved = target if suffix == LOG_SUFFIX else moved
+        return moved
 
     @staticmethod
     def _scan_directory(directory: Path) -> list[int]:
@@ -222,7 +370,7 @@ class PartitionLog:
             if match is None:
                 if path.name not in (
                     LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, CLEAN_SHUTDOWN_FILE,
-                    CLEANER_OFFSET_FILE,
+                    CLEANER_OFFSET_FILE, DAMAGED_DIR,
                 ):  # fmt: skip
                     log.warning("log %s: ignoring unexpected file %s", directory, path.name)
                 continue
@@ -236,22 +384,49 @@ class PartitionLog:
         return sorted(logs)
 
     @staticmethod
-    def _drop_from(directory: Path, bases: list[int], why: str) -> None:
-        log.warning(
-            "log %s: %s; dropping %d later segment(s) from offset %d",
-            directory, why, len(bases), bases[0],
-        )  # fmt: skip
-        for base in bases:
-            stem = f"{base:020d}"
-            for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
-                (directory / (stem + suffix)).unlink(missing_ok=True)
+    def _read_checkpoint(
+        directory: Path, name: str, now_ms: int, limit: int | None, why_limit: str
+    ) -> int | None:
+        """A checkpoint file's offset; None when it is absent, or implausible (not a decimal
+        number, negative, or above `limit`, which None disables): such a file is moved into
+        damaged/ with a warning, so that it cannot come back into force once the log grows past
+        its value."""
+        path = directory / name
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        text = raw.decode("ascii", errors="replace").strip()
+        value = int(text) if _DECIMAL.match(text) else None
+        if value is None:
+            reason = "it is not a decimal offset"
+        elif value < 0:
+            reason = "it is negative"
+        elif limit is not None and value > limit:
+            reason = why_limit + f" ({limit})"
+        else:
+            return value
+        moved = move_aside(path, now_ms)
+        log.warning("log %s: ignoring %s %r: %s; moved to %s", directory, name, text[:40],
+                    reason, moved)  # fmt: skip
+        return None
 
     @staticmethod
-    def _read_offset_file(directory: Path, name: str) -> int | None:
+    def _check_cleaner_offset(directory: Path, log_end: int | None) -> None:
+        """The cleaner's checkpoint is read by cleaner.py, which treats an unusable one as "all
+        dirty". Its presence also says the log may have offset gaps, so it stays; an
+        implausible value is only reported."""
         try:
-            return max(0, int((directory / name).read_text().strip()))
-        except (FileNotFoundError, ValueError, UnicodeDecodeError):
-            return None
+            text = (directory / CLEANER_OFFSET_FILE).read_bytes().decode("ascii", "replace")
+        except FileNotFoundError:
+            return
+        text = text.strip()
+        value = int(text) if _DECIMAL.match(text) else -1
+        if value < 0 or (log_end is not None and value > log_end):
+            log.warning(
+                "log %s: ignoring %s %r (not an offset within the log); the next compaction "
+                "treats the whole log as dirty", directory, CLEANER_OFFSET_FILE, text[:40],
+            )  # fmt: skip
 
     # --- properties ------------------------------------------------------------------------
 
@@ -590,5 +765,6 @@ class PartitionLog:
             for seg in self._segments:
                 seg.check_invariants()
             for a, b in zip(self._segments, self._segments[1:], strict=False):
-                assert b.base_offset == a.next_offset, "segments continue each other"
+                # A gap is allowed: compaction, or damage recovery set aside (module docstring).
+                assert b.base_offset >= a.next_offset, "segments do not overlap"
             assert self._log_start_offset <= self.log_end_offset

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from klamm.protocol.errors import InvalidRecordBatch
@@ -98,10 +98,14 @@ class LogSegment:
         *,
         verify: bool,
         allow_gaps: bool = False,
+        on_cut: Callable[[LogSegment, int, int], None] | None = None,
     ) -> tuple[LogSegment, int | None]:
         """Open an existing segment. With `verify`, CRC-check every batch and truncate at the
         first invalid one; without, trust the indexes when they are consistent and scan only
-        the tail after the last index entry. Returns (segment, position truncated at or None)."""
+        the tail after the last index entry. `on_cut(segment, start, end)` is called before
+        bytes [start, end) are cut, with the segment describing the valid prefix, so the caller
+        can keep them (log.py sets them aside). Returns (segment, position truncated at or
+        None)."""
         seg = cls(directory, base_offset, index_interval_bytes, created_ms)
         seg._fd = os.open(seg.log_path, os.O_RDWR | os.O_APPEND)
         file_size = os.fstat(seg._fd).st_size
@@ -118,7 +122,13 @@ class LogSegment:
         valid_end = seg._rebuild_from(start, verify=verify, allow_gaps=allow_gaps)
         truncated: int | None = None
         if valid_end < file_size:
-            seg.truncate_to(valid_end)
+            try:
+                if on_cut is not None:
+                    on_cut(seg, valid_end, file_size)
+                seg.truncate_to(valid_end)
+            except BaseException:
+                seg.close()
+                raise
             truncated = valid_end
         return seg, truncated
 

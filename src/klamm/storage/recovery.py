@@ -1,0 +1,175 @@
+"""What recovery does with damage it finds in a partition directory: set it aside, never unlink
+it, and put back in the log whatever intact batches follow it. `PartitionLog.open` (log.py)
+decides when; this module does the file work. The policy is described in log.py's docstring.
+
+Files (inside the partition directory):
+
+    damaged/                                       created on first use; never read by klamm
+      <segment stem>.log.<from>-<to>.<ms>.damaged  bytes [from, to) cut from that segment file,
+                                                   copied here (and fsynced) before the cut
+      <segment stem>.<suffix>.<ms>.damaged         a whole segment file set aside (renamed)
+      <checkpoint name>.<ms>.damaged               an implausible checkpoint file (renamed)
+
+Nothing here ends in `.log`, `.tmp` or `.deleted`, so no scan of the partition directory
+mistakes a set-aside file for a segment or a leftover. An operator may inspect them (`klamm`
+reads them like any segment: they are record batches back to back from a batch boundary) and
+delete them; deleting the topic deletes them with it.
+
+Crash behaviour: every step is ordered so that a crash at any point loses nothing and the next
+`open` redoes the step. Cut bytes are copied and fsynced before the segment is truncated; a
+salvaged segment is written as `<base>.log.tmp`, fsynced and renamed (a leftover `.tmp` is
+removed by the next scan, which then salvages again); if a crash comes after the rename but
+before the truncation, the next open finds the salvaged segment already there and only cuts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from klamm.protocol.errors import InvalidRecordBatch
+from klamm.protocol.record_batch import (
+    HEADER,
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    MAGIC_V2,
+    BatchHeader,
+    check_batch,
+)
+
+__all__ = ["DAMAGED_DIR", "copy_aside", "find_resync", "move_aside", "write_segment_from"]
+
+DAMAGED_DIR = "damaged"
+DAMAGED_SUFFIX = ".damaged"
+
+# Damage is copied and searched in steps of this size: one read covers many batches, and
+# memory stays flat on a 1 GiB segment.
+CHUNK = 1 << 20
+_MAGIC_AT = 16  # byte of the batch header holding the magic (after offset, length, epoch)
+_MAGIC = bytes([MAGIC_V2])
+
+Pread = Callable[[int, int], bytes]
+
+
+def damaged_dir(directory: Path) -> Path:
+    aside = directory / DAMAGED_DIR
+    aside.mkdir(exist_ok=True)
+    return aside
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _copy(pread: Pread, start: int, end: int, target: Path) -> None:
+    """Copy [start, end) through `pread` into a new file `target`, fsynced."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        pos = start
+        while pos < end:
+            data = pread(pos, min(CHUNK, end - pos))
+            if not data:
+                break
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            pos += len(data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _all_zero(pread: Pread, start: int, end: int) -> bool:
+    pos = start
+    while pos < end:
+        data = pread(pos, min(CHUNK, end - pos))
+        if not data:
+            return True
+        if data.count(0) != len(data):
+            return False
+        pos += len(data)
+    return True
+
+
+def copy_aside(directory: Path, stem: str, pread: Pread, start: int, end: int,
+               now_ms: int) -> Path | None:  # fmt: skip
+    """Copy bytes [start, end) of segment `stem` into damaged/ before they are cut. None when
+    they are all zero bytes (what a file system leaves after a crash: there is nothing to keep)."""
+    if _all_zero(pread, start, end):
+        return None
+    aside = damaged_dir(directory)
+    target = aside / f"{stem}.log.{start}-{end}.{now_ms}{DAMAGED_SUFFIX}"
+    _copy(pread, start, end, target)
+    _fsync_dir(aside)
+    return target
+
+
+def move_aside(path: Path, now_ms: int) -> Path:
+    """Rename `path` (in a partition directory) into damaged/, durably."""
+    aside = damaged_dir(path.parent)
+    target = aside / f"{path.name}.{now_ms}{DAMAGED_SUFFIX}"
+    os.replace(path, target)
+    _fsync_dir(aside)
+    _fsync_dir(path.parent)
+    return target
+
+
+def find_resync(
+    pread: Pread, start: int, end: int, expected: int, *, allow_gaps: bool
+) -> tuple[int, BatchHeader] | None:
+    """The first position in (start, end) where an intact batch begins: magic 2, a length that
+    fits, a valid CRC, and a base offset at or after `expected` (the offset the log continues
+    from). Without `allow_gaps` its base offset may also exceed `expected` by at most the bytes
+    skipped, since every offset of an uncompacted log costs at least one byte of record: this
+    keeps a garbage match from throwing the log end offset far ahead. The batch at `start`
+    itself is never the answer (it is the damaged one)."""
+    pos = start + 1
+    while pos + HEADER_SIZE <= end:
+        # A window of candidates plus the header bytes after the last one.
+        buf = pread(pos, min(CHUNK + HEADER_SIZE, end - pos))
+        last = len(buf) - HEADER_SIZE  # last candidate start within buf
+        if last < 0:
+            return None
+        i = buf.find(_MAGIC, _MAGIC_AT)
+        while 0 <= i - _MAGIC_AT <= last:
+            rel = i - _MAGIC_AT
+            found = _candidate(pread, buf, rel, pos + rel, end, expected, start, allow_gaps)
+            if found is not None:
+                return found
+            i = buf.find(_MAGIC, i + 1)
+        pos += last + 1
+    return None
+
+
+def _candidate(
+    pread: Pread, buf: bytes, rel: int, at: int, end: int, expected: int, start: int,
+    allow_gaps: bool,
+) -> tuple[int, BatchHeader] | None:  # fmt: skip
+    header = BatchHeader(*HEADER.unpack_from(buf, rel))
+    if header.batch_length < HEADER_SIZE - LOG_OVERHEAD or at + header.size > end:
+        return None
+    if header.base_offset < expected or header.last_offset_delta < 0:
+        return None
+    if not allow_gaps and header.base_offset - expected > at - start:
+        return None
+    data = buf[rel : rel + header.size] if rel + header.size <= len(buf) else b""
+    if not data:
+        data = pread(at, header.size)
+    try:
+        check_batch(data, 0)
+    except InvalidRecordBatch:
+        return None
+    return at, header
+
+
+def write_segment_from(pread: Pread, start: int, end: int, target: Path) -> None:
+    """Write bytes [start, end) as the new segment file `target` (tmp, fsync, rename, fsync)."""
+    tmp = target.with_name(target.name + ".tmp")
+    _copy(pread, start, end, tmp)
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
