@@ -110,6 +110,8 @@ _SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
 _OTHER_STATE_FILE = re.compile(r"^\d{20}\.snapshot$")
 _DECIMAL = re.compile(r"^-?[0-9]{1,19}$")  # a checkpoint's offset: at most an i64's digits
 
+MAX_OFFSET = 2**63 - 1  # offsets are i64 on the wire and in the index files
+
 # Offsets inside a segment are stored relative to its base as u32 in the indexes; roll before
 # a batch could overflow that (Kafka rolls at Int.MaxValue for the same reason).
 MAX_RELATIVE_OFFSET = 2**31 - 1
@@ -186,7 +188,9 @@ class PartitionLog:
         try:
             return cls._open(directory, config, now_ms)
         except OSError as exc:
-            raise KafkaStorageError(f"cannot open log {directory}: {exc}") from exc
+            # The file and the OS's words: what an operator needs to fix it.
+            cause = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
+            raise KafkaStorageError(f"cannot open log {directory}: {cause}") from exc
 
     @classmethod
     def _open(cls, directory: Path, config: LogConfig, now_ms: Callable[[], int]) -> PartitionLog:
@@ -204,8 +208,8 @@ class PartitionLog:
         from klamm.storage.cleaner import recover_interrupted
 
         compacted = recover_interrupted(directory)
-        bases = cls._scan_directory(directory)
         created = now_ms()
+        bases = cls._scan_directory(directory, created)
         verify_from: int | None = None  # segments from here on are CRC-checked
         if not clean:
             last_base = bases[-1] if bases else 0
@@ -356,8 +360,9 @@ class PartitionLog:
         return moved
 
     @staticmethod
-    def _scan_directory(directory: Path) -> list[int]:
-        """Segment base offsets found; removes leftover tmp files and orphan index files."""
+    def _scan_directory(directory: Path, now_ms: int) -> list[int]:
+        """Segment base offsets found; removes leftover tmp files and orphan index files, and
+        sets aside segment files whose name no broker could have written."""
         logs: set[int] = set()
         others: list[tuple[int, Path]] = []
         for path in directory.iterdir():
@@ -374,7 +379,12 @@ class PartitionLog:
                 ):  # fmt: skip
                     log.warning("log %s: ignoring unexpected file %s", directory, path.name)
                 continue
-            if match.group(2) == "log":
+            if int(match.group(1)) > MAX_OFFSET:
+                # 20 digits can name more than an i64 holds; no broker wrote this file.
+                moved = move_aside(path, now_ms)
+                log.error("log %s: %s names an offset beyond 2^63-1; set aside as %s",
+                          directory, path.name, moved)  # fmt: skip
+            elif match.group(2) == "log":
                 logs.add(int(match.group(1)))
             else:
                 others.append((int(match.group(1)), path))
