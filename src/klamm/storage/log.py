@@ -84,16 +84,16 @@ from klamm.storage.config import LogConfig
 from klamm.storage.errors import KafkaStorageError, LogClosed, OffsetOutOfRange
 from klamm.storage.recovery import (
     DAMAGED_DIR,
-    copy_aside,
-    find_resync,
+    check_cleaner_offset,
     move_aside,
-    write_segment_from,
+    read_checkpoint,
+    set_aside_cut,
+    set_aside_segment,
 )
 from klamm.storage.segment import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
     TIME_INDEX_SUFFIX,
-    TXN_INDEX_SUFFIX,
     LogSegment,
     segment_name,
 )
@@ -108,7 +108,6 @@ RECOVERY_POINT_FILE = "recovery-point"
 CLEANER_OFFSET_FILE = "cleaner-offset"  # the log cleaner's checkpoint (cleaner.py)
 _SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
 _OTHER_STATE_FILE = re.compile(r"^\d{20}\.snapshot$")
-_DECIMAL = re.compile(r"^-?[0-9]{1,19}$")  # a checkpoint's offset: at most an i64's digits
 
 MAX_OFFSET = 2**63 - 1  # offsets are i64 on the wire and in the index files
 
@@ -213,7 +212,7 @@ class PartitionLog:
         verify_from: int | None = None  # segments from here on are CRC-checked
         if not clean:
             last_base = bases[-1] if bases else 0
-            verify_from = cls._read_checkpoint(
+            verify_from = read_checkpoint(
                 directory, RECOVERY_POINT_FILE, created, last_base,
                 "it is past the last segment's base offset, so no segment would be CRC-checked",
             ) or 0  # fmt: skip
@@ -224,12 +223,12 @@ class PartitionLog:
                 allow_gaps=config.compact or compacted, created=created,
             )  # fmt: skip
             log_end = segments[-1].next_offset if segments else None
-            start = cls._read_checkpoint(
+            start = read_checkpoint(
                 directory, LOG_START_OFFSET_FILE, created, log_end,
                 "it is past the log end offset: every record would be out of range",
             )  # fmt: skip
             if compacted:
-                cls._check_cleaner_offset(directory, log_end)
+                check_cleaner_offset(directory, CLEANER_OFFSET_FILE, log_end)
             if not segments:
                 # No segment left: start where the log started (the checkpoint, if any), so
                 # offsets handed out before are not handed out again.
@@ -264,7 +263,7 @@ class PartitionLog:
         while pending:
             base = pending.pop(0)
             if segments and base < segments[-1].next_offset:
-                moved = cls._set_aside_segment(directory, base, created)
+                moved = set_aside_segment(directory, base, created)
                 log.error(
                     "log %s: segment %s overlaps offsets below %d that the log already holds; "
                     "set aside as %s", directory, segment_name(base) + LOG_SUFFIX,
@@ -282,7 +281,7 @@ class PartitionLog:
             def on_cut(
                 seg: LogSegment, start: int, end: int, limit: int | None = next_base
             ) -> None:
-                found = cls._set_aside_cut(
+                found = set_aside_cut(
                     directory, seg, start, end, limit, allow_gaps=allow_gaps, now_ms=created
                 )
                 if found is not None:
@@ -295,69 +294,6 @@ class PartitionLog:
                 allow_gaps=allow_gaps, on_cut=on_cut,
             )  # fmt: skip
             segments.append(seg)
-
-    @staticmethod
-    def _set_aside_cut(
-        directory: Path,
-        seg: LogSegment,
-        start: int,
-        end: int,
-        next_base: int | None,
-        *,
-        allow_gaps: bool,
-        now_ms: int,
-    ) -> int | None:
-        """Recovery is about to cut bytes [start, end) of `seg`: copy them aside, and write the
-        intact batches after the damaged one as a new segment. Returns that segment's base
-        offset (None if there is none to write) and logs exactly what happened."""
-        name = segment_name(seg.base_offset) + LOG_SUFFIX
-        lost_from = seg.next_offset  # the offset the valid prefix ends at
-        aside = copy_aside(directory, segment_name(seg.base_offset), seg.pread, start, end, now_ms)
-        kept = f"copied to {aside}" if aside is not None else "all zero bytes"
-        found = find_resync(seg.pread, start, end, lost_from, allow_gaps=allow_gaps)
-        if found is not None and next_base is not None and found[1].base_offset >= next_base:
-            # The next segment already starts there (salvaged before a crash) or beyond.
-            log.error(
-                "log %s: %s bytes [%d, %d) failed verification at offset %d (%s); offsets "
-                "[%d, %d) are missing; the log continues with segment %d", directory, name,
-                start, end, lost_from, kept, lost_from, next_base, next_base,
-            )  # fmt: skip
-            return None
-        if found is not None:
-            position, header = found
-            new = segment_name(header.base_offset) + LOG_SUFFIX
-            write_segment_from(seg.pread, position, end, directory / new)
-            log.error(
-                "log %s: %s bytes [%d, %d) failed verification at offset %d (%s); the intact "
-                "batches from byte %d (offset %d) on are kept as new segment %s, so offsets "
-                "[%d, %d) are missing", directory, name, start, end, lost_from, kept, position,
-                header.base_offset, new, lost_from, header.base_offset,
-            )  # fmt: skip
-            return header.base_offset
-        if next_base is not None:
-            log.error(
-                "log %s: %s bytes [%d, %d) failed verification at offset %d (%s); offsets "
-                "[%d, %d) are missing; later segments are kept", directory, name, start, end,
-                lost_from, kept, lost_from, next_base,
-            )  # fmt: skip
-        else:
-            log.warning(
-                "log %s: %s bytes [%d, %d) are a torn or invalid tail (%s); log end offset is "
-                "now %d", directory, name, start, end, kept, lost_from,
-            )  # fmt: skip
-        return None
-
-    @staticmethod
-    def _set_aside_segment(directory: Path, base: int, now_ms: int) -> Path | None:
-        """Move every file of segment `base` into damaged/; returns where its .log went."""
-        moved: Path | None = None
-        stem = segment_name(base)
-        for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
-            path = directory / (stem + suffix)
-            if path.exists():
-                target = move_aside(path, now_ms)
-                moved = target if suffix == LOG_SUFFIX else moved
-        return moved
 
     @staticmethod
     def _scan_directory(directory: Path, now_ms: int) -> list[int]:
@@ -392,51 +328,6 @@ class PartitionLog:
             if base not in logs:
                 path.unlink(missing_ok=True)
         return sorted(logs)
-
-    @staticmethod
-    def _read_checkpoint(
-        directory: Path, name: str, now_ms: int, limit: int | None, why_limit: str
-    ) -> int | None:
-        """A checkpoint file's offset; None when it is absent, or implausible (not a decimal
-        number, negative, or above `limit`, which None disables): such a file is moved into
-        damaged/ with a warning, so that it cannot come back into force once the log grows past
-        its value."""
-        path = directory / name
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        text = raw.decode("ascii", errors="replace").strip()
-        value = int(text) if _DECIMAL.match(text) else None
-        if value is None:
-            reason = "it is not a decimal offset"
-        elif value < 0:
-            reason = "it is negative"
-        elif limit is not None and value > limit:
-            reason = why_limit + f" ({limit})"
-        else:
-            return value
-        moved = move_aside(path, now_ms)
-        log.warning("log %s: ignoring %s %r: %s; moved to %s", directory, name, text[:40],
-                    reason, moved)  # fmt: skip
-        return None
-
-    @staticmethod
-    def _check_cleaner_offset(directory: Path, log_end: int | None) -> None:
-        """The cleaner's checkpoint is read by cleaner.py, which treats an unusable one as "all
-        dirty". Its presence also says the log may have offset gaps, so it stays; an
-        implausible value is only reported."""
-        try:
-            text = (directory / CLEANER_OFFSET_FILE).read_bytes().decode("ascii", "replace")
-        except FileNotFoundError:
-            return
-        text = text.strip()
-        value = int(text) if _DECIMAL.match(text) else -1
-        if value < 0 or (log_end is not None and value > log_end):
-            log.warning(
-                "log %s: ignoring %s %r (not an offset within the log); the next compaction "
-                "treats the whole log as dirty", directory, CLEANER_OFFSET_FILE, text[:40],
-            )  # fmt: skip
 
     # --- properties ------------------------------------------------------------------------
 

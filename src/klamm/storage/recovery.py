@@ -24,7 +24,9 @@ before the truncation, the next open finds the salvaged segment already there an
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,8 +39,28 @@ from klamm.protocol.record_batch import (
     BatchHeader,
     check_batch,
 )
+from klamm.storage.segment import (
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
+    LogSegment,
+    segment_name,
+)
 
-__all__ = ["DAMAGED_DIR", "copy_aside", "find_resync", "move_aside", "write_segment_from"]
+__all__ = [
+    "DAMAGED_DIR",
+    "check_cleaner_offset",
+    "copy_aside",
+    "find_resync",
+    "move_aside",
+    "read_checkpoint",
+    "set_aside_cut",
+    "set_aside_segment",
+    "write_segment_from",
+]
+
+log = logging.getLogger("klamm.storage")
 
 DAMAGED_DIR = "damaged"
 DAMAGED_SUFFIX = ".damaged"
@@ -48,6 +70,7 @@ DAMAGED_SUFFIX = ".damaged"
 CHUNK = 1 << 20
 _MAGIC_AT = 16  # byte of the batch header holding the magic (after offset, length, epoch)
 _MAGIC = bytes([MAGIC_V2])
+_DECIMAL = re.compile(r"^-?[0-9]{1,19}$")  # a checkpoint's offset: at most an i64's digits
 
 Pread = Callable[[int, int], bytes]
 
@@ -58,7 +81,7 @@ def damaged_dir(directory: Path) -> Path:
     return aside
 
 
-def _fsync_dir(directory: Path) -> None:
+def _fsync_dir(directory: Path) -> None:  # log.fsync_dir; log.py imports this module
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -173,3 +196,114 @@ def write_segment_from(pread: Pread, start: int, end: int, target: Path) -> None
     _copy(pread, start, end, tmp)
     os.replace(tmp, target)
     _fsync_dir(target.parent)
+
+
+# --- what PartitionLog.open calls ---------------------------------------------------------
+
+
+def set_aside_cut(
+    directory: Path,
+    seg: LogSegment,
+    start: int,
+    end: int,
+    next_base: int | None,
+    *,
+    allow_gaps: bool,
+    now_ms: int,
+) -> int | None:
+    """Recovery is about to cut bytes [start, end) of `seg`: copy them aside, and write the
+    intact batches after the damaged one as a new segment. Returns that segment's base
+    offset (None if there is none to write) and logs exactly what happened."""
+    name = segment_name(seg.base_offset) + LOG_SUFFIX
+    lost_from = seg.next_offset  # the offset the valid prefix ends at
+    aside = copy_aside(directory, segment_name(seg.base_offset), seg.pread, start, end, now_ms)
+    kept = f"copied to {aside}" if aside is not None else "all zero bytes"
+    found = find_resync(seg.pread, start, end, lost_from, allow_gaps=allow_gaps)
+    if found is not None and next_base is not None and found[1].base_offset >= next_base:
+        # The next segment already starts there (salvaged before a crash) or beyond.
+        log.error(
+            "log %s: %s bytes [%d, %d) failed verification at offset %d (%s); offsets "
+            "[%d, %d) are missing; the log continues with segment %d", directory, name,
+            start, end, lost_from, kept, lost_from, next_base, next_base,
+        )  # fmt: skip
+        return None
+    if found is not None:
+        position, header = found
+        new = segment_name(header.base_offset) + LOG_SUFFIX
+        write_segment_from(seg.pread, position, end, directory / new)
+        log.error(
+            "log %s: %s bytes [%d, %d) failed verification at offset %d (%s); the intact "
+            "batches from byte %d (offset %d) on are kept as new segment %s, so offsets "
+            "[%d, %d) are missing", directory, name, start, end, lost_from, kept, position,
+            header.base_offset, new, lost_from, header.base_offset,
+        )  # fmt: skip
+        return header.base_offset
+    if next_base is not None:
+        log.error(
+            "log %s: %s bytes [%d, %d) failed verification at offset %d (%s); offsets "
+            "[%d, %d) are missing; later segments are kept", directory, name, start, end,
+            lost_from, kept, lost_from, next_base,
+        )  # fmt: skip
+    else:
+        log.warning(
+            "log %s: %s bytes [%d, %d) are a torn or invalid tail (%s); log end offset is "
+            "now %d", directory, name, start, end, kept, lost_from,
+        )  # fmt: skip
+    return None
+
+
+def set_aside_segment(directory: Path, base: int, now_ms: int) -> Path | None:
+    """Move every file of segment `base` into damaged/; returns where its .log went."""
+    moved: Path | None = None
+    stem = segment_name(base)
+    for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
+        path = directory / (stem + suffix)
+        if path.exists():
+            target = move_aside(path, now_ms)
+            moved = target if suffix == LOG_SUFFIX else moved
+    return moved
+
+
+def read_checkpoint(
+    directory: Path, name: str, now_ms: int, limit: int | None, why_limit: str
+) -> int | None:
+    """A checkpoint file's offset; None when it is absent, or implausible (not a decimal
+    number, negative, or above `limit`, which None disables): such a file is moved into
+    damaged/ with a warning, so that it cannot come back into force once the log grows past
+    its value."""
+    path = directory / name
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    text = raw.decode("ascii", errors="replace").strip()
+    value = int(text) if _DECIMAL.match(text) else None
+    if value is None:
+        reason = "it is not a decimal offset"
+    elif value < 0:
+        reason = "it is negative"
+    elif limit is not None and value > limit:
+        reason = why_limit + f" ({limit})"
+    else:
+        return value
+    moved = move_aside(path, now_ms)
+    log.warning("log %s: ignoring %s %r: %s; moved to %s", directory, name, text[:40],
+                reason, moved)  # fmt: skip
+    return None
+
+
+def check_cleaner_offset(directory: Path, name: str, log_end: int | None) -> None:
+    """The cleaner's checkpoint is read by cleaner.py, which treats an unusable one as "all
+    dirty". Its presence also says the log may have offset gaps, so it stays; an
+    implausible value is only reported."""
+    try:
+        text = (directory / name).read_bytes().decode("ascii", "replace")
+    except FileNotFoundError:
+        return
+    text = text.strip()
+    value = int(text) if _DECIMAL.match(text) else -1
+    if value < 0 or (log_end is not None and value > log_end):
+        log.warning(
+            "log %s: ignoring %s %r (not an offset within the log); the next compaction "
+            "treats the whole log as dirty", directory, name, text[:40],
+        )  # fmt: skip
