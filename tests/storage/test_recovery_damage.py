@@ -231,3 +231,27 @@ def test_implausible_cleaner_offset_is_reported(
     assert offsets(plog) == all_offsets(results)
     assert any("cleaner-offset" in r.getMessage() for r in caplog.records)
     plog.close()
+
+
+def test_garbled_base_offset_in_a_compacted_log_does_not_throw_the_log_end_ahead(
+    tmp_path: Path,
+) -> None:
+    """Offsets of a compacted log may jump forward, and the base offset is not covered by the
+    CRC: a flipped high bit used to move the log end 2^52 ahead, after which the index could
+    not be written (struct.error at close)."""
+    config = LogConfig(segment_bytes=600, index_interval_bytes=120, cleanup_policy=("compact",))
+    plog = PartitionLog.open(tmp_path, config, FakeClock())
+    results = [plog.append(make_batch(5, tag=i)) for i in range(30)]
+    plog.discard()
+    last = results[-1]
+    path = segment_path(tmp_path, last.segment_base_offset)
+    raw = bytearray(path.read_bytes())
+    raw[last.position + 1] ^= 0x10  # bit 52 of the base offset
+    path.write_bytes(raw)
+    plog = PartitionLog.open(tmp_path, config, FakeClock())
+    assert plog.log_end_offset == last.base_offset
+    assert offsets(plog) == all_offsets(results[:-1])
+    plog.append(make_batch(1))
+    plog.close()
+    (aside,) = aside_files(tmp_path)
+    assert aside.stat().st_size == last.size

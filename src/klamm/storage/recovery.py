@@ -42,6 +42,7 @@ from klamm.protocol.record_batch import (
 from klamm.storage.segment import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
+    MAX_RELATIVE_OFFSET,
     TIME_INDEX_SUFFIX,
     TXN_INDEX_SUFFIX,
     LogSegment,
@@ -143,14 +144,15 @@ def move_aside(path: Path, now_ms: int) -> Path:
 
 
 def find_resync(
-    pread: Pread, start: int, end: int, expected: int, *, allow_gaps: bool
+    pread: Pread, start: int, end: int, expected: int, max_offset: int, *, allow_gaps: bool
 ) -> tuple[int, BatchHeader] | None:
     """The first position in (start, end) where an intact batch begins: magic 2, a length that
-    fits, a valid CRC, and a base offset at or after `expected` (the offset the log continues
-    from). Without `allow_gaps` its base offset may also exceed `expected` by at most the bytes
-    skipped, since every offset of an uncompacted log costs at least one byte of record: this
-    keeps a garbage match from throwing the log end offset far ahead. The batch at `start`
-    itself is never the answer (it is the damaged one)."""
+    fits, a valid CRC, and offsets from `expected` (where the log continues) up to
+    `max_offset` (what the damaged segment could hold). Without `allow_gaps` its base offset
+    may also exceed `expected` by at most the bytes skipped, since every offset of an
+    uncompacted log costs at least one byte of record. Both bounds keep a garbage match (or a
+    garbled base offset, which the CRC does not cover) from throwing the log end offset far
+    ahead. The batch at `start` itself is never the answer (it is the damaged one)."""
     pos = start + 1
     while pos + HEADER_SIZE <= end:
         # A window of candidates plus the header bytes after the last one.
@@ -161,7 +163,8 @@ def find_resync(
         i = buf.find(_MAGIC, _MAGIC_AT)
         while 0 <= i - _MAGIC_AT <= last:
             rel = i - _MAGIC_AT
-            found = _candidate(pread, buf, rel, pos + rel, end, expected, start, allow_gaps)
+            found = _candidate(pread, buf, rel, pos + rel, end, (expected, max_offset), start,
+                               allow_gaps)  # fmt: skip
             if found is not None:
                 return found
             i = buf.find(_MAGIC, i + 1)
@@ -170,13 +173,16 @@ def find_resync(
 
 
 def _candidate(
-    pread: Pread, buf: bytes, rel: int, at: int, end: int, expected: int, start: int,
-    allow_gaps: bool,
+    pread: Pread, buf: bytes, rel: int, at: int, end: int, offsets: tuple[int, int],
+    start: int, allow_gaps: bool,
 ) -> tuple[int, BatchHeader] | None:  # fmt: skip
+    expected, max_offset = offsets
     header = BatchHeader(*HEADER.unpack_from(buf, rel))
     if header.batch_length < HEADER_SIZE - LOG_OVERHEAD or at + header.size > end:
         return None
-    if header.base_offset < expected or header.last_offset_delta < 0:
+    if header.last_offset_delta < 0 or not expected <= header.base_offset:
+        return None
+    if header.last_offset > max_offset:
         return None
     if not allow_gaps and header.base_offset - expected > at - start:
         return None
@@ -218,7 +224,8 @@ def set_aside_cut(
     lost_from = seg.next_offset  # the offset the valid prefix ends at
     aside = copy_aside(directory, segment_name(seg.base_offset), seg.pread, start, end, now_ms)
     kept = f"copied to {aside}" if aside is not None else "all zero bytes"
-    found = find_resync(seg.pread, start, end, lost_from, allow_gaps=allow_gaps)
+    most = seg.base_offset + MAX_RELATIVE_OFFSET
+    found = find_resync(seg.pread, start, end, lost_from, most, allow_gaps=allow_gaps)
     if found is not None and next_base is not None and found[1].base_offset >= next_base:
         # The next segment already starts there (salvaged before a crash) or beyond.
         log.error(

@@ -47,6 +47,11 @@ TXN_INDEX_SUFFIX = ".txnindex"  # written by txn_index.py; deleted with its segm
 SCAN_CHUNK = 1 << 20
 
 MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD  # a batch's BatchLength field can't be smaller
+# The indexes store offsets relative to the base as u32, and the log rolls before a batch would
+# pass this (log.py's MAX_RELATIVE_OFFSET, Kafka's Int.MaxValue): a batch beyond it in a segment
+# was not written there. It is what catches a garbled base offset (not covered by the CRC) in a
+# compacted log, where offsets may jump forward.
+MAX_RELATIVE_OFFSET = 2**31 - 1
 
 
 def segment_name(base_offset: int) -> str:
@@ -165,7 +170,11 @@ class LogSegment:
         end = start
         for pos, header in self.scan(start, verify=verify, end=file_size):
             ok = header.base_offset >= expected if allow_gaps else header.base_offset == expected
-            if not ok or header.last_offset_delta < 0:
+            if (
+                not ok
+                or header.last_offset_delta < 0
+                or header.last_offset - self.base_offset > MAX_RELATIVE_OFFSET
+            ):
                 break
             self._track(header, pos)
             expected = header.next_offset
