@@ -149,3 +149,21 @@ def test_metadata_with_configs_invalid_today_is_kept_in_place(
                    for r in caplog.records)  # fmt: skip
     finally:
         lm.close()
+
+
+def test_impossible_partition_count_is_damage_not_a_billion_directories(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    populate(tmp_path, clock)
+    meta = metadata_of(tmp_path, '"other"')
+    raw = json.loads(meta.read_bytes())
+    raw["num_partitions"] = 10**9
+    meta.write_text(json.dumps(raw))
+    lm = open_manager(tmp_path, clock)
+    try:
+        assert lm.topic("other") is None
+        assert not (tmp_path / "other-1").exists()
+        assert list((tmp_path / "topics").glob(meta.name + ".damaged-*"))
+        assert lm.topic("orders") is not None
+    finally:
+        lm.close()

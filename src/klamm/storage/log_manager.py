@@ -129,8 +129,10 @@ class TopicInfo:
         ):
             raise ValueError("configs must map strings to strings")
         num = raw["num_partitions"]
-        if not isinstance(num, int) or num < 1:
-            raise ValueError("bad num_partitions")
+        if not isinstance(num, int) or isinstance(num, bool) or not 1 <= num <= MAX_PARTITIONS:
+            # Above the limit no create could have written: a damaged file, which would
+            # otherwise have load() create that many partition directories.
+            raise ValueError(f"bad num_partitions {num!r}")
         return cls(
             name=str(raw["name"]),
             topic_id=uuid.UUID(str(raw["topic_id"])),
