@@ -167,3 +167,27 @@ def test_impossible_partition_count_is_damage_not_a_billion_directories(
         assert lm.topic("orders") is not None
     finally:
         lm.close()
+
+
+def test_leftover_directories_with_records_are_moved_aside_not_deleted(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    populate(tmp_path, clock)
+    # A directory where create_partitions will put partition 1 of "other", holding records;
+    # and one where a new topic goes whose only data is what recovery set aside.
+    stale = tmp_path / "other-1"
+    stale.mkdir()
+    (stale / "00000000000000000000.log").write_bytes(b"x" * 100)
+    aside_only = tmp_path / "fresh-0"
+    (aside_only / "damaged").mkdir(parents=True)
+    (aside_only / "damaged" / "00000000000000000000.log.0-9.1.damaged").write_bytes(b"x" * 9)
+    lm = open_manager(tmp_path, clock)
+    try:
+        lm.create_partitions("other", 2)
+        lm.create_topic("fresh", 1)
+    finally:
+        lm.close()
+    (moved,) = tmp_path.glob("other-1.stray-*")
+    assert (moved / "00000000000000000000.log").read_bytes() == b"x" * 100
+    (moved,) = tmp_path.glob("fresh-0.stray-*")
+    assert (moved / "damaged").exists()

@@ -72,6 +72,7 @@ from klamm.storage.errors import (
     UnknownTopic,
 )
 from klamm.storage.log import PartitionLog, fsync_dir, write_atomically
+from klamm.storage.recovery import DAMAGED_DIR
 
 __all__ = ["InternalTopic", "LogManager", "TopicInfo", "validate_topic_name"]
 
@@ -504,8 +505,7 @@ class LogManager:
             try:
                 for partition in range(info.num_partitions, total):
                     stale = self._partition_dir(name, partition)
-                    if stale.exists():
-                        shutil.rmtree(stale)
+                    self._clear_leftover(stale)  # moved aside if it holds records
                     opened[partition] = PartitionLog.open(stale, config, self._now_ms)
                 write_atomically(self._meta_path(new), new.to_json())
             except (OSError, StorageError) as exc:
@@ -568,5 +568,8 @@ class LogManager:
 
 
 def _holds_records(directory: Path) -> bool:
-    """A partition directory with a non-empty segment file."""
-    return any(f.stat().st_size for f in directory.glob("*.log"))
+    """A partition directory with a non-empty segment file, or with anything recovery set
+    aside (log.py's damaged/): either is data an operator may still need."""
+    if any(f.stat().st_size for f in directory.glob("*.log")):
+        return True
+    return any(directory.glob(f"{DAMAGED_DIR}/*"))
