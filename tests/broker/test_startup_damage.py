@@ -1,7 +1,7 @@
 """Start-up with damaged files (issue 11, findings 5 and 6): an internal partition that cannot
 be opened stops the start with one line naming the file and the cause; a damaged metadata file
 of an internal topic keeps its log (committed offsets, transactions); a user partition that
-cannot be opened is offline while the rest is served."""
+cannot be opened is offline (KAFKA_STORAGE_ERROR) while the rest is served."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ import pytest
 from klamm.broker.config import BrokerConfig
 from klamm.broker.groups.operations import commit_offsets, fetch_offsets
 from klamm.broker.node import Broker, StartupError
+from klamm.protocol.errors import ErrorCode
+from klamm.protocol.record_batch import Record, RecordBatch, build_batch
+from tests.broker.wire import Wire
 
 OFFSETS = "__consumer_offsets"
 TXNS = "__transaction_state"
@@ -132,12 +135,42 @@ async def test_user_partition_that_cannot_be_opened_is_offline_rest_served(
         broker = await _started(tmp_path)
     try:
         assert broker.partition("bad", 0) is None
-        assert broker.partition("good", 0) is not None
         assert any("bad-0" in r.getMessage() and str(segment) in r.getMessage()
                    for r in caplog.records)  # fmt: skip
+        with Wire(f"127.0.0.1:{broker.bound_port}") as wire:
+            for topic, expected in (("bad", ErrorCode.kafka_storage_error),
+                                    ("good", ErrorCode.none),
+                                    ("never", ErrorCode.unknown_topic_or_partition)):  # fmt: skip
+                answers = await asyncio.to_thread(_ask_everything, wire, topic)
+                assert answers == [expected] * 3, topic
     finally:
         await broker.stop()
     assert segment.is_dir()  # nothing was removed
+
+
+def _ask_everything(wire: Wire, topic: str) -> list[int]:
+    """Produce, Fetch and ListOffsets error codes for partition 0 of `topic`."""
+    batch = build_batch(RecordBatch(records=[Record(0, 1_700_000_000_000, None, b"v")]))
+    produced = wire.request(
+        0, 8, transactional_id=None, acks=1, timeout=5000,
+        topic_data=[{"name": topic, "partition_data": [{"index": 0, "records": batch}]}],
+    )  # fmt: skip
+    fetched = wire.request(
+        1, 11, replica_id=-1, max_wait=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0,
+        session_id=0, session_epoch=-1, forgotten_topics_data=[], rack_id="",
+        topics=[{"topic": topic, "partitions": [{"partition": 0, "current_leader_epoch": -1,
+                 "fetch_offset": 0, "log_start_offset": -1, "partition_max_bytes": 1 << 20}]}],
+    )  # fmt: skip
+    listed = wire.request(
+        2, 5, replica_id=-1, isolation_level=0,
+        topics=[{"name": topic, "partitions": [{"partition_index": 0,
+                 "current_leader_epoch": -1, "timestamp": -1}]}],
+    )  # fmt: skip
+    return [
+        produced.responses[0].partition_responses[0].error_code,
+        fetched.responses[0].partitions[0].error_code,
+        listed.topics[0].partitions[0].error_code,
+    ]
 
 
 # --- finding 5 (storage half): damaged metadata of an internal topic ------------------------

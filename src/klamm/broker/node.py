@@ -30,6 +30,7 @@ from klamm.broker.partition import Partition
 from klamm.broker.router import Handler, advertised_versions, load_handlers
 from klamm.broker.transactions import ProducerStateService, TransactionCoordinator
 from klamm.broker.transactions.coordinator import TXN_TOPIC
+from klamm.protocol.errors import ErrorCode
 from klamm.storage.cleaner import LogCleaner
 from klamm.storage.errors import StorageError
 from klamm.storage.log_manager import InternalTopic, LogManager, TopicInfo
@@ -244,6 +245,14 @@ class Broker:
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self._partitions.get((topic, index))
+
+    def missing_partition_error(self, topic: str, index: int) -> ErrorCode:
+        """The error for a request naming a partition `partition()` does not have: the
+        partition is offline when its log exists but did not open (KAFKA_STORAGE_ERROR, as
+        Kafka answers for a partition on an offline log directory), else it is unknown."""
+        if self.logs.open_failure(topic, index) is not None:
+            return ErrorCode.kafka_storage_error
+        return ErrorCode.unknown_topic_or_partition
 
     def partitions(self) -> Iterator[Partition]:
         return iter(self._partitions.values())

@@ -474,6 +474,8 @@ class LogManager:
             self._meta_path(info).rename(marker)
             fsync_dir(self._meta_dir)
             del self._topics[name]
+            for partition in range(info.num_partitions):
+                self._failures.pop((name, partition), None)
             doomed: list[Path] = []
             for partition in range(info.num_partitions):
                 plog = self._logs.pop((name, partition), None)

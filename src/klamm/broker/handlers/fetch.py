@@ -49,7 +49,7 @@ def _collect(
             }
             partitions.append(entry)
             if partition is None:
-                entry["error_code"] = ErrorCode.unknown_topic_or_partition
+                entry["error_code"] = broker.missing_partition_error(topic.topic, wanted.partition)
                 errored = True
                 continue
             watched.append(partition)
