@@ -1,5 +1,6 @@
-"""Crash recovery: any torn or garbled byte leaves exactly the valid prefix, and the log keeps
-working from there."""
+"""Crash recovery: any torn or garbled byte costs exactly the batch it hit (and, for a torn
+file, what the tear removed); every other batch stays readable at its offset, and the log keeps
+working from there (tests/storage/test_recovery_damage.py covers what is set aside)."""
 
 from __future__ import annotations
 
@@ -29,13 +30,13 @@ def build(directory: Path, sizes: list[int]) -> list[AppendResult]:
     return results
 
 
-def expect_prefix(directory: Path, kept: list[AppendResult]) -> None:
+def expect_log(directory: Path, kept: list[AppendResult], end: int) -> None:
+    """The log holds exactly the batches `kept`, at their offsets, and ends at `end`."""
     plog = PartitionLog.open(directory, CONFIG, FakeClock())
-    end = kept[-1].last_offset + 1 if kept else 0
     assert plog.log_end_offset == end
     plog.check_invariants()
     got = [r.offset for r in records_of([b for _, b in plog.batches_from(0)])]
-    assert got == list(range(end))
+    assert got == [o for r in kept for o in range(r.base_offset, r.last_offset + 1)]
     # Appends continue at the right offset, and survive another reopen.
     assert plog.append(make_batch(2)).base_offset == end
     plog.close()
@@ -43,6 +44,10 @@ def expect_prefix(directory: Path, kept: list[AppendResult]) -> None:
     assert again.log_end_offset == end + 2
     again.check_invariants()
     again.close()
+
+
+def expect_prefix(directory: Path, kept: list[AppendResult]) -> None:
+    expect_log(directory, kept, kept[-1].last_offset + 1 if kept else 0)
 
 
 def damage_target(
@@ -57,7 +62,8 @@ sizes_st = st.lists(st.integers(1, 6), min_size=1, max_size=25)
 
 @settings(max_examples=60, deadline=None)
 @given(sizes=sizes_st, data=st.data())
-def test_truncation_anywhere_keeps_valid_prefix(sizes: list[int], data: st.DataObject) -> None:
+def test_truncation_anywhere_keeps_the_rest(sizes: list[int], data: st.DataObject) -> None:
+    """A segment file cut short loses what the cut removed; earlier and later segments stay."""
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "p-0"
         results = build(directory, sizes)
@@ -66,12 +72,15 @@ def test_truncation_anywhere_keeps_valid_prefix(sizes: list[int], data: st.DataO
         name, position = damage_target(results, which, cut)
         with open(directory / name, "r+b") as f:
             f.truncate(position)
-        expect_prefix(directory, results[:which])
+        victim = results[which]
+        seg, end = victim.segment_base_offset, position
+        kept = [r for r in results if r.segment_base_offset != seg or r.position + r.size <= end]
+        expect_log(directory, kept, max([r.last_offset + 1 for r in kept] + [victim.base_offset]))
 
 
 @settings(max_examples=60, deadline=None)
 @given(sizes=sizes_st, data=st.data())
-def test_flipped_byte_keeps_valid_prefix(sizes: list[int], data: st.DataObject) -> None:
+def test_flipped_byte_costs_only_its_batch(sizes: list[int], data: st.DataObject) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "p-0"
         results = build(directory, sizes)
@@ -84,7 +93,9 @@ def test_flipped_byte_keeps_valid_prefix(sizes: list[int], data: st.DataObject) 
         raw = bytearray((directory / name).read_bytes())
         raw[position] ^= 1 << bit
         (directory / name).write_bytes(raw)
-        expect_prefix(directory, results[:which])
+        kept = results[:which] + results[which + 1 :]
+        end = results[which].base_offset if which == len(results) - 1 else kept[-1].last_offset + 1
+        expect_log(directory, kept, end)
 
 
 def test_every_truncation_of_last_batch(tmp_path: Path) -> None:
@@ -110,7 +121,7 @@ def test_garbage_appended_to_tail(tmp_path: Path) -> None:
     expect_prefix(tmp_path, results)
 
 
-def test_corrupt_middle_segment_drops_later_ones(tmp_path: Path, caplog: object) -> None:
+def test_corrupt_middle_segment_keeps_later_ones(tmp_path: Path) -> None:
     results = build(tmp_path, [5] * 30)
     bases = sorted({r.segment_base_offset for r in results})
     assert len(bases) >= 4
@@ -119,15 +130,16 @@ def test_corrupt_middle_segment_drops_later_ones(tmp_path: Path, caplog: object)
     raw = bytearray(path.read_bytes())
     raw[victim.position + 40] ^= 0xFF
     path.write_bytes(raw)
-    expect_prefix(tmp_path, results[: results.index(victim)])
-    assert not (tmp_path / (segment_name(bases[3]) + ".log")).exists()
+    expect_log(tmp_path, [r for r in results if r is not victim], results[-1].last_offset + 1)
+    assert (tmp_path / (segment_name(bases[3]) + ".log")).exists()
 
 
-def test_missing_middle_segment_drops_later_ones(tmp_path: Path) -> None:
+def test_missing_middle_segment_keeps_later_ones(tmp_path: Path) -> None:
     results = build(tmp_path, [5] * 30)
     bases = sorted({r.segment_base_offset for r in results})
     (tmp_path / (segment_name(bases[2]) + ".log")).unlink()
-    expect_prefix(tmp_path, [r for r in results if r.segment_base_offset < bases[2]])
+    kept = [r for r in results if r.segment_base_offset != bases[2]]
+    expect_log(tmp_path, kept, results[-1].last_offset + 1)
 
 
 def test_clean_shutdown_skips_crc_scan(tmp_path: Path) -> None:
@@ -165,4 +177,8 @@ def test_recovery_point_skips_crc_of_fsynced_segments(tmp_path: Path) -> None:
     raw[active.position + 70] ^= 0xFF
     path.write_bytes(raw)
     again = PartitionLog.open(tmp_path, CONFIG, FakeClock())
-    assert again.log_end_offset == active.base_offset
+    got = {o for h, _ in again.batches_from(0) for o in range(h.base_offset, h.next_offset)}
+    assert set(range(sealed.base_offset, sealed.last_offset + 1)) <= got  # not seen
+    assert not got & set(range(active.base_offset, active.last_offset + 1))  # cut out
+    assert again.log_end_offset == results[-1].last_offset + 1  # later batches kept
+    again.close()

@@ -25,6 +25,7 @@ from klamm.broker.connection import KafkaConnection
 from klamm.broker.connections import Connections
 from klamm.broker.durability import GroupCommit
 from klamm.broker.groups import GroupCoordinator
+from klamm.broker.groups.coordinator import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG
 from klamm.broker.metrics import MetricsServer
 from klamm.broker.partition import Partition
 from klamm.broker.router import Handler, advertised_versions, load_handlers
@@ -33,11 +34,21 @@ from klamm.broker.transactions import (
     ProducerStateService,
     TransactionCoordinator,
 )
+from klamm.broker.transactions.state import TXN_TOPIC
+from klamm.protocol.errors import ErrorCode
 from klamm.storage.cleaner import LogCleaner
-from klamm.storage.dirlock import DataDirInUse
-from klamm.storage.log_manager import LogManager, TopicInfo
+from klamm.storage.errors import StorageError
+from klamm.storage.log_manager import InternalTopic, LogManager, TopicInfo
 
 log = logging.getLogger("klamm.broker")
+
+# The coordinators' logs, as they create them: storage restores one of these (instead of
+# starting it empty) if its metadata file is damaged or lost, and the broker does not start
+# without them.
+INTERNAL_TOPICS = {
+    OFFSETS_TOPIC: InternalTopic(1, OFFSETS_TOPIC_CONFIG),
+    TXN_TOPIC: InternalTopic(1, {"cleanup.policy": "compact"}),
+}
 
 
 class StartupError(Exception):
@@ -64,7 +75,9 @@ class Broker:
         self.metrics = MetricsServer(self)
         self.metrics_port: int | None = None
         self.durability = GroupCommit(config.flush_policy)
-        self.logs = LogManager(Path(config.data_dir), now_ms, dict(config.topic_defaults))
+        self.logs = LogManager(
+            Path(config.data_dir), now_ms, dict(config.topic_defaults), INTERNAL_TOPICS
+        )
         self.cleaner = LogCleaner(self.logs)  # compaction of cleanup.policy=compact logs
         self.cluster_id = ""
         self._partitions: dict[tuple[str, int], Partition] = {}
@@ -92,17 +105,16 @@ class Broker:
             data_dir.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(self.logs.load)  # takes the data directory's lock first
             self.cluster_id = _load_cluster_id(data_dir)
-        except DataDirInUse as exc:
+        except StorageError as exc:  # DataDirInUse, an unreadable metadata file
+            await asyncio.to_thread(self.logs.close)
             raise StartupError(str(exc)) from exc
         except OSError as exc:
+            await asyncio.to_thread(self.logs.close)
             raise StartupError(f"cannot use data directory {data_dir}: {exc}") from exc
         recovered = len(self.logs.topics())
         for name, info in self.logs.topics().items():
             self._attach(name, info)
-        for service in self._make_services():
-            self.services[service.name] = service
-        for service in self.services.values():
-            await service.start()
+        await self._start_services()
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(
@@ -133,6 +145,38 @@ class Broker:
             self.bound_port, *self.config.advertised, recovered,
             (time.monotonic() - started) * 1000,
         )  # fmt: skip
+
+    async def _start_services(self) -> None:
+        """Start the coordinators, or refuse to start the broker with one line saying why when
+        an internal log they need did not open (a coordinator without its log would start
+        empty and forget every group's offsets or every open transaction)."""
+        problem: str | None = None
+        for name in INTERNAL_TOPICS:
+            info = self.logs.topic(name)
+            for index in range(info.num_partitions if info is not None else 0):
+                if self.partition(name, index) is None:
+                    cause = self.logs.open_failure(name, index) or "its log did not open"
+                    problem = f"internal partition {name}-{index} cannot be opened: {cause}"
+                    break
+            if problem is not None:
+                break
+        started: list[Any] = []
+        if problem is None:
+            for service in self._make_services():
+                self.services[service.name] = service
+            try:
+                for service in self.services.values():
+                    await service.start()
+                    started.append(service)
+            except StorageError as exc:
+                problem = f"the {service.name} coordinator cannot start: {exc}"
+        if problem is None:
+            return
+        for service in reversed(started):
+            await service.stop()
+        self.services.clear()
+        await asyncio.to_thread(self.logs.close)
+        raise StartupError(problem)
 
     def _tls_context(self) -> ssl.SSLContext | None:
         """SSL / SASL_SSL: asyncio's transport does TLS and the connection sees plaintext."""
@@ -205,12 +249,21 @@ class Broker:
             if key not in self._partitions:
                 plog = self.logs.log(name, index)
                 if plog is None:  # failed to open; storage logged why
-                    log.error("partition %s-%d is offline: its log did not open", name, index)
+                    if name not in INTERNAL_TOPICS:  # those stop the start, saying why
+                        log.error("partition %s-%d is offline: its log did not open", name, index)
                     continue
                 self._partitions[key] = Partition(name, index, plog, internal=info.internal)
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self._partitions.get((topic, index))
+
+    def missing_partition_error(self, topic: str, index: int) -> ErrorCode:
+        """The error for a request naming a partition `partition()` does not have: the
+        partition is offline when its log exists but did not open (KAFKA_STORAGE_ERROR, as
+        Kafka answers for a partition on an offline log directory), else it is unknown."""
+        if self.logs.open_failure(topic, index) is not None:
+            return ErrorCode.kafka_storage_error
+        return ErrorCode.unknown_topic_or_partition
 
     def partitions(self) -> Iterator[Partition]:
         return iter(self._partitions.values())

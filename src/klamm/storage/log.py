@@ -9,6 +9,7 @@ Files in the partition directory:
     .klamm_cleanshutdown  present only between a clean `close()` and the next `open()`
     recovery-point        decimal text: every segment with a smaller base offset is sealed and
                           was fsynced; written (atomically) by `flush()` after a roll
+    damaged/              what recovery set aside (recovery.py): never read, never deleted
 
 Crash behaviour:
   * Appends are not fsynced; `flush()` fsyncs every segment written since the previous flush
@@ -16,8 +17,34 @@ Crash behaviour:
     called is durable when it returns.
   * `open()` after a clean shutdown trusts consistent index files and scans only segment tails.
     Otherwise every segment from the recovery point on is CRC-checked batch by batch (older,
-    fsynced ones get the cheap structural check); the log is cut at the first invalid or torn
-    batch, and any later segments are dropped with a warning (they would leave a gap).
+    fsynced ones get the cheap structural check). What fails is handled as under "Damage".
+  * Checkpoint files are hints, checked against the segments: a `recovery-point` past the last
+    segment's base (it would exempt the active segment from the CRC check) or a
+    `log-start-offset` past the log end (it would hide every record), or either one not a
+    non-negative decimal, is ignored with a warning and moved into damaged/ (left in place it
+    would come back into force once the log grew past it). An implausible `cleaner-offset`
+    is only reported: cleaner.py treats it as "all dirty", and its presence says the log may
+    have gaps.
+
+Damage (a torn tail, a garbled batch in any segment, a missing or overlapping segment file):
+recovery never unlinks acknowledged data and logs exactly what it skipped (file, byte range,
+offsets), at ERROR when intact data follows the damage and at WARNING for a torn tail.
+  * The bytes cut from a segment (from the first invalid batch to the end of its file) are
+    copied into damaged/ and fsynced before the file is truncated (all-zero tails, which a file
+    system leaves after a crash, hold nothing and are just cut).
+  * Intact batches after the damaged one (found by searching the cut bytes for the next batch
+    with a valid CRC and a base offset at or after where the log stops) are written back as a
+    new segment named by their base offset; later segments are kept as they are. The log thus
+    keeps an offset gap where the damaged batch was, as compacted logs do: Fetch skips it
+    exactly as it skips compacted-away offsets, and every client handles that.
+  * A segment whose base offset is below the end of the one before it (overlapping offsets,
+    which cannot both be served) is set aside whole; a missing segment file is a gap.
+Why keep later data with a gap rather than cut the log there (Kafka truncates at the first
+invalid batch, and drops later segments): cutting moves the log end offset back past records
+that are intact and may have been acknowledged, so new appends would reuse their offsets, and a
+consumer that had committed past them would skip the new records while one that had not would
+read different records at the same offsets. A gap loses only the damaged batch, keeps the rest
+readable at its original offsets, and never hands an offset out twice.
   * A failed write (ENOSPC, EIO) is rolled back by truncating the segment to its size before
     the append: state is unchanged and KafkaStorageError is raised. A failed fsync takes the
     log offline (after a failed fsync Linux may drop dirty pages, so a retry could falsely
@@ -55,12 +82,20 @@ from klamm.protocol.record_batch import (
 )
 from klamm.storage.config import LogConfig
 from klamm.storage.errors import KafkaStorageError, LogClosed, OffsetOutOfRange
+from klamm.storage.recovery import (
+    DAMAGED_DIR,
+    check_cleaner_offset,
+    move_aside,
+    read_checkpoint,
+    set_aside_cut,
+    set_aside_segment,
+)
 from klamm.storage.segment import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
     TIME_INDEX_SUFFIX,
-    TXN_INDEX_SUFFIX,
     LogSegment,
+    segment_name,
 )
 
 __all__ = ["AppendResult", "PartitionLog"]
@@ -73,6 +108,8 @@ RECOVERY_POINT_FILE = "recovery-point"
 CLEANER_OFFSET_FILE = "cleaner-offset"  # the log cleaner's checkpoint (cleaner.py)
 _SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
 _OTHER_STATE_FILE = re.compile(r"^\d{20}\.snapshot$")
+
+MAX_OFFSET = 2**63 - 1  # offsets are i64 on the wire and in the index files
 
 # Offsets inside a segment are stored relative to its base as u32 in the indexes; roll before
 # a batch could overflow that (Kafka rolls at Int.MaxValue for the same reason).
@@ -150,7 +187,9 @@ class PartitionLog:
         try:
             return cls._open(directory, config, now_ms)
         except OSError as exc:
-            raise KafkaStorageError(f"cannot open log {directory}: {exc}") from exc
+            # The file and the OS's words: what an operator needs to fix it.
+            cause = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
+            raise KafkaStorageError(f"cannot open log {directory}: {cause}") from exc
 
     @classmethod
     def _open(cls, directory: Path, config: LogConfig, now_ms: Callable[[], int]) -> PartitionLog:
@@ -168,48 +207,98 @@ class PartitionLog:
         from klamm.storage.cleaner import recover_interrupted
 
         compacted = recover_interrupted(directory)
-        bases = cls._scan_directory(directory)
-        recovery_point = 0 if clean else cls._read_offset_file(directory, RECOVERY_POINT_FILE)
         created = now_ms()
-        allow_gaps = config.compact or compacted
+        bases = cls._scan_directory(directory, created)
+        verify_from: int | None = None  # segments from here on are CRC-checked
+        if not clean:
+            last_base = bases[-1] if bases else 0
+            verify_from = read_checkpoint(
+                directory, RECOVERY_POINT_FILE, created, last_base,
+                "it is past the last segment's base offset, so no segment would be CRC-checked",
+            ) or 0  # fmt: skip
         segments: list[LogSegment] = []
-        for i, base in enumerate(bases):
-            if (
-                segments
-                and base != segments[-1].next_offset
-                and not (allow_gaps and base > segments[-1].next_offset)
-            ):
-                cls._drop_from(
-                    directory,
-                    bases[i:],
-                    f"segment {base} does not continue offset {segments[-1].next_offset}",
-                )
-                break
-            seg, cut = LogSegment.load(
-                directory, base, config.index_interval_bytes, created,
-                verify=not clean and base >= (recovery_point or 0), allow_gaps=allow_gaps,
+        try:
+            cls._load_segments(
+                directory, config, bases, segments, verify_from,
+                allow_gaps=config.compact or compacted, created=created,
             )  # fmt: skip
-            segments.append(seg)
-            if cut is not None:
-                log.warning(
-                    "log %s: truncated segment %d at byte %d (invalid or torn batch); "
-                    "log end offset is now %d", directory, base, cut, seg.next_offset,
-                )  # fmt: skip
-                if i + 1 < len(bases):
-                    cls._drop_from(directory, bases[i + 1 :], f"segment {base} was truncated")
-                break
-        start = cls._read_offset_file(directory, LOG_START_OFFSET_FILE)
-        if not segments:
-            seg = LogSegment.create(directory, start or 0, config.index_interval_bytes, created)
-            fsync_dir(directory)
-            segments.append(seg)
+            log_end = segments[-1].next_offset if segments else None
+            start = read_checkpoint(
+                directory, LOG_START_OFFSET_FILE, created, log_end,
+                "it is past the log end offset: every record would be out of range",
+            )  # fmt: skip
+            if compacted:
+                check_cleaner_offset(directory, CLEANER_OFFSET_FILE, log_end)
+            if not segments:
+                # No segment left: start where the log started (the checkpoint, if any), so
+                # offsets handed out before are not handed out again.
+                seg = LogSegment.create(directory, start or 0, config.index_interval_bytes, created)
+                fsync_dir(directory)
+                segments.append(seg)
+        except BaseException:
+            for seg in segments:
+                seg.close()
+            raise
         log_end = segments[-1].next_offset
         log_start = min(max(start or 0, segments[0].base_offset), log_end)
         return cls(directory, config, now_ms, segments, log_start)
 
+    @classmethod
+    def _load_segments(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        bases: list[int],
+        segments: list[LogSegment],
+        verify_from: int | None,
+        *,
+        allow_gaps: bool,
+        created: int,
+    ) -> None:
+        """Load every segment into `segments` (see "Damage" in the module docstring): a segment
+        overlapping the one before is set aside, a cut tail is copied aside, and the intact
+        batches after a damaged one become a new segment, loaded in turn."""
+        pending = list(bases)  # ascending; a salvaged segment is inserted at the front
+        salvaged: set[int] = set()
+        while pending:
+            base = pending.pop(0)
+            if segments and base < segments[-1].next_offset:
+                moved = set_aside_segment(directory, base, created)
+                log.error(
+                    "log %s: segment %s overlaps offsets below %d that the log already holds; "
+                    "set aside as %s", directory, segment_name(base) + LOG_SUFFIX,
+                    segments[-1].next_offset, moved,
+                )  # fmt: skip
+                continue
+            if segments and base > segments[-1].next_offset and not allow_gaps:
+                log.warning(
+                    "log %s: offsets [%d, %d) are missing (damaged and set aside, or their "
+                    "segment file is gone); readers skip them", directory,
+                    segments[-1].next_offset, base,
+                )  # fmt: skip
+            next_base = pending[0] if pending else None
+
+            def on_cut(
+                seg: LogSegment, start: int, end: int, limit: int | None = next_base
+            ) -> None:
+                found = set_aside_cut(
+                    directory, seg, start, end, limit, allow_gaps=allow_gaps, now_ms=created
+                )
+                if found is not None:
+                    pending.insert(0, found)
+                    salvaged.add(found)
+
+            seg, _ = LogSegment.load(
+                directory, base, config.index_interval_bytes, created,
+                verify=base in salvaged or (verify_from is not None and base >= verify_from),
+                allow_gaps=allow_gaps, on_cut=on_cut,
+            )  # fmt: skip
+            segments.append(seg)
+
     @staticmethod
-    def _scan_directory(directory: Path) -> list[int]:
-        """Segment base offsets found; removes leftover tmp files and orphan index files."""
+    def _scan_directory(directory: Path, now_ms: int) -> list[int]:
+        """Segment base offsets found; removes leftover tmp files and orphan index files, and
+        sets aside segment files whose name no broker could have written."""
         logs: set[int] = set()
         others: list[tuple[int, Path]] = []
         for path in directory.iterdir():
@@ -222,11 +311,16 @@ class PartitionLog:
             if match is None:
                 if path.name not in (
                     LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, CLEAN_SHUTDOWN_FILE,
-                    CLEANER_OFFSET_FILE,
+                    CLEANER_OFFSET_FILE, DAMAGED_DIR,
                 ):  # fmt: skip
                     log.warning("log %s: ignoring unexpected file %s", directory, path.name)
                 continue
-            if match.group(2) == "log":
+            if int(match.group(1)) > MAX_OFFSET:
+                # 20 digits can name more than an i64 holds; no broker wrote this file.
+                moved = move_aside(path, now_ms)
+                log.error("log %s: %s names an offset beyond 2^63-1; set aside as %s",
+                          directory, path.name, moved)  # fmt: skip
+            elif match.group(2) == "log":
                 logs.add(int(match.group(1)))
             else:
                 others.append((int(match.group(1)), path))
@@ -234,24 +328,6 @@ class PartitionLog:
             if base not in logs:
                 path.unlink(missing_ok=True)
         return sorted(logs)
-
-    @staticmethod
-    def _drop_from(directory: Path, bases: list[int], why: str) -> None:
-        log.warning(
-            "log %s: %s; dropping %d later segment(s) from offset %d",
-            directory, why, len(bases), bases[0],
-        )  # fmt: skip
-        for base in bases:
-            stem = f"{base:020d}"
-            for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
-                (directory / (stem + suffix)).unlink(missing_ok=True)
-
-    @staticmethod
-    def _read_offset_file(directory: Path, name: str) -> int | None:
-        try:
-            return max(0, int((directory / name).read_text().strip()))
-        except (FileNotFoundError, ValueError, UnicodeDecodeError):
-            return None
 
     # --- properties ------------------------------------------------------------------------
 
@@ -590,5 +666,6 @@ class PartitionLog:
             for seg in self._segments:
                 seg.check_invariants()
             for a, b in zip(self._segments, self._segments[1:], strict=False):
-                assert b.base_offset == a.next_offset, "segments continue each other"
+                # A gap is allowed: compaction, or damage recovery set aside (module docstring).
+                assert b.base_offset >= a.next_offset, "segments do not overlap"
             assert self._log_start_offset <= self.log_end_offset

@@ -13,6 +13,24 @@ Files:
 Metadata and deletion files are named by topic id, not name: a 249-character topic name plus
 any suffix would pass the 255-byte file name limit.
 
+Damaged metadata (a metadata file that is not valid JSON of the form above):
+  * The file is moved to `topics/<topic id hex>.json.damaged-<ms>` (never deleted) and logged at
+    ERROR with the topic name if it can still be read out of the damaged bytes.
+  * An internal topic (`internal_topics`, given by the broker: `__consumer_offsets`,
+    `__transaction_state`) is recognised by name, from the damaged file or from its partition
+    directories, and restored with its known partition count and configs (compacted): its log
+    is opened as it is, so the coordinators replay their state instead of starting empty.
+  * A user topic is not restored (its configs are lost, and guessing them, e.g. a default
+    retention.ms for a topic meant to keep records for ever, could delete data): it is not
+    served, its partition directories stay where they are and are reported at every start,
+    and creating the topic again moves them aside (see below). Restoring the metadata file
+    brings it back.
+  * A metadata file that cannot be read at all (an OSError such as EIO or EACCES) makes
+    `load()` raise KafkaStorageError: the broker refuses to start rather than guess.
+A partition that cannot be opened (a directory where a segment should be, an unreadable file)
+is left offline and its cause is kept for `open_failure()`; the broker refuses to start when it
+is an internal one.
+
 Crash behaviour:
   * create_topic makes the partition directories first and writes the metadata last: a crash
     in between leaves empty orphan directories that the next create of that name replaces.
@@ -31,6 +49,7 @@ contract (log.py). A log obtained before `delete_topic` raises LogClosed afterwa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -47,13 +66,15 @@ from klamm.storage.dirlock import DataDirLock
 from klamm.storage.errors import (
     InvalidPartitions,
     InvalidTopicName,
+    KafkaStorageError,
     StorageError,
     TopicExists,
     UnknownTopic,
 )
 from klamm.storage.log import PartitionLog, fsync_dir, write_atomically
+from klamm.storage.recovery import DAMAGED_DIR
 
-__all__ = ["LogManager", "TopicInfo", "validate_topic_name"]
+__all__ = ["InternalTopic", "LogManager", "TopicInfo", "validate_topic_name"]
 
 log = logging.getLogger("klamm.storage")
 
@@ -61,7 +82,11 @@ TOPICS_DIR = "topics"
 METADATA_VERSION = 1
 DELETED_SUFFIX = ".deleted"
 STRAY_SUFFIX = ".stray-"
+DAMAGED_METADATA_SUFFIX = ".damaged-"
 _PARTITION_DIR = re.compile(r".+-\d+")
+_META_FILE = re.compile(r"^([0-9a-f]{32})\.json$")
+# The name field as TopicInfo.to_json writes it, to name the topic of a damaged file.
+_NAME_FIELD = re.compile(rb'"name"\s*:\s*"([a-zA-Z0-9._-]{1,249})"')
 
 # Kafka's Topic.java: 249 = 255 (common file-name limit) minus room for "-<partition>" and the
 # ".<uuid>-delete" suffix Kafka appends while deleting.
@@ -105,8 +130,10 @@ class TopicInfo:
         ):
             raise ValueError("configs must map strings to strings")
         num = raw["num_partitions"]
-        if not isinstance(num, int) or num < 1:
-            raise ValueError("bad num_partitions")
+        if not isinstance(num, int) or isinstance(num, bool) or not 1 <= num <= MAX_PARTITIONS:
+            # Above the limit no create could have written: a damaged file, which would
+            # otherwise have load() create that many partition directories.
+            raise ValueError(f"bad num_partitions {num!r}")
         return cls(
             name=str(raw["name"]),
             topic_id=uuid.UUID(str(raw["topic_id"])),
@@ -114,6 +141,14 @@ class TopicInfo:
             configs=dict(configs),
             internal=bool(raw.get("internal", False)),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class InternalTopic:
+    """What an internal topic is made with: enough to restore its metadata if it is damaged."""
+
+    num_partitions: int
+    configs: Mapping[str, str]
 
 
 def validate_topic_name(name: str) -> None:
@@ -140,12 +175,15 @@ class LogManager:
         data_dir: Path,
         now_ms: Callable[[], int],
         default_configs: dict[str, str] | None = None,
+        internal_topics: Mapping[str, InternalTopic] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self._now_ms = now_ms
         self._defaults = validate_topic_configs(default_configs or {})
+        self._internal = dict(internal_topics or {})
         self._topics: dict[str, TopicInfo] = {}
         self._logs: dict[tuple[str, int], PartitionLog] = {}
+        self._failures: dict[tuple[str, int], str] = {}  # partitions that did not open: why
         self._lock = threading.RLock()
         self._dir_lock = DataDirLock(data_dir)
 
@@ -170,32 +208,111 @@ class LogManager:
     # --- load ------------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Recover every topic on disk. Unreadable metadata or partitions are logged and
-        skipped, never fatal; half-done deletions are finished first."""
+        """Recover every topic on disk. Damaged metadata is set aside (internal topics are
+        restored, see the module docstring) and partitions that do not open stay offline,
+        both logged; half-done deletions are finished first. Raises KafkaStorageError when a
+        metadata file cannot be read at all."""
         with self._lock:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._dir_lock.acquire()  # before anything is read or written: see dirlock.py
             self._meta_dir.mkdir(parents=True, exist_ok=True)
-            found: list[tuple[TopicInfo, LogConfig]] = []
+            found: list[TopicInfo] = []
+            damaged: dict[str, uuid.UUID | None] = {}  # topic names read out of damaged files
             for path in sorted(self._meta_dir.glob("*.json")):
-                try:
-                    info = TopicInfo.from_json(path.read_bytes())
-                    if path.name != f"{info.topic_id.hex}.json":
-                        raise ValueError(f"file name does not match topic id {info.topic_id}")
-                    validate_topic_name(info.name)
-                    if info.name in self._topics:
-                        raise ValueError(f"second metadata file for topic {info.name!r}")
-                    config = self.effective_config(info.configs)
-                except (OSError, ValueError, KeyError, StorageError) as exc:
-                    log.error("skipping topic metadata %s: %s", path, exc)
-                    continue
-                self._topics[info.name] = info
-                found.append((info, config))
+                info = self._read_metadata(path, damaged)
+                if info is not None:
+                    self._topics[info.name] = info
+                    found.append(info)
             self._finish_deletions()
-            for info, config in found:
+            for name, spec in self._internal.items():
+                if name not in self._topics and (
+                    name in damaged or self._partition_dir(name, 0).exists()
+                ):
+                    found.append(self._restore_internal(name, spec, damaged.get(name)))
+            for info in found:
+                config = self.effective_config(info.configs)
                 for partition in range(info.num_partitions):
                     self._open_partition(info.name, partition, config)
             self._report_orphans()
+
+    def _read_metadata(self, path: Path, damaged: dict[str, uuid.UUID | None]) -> TopicInfo | None:
+        """One metadata file's topic; None when it is damaged (then set aside, and its topic
+        name, if readable, recorded in `damaged`) or unusable."""
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise KafkaStorageError(
+                f"cannot read topic metadata {path}: {exc.strerror or exc}"
+            ) from exc
+        try:
+            info = TopicInfo.from_json(raw)
+            if path.name != f"{info.topic_id.hex}.json":
+                raise ValueError(f"file name does not match topic id {info.topic_id}")
+            validate_topic_name(info.name)
+        except (ValueError, KeyError, TypeError, RecursionError, StorageError) as exc:
+            self._set_aside_metadata(path, raw, exc, damaged)
+            return None
+        if info.name in self._topics:
+            first = self._meta_path(self._topics[info.name])
+            log.error("skipping topic metadata %s: a second metadata file for topic %r (the "
+                      "first is %s)", path, info.name, first)  # fmt: skip
+            return None
+        try:
+            self.effective_config(info.configs)
+        except StorageError as exc:
+            # The file is intact; its configs are invalid under today's rules. Keep it as it is.
+            log.error("topic %s is offline: its stored configs are invalid (%s); fix them in %s",
+                      info.name, exc, path)  # fmt: skip
+            return None
+        if info.name in self._internal and not info.internal:
+            info = dataclasses.replace(info, internal=True)
+        return info
+
+    def _set_aside_metadata(
+        self, path: Path, raw: bytes, cause: Exception, damaged: dict[str, uuid.UUID | None]
+    ) -> None:
+        match = _NAME_FIELD.search(raw)
+        name = match.group(1).decode() if match else None
+        id_match = _META_FILE.match(path.name)
+        topic_id = uuid.UUID(id_match.group(1)) if id_match else None
+        aside = path.with_name(f"{path.name}{DAMAGED_METADATA_SUFFIX}{self._now_ms()}")
+        path.rename(aside)
+        fsync_dir(self._meta_dir)
+        if name is not None and name not in damaged:
+            damaged[name] = topic_id
+        topic = f"topic {name!r}" if name is not None else "an unknown topic"
+        if name in self._internal:
+            what = "it is an internal topic: its metadata is restored and its log kept"
+        else:
+            dirs = sorted(self.data_dir.glob(f"{name}-*")) if name is not None else []
+            kept = ", ".join(str(d) for d in dirs if _PARTITION_DIR.fullmatch(d.name)) or "none"
+            what = (f"the topic is not served; its partition directories are kept as they "
+                    f"are ({kept}); restore the file to serve it again")  # fmt: skip
+        log.error("topic metadata %s is damaged (%s): moved to %s; it was %s, and %s", path,
+                  cause, aside, topic, what)  # fmt: skip
+
+    def _restore_internal(
+        self, name: str, spec: InternalTopic, topic_id: uuid.UUID | None
+    ) -> TopicInfo:
+        """Write fresh metadata for internal topic `name` whose own was damaged or lost, with
+        its known partition count and configs; its partition directories are used as they
+        are. Keeps the damaged file's topic id when it named this topic."""
+        count = spec.num_partitions
+        while self._partition_dir(name, count).exists():
+            count += 1  # never hide a partition directory that is there
+        info = TopicInfo(name, topic_id or uuid.uuid4(), count, dict(spec.configs), True)
+        try:
+            write_atomically(self._meta_path(info), info.to_json())
+        except OSError as exc:
+            raise KafkaStorageError(
+                f"cannot restore the metadata of internal topic {name}: {exc.strerror or exc}"
+            ) from exc
+        self._topics[name] = info
+        log.error(
+            "internal topic %s had no usable metadata; restored it (%d partitions, %s) and kept "
+            "its log", name, count, dict(spec.configs),
+        )  # fmt: skip
+        return info
 
     def _report_orphans(self) -> None:
         """Partition directories with records that no topic claims: say so at startup, before
@@ -224,7 +341,14 @@ class LogManager:
                 self._partition_dir(name, partition), config, self._now_ms
             )
         except StorageError as exc:
-            log.error("partition %s-%d is offline: %s", name, partition, exc)
+            self._failures[(name, partition)] = str(exc)
+            if name not in self._internal:  # the broker refuses to start, saying why
+                log.error("partition %s-%d is offline: %s", name, partition, exc)
+
+    def open_failure(self, name: str, partition: int) -> str | None:
+        """Why that partition's log did not open at load (None if it did, or was not tried)."""
+        with self._lock:
+            return self._failures.get((name, partition))
 
     def _finish_deletions(self) -> None:
         for path in self.data_dir.iterdir():
@@ -350,6 +474,8 @@ class LogManager:
             self._meta_path(info).rename(marker)
             fsync_dir(self._meta_dir)
             del self._topics[name]
+            for partition in range(info.num_partitions):
+                self._failures.pop((name, partition), None)
             doomed: list[Path] = []
             for partition in range(info.num_partitions):
                 plog = self._logs.pop((name, partition), None)
@@ -381,8 +507,7 @@ class LogManager:
             try:
                 for partition in range(info.num_partitions, total):
                     stale = self._partition_dir(name, partition)
-                    if stale.exists():
-                        shutil.rmtree(stale)
+                    self._clear_leftover(stale)  # moved aside if it holds records
                     opened[partition] = PartitionLog.open(stale, config, self._now_ms)
                 write_atomically(self._meta_path(new), new.to_json())
             except (OSError, StorageError) as exc:
@@ -445,5 +570,8 @@ class LogManager:
 
 
 def _holds_records(directory: Path) -> bool:
-    """A partition directory with a non-empty segment file."""
-    return any(f.stat().st_size for f in directory.glob("*.log"))
+    """A partition directory with a non-empty segment file, or with anything recovery set
+    aside (log.py's damaged/): either is data an operator may still need."""
+    if any(f.stat().st_size for f in directory.glob("*.log")):
+        return True
+    return any(directory.glob(f"{DAMAGED_DIR}/*"))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from klamm.protocol.errors import InvalidRecordBatch
@@ -47,6 +47,11 @@ TXN_INDEX_SUFFIX = ".txnindex"  # written by txn_index.py; deleted with its segm
 SCAN_CHUNK = 1 << 20
 
 MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD  # a batch's BatchLength field can't be smaller
+# The indexes store offsets relative to the base as u32, and the log rolls before a batch would
+# pass this (log.py's MAX_RELATIVE_OFFSET, Kafka's Int.MaxValue): a batch beyond it in a segment
+# was not written there. It is what catches a garbled base offset (not covered by the CRC) in a
+# compacted log, where offsets may jump forward.
+MAX_RELATIVE_OFFSET = 2**31 - 1
 
 
 def segment_name(base_offset: int) -> str:
@@ -98,10 +103,14 @@ class LogSegment:
         *,
         verify: bool,
         allow_gaps: bool = False,
+        on_cut: Callable[[LogSegment, int, int], None] | None = None,
     ) -> tuple[LogSegment, int | None]:
         """Open an existing segment. With `verify`, CRC-check every batch and truncate at the
         first invalid one; without, trust the indexes when they are consistent and scan only
-        the tail after the last index entry. Returns (segment, position truncated at or None)."""
+        the tail after the last index entry. `on_cut(segment, start, end)` is called before
+        bytes [start, end) are cut, with the segment describing the valid prefix, so the caller
+        can keep them (log.py sets them aside). Returns (segment, position truncated at or
+        None)."""
         seg = cls(directory, base_offset, index_interval_bytes, created_ms)
         seg._fd = os.open(seg.log_path, os.O_RDWR | os.O_APPEND)
         file_size = os.fstat(seg._fd).st_size
@@ -118,7 +127,13 @@ class LogSegment:
         valid_end = seg._rebuild_from(start, verify=verify, allow_gaps=allow_gaps)
         truncated: int | None = None
         if valid_end < file_size:
-            seg.truncate_to(valid_end)
+            try:
+                if on_cut is not None:
+                    on_cut(seg, valid_end, file_size)
+                seg.truncate_to(valid_end)
+            except BaseException:
+                seg.close()
+                raise
             truncated = valid_end
         return seg, truncated
 
@@ -155,7 +170,11 @@ class LogSegment:
         end = start
         for pos, header in self.scan(start, verify=verify, end=file_size):
             ok = header.base_offset >= expected if allow_gaps else header.base_offset == expected
-            if not ok or header.last_offset_delta < 0:
+            if (
+                not ok
+                or header.last_offset_delta < 0
+                or header.last_offset - self.base_offset > MAX_RELATIVE_OFFSET
+            ):
                 break
             self._track(header, pos)
             expected = header.next_offset

@@ -122,7 +122,7 @@ def _collect(
         }
         topics[-1]["partitions"].append(entry)
         if partition is None:
-            entry["error_code"] = ErrorCode.unknown_topic_or_partition
+            entry["error_code"] = broker.missing_partition_error(want.topic, want.index)
             errored = True
             continue
         stable = partition.last_stable_offset

@@ -40,7 +40,7 @@ def _lookup(ctx: RequestContext, topic: str, wanted: Any, read_committed: bool) 
     }
     partition = ctx.broker.partition(topic, wanted.partition_index)
     if partition is None:
-        entry["error_code"] = ErrorCode.unknown_topic_or_partition
+        entry["error_code"] = ctx.broker.missing_partition_error(topic, wanted.partition_index)
         entry["leader_epoch"] = -1
         return entry
     timestamp = wanted.timestamp

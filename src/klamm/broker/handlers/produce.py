@@ -59,7 +59,7 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) 
     partition = broker.partition(topic, index)
     result = _PartitionResult(partition)
     if partition is None:
-        result.fail(ErrorCode.unknown_topic_or_partition)
+        result.fail(broker.missing_partition_error(topic, index))
         return result
     if records is None:
         result.fail(ErrorCode.invalid_record, "null records")
