@@ -1,9 +1,10 @@
 """Record batch compression codecs (attributes bits 0-2), via cramjam.
 
-Only used off the hot path: the broker stores and serves batches as received and decompresses only
-to inspect records when a topic demands it (compacted topics need keys). Snappy from Java and
-librdkafka comes in xerial framing (`\\x82SNAPPY\\0` header, then length-prefixed raw blocks), other
-producers send raw snappy: both are accepted. LZ4 is the LZ4 *frame* format.
+The broker stores and serves batches as received; produce inflates each compressed batch once to
+check that its records decode (record_batch.validate_records), as Kafka's LogValidator does.
+Snappy from Java and librdkafka comes in xerial framing (`\\x82SNAPPY\\0` header, then
+length-prefixed raw blocks), other producers send raw snappy: both are accepted. LZ4 is the
+LZ4 *frame* format.
 """
 
 from __future__ import annotations
@@ -59,18 +60,29 @@ _FIRST_RATIO, _GROWTH, _SMALLEST = 8, 4, 64 * 1024
 _TOO_SMALL = ("failed to write whole buffer", "smaller than required")
 
 
-def decompress(codec: int, data: bytes | memoryview) -> bytes:
-    """Decompress a batch's records blob. Raises InvalidRecordBatch: CORRUPT_MESSAGE for bad data
-    or data that inflates past MAX_DECOMPRESSED_BYTES, UNSUPPORTED_COMPRESSION_TYPE for an
+class InflatesTooFar(InvalidRecordBatch):
+    """The data inflates past the limit `decompress` was given (CORRUPT_MESSAGE when that limit
+    is MAX_DECOMPRESSED_BYTES; a caller with a smaller budget may retry with a larger one)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(ErrorCode.corrupt_message, f"batch inflates past {limit} bytes")
+        self.limit = limit
+
+
+def decompress(codec: int, data: bytes | memoryview, limit: int | None = None) -> bytes:
+    """Decompress a batch's records blob, inflating at most `limit` bytes (default and ceiling:
+    MAX_DECOMPRESSED_BYTES). Raises InvalidRecordBatch: CORRUPT_MESSAGE for bad data,
+    InflatesTooFar (a CORRUPT_MESSAGE) past the limit, UNSUPPORTED_COMPRESSION_TYPE for an
     unknown codec."""
+    bound = MAX_DECOMPRESSED_BYTES if limit is None else min(limit, MAX_DECOMPRESSED_BYTES)
     if codec == Compression.NONE:
         return bytes(data)
     if codec == Compression.SNAPPY:
-        return _snappy_decompress(bytes(data))
+        return _snappy_decompress(bytes(data), bound)
     into = _DECOMPRESS_INTO.get(codec)
     if into is None:
         raise InvalidRecordBatch(ErrorCode.unsupported_compression_type, f"unknown codec {codec}")
-    size = min(max(len(data) * _FIRST_RATIO, _SMALLEST), MAX_DECOMPRESSED_BYTES)
+    size = min(max(len(data) * _FIRST_RATIO, _SMALLEST), bound)
     while True:
         out = bytearray(size)
         try:
@@ -80,10 +92,10 @@ def decompress(codec: int, data: bytes | memoryview) -> bytes:
                 raise InvalidRecordBatch(
                     ErrorCode.corrupt_message, f"cannot decompress: {exc}"
                 ) from exc
-            if size == MAX_DECOMPRESSED_BYTES:
-                raise _too_large() from exc
+            if size == bound:
+                raise InflatesTooFar(bound) from exc
             del out  # before the next, larger buffer: one buffer alive at a time
-            size = min(size * _GROWTH, MAX_DECOMPRESSED_BYTES)
+            size = min(size * _GROWTH, bound)
             continue
         del out[written:]
         return bytes(out)
@@ -96,17 +108,11 @@ _DECOMPRESS_INTO: dict[int, Any] = {
 }
 
 
-def _too_large() -> InvalidRecordBatch:
-    return InvalidRecordBatch(
-        ErrorCode.corrupt_message, f"batch inflates past {MAX_DECOMPRESSED_BYTES} bytes"
-    )
-
-
-def _snappy_decompress(data: bytes) -> bytes:
+def _snappy_decompress(data: bytes, bound: int) -> bytes:
     """Raw snappy, or xerial blocks of raw snappy. Raw snappy starts with its uncompressed length,
     so the bound is checked before anything is inflated."""
     if not data.startswith(_XERIAL_MAGIC):
-        return _snappy_block(data, MAX_DECOMPRESSED_BYTES)
+        return _snappy_block(data, bound, bound)
     if len(data) < len(_XERIAL_HEADER):
         raise InvalidRecordBatch(ErrorCode.corrupt_message, "truncated xerial snappy header")
     out = bytearray()
@@ -118,15 +124,15 @@ def _snappy_decompress(data: bytes) -> bytes:
         pos += 4
         if size < 0 or pos + size > len(data):
             raise InvalidRecordBatch(ErrorCode.corrupt_message, "truncated xerial snappy block")
-        out += _snappy_block(data[pos : pos + size], MAX_DECOMPRESSED_BYTES - len(out))
+        out += _snappy_block(data[pos : pos + size], bound - len(out), bound)
         pos += size
     return bytes(out)
 
 
-def _snappy_block(block: bytes, room: int) -> bytes:
+def _snappy_block(block: bytes, room: int, bound: int) -> bytes:
     length, _ = _uvarint(block)
     if length > room:
-        raise _too_large()
+        raise InflatesTooFar(bound)
     try:
         return bytes(cramjam.snappy.decompress_raw(block))
     except cramjam.DecompressionError as exc:
