@@ -24,7 +24,9 @@ from klamm.protocol.record_batch import (
     Record,
     RecordBatch,
     build_batch,
+    check_batch,
     crc_of,
+    parse_header,
 )
 from klamm.testing import EmbeddedBroker
 from tests.broker.wire import Wire
@@ -225,3 +227,24 @@ def _read_produce(wire: Wire) -> Any:
     frame = wire.recv_frame()
     value, _ = entity_reader(response_type(0, 9))(frame, 5)  # correlation id, tagged fields
     return value
+
+
+def test_a_wrong_max_timestamp_is_corrected_as_kafka_does(broker: EmbeddedBroker) -> None:
+    """The time index, retention and ListOffsets trust MaxTimestamp; a producer that
+    understates it would hide its records from a lookup by timestamp."""
+    now = _now()
+    records = [Record(0, now - 10, b"k", b"a"), Record(1, now, b"k", b"b")]
+    batch = build_batch(RecordBatch(records=records, max_timestamp=now - 10))
+    with Wire(broker.bootstrap) as wire:
+        _create(wire, "poison-max-ts")
+        assert _produce(wire, "poison-max-ts", batch).error_code == ErrorCode.none
+        stored = broker.broker.partition("poison-max-ts", 0).log.read(0, 1 << 20)
+        assert parse_header(stored).max_timestamp == now
+        check_batch(stored)  # CRC recomputed
+        response = wire.request(
+            2, 7, replica_id=-1, isolation_level=0,
+            topics=[{"name": "poison-max-ts", "partitions": [
+                {"partition_index": 0, "current_leader_epoch": -1, "timestamp": now}]}],
+        )  # fmt: skip
+        found = response.topics[0].partitions[0]
+        assert (found.error_code, found.offset, found.timestamp) == (ErrorCode.none, 1, now)

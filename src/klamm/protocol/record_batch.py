@@ -417,6 +417,14 @@ def assign_offsets(batch: bytearray | memoryview, base_offset: int, leader_epoch
     _LEADER_EPOCH.pack_into(batch, 12, leader_epoch)
 
 
+def set_max_timestamp(batch: bytearray, timestamp_ms: int) -> None:
+    """Correct a CreateTime batch's MaxTimestamp to its records' largest timestamp, recomputing
+    the CRC, as Kafka's LogValidator does (setMaxTimestamp) when a producer got it wrong: the
+    time index, retention and ListOffsets trust the header."""
+    _MAX_TIMESTAMP.pack_into(batch, 35, timestamp_ms)
+    _CRC.pack_into(batch, 17, crc_of(batch, 0, len(batch)))
+
+
 def set_log_append_time(batch: bytearray, timestamp_ms: int) -> None:
     """Stamp a batch with LogAppendTime (message.timestamp.type=LogAppendTime): sets the
     attribute bit and MaxTimestamp, then recomputes the CRC they are covered by."""

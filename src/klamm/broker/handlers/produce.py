@@ -32,10 +32,12 @@ from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.compression import InflatesTooFar
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
 from klamm.protocol.record_batch import (
+    ATTR_LOG_APPEND_TIME,
     BatchHeader,
     RecordsSummary,
     check_produced_header,
     set_log_append_time,
+    set_max_timestamp,
     validate_records,
 )
 from klamm.storage.config import LogConfig
@@ -199,6 +201,12 @@ def _append(ctx: RequestContext, result: _PartitionResult) -> None:
     if config.message_timestamp_type == "LogAppendTime":
         result.log_append_time = broker.now_ms()
         set_log_append_time(batch, result.log_append_time)
+    elif (
+        header.max_timestamp != summary.max_timestamp
+        and not header.attributes & ATTR_LOG_APPEND_TIME
+    ):
+        set_max_timestamp(batch, summary.max_timestamp)  # Kafka corrects it too (unless the
+        # producer claimed LogAppendTime, whose records all carry MaxTimestamp)
     try:
         appended = partition.log.append(batch)
     except StorageError as exc:
