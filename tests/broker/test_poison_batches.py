@@ -6,6 +6,7 @@ answer; a big batch walked in a worker thread keeps its connection's append orde
 from __future__ import annotations
 
 import io
+import select
 import time
 from typing import Any
 
@@ -248,3 +249,47 @@ def test_a_wrong_max_timestamp_is_corrected_as_kafka_does(broker: EmbeddedBroker
         )  # fmt: skip
         found = response.topics[0].partitions[0]
         assert (found.error_code, found.offset, found.timestamp) == (ErrorCode.none, 1, now)
+
+
+def test_a_stored_record_bomb_does_not_stall_other_clients_lookups(
+    broker: EmbeddedBroker,
+) -> None:
+    """A batch of 1M records stored before produce validated them (planted under the produce
+    path here), whose MaxTimestamp promises a record no record has: a ListOffsets by timestamp
+    must read all of it. That used to build a million records on the event loop (seconds,
+    hundreds of MiB); now the records are only scanned, in a worker thread."""
+    count = 1_000_000
+    now = _now()
+    record = _varint(6) + b"\x00\x00\x00\x01\x01\x00"  # every record alike: compresses to little
+    payload = compress(Compression.ZSTD, record * count)
+    bomb = bytearray(_forge(codec=Compression.ZSTD, payload=payload, count=count,
+                            last_delta=count - 1))  # fmt: skip
+    bomb[35:43] = (now + 60_000).to_bytes(8, "big")  # MaxTimestamp above every record's
+    bomb[17:21] = crc_of(bomb, 0, len(bomb)).to_bytes(4, "big")
+    with Wire(broker.bootstrap) as lookup, Wire(broker.bootstrap) as other:
+        _create(lookup, "poison-bomb")
+        broker.broker.partition("poison-bomb", 0).log.append(bomb)
+        assert _produce(lookup, "poison-bomb", _good()).base_offset == count
+        lookup.send_raw(lookup.header(2, 7) + _encode_list_offsets("poison-bomb", now + 30_000))
+        slowest, started = 0.0, time.monotonic()
+        while time.monotonic() - started < 50:
+            before = time.monotonic()
+            other.request(18, 0)  # ApiVersions: anything the event loop answers
+            slowest = max(slowest, time.monotonic() - before)
+            if select.select([lookup.sock], [], [], 0.01)[0]:
+                break
+        frame = lookup.recv_frame()
+    found = entity_reader(response_type(2, 7))(frame, 5)[0].topics[0].partitions[0]
+    assert (found.error_code, found.offset) == (ErrorCode.none, -1)
+    assert slowest < 1.0, f"another client waited {slowest:.2f}s behind the lookup"
+
+
+def _encode_list_offsets(topic: str, timestamp: int) -> bytes:
+    cls = request_type(2, 7)
+    body = io.BytesIO()
+    entity_writer(cls)(body, build(
+        cls, replica_id=-1, isolation_level=0,
+        topics=[{"name": topic, "partitions": [
+            {"partition_index": 0, "current_leader_epoch": -1, "timestamp": timestamp}]}],
+    ))  # fmt: skip
+    return body.getvalue()

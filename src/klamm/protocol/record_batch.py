@@ -618,6 +618,43 @@ def decode_batch(buf: bytes | bytearray | memoryview, pos: int = 0) -> RecordBat
     return batch_with_header(header, records)
 
 
+def find_by_timestamp(
+    buf: bytes | bytearray | memoryview, timestamp: int, *, exact: bool = False, min_offset: int = 0
+) -> tuple[int, int] | None:
+    """(offset, timestamp) of the first record of the stored batch `buf` at or after
+    `min_offset` whose timestamp is >= `timestamp` (== with `exact`); None if there is none.
+
+    For ListOffsets by timestamp: reads only each record's length, timestamp and offset deltas,
+    builds nothing, and stops at the first match, so a batch of millions of records costs a
+    fraction of `decode_batch` (which built every record). Raises InvalidRecordBatch
+    (CORRUPT_MESSAGE) for a batch that does not decode."""
+    header = check_batch(buf)
+    if header.attributes & ATTR_LOG_APPEND_TIME:  # every record carries MaxTimestamp
+        found = header.max_timestamp == timestamp if exact else header.max_timestamp >= timestamp
+        offset = max(header.base_offset, min_offset)
+        return (offset, header.max_timestamp) if found and offset <= header.last_offset else None
+    raw = decompress(header.compression, memoryview(buf)[HEADER_SIZE : header.size])
+    base_offset, base_timestamp = header.base_offset, header.base_timestamp
+    at = 0
+    try:
+        for _ in range(header.records_count):
+            length, at = _walk_varint(raw, at)
+            end = at + length
+            delta, after = _walk_varint(raw, at + 1)  # after the attributes byte
+            offset_delta, _ = _walk_varint(raw, after)
+            record_ts = base_timestamp + delta
+            if base_offset + offset_delta >= min_offset and (
+                record_ts == timestamp if exact else record_ts >= timestamp
+            ):
+                return base_offset + offset_delta, record_ts
+            at = end
+    except (IndexError, InvalidRecordBatch):
+        raise InvalidRecordBatch(
+            ErrorCode.corrupt_message, "record batch does not decode"
+        ) from None
+    return None
+
+
 def batch_with_header(header: BatchHeader, records: list[Record]) -> RecordBatch:
     """`records` with everything `header` says about its batch: offsets, producer fields,
     leader epoch, codec, timestamp type, transactional/control flags and delete horizon."""
