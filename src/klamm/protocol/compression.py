@@ -10,6 +10,7 @@ LZ4 *frame* format.
 from __future__ import annotations
 
 import enum
+import mmap
 import struct
 from typing import Any
 
@@ -74,6 +75,17 @@ def decompress(codec: int, data: bytes | memoryview, limit: int | None = None) -
     MAX_DECOMPRESSED_BYTES). Raises InvalidRecordBatch: CORRUPT_MESSAGE for bad data,
     InflatesTooFar (a CORRUPT_MESSAGE) past the limit, UNSUPPORTED_COMPRESSION_TYPE for an
     unknown codec."""
+    return bytes(inflate(codec, data, limit))
+
+
+def inflate(
+    codec: int, data: bytes | memoryview, limit: int | None = None
+) -> bytes | bytearray | memoryview:
+    """`decompress` for readers that only index the result (the record walks), made to let a
+    worker thread inflate a big batch while the event loop runs: cramjam inflates with the GIL
+    released, but zeroing a 128 MiB bytearray and copying it into `bytes` hold the GIL for
+    ~70 ms each. So large output buffers are anonymous mmaps, whose pages the kernel zeroes as
+    cramjam first writes them, and the result is a view of the buffer, not a copy."""
     bound = MAX_DECOMPRESSED_BYTES if limit is None else min(limit, MAX_DECOMPRESSED_BYTES)
     if codec == Compression.NONE:
         return bytes(data)
@@ -84,21 +96,33 @@ def decompress(codec: int, data: bytes | memoryview, limit: int | None = None) -
         raise InvalidRecordBatch(ErrorCode.unsupported_compression_type, f"unknown codec {codec}")
     size = min(max(len(data) * _FIRST_RATIO, _SMALLEST), bound)
     while True:
-        out = bytearray(size)
+        out = mmap.mmap(-1, size) if size >= _MMAP_FROM else bytearray(size)
         try:
             written = into(data, out)
         except cramjam.DecompressionError as exc:
+            _release(out)  # before the next, larger buffer: one buffer alive at a time
             if not any(marker in str(exc) for marker in _TOO_SMALL):
                 raise InvalidRecordBatch(
                     ErrorCode.corrupt_message, f"cannot decompress: {exc}"
                 ) from exc
             if size == bound:
                 raise InflatesTooFar(bound) from exc
-            del out  # before the next, larger buffer: one buffer alive at a time
             size = min(size * _GROWTH, bound)
             continue
-        del out[written:]
-        return bytes(out)
+        if isinstance(out, bytearray):
+            del out[written:]
+            return out
+        return memoryview(out)[:written]  # keeps the mmap alive; unmapped with the last view
+
+
+# Output buffers from this size on are anonymous mmaps (see `inflate`); below it, a bytearray
+# costs less than a mapping and zeroes in well under a millisecond.
+_MMAP_FROM = 1024 * 1024
+
+
+def _release(buffer: bytearray | mmap.mmap) -> None:
+    if isinstance(buffer, mmap.mmap):
+        buffer.close()
 
 
 _DECOMPRESS_INTO: dict[int, Any] = {
@@ -108,38 +132,49 @@ _DECOMPRESS_INTO: dict[int, Any] = {
 }
 
 
-def _snappy_decompress(data: bytes, bound: int) -> bytes:
-    """Raw snappy, or xerial blocks of raw snappy. Raw snappy starts with its uncompressed length,
-    so the bound is checked before anything is inflated."""
+def _snappy_decompress(data: bytes, bound: int) -> bytes | bytearray | memoryview:
+    """Raw snappy, or xerial blocks of raw snappy. Raw snappy starts with its uncompressed
+    length, so the bound is checked, and the one output buffer sized, before anything is
+    inflated."""
+    view = memoryview(data)
     if not data.startswith(_XERIAL_MAGIC):
-        return _snappy_block(data, bound, bound)
-    if len(data) < len(_XERIAL_HEADER):
-        raise InvalidRecordBatch(ErrorCode.corrupt_message, "truncated xerial snappy header")
-    out = bytearray()
-    pos = len(_XERIAL_HEADER)
-    while pos < len(data):
-        if pos + 4 > len(data):
-            raise InvalidRecordBatch(ErrorCode.corrupt_message, "truncated xerial snappy block")
-        (size,) = struct.unpack_from(">i", data, pos)
-        pos += 4
-        if size < 0 or pos + size > len(data):
-            raise InvalidRecordBatch(ErrorCode.corrupt_message, "truncated xerial snappy block")
-        out += _snappy_block(data[pos : pos + size], bound - len(out), bound)
-        pos += size
-    return bytes(out)
-
-
-def _snappy_block(block: bytes, room: int, bound: int) -> bytes:
-    length, _ = _uvarint(block)
-    if length > room:
+        blocks = [view]
+    else:
+        if len(data) < len(_XERIAL_HEADER):
+            raise InvalidRecordBatch(ErrorCode.corrupt_message, "truncated xerial snappy header")
+        blocks = []
+        pos = len(_XERIAL_HEADER)
+        while pos < len(data):
+            if pos + 4 > len(data):
+                raise InvalidRecordBatch(ErrorCode.corrupt_message, "truncated xerial snappy block")
+            (size,) = struct.unpack_from(">i", data, pos)
+            pos += 4
+            if size < 0 or pos + size > len(data):
+                raise InvalidRecordBatch(ErrorCode.corrupt_message, "truncated xerial snappy block")
+            blocks.append(view[pos : pos + size])
+            pos += size
+    lengths = [_uvarint(block)[0] for block in blocks]
+    total = sum(lengths)
+    if total > bound:
         raise InflatesTooFar(bound)
-    try:
-        return bytes(cramjam.snappy.decompress_raw(block))
-    except cramjam.DecompressionError as exc:
-        raise InvalidRecordBatch(ErrorCode.corrupt_message, f"cannot decompress: {exc}") from exc
+    out = mmap.mmap(-1, total) if total >= _MMAP_FROM else bytearray(total)
+    at = 0
+    for block, length in zip(blocks, lengths, strict=True):
+        try:
+            written = cramjam.snappy.decompress_raw_into(block, memoryview(out)[at : at + length])
+        except cramjam.DecompressionError as exc:
+            _release(out)
+            raise InvalidRecordBatch(
+                ErrorCode.corrupt_message, f"cannot decompress: {exc}"
+            ) from exc
+        if written != length:
+            _release(out)
+            raise InvalidRecordBatch(ErrorCode.corrupt_message, "snappy block shorter than said")
+        at += length
+    return out if isinstance(out, bytearray) else memoryview(out)
 
 
-def _uvarint(data: bytes) -> tuple[int, int]:
+def _uvarint(data: bytes | memoryview) -> tuple[int, int]:
     value = shift = 0
     for i, byte in enumerate(data[:5]):
         value |= (byte & 0x7F) << shift

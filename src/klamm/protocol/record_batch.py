@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import crc32c
 
-from klamm.protocol.compression import Compression, compress, decompress
+from klamm.protocol.compression import Compression, compress, decompress, inflate
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
 
 HEADER = struct.Struct(">qiibIhiqqqhii")
@@ -235,13 +235,15 @@ def validate_records(
     """
     payload = memoryview(records)[HEADER_SIZE : header.size]
     if header.compression == Compression.NONE:
-        raw: bytes | memoryview = payload
+        raw: bytes | bytearray | memoryview = payload
     else:
-        raw = decompress(header.compression, payload, inflate_limit)
+        raw = inflate(header.compression, payload, inflate_limit)
     return scan_records(raw, header.records_count, header.base_timestamp)
 
 
-def scan_records(raw: bytes | memoryview, count: int, base_timestamp: int) -> RecordsSummary:
+def scan_records(
+    raw: bytes | bytearray | memoryview, count: int, base_timestamp: int
+) -> RecordsSummary:
     """The record walk of `validate_records`, on the (inflated) records region `raw`."""
     if count * _MIN_RECORD > len(raw):
         # Cheap and before any loop: a header declaring millions of records in a few bytes.
@@ -367,7 +369,7 @@ def scan_records(raw: bytes | memoryview, count: int, base_timestamp: int) -> Re
     )
 
 
-def _walk_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+def _walk_varint(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
     """A zig-zag varint of up to 64 bits for the record walk: IndexError past the end (the walk
     reports it as a premature end), INVALID_RECORD when longer than 10 bytes."""
     raw = shift = 0
@@ -388,7 +390,7 @@ def _bad_length(what: str, length: int, index: int) -> InvalidRecordBatch:
     )
 
 
-def _skip_headers(raw: bytes | memoryview, at: int, end: int, index: int) -> int:
+def _skip_headers(raw: bytes | bytearray | memoryview, at: int, end: int, index: int) -> int:
     """Position after the header count at `at` and the headers it announces."""
     count, at = _walk_varint(raw, at)
     if count < 0 or count * _MIN_HEADER > end - at:
@@ -631,7 +633,7 @@ def find_by_timestamp(
         found = header.max_timestamp == timestamp if exact else header.max_timestamp >= timestamp
         offset = max(header.base_offset, min_offset)
         return (offset, header.max_timestamp) if found and offset <= header.last_offset else None
-    raw = decompress(header.compression, memoryview(buf)[HEADER_SIZE : header.size])
+    raw = inflate(header.compression, memoryview(buf)[HEADER_SIZE : header.size])
     base_offset, base_timestamp = header.base_offset, header.base_timestamp
     at = 0
     try:
