@@ -76,7 +76,7 @@ from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
 from klamm.protocol.record_batch import (
     BatchHeader,
     assign_offsets,
-    decode_batch,
+    find_by_timestamp,
     iter_batches,
     parse_header,
 )
@@ -519,25 +519,41 @@ class PartitionLog:
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record at or after the log start whose timestamp
-        is >= `timestamp_ms`; None when there is none (ListOffsets with a timestamp)."""
-        with self._lock:
-            start = self._log_start_offset
-            for seg in self._segments:
-                if seg.size == 0 or seg.max_timestamp < timestamp_ms or seg.next_offset <= start:
-                    continue
-                from_offset = max(seg.time_index.lookup(timestamp_ms), start)
-                _, position = seg.offset_index.lookup(from_offset)
-                for pos, header in seg.scan(position, verify=False):
-                    if header.max_timestamp < timestamp_ms or header.last_offset < start:
-                        continue
-                    for record in decode_batch(seg.pread(pos, header.size)).records:
-                        if record.timestamp >= timestamp_ms and record.offset >= start:
-                            return record.offset, record.timestamp
-            return None
+        is >= `timestamp_ms`; None when there is none (ListOffsets with a timestamp).
+
+        Segment and batch MaxTimestamps and the time index pick the one batch that straddles
+        the timestamp; only its records are read (find_by_timestamp: no objects, stops at the
+        match), and outside the lock, so appends never wait behind a big batch's inflating."""
+        after = -1  # the last offset of a batch already read without a match
+        while True:
+            with self._lock:
+                start = self._log_start_offset
+                found = self._batch_reaching(timestamp_ms, max(start, after + 1))
+            if found is None:
+                return None
+            blob, header = found
+            hit = find_by_timestamp(blob, timestamp_ms, min_offset=start)
+            if hit is not None:
+                return hit
+            after = header.last_offset  # a MaxTimestamp above its records: look further
+
+    def _batch_reaching(self, timestamp_ms: int, first: int) -> tuple[bytes, BatchHeader] | None:
+        """The bytes and header of the first batch holding offsets >= `first` whose
+        MaxTimestamp is >= `timestamp_ms`; the caller holds the lock."""
+        for seg in self._segments:
+            if seg.size == 0 or seg.max_timestamp < timestamp_ms or seg.next_offset <= first:
+                continue
+            from_offset = max(seg.time_index.lookup(timestamp_ms), first)
+            _, position = seg.offset_index.lookup(from_offset)
+            for pos, header in seg.scan(position, verify=False):
+                if header.max_timestamp >= timestamp_ms and header.last_offset >= from_offset:
+                    return seg.pread(pos, header.size), header
+        return None
 
     def max_timestamp(self) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record carrying the largest timestamp
-        (ListOffsets MAX_TIMESTAMP, -3); None for an empty log."""
+        (ListOffsets MAX_TIMESTAMP, -3); None for an empty log. Reads that batch's records
+        outside the lock, as `offset_for_timestamp`."""
         with self._lock:
             best: LogSegment | None = None
             for seg in self._segments:
@@ -545,14 +561,14 @@ class PartitionLog:
                     best = seg
             if best is None:
                 return None
+            largest = best.max_timestamp
             found = best.find_batch(best.offset_of_max_timestamp)
             if found is None:
                 return None
             pos, header = found
-            for record in decode_batch(best.pread(pos, header.size)).records:
-                if record.timestamp == best.max_timestamp:
-                    return record.offset, record.timestamp
-            return header.base_offset, header.max_timestamp
+            blob = best.pread(pos, header.size)
+        hit = find_by_timestamp(blob, largest, exact=True)
+        return hit if hit is not None else (header.base_offset, header.max_timestamp)
 
     # --- retention -------------------------------------------------------------------------
 

@@ -5,13 +5,17 @@ for read_committed), -3 the record with the largest timestamp (KIP-734). Any oth
 first offset whose record timestamp is >= it, or -1 when there is none (research/brokers.md §8).
 Lookups by timestamp answer only offsets below that same bound.
 
-The timestamp lookups decode stored batches; one that cannot be decoded fails only its partition
-with the batch's error (CORRUPT_MESSAGE), as Kafka's ReplicaManager.fetchOffset answers a
-CorruptRecordException, and the connection stays open.
+The timestamp lookups read one stored batch's records each (PartitionLog.offset_for_timestamp),
+in a worker thread: a batch of a million records costs a fraction of a second, which must not
+stall every other client. A batch that cannot be decoded fails only its partition with the
+batch's error (CORRUPT_MESSAGE), as Kafka's ReplicaManager.fetchOffset answers a
+CorruptRecordException, and the connection stays open. Earliest and latest never read records
+and are answered without the thread hop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -30,7 +34,11 @@ MAX_TIMESTAMP = -3
 READ_COMMITTED = 1
 
 
-def _lookup(ctx: RequestContext, topic: str, wanted: Any, read_committed: bool) -> dict[str, Any]:
+def _lookup(
+    ctx: RequestContext, topic: str, wanted: Any, read_committed: bool
+) -> tuple[dict[str, Any], Partition | None]:
+    """The entry for one partition, and the partition when its answer needs a search by
+    timestamp (`_search`, then `_found`)."""
     entry: dict[str, Any] = {
         "partition_index": wanted.partition_index,
         "error_code": ErrorCode.none,
@@ -42,7 +50,7 @@ def _lookup(ctx: RequestContext, topic: str, wanted: Any, read_committed: bool) 
     if partition is None:
         entry["error_code"] = ctx.broker.missing_partition_error(topic, wanted.partition_index)
         entry["leader_epoch"] = -1
-        return entry
+        return entry, None
     timestamp = wanted.timestamp
     if timestamp == EARLIEST:
         entry["offset"] = partition.log.log_start_offset
@@ -55,26 +63,11 @@ def _lookup(ctx: RequestContext, topic: str, wanted: Any, read_committed: bool) 
             ErrorCode.invalid_request
         )  # no other negative timestamp means anything
     else:
-        try:
-            found = _search(partition, timestamp)
-        except (InvalidRecordBatch, StorageError) as exc:
-            log.warning("ListOffsets for %s-%d at timestamp %d: unreadable stored batch: %s",
-                        topic, wanted.partition_index, timestamp, exc)  # fmt: skip
-            entry["error_code"], entry["leader_epoch"] = exc.code, -1
-            return entry
-        # Only what the caller may read: Kafka's Partition.fetchOffsetForTimestamp bounds the
-        # answer by the last stable offset for read_committed, the high watermark otherwise.
-        end = partition.last_stable_offset if read_committed else partition.high_watermark
-        if found is not None and found[0] < end:
-            entry["offset"], entry["timestamp"] = found
-    return entry
+        return entry, partition
+    return entry, None
 
 
-def _search(partition: Partition, timestamp: int) -> tuple[int, int] | None:
-    """(offset, timestamp) for MAX_TIMESTAMP or a real timestamp; both decode stored batches."""
-    if timestamp == MAX_TIMESTAMP:
-        return partition.log.max_timestamp()
-    return partition.log.offset_for_timestamp(timestamp)
+_Found = tuple[int, int] | None | InvalidRecordBatch | StorageError
 
 
 def _duplicated(topics: Any) -> set[tuple[str, int]]:
@@ -100,24 +93,56 @@ def _invalid(wanted: Any) -> dict[str, Any]:
     }
 
 
-def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
+def _search(partition: Partition, timestamp: int) -> _Found:
+    """(offset, timestamp) for MAX_TIMESTAMP or a real timestamp, or the error reading it;
+    runs in a worker thread."""
+    try:
+        if timestamp == MAX_TIMESTAMP:
+            return partition.log.max_timestamp()
+        return partition.log.offset_for_timestamp(timestamp)
+    except (InvalidRecordBatch, StorageError) as exc:
+        return exc
+
+
+def _found(
+    entry: dict[str, Any], partition: Partition, timestamp: int, found: _Found,
+    read_committed: bool, topic: str,
+) -> None:  # fmt: skip
+    if isinstance(found, (InvalidRecordBatch, StorageError)):
+        log.warning("ListOffsets for %s-%d at timestamp %d: unreadable stored batch: %s",
+                    topic, partition.index, timestamp, found)  # fmt: skip
+        entry["error_code"], entry["leader_epoch"] = found.code, -1
+        return
+    # Only what the caller may read: Kafka's Partition.fetchOffsetForTimestamp bounds the
+    # answer by the last stable offset for read_committed, the high watermark otherwise.
+    end = partition.last_stable_offset if read_committed else partition.high_watermark
+    if found is not None and found[0] < end:
+        entry["offset"], entry["timestamp"] = found
+
+
+async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     duplicated = _duplicated(request.topics)
-    return ctx.response(
-        throttle_time=0,
-        topics=[
-            {
-                "name": topic.name,
-                "partitions": [
-                    _invalid(p)
-                    if (topic.name, p.partition_index) in duplicated
-                    else _lookup(ctx, topic.name, p, read_committed)
-                    for p in topic.partitions
-                ],
-            }
-            for topic in request.topics
-        ],
-    )
+    topics = []
+    searches: list[tuple[dict[str, Any], Partition, int, str]] = []
+    for topic in request.topics:
+        entries = []
+        for wanted in topic.partitions:
+            if (topic.name, wanted.partition_index) in duplicated:
+                entries.append(_invalid(wanted))
+                continue
+            entry, partition = _lookup(ctx, topic.name, wanted, read_committed)
+            if partition is not None:
+                searches.append((entry, partition, wanted.timestamp, topic.name))
+            entries.append(entry)
+        topics.append({"name": topic.name, "partitions": entries})
+    if searches:
+        results = await asyncio.to_thread(
+            lambda: [_search(partition, ts) for _, partition, ts, _ in searches]
+        )
+        for (entry, partition, ts, name), found in zip(searches, results, strict=True):
+            _found(entry, partition, ts, found, read_committed, name)
+    return ctx.response(throttle_time=0, topics=topics)
 
 
 def handle_offset_for_leader_epoch(ctx: RequestContext, request: Any) -> Any:
