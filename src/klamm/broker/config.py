@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from klamm.storage.config import validate_topic_configs
+from klamm.storage.errors import InvalidConfig
+
 FlushPolicy = Literal["fsync", "os"]
 # Kafka's listener security protocols (`listeners=SASL_SSL://host:port`).
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -182,7 +185,13 @@ def config_from_properties(props: dict[str, str], base: BrokerConfig) -> BrokerC
             except ValueError as exc:
                 raise ConfigFileError(f"{key}: invalid value {value!r}") from exc
         elif key in _TOPIC_DEFAULT_KEYS:
-            topic_defaults[_TOPIC_DEFAULT_KEYS[key]] = value
+            topic = _TOPIC_DEFAULT_KEYS[key]
+            try:  # Kafka's floors hold for broker defaults too (log.segment.bytes >= 1 MiB)
+                validate_topic_configs({topic: value})
+            except InvalidConfig as exc:
+                raise ConfigFileError(str(exc).replace(f"configuration {topic}:",
+                                                       f"configuration {key}:")) from None
+            topic_defaults[topic] = value
         elif key in _RETENTION_UNITS_MS:
             if "log.retention.ms" in props or (
                 key == "log.retention.hours" and "log.retention.minutes" in props
