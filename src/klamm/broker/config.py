@@ -189,8 +189,9 @@ def config_from_properties(props: dict[str, str], base: BrokerConfig) -> BrokerC
             try:  # Kafka's floors hold for broker defaults too (log.segment.bytes >= 1 MiB)
                 validate_topic_configs({topic: value})
             except InvalidConfig as exc:
-                raise ConfigFileError(str(exc).replace(f"configuration {topic}:",
-                                                       f"configuration {key}:")) from None
+                raise ConfigFileError(
+                    str(exc).replace(f"configuration {topic}:", f"configuration {key}:")
+                ) from None
             topic_defaults[topic] = value
         elif key in _RETENTION_UNITS_MS:
             if "log.retention.ms" in props or (
