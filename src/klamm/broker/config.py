@@ -60,6 +60,10 @@ class BrokerConfig:
     producer_id_expiration_ms: int = 24 * 3600 * 1000
     # Topic-level defaults (Kafka's log.* broker settings), by topic config name.
     topic_defaults: dict[str, str] = field(default_factory=dict)
+    # --- file descriptors (klamm-specific; Kafka keeps one fd per segment for ever) ---
+    # klamm.log.segment.open.files.max: sealed segment files kept open (LRU); older ones are
+    # reopened on demand. 256 leaves most of a 1024 fd limit to connections.
+    segment_open_files_max: int = 256
     # --- security (klamm.broker.auth) ---
     # The listener's protocol: SASL_* authenticate every connection, *SSL encrypt it.
     security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -114,6 +118,7 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "transactional.id.expiration.ms": ("transactional_id_expiration_ms", int),
     "producer.id.expiration.ms": ("producer_id_expiration_ms", int),
     "klamm.flush.policy": ("flush_policy", lambda v: _one_of(v, ("fsync", "os"))),
+    "klamm.log.segment.open.files.max": ("segment_open_files_max", lambda v: _positive(v)),
     "sasl.enabled.mechanisms": ("sasl_mechanisms", lambda v: _mechanisms(v)),
     "klamm.sasl.scram.iterations": ("scram_iterations", int),
     "connection.failed.authentication.delay.ms": ("failed_authentication_delay_ms", int),
@@ -227,6 +232,13 @@ def config_from_properties(props: dict[str, str], base: BrokerConfig) -> BrokerC
     changes["topic_defaults"] = topic_defaults
     changes["sasl_users"] = users
     return base.replace(**changes)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
 
 
 def _one_of(value: str, allowed: tuple[str, ...]) -> str:

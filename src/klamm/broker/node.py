@@ -30,6 +30,7 @@ from klamm.broker.router import Handler, advertised_versions, load_handlers
 from klamm.broker.transactions import ProducerStateService, TransactionCoordinator
 from klamm.storage.cleaner import LogCleaner
 from klamm.storage.dirlock import DataDirInUse
+from klamm.storage.handles import SegmentFiles
 from klamm.storage.log_manager import LogManager, TopicInfo
 
 log = logging.getLogger("klamm.broker")
@@ -55,7 +56,10 @@ class Broker:
         self.metrics = MetricsServer(self)
         self.metrics_port: int | None = None
         self.durability = GroupCommit(config.flush_policy)
-        self.logs = LogManager(Path(config.data_dir), now_ms, dict(config.topic_defaults))
+        self.logs = LogManager(
+            Path(config.data_dir), now_ms, dict(config.topic_defaults),
+            SegmentFiles(config.segment_open_files_max),
+        )  # fmt: skip
         self.cleaner = LogCleaner(self.logs)  # compaction of cleanup.policy=compact logs
         self.cluster_id = ""
         self._partitions: dict[tuple[str, int], Partition] = {}

@@ -55,6 +55,7 @@ from klamm.protocol.record_batch import (
 )
 from klamm.storage.config import LogConfig
 from klamm.storage.errors import KafkaStorageError, LogClosed, OffsetOutOfRange
+from klamm.storage.handles import FileUnavailable, SegmentFiles, default_files
 from klamm.storage.segment import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
@@ -127,11 +128,14 @@ class PartitionLog:
         now_ms: Callable[[], int],
         segments: list[LogSegment],
         log_start_offset: int,
+        files: SegmentFiles | None = None,
     ) -> None:
         self.directory = directory
         self._config = config
         self._now_ms = now_ms
         self._segments = segments
+        self._files = files or default_files()
+        segments[-1].activate()  # loaded segments start sealed; the last one takes appends
         self._bases = [s.base_offset for s in segments]
         self._log_start_offset = log_start_offset
         self._lock = threading.Lock()
@@ -145,15 +149,29 @@ class PartitionLog:
     # --- open / recovery -------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, config: LogConfig, now_ms: Callable[[], int]) -> PartitionLog:
-        """Create the directory or recover the log in it (see the crash behaviour above)."""
+    def open(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        now_ms: Callable[[], int],
+        files: SegmentFiles | None = None,
+    ) -> PartitionLog:
+        """Create the directory or recover the log in it (see the crash behaviour above).
+        `files`: the cache its segment files are opened through (handles.py); by default the
+        process-wide one."""
         try:
-            return cls._open(directory, config, now_ms)
+            return cls._open(directory, config, now_ms, files)
         except OSError as exc:
             raise KafkaStorageError(f"cannot open log {directory}: {exc}") from exc
 
     @classmethod
-    def _open(cls, directory: Path, config: LogConfig, now_ms: Callable[[], int]) -> PartitionLog:
+    def _open(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        now_ms: Callable[[], int],
+        files: SegmentFiles | None = None,
+    ) -> PartitionLog:
         directory.mkdir(parents=True, exist_ok=True)
         marker = directory / CLEAN_SHUTDOWN_FILE
         clean = marker.exists()
@@ -188,6 +206,7 @@ class PartitionLog:
             seg, cut = LogSegment.load(
                 directory, base, config.index_interval_bytes, created,
                 verify=not clean and base >= (recovery_point or 0), allow_gaps=allow_gaps,
+                files=files,
             )  # fmt: skip
             segments.append(seg)
             if cut is not None:
@@ -200,12 +219,14 @@ class PartitionLog:
                 break
         start = cls._read_offset_file(directory, LOG_START_OFFSET_FILE)
         if not segments:
-            seg = LogSegment.create(directory, start or 0, config.index_interval_bytes, created)
+            seg = LogSegment.create(
+                directory, start or 0, config.index_interval_bytes, created, files
+            )
             fsync_dir(directory)
             segments.append(seg)
         log_end = segments[-1].next_offset
         log_start = min(max(start or 0, segments[0].base_offset), log_end)
-        return cls(directory, config, now_ms, segments, log_start)
+        return cls(directory, config, now_ms, segments, log_start, files)
 
     @staticmethod
     def _scan_directory(directory: Path) -> list[int]:
@@ -258,6 +279,12 @@ class PartitionLog:
     @property
     def config(self) -> LogConfig:
         return self._config
+
+    @property
+    def segment_files(self) -> SegmentFiles:
+        """The cache this log's segment files are opened through (the cleaner's new segments
+        join it)."""
+        return self._files
 
     def update_config(self, config: LogConfig) -> None:
         """Apply new topic settings; they take effect from the next append or retention run."""
@@ -337,7 +364,11 @@ class PartitionLog:
         old = self._segments[-1]
         try:
             new = LogSegment.create(
-                self.directory, old.next_offset, self._config.index_interval_bytes, self._now_ms()
+                self.directory,
+                old.next_offset,
+                self._config.index_interval_bytes,
+                self._now_ms(),
+                self._files,
             )
         except OSError as exc:
             stem = f"{old.next_offset:020d}"
@@ -367,8 +398,17 @@ class PartitionLog:
                 # durable, so recovery need not CRC-check them.
                 recovery_point = self._segments[-1].base_offset
             try:
-                for seg in dirty:
-                    seg.sync()
+                for i, seg in enumerate(dirty):
+                    try:
+                        seg.sync()
+                    except FileUnavailable:
+                        # The file could not be reopened (fd limit): no fsync ran, so nothing
+                        # is known lost. Keep it and the rest dirty for the next flush.
+                        with self._lock:
+                            for later in dirty[i:]:
+                                self._dirty.setdefault(later.base_offset, later)
+                            self._dir_dirty = self._dir_dirty or dir_dirty
+                        raise
                 if dir_dirty:
                     fsync_dir(self.directory)
             except OSError as exc:

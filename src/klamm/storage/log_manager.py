@@ -51,6 +51,7 @@ from klamm.storage.errors import (
     TopicExists,
     UnknownTopic,
 )
+from klamm.storage.handles import SegmentFiles
 from klamm.storage.log import PartitionLog, fsync_dir, write_atomically
 
 __all__ = ["LogManager", "TopicInfo", "validate_topic_name"]
@@ -140,8 +141,11 @@ class LogManager:
         data_dir: Path,
         now_ms: Callable[[], int],
         default_configs: dict[str, str] | None = None,
+        segment_files: SegmentFiles | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        # Every partition's segment files are opened through this one bounded cache.
+        self.segment_files = segment_files or SegmentFiles()
         self._now_ms = now_ms
         self._defaults = validate_topic_configs(default_configs or {})
         self._topics: dict[str, TopicInfo] = {}
@@ -221,7 +225,7 @@ class LogManager:
     def _open_partition(self, name: str, partition: int, config: LogConfig) -> None:
         try:
             self._logs[(name, partition)] = PartitionLog.open(
-                self._partition_dir(name, partition), config, self._now_ms
+                self._partition_dir(name, partition), config, self._now_ms, self.segment_files
             )
         except StorageError as exc:
             log.error("partition %s-%d is offline: %s", name, partition, exc)
@@ -308,7 +312,9 @@ class LogManager:
             try:
                 for partition in range(num_partitions):
                     directory = self._partition_dir(name, partition)
-                    opened.append(PartitionLog.open(directory, config, self._now_ms))
+                    opened.append(
+                        PartitionLog.open(directory, config, self._now_ms, self.segment_files)
+                    )
                 write_atomically(self._meta_path(info), info.to_json())
             except (OSError, StorageError) as exc:
                 for plog in opened:
@@ -383,7 +389,9 @@ class LogManager:
                     stale = self._partition_dir(name, partition)
                     if stale.exists():
                         shutil.rmtree(stale)
-                    opened[partition] = PartitionLog.open(stale, config, self._now_ms)
+                    opened[partition] = PartitionLog.open(
+                        stale, config, self._now_ms, self.segment_files
+                    )
                 write_atomically(self._meta_path(new), new.to_json())
             except (OSError, StorageError) as exc:
                 for plog in opened.values():
