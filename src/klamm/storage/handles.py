@@ -175,6 +175,20 @@ class SegmentFiles:
                 self._shrink(self.capacity)
         return file
 
+    def limit_capacity(self, capacity: int) -> None:
+        """Lower the capacity to `capacity` (at least 1; never raises it), closing files now."""
+        with self._lock:
+            self.capacity = max(1, min(self.capacity, capacity))
+            self._shrink(self.capacity)
+
+    def release_idle(self) -> int:
+        """Close every open inactive file not in use (the process is out of descriptors and
+        something more urgent needs one); returns how many were closed."""
+        with self._lock:
+            before = len(self._lru)
+            self._shrink(0)
+            return before - len(self._lru)
+
     def statistics(self) -> SegmentFilesStats:
         with self._lock:
             return SegmentFilesStats(
