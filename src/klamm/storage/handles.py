@@ -3,10 +3,13 @@
 Why: a descriptor held per segment for ever makes the broker's fd count grow with segments and
 partitions, so enough of them (or a client forcing rolls) exhaust RLIMIT_NOFILE; then the
 listener can no longer accept and logs go offline, and the same happens at the next start.
-Here each segment's `.log` file is a `SegmentFile` that is open only while it is *active* (the
-log's active segment, or a segment the cleaner is writing) or while the cache keeps it: at most
-`capacity` inactive files stay open, least recently used closed first. Index files are never
-held open (index.py opens them per write), so they need no bound.
+Here each segment's `.log` file is a `SegmentFile` that the cache keeps open while it is used:
+at most `capacity` files stay open, least recently used closed first, reopened on the next
+use. That includes active segments (a partition nobody writes to holds no descriptor); busy
+ones stay open because they are used most recently. The exception is a *held* file: one the
+cleaner is writing under a temporary name, which cannot be reopened by its segment's name
+until it is swapped in, so it stays open, outside the count, until `release_hold()`. Index
+files are never held open (index.py opens them per write), so they need no bound.
 
 Durability: closing a file loses nothing written through it (the data is in the page cache,
 and flush() fsyncs whatever its log lists as dirty, reopening the file when it was closed:
@@ -48,9 +51,9 @@ __all__ = [
 
 log = logging.getLogger("klamm.storage")
 
-# Inactive segment files kept open. Reads of old data are mostly sequential within one segment,
-# so a small cache hits nearly always; 256 leaves most of a 1024 fd limit (the common default)
-# for connections, and reopening a file costs a few microseconds.
+# Segment files kept open. Appends go to few active segments and reads of old data are mostly
+# sequential within one segment, so a small cache hits nearly always; 256 leaves most of a 1024
+# fd limit (the common default) for connections, and reopening a file costs a few microseconds.
 DEFAULT_CAPACITY = 256
 
 _REOPEN_FLAGS = os.O_RDWR | os.O_APPEND  # as the segment was opened: reads, fsync, truncation
@@ -70,8 +73,8 @@ class FileUnavailable(KafkaStorageError):
 @dataclass(frozen=True, slots=True)
 class SegmentFilesStats:
     capacity: int
-    open_inactive: int  # inactive files open (at most capacity, plus pinned ones)
-    active: int  # open active files (one per log, plus the cleaner's)
+    open: int  # files open in the cache (at most capacity, plus pinned ones)
+    held: int  # files the cleaner is writing (open, outside the count)
     reopens: int  # files reopened after being closed, since the cache was made
     evictions: int  # files closed to respect the capacity
 
@@ -80,14 +83,14 @@ class SegmentFile:
     """One segment's `.log` file, opened on demand. Use it through `use()`, `pread`, `write`,
     `truncate` and `sync`; `retire()` when the segment is closed or deleted."""
 
-    __slots__ = ("_active", "_cache", "_fd", "_pins", "_retired", "_synced", "_writes", "path")
+    __slots__ = ("_cache", "_fd", "_held", "_pins", "_retired", "_synced", "_writes", "path")
 
-    def __init__(self, cache: SegmentFiles, path: Path, fd: int, *, active: bool) -> None:
+    def __init__(self, cache: SegmentFiles, path: Path, fd: int, *, held: bool) -> None:
         self.path = path
         self._cache = cache
         self._fd = fd
         self._pins = 0
-        self._active = active
+        self._held = held
         self._retired = False
         self._writes = 0  # bumped by every write and truncation
         self._synced = 0  # _writes as of the start of the last successful sync
@@ -138,11 +141,9 @@ class SegmentFile:
             os.fdatasync(fd)
         self._synced = writes
 
-    def activate(self) -> None:
-        self._cache._set_active(self, True)
-
-    def deactivate(self) -> None:
-        self._cache._set_active(self, False)
+    def release_hold(self) -> None:
+        """The file is reachable by its path now: the cache may close it (no-op if not held)."""
+        self._cache._release_hold(self)
 
     def retire(self) -> None:
         """The segment is closed or deleted: close the fd (after its last pin) for good."""
@@ -157,19 +158,20 @@ class SegmentFiles:
             raise ValueError(f"segment file cache capacity must be at least 1, not {capacity}")
         self.capacity = capacity
         self._lock = threading.Lock()
-        # Open, inactive, not retired files, least recently used first (pinned ones included:
+        # Open, not held, not retired files, least recently used first (pinned ones included:
         # eviction skips them).
         self._lru: OrderedDict[SegmentFile, None] = OrderedDict()
-        self._active = 0
+        self._held = 0
         self._reopens = 0
         self._evictions = 0
 
-    def adopt(self, path: Path, fd: int, *, active: bool) -> SegmentFile:
-        """Track a file its segment has just opened (created, loaded, or being written)."""
-        file = SegmentFile(self, path, fd, active=active)
+    def adopt(self, path: Path, fd: int, *, held: bool = False) -> SegmentFile:
+        """Track a file its segment has just opened (created or loaded; `held`: being written
+        under another name, see the module docstring)."""
+        file = SegmentFile(self, path, fd, held=held)
         with self._lock:
-            if active:
-                self._active += 1
+            if held:
+                self._held += 1
             else:
                 self._lru[file] = None
                 self._shrink(self.capacity)
@@ -182,7 +184,7 @@ class SegmentFiles:
             self._shrink(self.capacity)
 
     def release_idle(self) -> int:
-        """Close every open inactive file not in use (the process is out of descriptors and
+        """Close every open file not in use and not held (the process is out of descriptors and
         something more urgent needs one); returns how many were closed."""
         with self._lock:
             before = len(self._lru)
@@ -192,7 +194,7 @@ class SegmentFiles:
     def statistics(self) -> SegmentFilesStats:
         with self._lock:
             return SegmentFilesStats(
-                self.capacity, len(self._lru), self._active, self._reopens, self._evictions
+                self.capacity, len(self._lru), self._held, self._reopens, self._evictions
             )
 
     # --- called by SegmentFile --------------------------------------------------------------
@@ -201,17 +203,18 @@ class SegmentFiles:
         with self._lock:
             if file._retired:
                 raise OSError(errno.EBADF, f"segment file {file.path} is closed")
-            if file._fd < 0:
-                file._fd = self._reopen(file.path)
+            file._pins += 1  # first: never evict what we are opening
+            if file._fd < 0:  # never for a held file: held files are not closed
+                try:
+                    file._fd = self._reopen(file.path)
+                except BaseException:
+                    file._pins -= 1
+                    raise
                 self._reopens += 1
-                if not file._active:
-                    self._lru[file] = None
-                    file._pins += 1  # before shrinking: never evict what we are opening
-                    self._shrink(self.capacity)
-                    return file._fd
-            elif not file._active:
+                self._lru[file] = None
+                self._shrink(self.capacity)
+            elif not file._held:
                 self._lru.move_to_end(file)
-            file._pins += 1
             return file._fd
 
     def _unpin(self, file: SegmentFile) -> None:
@@ -223,30 +226,22 @@ class SegmentFiles:
             elif len(self._lru) > self.capacity:  # pins held the cache above its bound
                 self._shrink(self.capacity)
 
-    def _set_active(self, file: SegmentFile, active: bool) -> None:
+    def _release_hold(self, file: SegmentFile) -> None:
         with self._lock:
-            if file._retired or file._active == active:
+            if file._retired or not file._held:
                 return
-            file._active = active
-            if active:
-                self._active += 1
-                self._lru.pop(file, None)
-                if file._fd < 0:
-                    file._fd = self._reopen(file.path)
-                    self._reopens += 1
-            else:
-                self._active -= 1
-                if file._fd >= 0:
-                    self._lru[file] = None
-                    self._shrink(self.capacity)
+            file._held = False
+            self._held -= 1
+            self._lru[file] = None
+            self._shrink(self.capacity)
 
     def _retire(self, file: SegmentFile) -> None:
         with self._lock:
             if file._retired:
                 return
             file._retired = True
-            if file._active:
-                self._active -= 1
+            if file._held:
+                self._held -= 1
             self._lru.pop(file, None)
             if file._pins == 0 and file._fd >= 0:
                 self._close(file)

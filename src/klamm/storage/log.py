@@ -29,6 +29,13 @@ run in worker threads. `_lock` guards every in-memory structure and is held only
 `flush()` does its fsyncs outside it, holding `_flush_lock`, which anything that closes segment
 file descriptors also takes first, so an fd is never closed (and reused) under a running fsync.
 Lock order: `_flush_lock` before `_lock`.
+
+Descriptors: segment files are opened through a `SegmentFiles` cache (handles.py) shared by
+every log of a LogManager, which may close any segment's file from any thread when it needs
+the descriptor, but never while an operation has it pinned (each pread, write, truncate and
+fsync pins it), so that guarantee does not depend on this log's locks. A flush reopens a file
+the cache closed; if it cannot (no descriptor free) the flush fails with FileUnavailable and
+the segments stay dirty for the next one: no fsync ran, so the log stays online.
 """
 
 from __future__ import annotations
@@ -135,7 +142,6 @@ class PartitionLog:
         self._now_ms = now_ms
         self._segments = segments
         self._files = files or default_files()
-        segments[-1].activate()  # loaded segments start sealed; the last one takes appends
         self._bases = [s.base_offset for s in segments]
         self._log_start_offset = log_start_offset
         self._lock = threading.Lock()

@@ -18,10 +18,9 @@ leave a torn or garbled tail; `load(..., verify=True)` scans batch by batch with
 and truncates the file at the first invalid byte. A failed write is rolled back by truncating to
 the size before it (`append`).
 
-Descriptors: the `.log` file is a `SegmentFile` (handles.py). The active segment keeps it open;
-a sealed one (`seal()`, or loaded) is opened on demand and closed again by the shared,
-bounded cache, so descriptors scale with active segments, not with segments. Index files are
-not held open (index.py).
+Descriptors: the `.log` file is a `SegmentFile` (handles.py), opened on demand and closed again
+by a shared, bounded cache, so descriptors are bounded however many segments and partitions
+there are. Index files are not held open (index.py).
 
 Concurrency: not thread-safe by itself; `PartitionLog` serialises every call under its lock,
 except `sync()`, which may run concurrently with `append` (fdatasync covers at least what was
@@ -100,12 +99,12 @@ class LogSegment:
         created_ms: int,
         files: SegmentFiles | None = None,
     ) -> LogSegment:
-        """A new, empty, active segment."""
+        """A new, empty segment."""
         seg = cls(directory, base_offset, index_interval_bytes, created_ms, files)
         seg.offset_index.reset_file()
         seg.time_index.reset_file()
         fd = os.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        seg._file = seg._files.adopt(seg.log_path, fd, active=True)
+        seg._file = seg._files.adopt(seg.log_path, fd)
         return seg
 
     @classmethod
@@ -118,11 +117,11 @@ class LogSegment:
         fd: int,
         files: SegmentFiles | None = None,
     ) -> LogSegment:
-        """An empty, active segment written through `fd`, a file opened (O_APPEND) under
-        another name that will be renamed to this segment's `.log` (compaction): the fd stays
-        open until `seal()`, and only then may the file be reopened, by its final name."""
+        """An empty segment written through `fd`, a file opened (O_APPEND) under another name
+        that will be renamed to this segment's `.log` (compaction): the fd stays open until
+        `seal()`, and only then may the file be closed and reopened, by its final name."""
         seg = cls(directory, base_offset, index_interval_bytes, created_ms, files)
-        seg._file = seg._files.adopt(seg.log_path, fd, active=True)
+        seg._file = seg._files.adopt(seg.log_path, fd, held=True)
         return seg
 
     @classmethod
@@ -142,7 +141,7 @@ class LogSegment:
         the tail after the last index entry. Returns (segment, position truncated at or None)."""
         seg = cls(directory, base_offset, index_interval_bytes, created_ms, files)
         fd = os.open(seg.log_path, os.O_RDWR | os.O_APPEND)
-        seg._file = seg._files.adopt(seg.log_path, fd, active=False)  # sealed until activated
+        seg._file = seg._files.adopt(seg.log_path, fd)
         file_size = seg._file.size()
         seg.size = file_size
         if verify or not seg._load_indexes(file_size):
@@ -257,15 +256,11 @@ class LogSegment:
 
     def seal(self) -> None:
         """The segment stops being active: record its final max timestamp in the time index
-        (so a later load knows it without a scan), as Kafka's onBecomeInactiveSegment does,
-        and let the cache close its file when it needs the descriptor."""
+        (so a later load knows it without a scan), as Kafka's onBecomeInactiveSegment does.
+        A file written under another name (adopt_file) is closable from now on."""
         if self.max_timestamp >= 0:
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-        self._handle.deactivate()
-
-    def activate(self) -> None:
-        """The segment becomes its log's active one: its file stays open for appends."""
-        self._handle.activate()
+        self._handle.release_hold()
 
     @property
     def _handle(self) -> SegmentFile:
