@@ -61,8 +61,9 @@ class BrokerConfig:
     # Topic-level defaults (Kafka's log.* broker settings), by topic config name.
     topic_defaults: dict[str, str] = field(default_factory=dict)
     # --- file descriptors (klamm-specific; Kafka keeps one fd per segment for ever) ---
-    # klamm.log.segment.open.files.max: sealed segment files kept open (LRU); older ones are
-    # reopened on demand. 256 leaves most of a 1024 fd limit to connections.
+    # klamm.log.segment.open.files.max: segment files kept open (LRU), active ones included;
+    # others are reopened on demand. 256 leaves most of a 1024 fd limit to connections; the
+    # broker lowers it to a quarter of its fd limit if that is smaller.
     segment_open_files_max: int = 256
     # --- security (klamm.broker.auth) ---
     # The listener's protocol: SASL_* authenticate every connection, *SSL encrypt it.

@@ -37,7 +37,7 @@ from klamm.storage.log_manager import LogManager, TopicInfo
 log = logging.getLogger("klamm.broker")
 
 
-# Sealed segment files may hold at most 1/4 of the process's descriptors (the default cache size
+# Segment files may hold at most 1/4 of the process's descriptors (the default cache size
 # of 256 is a quarter of the common 1024 limit); the rest are for connections and the like.
 FD_SHARE_FOR_SEGMENTS = 4
 
@@ -94,7 +94,7 @@ class Broker:
         ):
             # Most descriptors are for connections: segment files get at most a quarter.
             self.logs.segment_files.limit_capacity(fd_limit // FD_SHARE_FOR_SEGMENTS)
-            log.info("at most %d sealed segment files open (a quarter of the fd limit %d)",
+            log.info("at most %d segment files open (a quarter of the fd limit %d)",
                      self.logs.segment_files.capacity, fd_limit)  # fmt: skip
         data_dir = Path(self.config.data_dir)
         started = time.monotonic()
