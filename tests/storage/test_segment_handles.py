@@ -254,3 +254,28 @@ def test_flush_that_cannot_reopen_a_file_keeps_it_dirty(
     assert inodes <= synced
     plog.append(make_batch(1))
     plog.close()
+
+
+def test_a_roll_out_of_descriptors_closes_idle_files_and_succeeds(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EMFILE when a roll creates the next segment: idle files are given back, the new file is
+    created, the append lands."""
+    files = SegmentFiles(CAPACITY)
+    plog = filled_log(tmp_path / "t-0", clock, files)
+    real_open = os.open
+    calls = 0
+
+    def emfile_once(path: object, flags: int, mode: int = 0o777) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, flags, mode)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", emfile_once)
+    plog.append(make_batch(1, tag=200))
+    monkeypatch.setattr(os, "open", real_open)
+    assert calls == 2 and plog.segment_count == SEGMENTS + 1
+    assert all_values(plog)[-1] == bytes([200]) * 10
+    plog.close()

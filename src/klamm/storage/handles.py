@@ -165,6 +165,17 @@ class SegmentFiles:
         self._reopens = 0
         self._evictions = 0
 
+    def open(self, path: Path, flags: int, mode: int = 0o644) -> SegmentFile:
+        """os.open `path` and track it; out of descriptors, idle files are closed and the open
+        retried once. Raises OSError as os.open does."""
+        try:
+            fd = os.open(path, flags, mode)
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE) or not self.release_idle():
+                raise
+            fd = os.open(path, flags, mode)
+        return self.adopt(path, fd)
+
     def adopt(self, path: Path, fd: int, *, held: bool = False) -> SegmentFile:
         """Track a file its segment has just opened (created or loaded; `held`: being written
         under another name, see the module docstring)."""

@@ -103,8 +103,7 @@ class LogSegment:
         seg = cls(directory, base_offset, index_interval_bytes, created_ms, files)
         seg.offset_index.reset_file()
         seg.time_index.reset_file()
-        fd = os.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        seg._file = seg._files.adopt(seg.log_path, fd)
+        seg._file = seg._files.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
         return seg
 
     @classmethod
@@ -140,8 +139,7 @@ class LogSegment:
         first invalid one; without, trust the indexes when they are consistent and scan only
         the tail after the last index entry. Returns (segment, position truncated at or None)."""
         seg = cls(directory, base_offset, index_interval_bytes, created_ms, files)
-        fd = os.open(seg.log_path, os.O_RDWR | os.O_APPEND)
-        seg._file = seg._files.adopt(seg.log_path, fd)
+        seg._file = seg._files.open(seg.log_path, os.O_RDWR | os.O_APPEND)
         file_size = seg._file.size()
         seg.size = file_size
         if verify or not seg._load_indexes(file_size):
