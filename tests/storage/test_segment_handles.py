@@ -241,6 +241,7 @@ def test_flush_that_cannot_reopen_a_file_keeps_it_dirty(
     with pytest.raises(KafkaStorageError):
         plog.flush()
     monkeypatch.setattr(os, "open", real_open)
+    plog.append(make_batch(1, tag=150))  # still online
     synced: set[int] = set()
     real_sync = os.fdatasync
 
@@ -252,7 +253,39 @@ def test_flush_that_cannot_reopen_a_file_keeps_it_dirty(
     plog.flush()  # online, and it fsyncs every segment written
     inodes = {p.stat().st_ino for p in (tmp_path / "t-0").glob("*.log")}
     assert inodes <= synced
+    plog.close()
+
+
+def test_flush_that_cannot_open_the_directory_stays_online(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A roll makes the directory dirty; no descriptor to open it for its fsync is not a failed
+    fsync: the log stays online and the next flush syncs the directory."""
+    plog = PartitionLog.open(tmp_path / "t-0", ROLL_EVERY_BATCH, clock, SegmentFiles(CAPACITY))
     plog.append(make_batch(1))
+    plog.append(make_batch(1))  # a roll
+    real_open = os.open
+
+    def no_dir_fd(path: object, flags: int, mode: int = 0o777) -> int:
+        if Path(str(path)).is_dir():
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, flags, mode)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", no_dir_fd)
+    with pytest.raises(KafkaStorageError):
+        plog.flush()
+    monkeypatch.setattr(os, "open", real_open)
+    synced_dirs: list[str] = []
+    real_fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        synced_dirs.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    plog.append(make_batch(1))  # online
+    plog.flush()
+    assert str(tmp_path / "t-0") in synced_dirs
     plog.close()
 
 

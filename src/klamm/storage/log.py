@@ -404,19 +404,18 @@ class PartitionLog:
                 # durable, so recovery need not CRC-check them.
                 recovery_point = self._segments[-1].base_offset
             try:
-                for i, seg in enumerate(dirty):
-                    try:
-                        seg.sync()
-                    except FileUnavailable:
-                        # The file could not be reopened (fd limit): no fsync ran, so nothing
-                        # is known lost. Keep it and the rest dirty for the next flush.
-                        with self._lock:
-                            for later in dirty[i:]:
-                                self._dirty.setdefault(later.base_offset, later)
-                            self._dir_dirty = self._dir_dirty or dir_dirty
-                        raise
+                for seg in dirty:
+                    seg.sync()
                 if dir_dirty:
-                    fsync_dir(self.directory)
+                    self._fsync_directory()
+            except FileUnavailable:
+                # A file or the directory could not be opened (fd limit): no fsync failed, so
+                # nothing is known lost. Keep everything dirty for the next flush; stay online.
+                with self._lock:
+                    for seg in dirty:
+                        self._dirty.setdefault(seg.base_offset, seg)
+                    self._dir_dirty = self._dir_dirty or dir_dirty
+                raise
             except OSError as exc:
                 with self._lock:
                     self._offline = f"fsync failed: {exc}"
@@ -432,6 +431,18 @@ class PartitionLog:
                 except OSError as exc:
                     log.warning("log %s: cannot write recovery point: %s", self.directory, exc)
             self._write_indexes(pending)
+
+    def _fsync_directory(self) -> None:
+        """fsync_dir, telling a directory that cannot be opened (FileUnavailable) from a failed
+        fsync (OSError)."""
+        try:
+            fd = os.open(self.directory, os.O_RDONLY)
+        except OSError as exc:
+            raise FileUnavailable(f"cannot open {self.directory}: {exc.strerror}") from exc
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _write_indexes(
         self, pending: list[tuple[LogSegment, tuple[tuple[bytes, int], tuple[bytes, int]]]]
@@ -611,7 +622,7 @@ class PartitionLog:
                     self._write_indexes(pending)
                     (self.directory / CLEAN_SHUTDOWN_FILE).touch()
                     fsync_dir(self.directory)
-            except OSError as exc:
+            except (OSError, FileUnavailable) as exc:
                 log.warning("log %s: unclean close: %s", self.directory, exc)
             finally:
                 for seg in self._segments:
