@@ -299,3 +299,12 @@ def test_accept_errors_are_logged_and_the_listener_recovers(tmp_path: Path) -> N
             assert response.brokers[0].port == broker.port
     finally:
         broker.stop()
+
+
+def test_segment_open_files_max_is_a_broker_setting() -> None:
+    config = config_from_properties({"klamm.log.segment.open.files.max": "64"}, BrokerConfig())
+    assert config.segment_open_files_max == 64
+    assert BrokerConfig().segment_open_files_max == 256
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(ConfigFileError):
+            config_from_properties({"klamm.log.segment.open.files.max": bad}, BrokerConfig())
