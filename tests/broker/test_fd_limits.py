@@ -297,6 +297,7 @@ def test_accept_errors_are_logged_and_the_listener_recovers(tmp_path: Path) -> N
         with Wire(broker.bootstrap) as wire:
             response = wire.request(3, 1, topics=[])
             assert response.brokers[0].port == broker.port
+        assert "accepting connections again" in broker.log()
     finally:
         broker.stop()
 

@@ -80,6 +80,8 @@ class Listener:
         self._last_warning = float("-inf")
         self._failures_unreported = 0
         self.accept_failures = 0  # since start: for tests and metrics
+        self._failing_since: float | None = None  # monotonic time of the first failed accept
+        self._last_recovery = float("-inf")
 
     @classmethod
     async def bind(
@@ -137,6 +139,8 @@ class Listener:
                 self._accept_failed(sock, exc)
                 return
             conn.setblocking(False)
+            if self._failing_since is not None:
+                self._recovered()
             self._start_connection(conn)
 
     def _start_connection(self, conn: socket.socket) -> None:
@@ -167,6 +171,8 @@ class Listener:
         and say so, at most once per WARN_INTERVAL_S."""
         self.accept_failures += 1
         self._failures_unreported += 1
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
         released = self._release_fds() if exc.errno in (errno.EMFILE, errno.ENFILE) else 0
         now = time.monotonic()
         if now - self._last_warning >= WARN_INTERVAL_S:
@@ -182,6 +188,17 @@ class Listener:
         if self._retry is None:
             self._pause()
             self._retry = self._loop.call_later(RETRY_DELAY_S, self._resume)
+
+    def _recovered(self) -> None:
+        """An accept succeeded after failures: say so, at most once per WARN_INTERVAL_S (under
+        steady pressure accepts alternate between failing and succeeding)."""
+        assert self._failing_since is not None
+        now = time.monotonic()
+        if now - self._last_recovery >= WARN_INTERVAL_S:
+            log.warning("accepting connections again (%d failed accepts over %.1f s)",
+                        self.accept_failures, now - self._failing_since)  # fmt: skip
+            self._last_recovery = now
+            self._failing_since = None
 
     def _resume(self) -> None:
         self._retry = None
