@@ -20,11 +20,12 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 KEYS = 20
 UPDATES = 15
 TOMBSTONED = 5  # keys 0..4 end with a tombstone
-# Small segments so the updates span many; ratio and horizon low so the broker's loop (every
-# 200 ms) cleans as soon as segments are sealed and drops tombstones on the next pass.
+# Small segments so the updates span many (internal.segment.bytes: Kafka's testing-only override,
+# as segment.bytes has a 1 MiB floor); ratio and horizon low so the broker's loop (every 200 ms)
+# cleans as soon as segments are sealed and drops tombstones on the next pass.
 TOPIC_CONFIG = {
     "cleanup.policy": "compact",
-    "segment.bytes": "2000",
+    "internal.segment.bytes": "2000",
     "min.cleanable.dirty.ratio": "0.01",
     "delete.retention.ms": "0",
 }

@@ -80,3 +80,33 @@ def test_valid_values_are_normalised() -> None:
     assert c.cleanup_policy == ("compact", "delete") and c.retention_ms == 5
     assert LogConfig.from_configs({"message.timestamp.type": "LogAppendTime"}).log_append_time
     assert parse_value(TOPIC_CONFIGS["preallocate"].type, "TRUE") is True
+
+
+@pytest.mark.parametrize("value", ["14", "1048575"])
+def test_segment_bytes_has_kafka_4_minimum(value: str) -> None:
+    """Kafka 4 (KIP-1030) raised segment.bytes' floor from 14 to 1 MiB: tiny segments let one
+    client roll a segment per batch. Kafka's own message, which admin tools show verbatim."""
+    with pytest.raises(InvalidConfig) as caught:
+        validate_topic_configs({"segment.bytes": value})
+    assert str(caught.value) == (
+        f"Invalid value {value} for configuration segment.bytes: Value must be at least 1048576"
+    )
+    assert validate_topic_configs({"segment.bytes": "1048576"}) == {"segment.bytes": "1048576"}
+
+
+def test_stored_segment_bytes_below_the_new_minimum_still_loads() -> None:
+    """A topic created before the floor was raised keeps its data served: its stored configs
+    are parsed with the old floor."""
+    assert LogConfig.from_configs({"segment.bytes": "2000"}).segment_bytes == 2000
+    with pytest.raises(InvalidConfig):
+        LogConfig.from_configs({"segment.bytes": "13"})
+
+
+def test_internal_segment_bytes_overrides_for_tests() -> None:
+    """Kafka's testing-only internal.segment.bytes: no 1 MiB floor, wins over segment.bytes,
+    and is not listed with the documented configs."""
+    configs = {"segment.bytes": "1048576", "internal.segment.bytes": "600"}
+    assert LogConfig.from_configs(validate_topic_configs(configs)).segment_bytes == 600
+    assert "internal.segment.bytes" not in TOPIC_CONFIGS
+    with pytest.raises(InvalidConfig, match=r"internal\.segment\.bytes"):
+        validate_topic_configs({"internal.segment.bytes": "0"})

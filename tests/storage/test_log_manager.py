@@ -142,11 +142,11 @@ def test_create_partitions(tmp_path: Path, clock: FakeClock) -> None:
 
 
 def test_alter_configs_and_defaults(tmp_path: Path, clock: FakeClock) -> None:
-    lm = manager(tmp_path, clock, {"segment.bytes": "4096", "retention.ms": "5000"})
+    lm = manager(tmp_path, clock, {"segment.bytes": "2097152", "retention.ms": "5000"})
     lm.create_topic("t", 1, {"retention.ms": "100"})
     plog = lm.log("t", 0)
     assert plog is not None
-    assert (plog.config.segment_bytes, plog.config.retention_ms) == (4096, 100)
+    assert (plog.config.segment_bytes, plog.config.retention_ms) == (2097152, 100)
     lm.alter_topic_configs("t", {"retention.bytes": "10"})
     assert lm.topics()["t"].configs == {"retention.bytes": "10"}
     assert (plog.config.retention_ms, plog.config.retention_bytes) == (5000, 10)
@@ -154,7 +154,7 @@ def test_alter_configs_and_defaults(tmp_path: Path, clock: FakeClock) -> None:
         lm.alter_topic_configs("t", {"segment.ms": "0"})
     assert lm.topics()["t"].configs == {"retention.bytes": "10"}
     lm.close()
-    lm = manager(tmp_path, clock, {"segment.bytes": "4096"})
+    lm = manager(tmp_path, clock, {"segment.bytes": "2097152"})
     assert lm.log("t", 0).config.retention_bytes == 10  # type: ignore[union-attr]
 
 
@@ -203,7 +203,7 @@ def test_creating_a_topic_whose_metadata_was_lost_keeps_its_records(
 
 
 def test_flush_and_retention(tmp_path: Path, clock: FakeClock) -> None:
-    lm = manager(tmp_path, clock, {"segment.bytes": "1000", "retention.ms": "1000"})
+    lm = manager(tmp_path, clock, {"internal.segment.bytes": "1000", "retention.ms": "1000"})
     lm.create_topic("t", 2)
     for i in range(30):
         lm.log("t", i % 2).append(make_batch(2, timestamp=clock.now, tag=i))  # type: ignore[union-attr]

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from klamm.storage.config import validate_topic_configs
+from klamm.storage.errors import InvalidConfig
+
 FlushPolicy = Literal["fsync", "os"]
 # Kafka's listener security protocols (`listeners=SASL_SSL://host:port`).
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -60,6 +63,11 @@ class BrokerConfig:
     producer_id_expiration_ms: int = 24 * 3600 * 1000
     # Topic-level defaults (Kafka's log.* broker settings), by topic config name.
     topic_defaults: dict[str, str] = field(default_factory=dict)
+    # --- file descriptors (klamm-specific; Kafka keeps one fd per segment for ever) ---
+    # klamm.log.segment.open.files.max: segment files kept open (LRU), active ones included;
+    # others are reopened on demand. 256 leaves most of a 1024 fd limit to connections; the
+    # broker lowers it to a quarter of its fd limit if that is smaller.
+    segment_open_files_max: int = 256
     # --- security (klamm.broker.auth) ---
     # The listener's protocol: SASL_* authenticate every connection, *SSL encrypt it.
     security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -134,6 +142,7 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "transactional.id.expiration.ms": ("transactional_id_expiration_ms", int),
     "producer.id.expiration.ms": ("producer_id_expiration_ms", int),
     "klamm.flush.policy": ("flush_policy", lambda v: _one_of(v, ("fsync", "os"))),
+    "klamm.log.segment.open.files.max": ("segment_open_files_max", lambda v: _at_least(v, 1)),
     "sasl.enabled.mechanisms": ("sasl_mechanisms", lambda v: _mechanisms(v)),
     "klamm.sasl.scram.iterations": ("scram_iterations", int),
     "connection.failed.authentication.delay.ms": ("failed_authentication_delay_ms", int),
@@ -212,7 +221,14 @@ def config_from_properties(props: dict[str, str], base: BrokerConfig) -> BrokerC
             except ValueError as exc:
                 raise ConfigFileError(f"{key}: invalid value {value!r}") from exc
         elif key in _TOPIC_DEFAULT_KEYS:
-            topic_defaults[_TOPIC_DEFAULT_KEYS[key]] = value
+            topic = _TOPIC_DEFAULT_KEYS[key]
+            try:  # Kafka's floors hold for broker defaults too (log.segment.bytes >= 1 MiB)
+                validate_topic_configs({topic: value})
+            except InvalidConfig as exc:
+                raise ConfigFileError(
+                    str(exc).replace(f"configuration {topic}:", f"configuration {key}:")
+                ) from None
+            topic_defaults[topic] = value
         elif key in _RETENTION_UNITS_MS:
             if "log.retention.ms" in props or (
                 key == "log.retention.hours" and "log.retention.minutes" in props

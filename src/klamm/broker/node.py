@@ -26,6 +26,7 @@ from klamm.broker.connections import Connections
 from klamm.broker.durability import GroupCommit
 from klamm.broker.groups import GroupCoordinator
 from klamm.broker.groups.coordinator import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG
+from klamm.broker.listener import Listener, raise_fd_limit
 from klamm.broker.metrics import MetricsServer
 from klamm.broker.partition import Partition
 from klamm.broker.router import Handler, advertised_versions, load_handlers
@@ -38,6 +39,7 @@ from klamm.broker.transactions.state import TXN_TOPIC
 from klamm.protocol.errors import ErrorCode
 from klamm.storage.cleaner import LogCleaner
 from klamm.storage.errors import StorageError
+from klamm.storage.handles import SegmentFiles
 from klamm.storage.log_manager import InternalTopic, LogManager, TopicInfo
 
 log = logging.getLogger("klamm.broker")
@@ -49,6 +51,11 @@ INTERNAL_TOPICS = {
     OFFSETS_TOPIC: InternalTopic(1, OFFSETS_TOPIC_CONFIG),
     TXN_TOPIC: InternalTopic(1, {"cleanup.policy": "compact"}),
 }
+
+
+# Segment files may hold at most 1/4 of the process's descriptors (the default cache size
+# of 256 is a quarter of the common 1024 limit); the rest are for connections and the like.
+FD_SHARE_FOR_SEGMENTS = 4
 
 
 class StartupError(Exception):
@@ -76,12 +83,13 @@ class Broker:
         self.metrics_port: int | None = None
         self.durability = GroupCommit(config.flush_policy)
         self.logs = LogManager(
-            Path(config.data_dir), now_ms, dict(config.topic_defaults), INTERNAL_TOPICS
-        )
+            Path(config.data_dir), now_ms, dict(config.topic_defaults), INTERNAL_TOPICS,
+            SegmentFiles(config.segment_open_files_max),
+        )  # fmt: skip
         self.cleaner = LogCleaner(self.logs)  # compaction of cleanup.policy=compact logs
         self.cluster_id = ""
         self._partitions: dict[tuple[str, int], Partition] = {}
-        self._server: asyncio.base_events.Server | None = None
+        self._listener: Listener | None = None
         self._background: list[asyncio.Task[Any]] = []
         # Coordinators register themselves here (groups, transactions): objects with
         # `async start()` and `async stop()`.
@@ -99,6 +107,15 @@ class Broker:
 
     async def start(self) -> None:
         tls = self._tls_context()  # first: a bad certificate fails the start before recovery
+        fd_limit = raise_fd_limit()  # before recovery opens files and connections arrive
+        if (
+            fd_limit is not None
+            and fd_limit // FD_SHARE_FOR_SEGMENTS < self.config.segment_open_files_max
+        ):
+            # Most descriptors are for connections: segment files get at most a quarter.
+            self.logs.segment_files.limit_capacity(fd_limit // FD_SHARE_FOR_SEGMENTS)
+            log.info("at most %d segment files open (a quarter of the fd limit %d)",
+                     self.logs.segment_files.capacity, fd_limit)  # fmt: skip
         data_dir = Path(self.config.data_dir)
         started = time.monotonic()
         try:
@@ -115,15 +132,11 @@ class Broker:
         for name, info in self.logs.topics().items():
             self._attach(name, info)
         await self._start_services()
-        loop = asyncio.get_running_loop()
         try:
-            self._server = await loop.create_server(
-                lambda: KafkaConnection(self),
-                self.config.host,
-                self.config.port,
-                reuse_address=True,
-                ssl=tls,
-            )
+            self._listener = await Listener.bind(
+                self.config.host, self.config.port, lambda: KafkaConnection(self), tls,
+                self.logs.segment_files.release_idle,
+            )  # fmt: skip
         except OSError as exc:
             for service in reversed(list(self.services.values())):
                 await service.stop()
@@ -141,9 +154,9 @@ class Broker:
         self._background.append(asyncio.create_task(self._retention_loop()))
         log.info(
             "klamm broker %s listening on %s://%s:%d (advertised %s:%d), %d topics recovered, "
-            "started in %.0f ms", self.cluster_id, self.config.security_protocol, self.config.host,
-            self.bound_port, *self.config.advertised, recovered,
-            (time.monotonic() - started) * 1000,
+            "started in %.0f ms, fd limit %s", self.cluster_id, self.config.security_protocol,
+            self.config.host, self.bound_port, *self.config.advertised, recovered,
+            (time.monotonic() - started) * 1000, fd_limit or "unlimited",
         )  # fmt: skip
 
     async def _start_services(self) -> None:
@@ -190,12 +203,12 @@ class Broker:
 
     @property
     def bound_port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+        assert self._listener is not None
+        return int(self._listener.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        if self._listener is not None:
+            self._listener.close()
         await self.metrics.stop()
         for connection in list(self.connections):
             connection.close()

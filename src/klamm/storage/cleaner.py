@@ -543,12 +543,12 @@ class Cleaner:
         result.bytes_before += before
         path = plog.directory / f"{segment_name(base)}-{segment_name(end)}{CLEANED_SUFFIX}"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        # The rewritten segment is built in memory as it is written: LogSegment has no
-        # constructor for a file under another name, so the cleaner hands it the fd itself.
-        new = LogSegment(
-            plog.directory, base, state.config.index_interval_bytes, group[0].created_ms
-        )
-        new._fd = fd
+        # The rewritten segment is built in memory as it is written, through this fd; the file
+        # takes the segment's own name at the swap.
+        new = LogSegment.adopt_file(
+            plog.directory, base, state.config.index_interval_bytes, group[0].created_ms, fd,
+            plog.segment_files,
+        )  # fmt: skip
         swapped = False
         try:
             changed = len(group) > 1

@@ -25,6 +25,7 @@ __all__ = [
 
 LONG_MAX = 2**63 - 1  # Kafka's Long.MAX_VALUE: "never" for flush and lag settings
 INT_MAX = 2**31 - 1
+MIN_SEGMENT_BYTES = 1024 * 1024  # Kafka 4's minimum segment.bytes (KIP-1030)
 
 
 class ConfigType(enum.Enum):
@@ -47,6 +48,9 @@ class ConfigDef:
     default: str
     doc: str
     validator: Validator | None = None
+    # The laxer check for a value already stored in a topic's metadata when Kafka later raised
+    # its floor: an existing topic must keep loading (and serving its data) after an upgrade.
+    stored_validator: Validator | None = None
 
 
 def parse_value(kind: ConfigType, raw: str) -> Value:
@@ -73,7 +77,7 @@ def parse_value(kind: ConfigType, raw: str) -> Value:
 def _at_least(low: float) -> Validator:
     def check(value: Value) -> str | None:
         assert isinstance(value, int | float)
-        return None if value >= low else f"must be at least {low}"
+        return None if value >= low else f"Value must be at least {low}"
 
     return check
 
@@ -168,10 +172,11 @@ _TABLE: tuple[ConfigDef, ...] = (
               "-1 unlimited", _at_least(-1)),
     ConfigDef("retention.ms", _L, "604800000", "age (7 days) after which segments go; -1 "
               "forever", _at_least(-1)),
-    # Kafka 3.x's floor (a v0 record's overhead); Kafka 4 raised it to 1 MiB, which would make
-    # small-segment tests and demos impossible, so we keep the older, laxer bound.
+    # Kafka 4's floor (KIP-1030): tiny segments cost a file (and, on Kafka, a descriptor) per
+    # few batches, so one client could exhaust the broker's fds. Tests that need small
+    # segments use internal.segment.bytes (below), as Kafka's own tests do.
     ConfigDef("segment.bytes", _I, "1073741824", "segment file size (1 GiB) before a roll",
-              _at_least(14)),
+              _at_least(MIN_SEGMENT_BYTES), stored_validator=_at_least(14)),
     ConfigDef("segment.index.bytes", _I, "10485760", "max size of a segment's offset index",
               _at_least(4)),
     ConfigDef("segment.jitter.ms", _L, "0", "random jitter subtracted from segment.ms",
@@ -183,15 +188,31 @@ _TABLE: tuple[ConfigDef, ...] = (
 
 TOPIC_CONFIGS: dict[str, ConfigDef] = {d.name: d for d in _TABLE}
 
+# Kafka's internal (undocumented, testing-only) topic configs (LogConfig.defineInternal): accepted
+# where topic configs are, never listed by DescribeConfigs, no default.
+# internal.segment.bytes wins over segment.bytes and has Kafka 3's floor (a v0 record's
+# overhead), so tests can roll segments every few batches.
+INTERNAL_TOPIC_CONFIGS: dict[str, ConfigDef] = {
+    d.name: d
+    for d in (
+        ConfigDef("internal.segment.bytes", _I, "", "segment file size before a roll; for "
+                  "tests only, overrides segment.bytes", _at_least(14)),
+    )
+}  # fmt: skip
 
-def validate_topic_configs(configs: Mapping[str, str]) -> dict[str, str]:
+
+def validate_topic_configs(configs: Mapping[str, str], *, stored: bool = False) -> dict[str, str]:
     """Check names and values; returns the configs normalised (stripped strings). Pure.
+
+    `stored`: the configs come from an existing topic's metadata, so values that met an older
+    floor (see ConfigDef.stored_validator) still pass. New values (CreateTopics, AlterConfigs,
+    broker defaults) never use it.
 
     Raises InvalidConfig naming the first offending entry (Kafka reports one too).
     """
     out: dict[str, str] = {}
     for name, raw in configs.items():
-        definition = TOPIC_CONFIGS.get(name)
+        definition = TOPIC_CONFIGS.get(name) or INTERNAL_TOPIC_CONFIGS.get(name)
         if definition is None:
             raise InvalidConfig(f"unknown topic config {name!r}")
         if raw is None:
@@ -202,10 +223,15 @@ def validate_topic_configs(configs: Mapping[str, str]) -> dict[str, str]:
             raise InvalidConfig(
                 f"invalid value {raw!r} for {name} (a {definition.type.value}): {exc}"
             ) from None
-        if definition.validator is not None:
-            complaint = definition.validator(value)
+        validator = definition.validator
+        if stored and definition.stored_validator is not None:
+            validator = definition.stored_validator
+        if validator is not None:
+            complaint = validator(value)
             if complaint is not None:
-                raise InvalidConfig(f"invalid value {raw!r} for {name}: {complaint}")
+                # Kafka's ConfigException wording, which admin tools show as it is.
+                raise InvalidConfig(f"Invalid value {raw.strip()} for configuration {name}: "
+                                    f"{complaint}")  # fmt: skip
         out[name] = raw.strip()
     return out
 
@@ -250,8 +276,9 @@ class LogConfig:
 
     @classmethod
     def from_configs(cls, configs: Mapping[str, str]) -> LogConfig:
-        """Typed config from string configs (validated); absent names take the table default."""
-        checked = validate_topic_configs(configs)
+        """Typed config from string configs (validated as stored ones: a topic created before
+        a floor was raised keeps working); absent names take the table default."""
+        checked = validate_topic_configs(configs, stored=True)
         merged = {name: d.default for name, d in TOPIC_CONFIGS.items()} | checked
 
         def get(name: str) -> Value:
@@ -261,4 +288,7 @@ class LogConfig:
         for field in cls.__dataclass_fields__:
             name = field.replace("_", ".")
             fields[field] = get(name)
+        internal = checked.get("internal.segment.bytes")
+        if internal is not None:
+            fields["segment_bytes"] = parse_value(ConfigType.INT, internal)
         return cls(**fields)  # type: ignore[arg-type]

@@ -56,6 +56,13 @@ run in worker threads. `_lock` guards every in-memory structure and is held only
 `flush()` does its fsyncs outside it, holding `_flush_lock`, which anything that closes segment
 file descriptors also takes first, so an fd is never closed (and reused) under a running fsync.
 Lock order: `_flush_lock` before `_lock`.
+
+Descriptors: segment files are opened through a `SegmentFiles` cache (handles.py) shared by
+every log of a LogManager, which may close any segment's file from any thread when it needs
+the descriptor, but never while an operation has it pinned (each pread, write, truncate and
+fsync pins it), so that guarantee does not depend on this log's locks. A flush reopens a file
+the cache closed; if it cannot (no descriptor free) the flush fails with FileUnavailable and
+the segments stay dirty for the next one: no fsync ran, so the log stays online.
 """
 
 from __future__ import annotations
@@ -82,6 +89,7 @@ from klamm.protocol.record_batch import (
 )
 from klamm.storage.config import LogConfig
 from klamm.storage.errors import KafkaStorageError, LogClosed, OffsetOutOfRange
+from klamm.storage.handles import FileUnavailable, SegmentFiles, default_files
 from klamm.storage.recovery import (
     DAMAGED_DIR,
     check_cleaner_offset,
@@ -164,11 +172,13 @@ class PartitionLog:
         now_ms: Callable[[], int],
         segments: list[LogSegment],
         log_start_offset: int,
+        files: SegmentFiles | None = None,
     ) -> None:
         self.directory = directory
         self._config = config
         self._now_ms = now_ms
         self._segments = segments
+        self._files = files or default_files()
         self._bases = [s.base_offset for s in segments]
         self._log_start_offset = log_start_offset
         self._lock = threading.Lock()
@@ -182,17 +192,31 @@ class PartitionLog:
     # --- open / recovery -------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, config: LogConfig, now_ms: Callable[[], int]) -> PartitionLog:
-        """Create the directory or recover the log in it (see the crash behaviour above)."""
+    def open(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        now_ms: Callable[[], int],
+        files: SegmentFiles | None = None,
+    ) -> PartitionLog:
+        """Create the directory or recover the log in it (see the crash behaviour above).
+        `files`: the cache its segment files are opened through (handles.py); by default the
+        process-wide one."""
         try:
-            return cls._open(directory, config, now_ms)
+            return cls._open(directory, config, now_ms, files)
         except OSError as exc:
             # The file and the OS's words: what an operator needs to fix it.
             cause = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
             raise KafkaStorageError(f"cannot open log {directory}: {cause}") from exc
 
     @classmethod
-    def _open(cls, directory: Path, config: LogConfig, now_ms: Callable[[], int]) -> PartitionLog:
+    def _open(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        now_ms: Callable[[], int],
+        files: SegmentFiles | None = None,
+    ) -> PartitionLog:
         directory.mkdir(parents=True, exist_ok=True)
         marker = directory / CLEAN_SHUTDOWN_FILE
         clean = marker.exists()
@@ -220,7 +244,7 @@ class PartitionLog:
         try:
             cls._load_segments(
                 directory, config, bases, segments, verify_from,
-                allow_gaps=config.compact or compacted, created=created,
+                allow_gaps=config.compact or compacted, created=created, files=files,
             )  # fmt: skip
             log_end = segments[-1].next_offset if segments else None
             start = read_checkpoint(
@@ -232,7 +256,9 @@ class PartitionLog:
             if not segments:
                 # No segment left: start where the log started (the checkpoint, if any), so
                 # offsets handed out before are not handed out again.
-                seg = LogSegment.create(directory, start or 0, config.index_interval_bytes, created)
+                seg = LogSegment.create(
+                    directory, start or 0, config.index_interval_bytes, created, files
+                )
                 fsync_dir(directory)
                 segments.append(seg)
         except BaseException:
@@ -241,7 +267,7 @@ class PartitionLog:
             raise
         log_end = segments[-1].next_offset
         log_start = min(max(start or 0, segments[0].base_offset), log_end)
-        return cls(directory, config, now_ms, segments, log_start)
+        return cls(directory, config, now_ms, segments, log_start, files)
 
     @classmethod
     def _load_segments(
@@ -254,6 +280,7 @@ class PartitionLog:
         *,
         allow_gaps: bool,
         created: int,
+        files: SegmentFiles | None,
     ) -> None:
         """Load every segment into `segments` (see "Damage" in the module docstring): a segment
         overlapping the one before is set aside, a cut tail is copied aside, and the intact
@@ -291,7 +318,7 @@ class PartitionLog:
             seg, _ = LogSegment.load(
                 directory, base, config.index_interval_bytes, created,
                 verify=base in salvaged or (verify_from is not None and base >= verify_from),
-                allow_gaps=allow_gaps, on_cut=on_cut,
+                allow_gaps=allow_gaps, on_cut=on_cut, files=files,
             )  # fmt: skip
             segments.append(seg)
 
@@ -334,6 +361,12 @@ class PartitionLog:
     @property
     def config(self) -> LogConfig:
         return self._config
+
+    @property
+    def segment_files(self) -> SegmentFiles:
+        """The cache this log's segment files are opened through (the cleaner's new segments
+        join it)."""
+        return self._files
 
     def update_config(self, config: LogConfig) -> None:
         """Apply new topic settings; they take effect from the next append or retention run."""
@@ -413,7 +446,11 @@ class PartitionLog:
         old = self._segments[-1]
         try:
             new = LogSegment.create(
-                self.directory, old.next_offset, self._config.index_interval_bytes, self._now_ms()
+                self.directory,
+                old.next_offset,
+                self._config.index_interval_bytes,
+                self._now_ms(),
+                self._files,
             )
         except OSError as exc:
             stem = f"{old.next_offset:020d}"
@@ -446,7 +483,15 @@ class PartitionLog:
                 for seg in dirty:
                     seg.sync()
                 if dir_dirty:
-                    fsync_dir(self.directory)
+                    self._fsync_directory()
+            except FileUnavailable:
+                # A file or the directory could not be opened (fd limit): no fsync failed, so
+                # nothing is known lost. Keep everything dirty for the next flush; stay online.
+                with self._lock:
+                    for seg in dirty:
+                        self._dirty.setdefault(seg.base_offset, seg)
+                    self._dir_dirty = self._dir_dirty or dir_dirty
+                raise
             except OSError as exc:
                 with self._lock:
                     self._offline = f"fsync failed: {exc}"
@@ -462,6 +507,18 @@ class PartitionLog:
                 except OSError as exc:
                     log.warning("log %s: cannot write recovery point: %s", self.directory, exc)
             self._write_indexes(pending)
+
+    def _fsync_directory(self) -> None:
+        """fsync_dir, telling a directory that cannot be opened (FileUnavailable) from a failed
+        fsync (OSError)."""
+        try:
+            fd = os.open(self.directory, os.O_RDONLY)
+        except OSError as exc:
+            raise FileUnavailable(f"cannot open {self.directory}: {exc.strerror}") from exc
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _write_indexes(
         self, pending: list[tuple[LogSegment, tuple[tuple[bytes, int], tuple[bytes, int]]]]
@@ -657,7 +714,7 @@ class PartitionLog:
                     self._write_indexes(pending)
                     (self.directory / CLEAN_SHUTDOWN_FILE).touch()
                     fsync_dir(self.directory)
-            except OSError as exc:
+            except (OSError, FileUnavailable) as exc:
                 log.warning("log %s: unclean close: %s", self.directory, exc)
             finally:
                 for seg in self._segments:

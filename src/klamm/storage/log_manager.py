@@ -71,6 +71,7 @@ from klamm.storage.errors import (
     TopicExists,
     UnknownTopic,
 )
+from klamm.storage.handles import SegmentFiles
 from klamm.storage.log import PartitionLog, fsync_dir, write_atomically
 from klamm.storage.recovery import DAMAGED_DIR
 
@@ -176,8 +177,11 @@ class LogManager:
         now_ms: Callable[[], int],
         default_configs: dict[str, str] | None = None,
         internal_topics: Mapping[str, InternalTopic] | None = None,
+        segment_files: SegmentFiles | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        # Every partition's segment files are opened through this one bounded cache.
+        self.segment_files = segment_files or SegmentFiles()
         self._now_ms = now_ms
         self._defaults = validate_topic_configs(default_configs or {})
         self._internal = dict(internal_topics or {})
@@ -338,7 +342,7 @@ class LogManager:
     def _open_partition(self, name: str, partition: int, config: LogConfig) -> None:
         try:
             self._logs[(name, partition)] = PartitionLog.open(
-                self._partition_dir(name, partition), config, self._now_ms
+                self._partition_dir(name, partition), config, self._now_ms, self.segment_files
             )
         except StorageError as exc:
             self._failures[(name, partition)] = str(exc)
@@ -432,7 +436,9 @@ class LogManager:
             try:
                 for partition in range(num_partitions):
                     directory = self._partition_dir(name, partition)
-                    opened.append(PartitionLog.open(directory, config, self._now_ms))
+                    opened.append(
+                        PartitionLog.open(directory, config, self._now_ms, self.segment_files)
+                    )
                 write_atomically(self._meta_path(info), info.to_json())
             except (OSError, StorageError) as exc:
                 for plog in opened:
@@ -508,7 +514,9 @@ class LogManager:
                 for partition in range(info.num_partitions, total):
                     stale = self._partition_dir(name, partition)
                     self._clear_leftover(stale)  # moved aside if it holds records
-                    opened[partition] = PartitionLog.open(stale, config, self._now_ms)
+                    opened[partition] = PartitionLog.open(
+                        stale, config, self._now_ms, self.segment_files
+                    )
                 write_atomically(self._meta_path(new), new.to_json())
             except (OSError, StorageError) as exc:
                 for plog in opened.values():

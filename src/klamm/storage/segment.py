@@ -18,9 +18,14 @@ leave a torn or garbled tail; `load(..., verify=True)` scans batch by batch with
 and truncates the file at the first invalid byte. A failed write is rolled back by truncating to
 the size before it (`append`).
 
+Descriptors: the `.log` file is a `SegmentFile` (handles.py), opened on demand and closed again
+by a shared, bounded cache, so descriptors are bounded however many segments and partitions
+there are. Index files are not held open (index.py).
+
 Concurrency: not thread-safe by itself; `PartitionLog` serialises every call under its lock,
-except `sync()`, which touches only the fd and may run concurrently with `append`
-(fdatasync covers at least what was written before it started).
+except `sync()`, which may run concurrently with `append` (fdatasync covers at least what was
+written before it started). Each file operation pins the fd, so the cache never closes it
+under a running one.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 from klamm.protocol.errors import InvalidRecordBatch
 from klamm.protocol.record_batch import HEADER, HEADER_SIZE, LOG_OVERHEAD, BatchHeader, check_batch
 from klamm.storage.errors import KafkaStorageError
+from klamm.storage.handles import SegmentFile, SegmentFiles, default_files
 from klamm.storage.index import OffsetIndex, TimeIndex
 
 __all__ = ["LogSegment", "segment_name"]
@@ -63,7 +69,12 @@ class LogSegment:
     """A segment file with its in-memory indexes. See the module docstring for the contract."""
 
     def __init__(
-        self, directory: Path, base_offset: int, index_interval_bytes: int, created_ms: int
+        self,
+        directory: Path,
+        base_offset: int,
+        index_interval_bytes: int,
+        created_ms: int,
+        files: SegmentFiles | None = None,
     ) -> None:
         stem = segment_name(base_offset)
         self.directory = directory
@@ -78,19 +89,43 @@ class LogSegment:
         self.max_timestamp = -1
         self.offset_of_max_timestamp = -1  # base offset of the batch holding max_timestamp
         self._bytes_since_index = 0
-        self._fd = -1
+        self._files = files or default_files()
+        self._file: SegmentFile | None = None  # set by create/load/adopt_file
         self.failed = False  # a write could not be rolled back: refuse further appends
 
     # --- lifecycle ------------------------------------------------------------------------
 
     @classmethod
     def create(
-        cls, directory: Path, base_offset: int, index_interval_bytes: int, created_ms: int
+        cls,
+        directory: Path,
+        base_offset: int,
+        index_interval_bytes: int,
+        created_ms: int,
+        files: SegmentFiles | None = None,
     ) -> LogSegment:
-        seg = cls(directory, base_offset, index_interval_bytes, created_ms)
+        """A new, empty segment."""
+        seg = cls(directory, base_offset, index_interval_bytes, created_ms, files)
         seg.offset_index.reset_file()
         seg.time_index.reset_file()
-        seg._fd = os.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        seg._file = seg._files.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+        return seg
+
+    @classmethod
+    def adopt_file(
+        cls,
+        directory: Path,
+        base_offset: int,
+        index_interval_bytes: int,
+        created_ms: int,
+        fd: int,
+        files: SegmentFiles | None = None,
+    ) -> LogSegment:
+        """An empty segment written through `fd`, a file opened (O_APPEND) under another name
+        that will be renamed to this segment's `.log` (compaction): the fd stays open until
+        `seal()`, and only then may the file be closed and reopened, by its final name."""
+        seg = cls(directory, base_offset, index_interval_bytes, created_ms, files)
+        seg._file = seg._files.adopt(seg.log_path, fd, held=True)
         return seg
 
     @classmethod
@@ -104,6 +139,7 @@ class LogSegment:
         verify: bool,
         allow_gaps: bool = False,
         on_cut: Callable[[LogSegment, int, int], None] | None = None,
+        files: SegmentFiles | None = None,
     ) -> tuple[LogSegment, int | None]:
         """Open an existing segment. With `verify`, CRC-check every batch and truncate at the
         first invalid one; without, trust the indexes when they are consistent and scan only
@@ -111,9 +147,9 @@ class LogSegment:
         bytes [start, end) are cut, with the segment describing the valid prefix, so the caller
         can keep them (log.py sets them aside). Returns (segment, position truncated at or
         None)."""
-        seg = cls(directory, base_offset, index_interval_bytes, created_ms)
-        seg._fd = os.open(seg.log_path, os.O_RDWR | os.O_APPEND)
-        file_size = os.fstat(seg._fd).st_size
+        seg = cls(directory, base_offset, index_interval_bytes, created_ms, files)
+        seg._file = seg._files.open(seg.log_path, os.O_RDWR | os.O_APPEND)
+        file_size = seg._file.size()
         seg.size = file_size
         if verify or not seg._load_indexes(file_size):
             seg.offset_index.clear()
@@ -237,14 +273,20 @@ class LogSegment:
 
     def seal(self) -> None:
         """The segment stops being active: record its final max timestamp in the time index
-        (so a later load knows it without a scan), as Kafka's onBecomeInactiveSegment does."""
+        (so a later load knows it without a scan), as Kafka's onBecomeInactiveSegment does.
+        A file written under another name (adopt_file) is closable from now on."""
         if self.max_timestamp >= 0:
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        self._handle.release_hold()
+
+    @property
+    def _handle(self) -> SegmentFile:
+        assert self._file is not None, "a segment is made by create, load or adopt_file"
+        return self._file
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._file is not None:
+            self._file.retire()
 
     def delete(self) -> None:
         self.close()
@@ -260,10 +302,8 @@ class LogSegment:
         if self.failed:
             raise KafkaStorageError(f"segment {self.log_path} is offline after an I/O error")
         position = self.size
-        view = memoryview(batch)
         try:
-            while view:
-                view = view[os.write(self._fd, view) :]
+            self._handle.write_all(batch)
         except OSError as exc:
             self._rollback(position, exc)
             raise KafkaStorageError(
@@ -274,7 +314,7 @@ class LogSegment:
 
     def _rollback(self, size: int, cause: OSError) -> None:
         try:
-            os.ftruncate(self._fd, size)
+            self._handle.truncate(size)
         except OSError:
             self.failed = True
             raise KafkaStorageError(
@@ -283,12 +323,14 @@ class LogSegment:
 
     def truncate_to(self, position: int) -> None:
         """Cut the log at `position` (a batch boundary) and drop index entries beyond it."""
-        os.ftruncate(self._fd, position)
+        self._handle.truncate(position)
         self.size = position
         self.offset_index.truncate_to_position(position)
 
     def sync(self) -> None:
-        os.fdatasync(self._fd)
+        """fdatasync the log file (reopening it if the cache closed it); raises OSError, or
+        FileUnavailable (a KafkaStorageError) when it cannot be reopened."""
+        self._handle.sync()
 
     def write_indexes(self, pending: tuple[tuple[bytes, int], tuple[bytes, int]]) -> None:
         self.offset_index.write_pending(*pending[0])
@@ -300,7 +342,7 @@ class LogSegment:
     # --- reads ----------------------------------------------------------------------------
 
     def pread(self, position: int, size: int) -> bytes:
-        return os.pread(self._fd, size, position)
+        return self._handle.pread(position, size)
 
     def find_batch(self, offset: int) -> tuple[int, BatchHeader] | None:
         """(position, header) of the first batch whose last offset >= `offset`: the batch

@@ -137,8 +137,11 @@ def _collect(
         try:
             # KIP-74: only the first batch of the response may exceed the limits.
             data = partition.read(want.fetch_offset, max(limit, 0), upto, min_one=total == 0)
-        except OffsetOutOfRange:
-            entry["error_code"] = ErrorCode.offset_out_of_range
+        except StorageError as exc:
+            # OFFSET_OUT_OF_RANGE, or KAFKA_STORAGE_ERROR when a segment file cannot be
+            # (re)opened (every fd taken) or read: that partition's error, not a dropped
+            # connection.
+            entry["error_code"] = exc.code
             errored = True
             continue
         if data:
