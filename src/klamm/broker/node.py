@@ -15,6 +15,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,15 @@ class Broker:
         self.metrics = MetricsServer(self)
         self.metrics_port: int | None = None
         self.durability = GroupCommit(config.flush_policy)
-        self.logs = LogManager(Path(config.data_dir), now_ms, dict(config.topic_defaults))
+        self.logs = LogManager(
+            Path(config.data_dir), now_ms, dict(config.topic_defaults),
+            max_partitions=config.max_broker_partitions,
+        )  # fmt: skip
+        # Topic creation's file work (a directory, a segment and an fsync per partition) runs
+        # here, one creation at a time as in Kafka's controller: never on the event loop, and
+        # never more than one thread of it competing with the loop for the GIL.
+        self._admin = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klamm-admin")
+        self._creations: set[asyncio.Task[TopicInfo]] = set()
         self.cleaner = LogCleaner(self.logs)  # compaction of cleanup.policy=compact logs
         self.cluster_id = ""
         self._partitions: dict[tuple[str, int], Partition] = {}
@@ -152,6 +161,7 @@ class Broker:
             await service.stop()
         await self.durability.wait_idle()
         self.durability.close()
+        await asyncio.to_thread(self._admin.shutdown)  # a creation under way finishes first
         await asyncio.to_thread(self.logs.close)
         log.info("klamm broker stopped cleanly")
 
@@ -219,6 +229,39 @@ class Broker:
         """Create a topic (raises the storage layer's errors for bad names, configs, counts)."""
         partitions = self.config.num_partitions if num_partitions is None else num_partitions
         info = self.logs.create_topic(name, partitions, configs, internal=internal)
+        self._attach(name, info)
+        log.info("created topic %s with %d partitions", name, info.num_partitions)
+        return info
+
+    async def create_topic_in_thread(
+        self,
+        name: str,
+        num_partitions: int | None = None,
+        configs: dict[str, str] | None = None,
+    ) -> TopicInfo:
+        """`create_topic` with the file work in the admin thread: the loop keeps serving while
+        a large topic is made. The topic appears (storage and partitions together, in one loop
+        step) only once complete; a caller cancelled meanwhile (its connection closed) does not
+        stop that, so no created topic is left half published."""
+        task = asyncio.ensure_future(self._create_off_loop(name, num_partitions, configs))
+        self._creations.add(task)
+        task.add_done_callback(self._creation_done)
+        return await asyncio.shield(task)
+
+    def _creation_done(self, task: asyncio.Task[TopicInfo]) -> None:
+        self._creations.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller may be gone; its own await re-raises it
+
+    async def _create_off_loop(
+        self, name: str, num_partitions: int | None, configs: dict[str, str] | None
+    ) -> TopicInfo:
+        partitions = self.config.num_partitions if num_partitions is None else num_partitions
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(
+            self._admin, self.logs.prepare_topic, name, partitions, configs
+        )
+        info = self.logs.publish_topic(prepared)
         self._attach(name, info)
         log.info("created topic %s with %d partitions", name, info.num_partitions)
         return info
