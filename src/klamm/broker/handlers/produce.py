@@ -137,7 +137,9 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
         for data in topic.partition_data:
             result = _append(ctx, topic.name, data.index, data.records)
             if result.error == ErrorCode.none and result.partition is not None:
-                durable.append((result, broker.durability.appended(result.partition)))
+                # Only acks=all waits for the fsync: acks=0/1 appends are flushed after it.
+                flushed = broker.durability.appended(result.partition, urgent=request.acks == -1)
+                durable.append((result, flushed))
             per_partition.append((data.index, result))
         results.append((topic.name, per_partition))
 
