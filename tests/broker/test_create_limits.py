@@ -65,19 +65,19 @@ class _Gate:
     """Holds the creation of one partition directory until released: a creation that takes
     as long as the test wants, without making thousands of files."""
 
-    def __init__(self, directory_name: str) -> None:
-        self.directory_name = directory_name
+    def __init__(self, *directory_names: str) -> None:
+        self.directory_names = set(directory_names)
         self.reached = threading.Event()
         self.release = threading.Event()
 
 
 @pytest.fixture
 def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Gate]:
-    held = _Gate("huge-150")
+    held = _Gate("huge-150", "grow-150")
     real_open = PartitionLog.open
 
     def open_held(directory: Path, config: LogConfig, now_ms: Any) -> PartitionLog:
-        if directory.name == held.directory_name:
+        if directory.name in held.directory_names:
             held.reached.set()
             held.release.wait(20)
         return real_open(directory, config, now_ms)
@@ -121,6 +121,31 @@ def test_other_clients_are_served_while_a_create_topics_runs(gate: _Gate) -> Non
         ]
         assert _partitions_of(victim, "huge") == 300
         assert broker.broker.partition("huge", 299) is not None
+
+
+def test_other_clients_are_served_while_create_partitions_runs(gate: _Gate) -> None:
+    """CreatePartitions made its new partitions on the event loop too."""
+    with EmbeddedBroker() as broker, Wire(broker.bootstrap) as victim:
+        assert _codes(_create(victim, {"victim": 1, "grow": 1})) == {"victim": 0, "grow": 0}
+        outcome: list[dict[str, int]] = []
+
+        def grow() -> None:
+            with Wire(broker.bootstrap, timeout=60) as admin:
+                outcome.append(_create_partitions(admin, {"grow": 300}))
+
+        grower = threading.Thread(target=grow)
+        grower.start()
+        assert gate.reached.wait(20), "the growth never reached its held partition"
+        for _ in range(5):
+            assert _metadata(victim, ["victim"], create=False) == {"victim": ErrorCode.none}
+            assert produce(victim, "victim", _batch(), acks=-1)[0] == ErrorCode.none
+        assert _partitions_of(victim, "grow") == 1  # nothing half-grown is visible
+        assert produce(victim, "grow", _batch(), acks=-1)[0] == ErrorCode.none
+        gate.release.set()
+        grower.join(60)
+        assert outcome == [{"grow": ErrorCode.none}]
+        assert _partitions_of(victim, "grow") == 300
+        assert broker.broker.partition("grow", 299) is not None
 
 
 def test_more_than_10000_partitions_in_one_create_topics_is_a_policy_violation() -> None:

@@ -22,7 +22,8 @@ Crash behaviour:
   * delete_topic moves the metadata aside first (the topic is gone from then on), renames the
     partition directories to `.deleted`, removes them, and finally the moved metadata; `load()`
     finishes any deletion it finds half done.
-  * create_partitions writes the new partition count after creating the new directories.
+  * create_partitions writes the new partition count after creating the new directories: a
+    crash in between leaves empty directories that the next growth or create replaces.
 
 Concurrency: topic-level operations and lookups are serialised by one lock, so they may be called
 from the event loop and admin worker threads alike. Creating a topic is split so that the lock is
@@ -39,6 +40,7 @@ import logging
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -58,7 +60,7 @@ from klamm.storage.errors import (
 )
 from klamm.storage.log import PartitionLog, fsync_dir, write_atomically
 
-__all__ = ["LogManager", "PreparedTopic", "TopicInfo", "validate_topic_name"]
+__all__ = ["LogManager", "PreparedPartitions", "PreparedTopic", "TopicInfo", "validate_topic_name"]
 
 log = logging.getLogger("klamm.storage")
 
@@ -75,6 +77,9 @@ _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 # Partitions per topic: far above any single-node use, low enough that a typo cannot make the
 # broker create millions of directories.
 MAX_PARTITIONS = 10_000
+# How long a topic change waits for another change of the same topic to be published: that
+# takes one event-loop step; the bound only keeps a stopped loop from hanging the admin thread.
+_CHANGE_WAIT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +134,17 @@ class PreparedTopic:
     logs: tuple[PartitionLog, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedPartitions:
+    """New partitions of a topic whose logs exist (`LogManager.prepare_partitions`) but that
+    nobody sees yet."""
+
+    name: str
+    topic_id: uuid.UUID
+    total: int
+    logs: dict[int, PartitionLog]
+
+
 def validate_topic_name(name: str) -> None:
     """Kafka's rules (Topic.validate): 1-249 chars of [a-zA-Z0-9._-], not "." or ".."."""
     if not name:
@@ -169,6 +185,11 @@ class LogManager:
         # names and partitions), and their open logs once prepared.
         self._creating: dict[str, int] = {}
         self._prepared: dict[str, PreparedTopic] = {}
+        # Topics between prepare_partitions and publish_partitions: name -> partitions added
+        # (reserved), and their new logs once prepared; `_changed` is notified at each publish.
+        self._growing: dict[str, int] = {}
+        self._prepared_growth: dict[str, PreparedPartitions] = {}
+        self._changed = threading.Condition(self._lock)
 
     @property
     def _meta_dir(self) -> Path:
@@ -327,9 +348,8 @@ class LogManager:
 
     def _partition_count(self) -> int:
         """Partitions hosted or being created (caller holds the lock)."""
-        return sum(info.num_partitions for info in self._topics.values()) + sum(
-            self._creating.values()
-        )
+        hosted = sum(info.num_partitions for info in self._topics.values())
+        return hosted + sum(self._creating.values()) + sum(self._growing.values())
 
     def create_topic(
         self,
@@ -360,6 +380,7 @@ class LogManager:
         The topic is invisible until `publish_topic`; once this returns, its metadata is on
         disk (a crash from here on finds the topic at the next start)."""
         with self._lock:
+            self._wait_unchanging(name)  # a growth of a deleted namesake finishes first
             overrides = self.validate_create(name, num_partitions, configs, internal=internal)
             self._creating[name] = num_partitions
         try:
@@ -446,8 +467,18 @@ class LogManager:
             marker.unlink(missing_ok=True)
 
     def create_partitions(self, name: str, total: int) -> TopicInfo:
-        """Grow `name` to `total` partitions (Kafka never shrinks a topic)."""
+        """Grow `name` to `total` partitions (Kafka never shrinks a topic):
+        `prepare_partitions` then `publish_partitions`, in one call."""
+        return self.publish_partitions(self.prepare_partitions(name, total))
+
+    def prepare_partitions(self, name: str, total: int) -> PreparedPartitions:
+        """The slow half of growing a topic (the new partitions' directories and logs), meant
+        for a worker thread, without the lock held. Nothing is visible, and the metadata is not
+        rewritten, until `publish_partitions`: a crash in between leaves empty directories,
+        which the next growth or create of that name replaces. Waits while another change of
+        the same topic is between its prepare and publish."""
         with self._lock:
+            self._wait_unchanging(name)
             info = self._require(name)
             if total <= info.num_partitions:
                 raise InvalidPartitions(
@@ -456,33 +487,75 @@ class LogManager:
                 )
             if total > MAX_PARTITIONS:
                 raise InvalidPartitions(f"at most {MAX_PARTITIONS} partitions per topic")
-            hosted = self._partition_count()
             added = total - info.num_partitions
-            if self._max_partitions is not None and hosted + added > self._max_partitions:
+            after = self._partition_count() + added
+            if self._max_partitions is not None and after > self._max_partitions:
                 raise PolicyViolation(
-                    f"adding {added} partitions would make {hosted + added} on this broker; "
+                    f"adding {added} partitions would make {after} on this broker; "
                     f"max.broker.partitions is {self._max_partitions}"
                 )
+            self._growing[name] = added
+        opened: dict[int, PartitionLog] = {}
+        try:
             config = self.effective_config(info.configs)
-            new = TopicInfo(info.name, info.topic_id, total, dict(info.configs), info.internal)
-            opened: dict[int, PartitionLog] = {}
-            try:
-                for partition in range(info.num_partitions, total):
-                    stale = self._partition_dir(name, partition)
-                    if stale.exists():
-                        shutil.rmtree(stale)
-                    opened[partition] = PartitionLog.open(stale, config, self._now_ms)
-                write_atomically(self._meta_path(new), new.to_json())
-            except (OSError, StorageError) as exc:
-                for plog in opened.values():
-                    plog.delete()
-                if isinstance(exc, StorageError):
-                    raise
+            for partition in range(info.num_partitions, total):
+                directory = self._partition_dir(name, partition)
+                self._clear_leftover(directory)
+                opened[partition] = PartitionLog.open(directory, config, self._now_ms)
+        except BaseException as exc:
+            for plog in opened.values():
+                plog.delete()
+            with self._lock:
+                del self._growing[name]
+                self._changed.notify_all()
+            if isinstance(exc, OSError):
                 raise StorageError(f"cannot add partitions to {name!r}: {exc}") from exc
-            for partition, plog in opened.items():
+            raise
+        prepared = PreparedPartitions(name, info.topic_id, total, opened)
+        with self._lock:
+            self._prepared_growth[name] = prepared
+        return prepared
+
+    def publish_partitions(self, prepared: PreparedPartitions) -> TopicInfo:
+        """Write the new partition count and make the new partitions visible: one small
+        metadata write, so the event loop may call it. A topic deleted (or deleted and created
+        again) since the prepare gets UnknownTopic, and the prepared directories are removed."""
+        name = prepared.name
+        with self._lock:
+            if self._prepared_growth.pop(name, None) is not prepared:
+                raise LogClosed(f"partitions of {name!r} were not prepared here or were closed")
+            del self._growing[name]
+            self._changed.notify_all()
+            current = self._topics.get(name)
+            if current is None or current.topic_id != prepared.topic_id:
+                for plog in prepared.logs.values():
+                    plog.delete()
+                raise UnknownTopic(f"topic {name!r} was deleted while partitions were added")
+            new = TopicInfo(name, current.topic_id, prepared.total, dict(current.configs),
+                            current.internal)  # fmt: skip
+            try:
+                write_atomically(self._meta_path(new), new.to_json())
+            except OSError as exc:
+                for plog in prepared.logs.values():
+                    plog.delete()
+                raise StorageError(f"cannot add partitions to {name!r}: {exc}") from exc
+            config = self.effective_config(current.configs)  # altered since the prepare?
+            for partition, plog in prepared.logs.items():
+                plog.update_config(config)
                 self._logs[(name, partition)] = plog
             self._topics[name] = new
             return new
+
+    def _wait_unchanging(self, name: str) -> None:
+        """Wait (caller holds the lock, from a worker thread) until no growth of `name` is
+        between its prepare and publish. The publish follows within one event-loop step, so
+        the wait is short; the bound only keeps a stopped loop from hanging the thread."""
+        deadline = time.monotonic() + _CHANGE_WAIT_S
+        while name in self._growing:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StorageError(f"topic {name!r} is still being changed; try again")
+            self._changed.wait(remaining)
 
     def alter_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicInfo:
         """Replace the topic's override set (AlterConfigs semantics) and apply it."""
@@ -534,6 +607,11 @@ class LogManager:
                 for plog in prepared.logs:
                     plog.close()
             self._prepared.clear()
+            # Grown but never published: not in the metadata, so empty leftovers at next start.
+            for growth in self._prepared_growth.values():
+                for plog in growth.logs.values():
+                    plog.close()
+            self._prepared_growth.clear()
             self._topics.clear()
             self._dir_lock.release()
 

@@ -199,7 +199,7 @@ def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:
     return ctx.response(throttle_time=0, responses=responses)
 
 
-def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
+async def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     results = []
     duplicated = _duplicated(topic.name for topic in request.topics)
@@ -239,7 +239,8 @@ def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
             )
         elif not request.validate_only:
             try:
-                broker.create_partitions(topic.name, topic.count)
+                # The new partitions' files are made in the admin thread, as for CreateTopics.
+                await broker.create_partitions_in_thread(topic.name, topic.count)
             except StorageError as exc:
                 entry["error_code"], entry["error_message"] = exc.code, str(exc)
         results.append(entry)
