@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from klamm.broker.config import BrokerConfig, config_from_properties
 from klamm.protocol.errors import ErrorCode
 from klamm.storage import log_manager
 from klamm.storage.config import LogConfig
@@ -217,3 +218,9 @@ def _wait_for(ask: Callable[[], dict[str, int]], code: int) -> dict[str, int]:
         if set(answer.values()) == {code} or time.monotonic() > deadline:
             return answer
         time.sleep(0.1)
+
+
+def test_max_broker_partitions_is_read_from_server_properties() -> None:
+    assert BrokerConfig().max_broker_partitions == 10_000
+    config = config_from_properties({"max.broker.partitions": "50"}, BrokerConfig())
+    assert config.max_broker_partitions == 50
