@@ -46,10 +46,12 @@ log = logging.getLogger("klamm.broker.durability")
 
 # Threads per lane. Urgent rounds are small (the appends of the last round's duration), and
 # two threads keep one slow fsync from holding the others. The lazy lane may hold thousands of
-# partitions; two threads flush them at ~2x the serial rate while leaving the CPU and the
-# file system's journal to the urgent lane and the event loop (2 cores here).
+# partitions; one thread flushes them at ~5,000 fsyncs a second here (a partition written again
+# meanwhile is flushed once), and leaves the file system's journal, the GIL and the 2 cores to
+# the urgent lane and the event loop. (bench/fsync_fanout.py: 1 and 2 lazy threads were within
+# this machine's noise for the victim; 1 is the lighter load.)
 URGENT_THREADS = 2
-LAZY_THREADS = 2
+LAZY_THREADS = 1
 
 # partition -> (log end offset to make durable, futures waiting for it)
 _Waiting = dict["Partition", tuple[int, list[asyncio.Future[None]]]]
