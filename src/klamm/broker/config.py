@@ -38,6 +38,13 @@ class BrokerConfig:
     # Kafka's fetch.max.bytes (55 MiB): the most one Fetch response carries over all its
     # partitions, whatever the request asks (the first batch still goes out whole, KIP-74).
     fetch_max_bytes: int = 55 * 1024 * 1024
+    # --- topic creation limits (issue 11) ---
+    # max.broker.partitions (KIP-578's name; Kafka never shipped a default): every partition
+    # costs memory, joins fsync rounds and is opened at each start (~0.7 ms apiece here, so
+    # 10,000 is ~7 s of start-up); file descriptors are bounded by the segment file cache, not
+    # by this. 10,000 is 2.5x the ~4,000 partitions per broker Kafka's operators long used as a
+    # ceiling.
+    max_broker_partitions: int = 10_000
     # Prometheus `GET /metrics` listener; None: off. Port 0 picks a free port (tests).
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
@@ -132,6 +139,7 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "num.partitions": ("num_partitions", int),
     "socket.request.max.bytes": ("max_request_bytes", int),
     "fetch.max.bytes": ("fetch_max_bytes", lambda v: _at_least(v, 1024)),
+    "max.broker.partitions": ("max_broker_partitions", int),
     "klamm.metrics.port": ("metrics_port", int),
     "klamm.metrics.host": ("metrics_host", str),
     "log.retention.check.interval.ms": ("retention_check_interval_ms", int),

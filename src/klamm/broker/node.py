@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from klamm.broker.auth import CredentialStore
 from klamm.broker.auth.tls import server_context
@@ -57,6 +59,8 @@ INTERNAL_TOPICS = {
 # of 256 is a quarter of the common 1024 limit); the rest are for connections and the like.
 FD_SHARE_FOR_SEGMENTS = 4
 
+_Prepared = TypeVar("_Prepared")
+
 
 class StartupError(Exception):
     """The broker cannot start: an unusable data directory or listen address."""
@@ -85,7 +89,13 @@ class Broker:
         self.logs = LogManager(
             Path(config.data_dir), now_ms, dict(config.topic_defaults), INTERNAL_TOPICS,
             SegmentFiles(config.segment_open_files_max),
+            max_partitions=config.max_broker_partitions,
         )  # fmt: skip
+        # Topic creation's and growth's file work (a directory, a segment and an fsync per
+        # partition) runs here, one change at a time as in Kafka's controller: never on the
+        # event loop, and never more than one thread of it competing with the loop for the GIL.
+        self._admin = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klamm-admin")
+        self._changes: set[asyncio.Task[TopicInfo]] = set()
         self.cleaner = LogCleaner(self.logs)  # compaction of cleanup.policy=compact logs
         self.cluster_id = ""
         self._partitions: dict[tuple[str, int], Partition] = {}
@@ -218,6 +228,7 @@ class Broker:
             await service.stop()
         await self.durability.wait_idle()
         self.durability.close()
+        await asyncio.to_thread(self._admin.shutdown)  # a creation under way finishes first
         await asyncio.to_thread(self.logs.close)
         log.info("klamm broker stopped cleanly")
 
@@ -299,6 +310,55 @@ class Broker:
         self._attach(name, info)
         log.info("created topic %s with %d partitions", name, info.num_partitions)
         return info
+
+    async def create_topic_in_thread(
+        self,
+        name: str,
+        num_partitions: int | None = None,
+        configs: dict[str, str] | None = None,
+    ) -> TopicInfo:
+        """`create_topic` with the file work in the admin thread: the loop keeps serving while
+        a large topic is made. The topic appears (storage and partitions together, in one loop
+        step) only once complete."""
+        partitions = self.config.num_partitions if num_partitions is None else num_partitions
+        info = await self._change_in_thread(
+            functools.partial(self.logs.prepare_topic, name, partitions, configs),
+            self.logs.publish_topic,
+        )
+        log.info("created topic %s with %d partitions", name, info.num_partitions)
+        return info
+
+    async def create_partitions_in_thread(self, name: str, total: int) -> None:
+        """`create_partitions` with the new partitions' file work in the admin thread."""
+        info = await self._change_in_thread(
+            functools.partial(self.logs.prepare_partitions, name, total),
+            self.logs.publish_partitions,
+        )
+        log.info("topic %s now has %d partitions", name, info.num_partitions)
+
+    async def _change_in_thread(
+        self, prepare: Callable[[], _Prepared], publish: Callable[[_Prepared], TopicInfo]
+    ) -> TopicInfo:
+        """Run `prepare` in the admin thread, then publish and attach on the loop in one step.
+        A caller cancelled meanwhile (its connection closed) does not stop that, so nothing
+        prepared is left unpublished."""
+        task = asyncio.ensure_future(self._prepare_then_publish(prepare, publish))
+        self._changes.add(task)
+        task.add_done_callback(self._change_done)
+        return await asyncio.shield(task)
+
+    async def _prepare_then_publish(
+        self, prepare: Callable[[], _Prepared], publish: Callable[[_Prepared], TopicInfo]
+    ) -> TopicInfo:
+        prepared = await asyncio.get_running_loop().run_in_executor(self._admin, prepare)
+        info = publish(prepared)
+        self._attach(info.name, info)
+        return info
+
+    def _change_done(self, task: asyncio.Task[TopicInfo]) -> None:
+        self._changes.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller may be gone; its own await re-raises it
 
     def delete_topic(self, name: str) -> None:
         info = self.logs.topics()[name]

@@ -9,7 +9,8 @@
         ├── TopicExists
         ├── UnknownTopic
         ├── InvalidPartitions
-        └── InvalidConfig
+        ├── InvalidConfig
+        └── PolicyViolation        a broker limit refuses it (max.broker.partitions)
 
 The broker maps these to wire errors through `code`; `retriable` follows Kafka's classification.
 """
@@ -27,6 +28,7 @@ __all__ = [
     "KafkaStorageError",
     "LogClosed",
     "OffsetOutOfRange",
+    "PolicyViolation",
     "StorageError",
     "TopicError",
     "TopicExists",
@@ -89,3 +91,10 @@ class InvalidPartitions(TopicError):
 
 class InvalidConfig(TopicError):
     code = ErrorCode.invalid_config
+
+
+class PolicyViolation(TopicError):
+    """A broker limit refuses the request: POLICY_VIOLATION, which Kafka's controller answers
+    for its own per-request partition bound (ReplicationControlManager)."""
+
+    code = ErrorCode.policy_violation

@@ -3,24 +3,36 @@
 Unknown topics are created on the spot when the request allows it (v4+ flag; always for v0-3)
 and `auto.create.topics.enable` is on, as librdkafka's and kcat's users expect. Kafka answers the
 creating request with LEADER_NOT_AVAILABLE and the next one with the topic; a single node has its
-leader at once, so klamm returns the new topic directly.
+leader at once, so klamm returns the new topic directly when it is made within
+AUTO_CREATE_WAIT_S (in the broker's admin thread, never on the event loop).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 from klamm.broker.context import RequestContext
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
-from klamm.storage.errors import InvalidTopicName, StorageError
+from klamm.storage.errors import InvalidTopicName, StorageError, TopicExists
+from klamm.storage.log_manager import validate_topic_name
 
 # "Authorized operations not requested" in Kafka's responses.
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 # Leader epoch of every partition: one node, never an election.
 LEADER_EPOCH = 0
 _NULL_UUID = uuid.UUID(int=0)
+# Topics one Metadata request may auto-create. A client lists the topics it is about to use, a
+# few at a time; 100 lets a producer start on 100 new topics in one round trip, while a request
+# naming thousands of unknown names (which once created 3000 topics at once) gets the rest
+# LEADER_NOT_AVAILABLE, and its retries create 100 more each, at the admin thread's pace.
+MAX_AUTO_CREATED_TOPICS = 100
+# How long a Metadata request waits for the topics it auto-creates. A small topic is made in
+# milliseconds and answered directly (one round trip for the client); one queued behind a large
+# CreateTopics answers LEADER_NOT_AVAILABLE after this instead of holding the connection.
+AUTO_CREATE_WAIT_S = 1.0
 
 
 def topic_entry(ctx: RequestContext, name: str) -> dict[str, Any]:
@@ -84,25 +96,73 @@ def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     requested = request.topics
     if requested is None or (ctx.version == 0 and not requested):
         names = sorted(broker.logs.topics())
-        topics = [topic_entry(ctx, name) for name in names]
-    else:
-        allow_create = getattr(request, "allow_auto_topic_creation", True)
-        topics = []
-        for item in _distinct(requested):
-            name = item.name
-            if name is None:  # v10+ lookup by topic id: ids are not served by name-less lookups
-                topics.append(_error_entry("", ErrorCode.unknown_topic_id))
-                continue
-            if broker.topic(name) is None and allow_create and broker.config.auto_create_topics:
-                try:
-                    broker.create_topic(name)
-                except InvalidTopicName:
-                    topics.append(_error_entry(name, ErrorCode.invalid_topic_exception))
-                    continue
-                except StorageError as exc:
-                    topics.append(_error_entry(name, exc.code))
-                    continue
+        return _response(ctx, [topic_entry(ctx, name) for name in names])
+    allow_create = getattr(request, "allow_auto_topic_creation", True)
+    if allow_create and broker.config.auto_create_topics:
+        missing = [i.name for i in requested if i.name is not None and broker.topic(i.name) is None]
+        if missing:
+            return _auto_create_then_answer(ctx, requested, missing)
+    return _response(ctx, _requested_entries(ctx, requested, {}))
+
+
+def _requested_entries(
+    ctx: RequestContext, requested: Any, not_created: dict[str, ErrorCode]
+) -> list[dict[str, Any]]:
+    topics = []
+    for item in _distinct(requested):
+        name = item.name
+        if name is None:  # v10+ lookup by topic id: ids are not served by name-less lookups
+            topics.append(_error_entry("", ErrorCode.unknown_topic_id))
+        elif name in not_created and ctx.broker.topic(name) is None:
+            topics.append(_error_entry(name, not_created[name]))
+        else:
             topics.append(topic_entry(ctx, name))
+    return topics
+
+
+async def _auto_create_then_answer(ctx: RequestContext, requested: Any, missing: list[str]) -> Any:
+    """Create up to MAX_AUTO_CREATED_TOPICS of the missing topics, in the broker's admin
+    thread, and wait for them at most AUTO_CREATE_WAIT_S. The rest answer LEADER_NOT_AVAILABLE,
+    Kafka's answer for a topic whose creation is under way (every client retries it, and the
+    retry creates the next ones); so does a topic another request is creating right now."""
+    broker = ctx.broker
+    not_created: dict[str, ErrorCode] = {}
+    creations: dict[str, asyncio.Task[Any]] = {}
+    for name in dict.fromkeys(missing):  # in request order, each name once
+        try:
+            validate_topic_name(name)  # on the loop: no admin-thread turn for a bad name
+        except InvalidTopicName as exc:
+            not_created[name] = exc.code
+            continue
+        if len(creations) >= MAX_AUTO_CREATED_TOPICS:
+            not_created[name] = ErrorCode.leader_not_available
+            continue
+        creations[name] = asyncio.ensure_future(broker.create_topic_in_thread(name))
+    if creations:
+        await asyncio.wait(creations.values(), timeout=AUTO_CREATE_WAIT_S)
+    for name, task in creations.items():
+        if not task.done():
+            not_created[name] = ErrorCode.leader_not_available
+            task.add_done_callback(_retrieve)  # finishes in the background; nobody awaits it
+            continue
+        failure = task.exception()
+        if isinstance(failure, TopicExists):  # being created by another request
+            not_created[name] = ErrorCode.leader_not_available
+        elif isinstance(failure, StorageError):
+            not_created[name] = failure.code
+        elif failure is not None:
+            raise failure
+    return _response(ctx, _requested_entries(ctx, requested, not_created))
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a creation nobody waits for as seen; the broker logged its outcome."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _response(ctx: RequestContext, topics: list[dict[str, Any]]) -> Any:
+    broker = ctx.broker
     host, port = broker.config.advertised
     node = broker.config.node_id
     return ctx.response(

@@ -244,11 +244,11 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
                         result.summary = walked
             if before is not None:
                 await before
-            durable = _append_all(ctx, checked)
+            durable = _append_all(ctx, checked, urgent=request.acks == -1)
         finally:
             order.done(turn)
     else:
-        durable = _append_all(ctx, checked)
+        durable = _append_all(ctx, checked, urgent=request.acks == -1)
 
     if request.acks == 0:
         for _, future in durable:
@@ -266,16 +266,18 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
 
 
 def _append_all(
-    ctx: RequestContext, checked: list[_PartitionResult]
+    ctx: RequestContext, checked: list[_PartitionResult], *, urgent: bool
 ) -> list[tuple[_PartitionResult, asyncio.Future[None]]]:
-    """Append every batch that passed its checks; the futures say when each is durable."""
+    """Append every batch that passed its checks; the futures say when each is durable. Only
+    acks=all (`urgent`) waits for the fsync: acks=0/1 appends are flushed after it."""
     durable = []
     for result in checked:
         if result.error != ErrorCode.none:
             continue
         _append(ctx, result)
         if result.error == ErrorCode.none and result.partition is not None:
-            durable.append((result, ctx.broker.durability.appended(result.partition)))
+            flushed = ctx.broker.durability.appended(result.partition, urgent=urgent)
+            durable.append((result, flushed))
         result.records = None  # the request's bytes need not outlive it
     return durable
 

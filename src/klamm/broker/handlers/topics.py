@@ -15,9 +15,12 @@ from klamm.broker.handlers.configs import describe_topic_configs
 from klamm.broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
-from klamm.storage.config import validate_topic_configs
 from klamm.storage.errors import OffsetOutOfRange, StorageError
-from klamm.storage.log_manager import validate_topic_name
+
+# Kafka's controller refuses a CreateTopics or CreatePartitions asking for more than 10,000
+# partitions in all (ReplicationControlManager.MAX_PARTITIONS_PER_BATCH): one request must not
+# make the broker build an unbounded batch of work.
+MAX_PARTITIONS_PER_REQUEST = 10_000
 
 
 def _created_entry(name: str) -> dict[str, Any]:
@@ -35,7 +38,17 @@ def _created_entry(name: str) -> dict[str, Any]:
     }
 
 
-def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> dict[str, Any]:
+def _partition_count(ctx: RequestContext, topic: Any) -> int:
+    """How many partitions an entry asks for, counted as Kafka's controller counts them for its
+    per-request bound (ReplicationControlManager.validateTotalNumberOfPartitions)."""
+    if topic.assignments:
+        return len(topic.assignments)
+    if topic.num_partitions == -1:
+        return int(ctx.broker.config.num_partitions)
+    return max(int(topic.num_partitions), 0)
+
+
+async def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> dict[str, Any]:
     broker = ctx.broker
     entry = _created_entry(topic.name)
 
@@ -65,14 +78,13 @@ def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> dict[st
         )
     configs = {c.name: c.value for c in topic.configs}
     try:
-        validate_topic_name(topic.name)
-        if broker.topic(topic.name) is not None:
-            return fail(ErrorCode.topic_already_exists, f"topic {topic.name!r} already exists")
-        validate_topic_configs(configs)
         if validate_only:
+            broker.logs.validate_create(topic.name, num_partitions, configs)
             entry.update(num_partitions=num_partitions, replication_factor=1)
             return entry
-        info = broker.create_topic(topic.name, num_partitions, configs)
+        # The files are made in the broker's admin thread: a 10,000-partition topic takes
+        # seconds there, during which the loop keeps serving everyone else.
+        info = await broker.create_topic_in_thread(topic.name, num_partitions, configs)
     except StorageError as exc:
         return fail(exc.code, str(exc))
     entry.update(
@@ -93,10 +105,14 @@ def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> dict[st
     return entry
 
 
-def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
+async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
     """A name given more than once creates nothing: which of its entries would be meant? Kafka
-    (ControllerApis.createTopics) answers it once, with INVALID_REQUEST."""
+    (ControllerApis.createTopics) answers it once, with INVALID_REQUEST.
+
+    A request asking for more than MAX_PARTITIONS_PER_REQUEST partitions in all creates nothing
+    and answers every topic POLICY_VIOLATION, as Kafka's controller does."""
     duplicated = _duplicated(topic.name for topic in request.topics)
+    total = sum(_partition_count(ctx, t) for t in request.topics if t.name not in duplicated)
     answered: set[str] = set()
     topics = []
     for topic in request.topics:
@@ -105,8 +121,16 @@ def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
         answered.add(topic.name)
         if topic.name in duplicated:
             topics.append(_duplicate_entry(topic.name))
+        elif total > MAX_PARTITIONS_PER_REQUEST:
+            entry = _created_entry(topic.name)
+            entry["error_code"] = ErrorCode.policy_violation
+            entry["error_message"] = (
+                f"Excessively large number of partitions per request: {total}, "
+                f"at most {MAX_PARTITIONS_PER_REQUEST}."
+            )
+            topics.append(entry)
         else:
-            topics.append(_create_one(ctx, topic, request.validate_only))
+            topics.append(await _create_one(ctx, topic, request.validate_only))
     return ctx.response(throttle_time=0, topics=topics)
 
 
@@ -175,10 +199,16 @@ def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:
     return ctx.response(throttle_time=0, responses=responses)
 
 
-def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
+async def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     results = []
     duplicated = _duplicated(topic.name for topic in request.topics)
+    # Kafka's controller bounds the new partitions of one request as it bounds CreateTopics.
+    total = 0
+    for topic in request.topics:
+        current = broker.topic(topic.name)
+        if current is not None and topic.name not in duplicated:
+            total += max(topic.count - current.num_partitions, 0)
     answered: set[str] = set()
     for topic in request.topics:
         if topic.name in answered:
@@ -193,6 +223,12 @@ def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
         if topic.name in duplicated:
             entry["error_code"] = ErrorCode.invalid_request
             entry["error_message"] = "Duplicate topic in request."
+        elif total > MAX_PARTITIONS_PER_REQUEST:
+            entry["error_code"] = ErrorCode.policy_violation
+            entry["error_message"] = (
+                f"Unable to perform excessively large batch operation: {total} new partitions, "
+                f"at most {MAX_PARTITIONS_PER_REQUEST}."
+            )
         elif info is None:
             entry["error_code"] = ErrorCode.unknown_topic_or_partition
         elif topic.count <= info.num_partitions:
@@ -203,7 +239,8 @@ def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
             )
         elif not request.validate_only:
             try:
-                broker.create_partitions(topic.name, topic.count)
+                # The new partitions' files are made in the admin thread, as for CreateTopics.
+                await broker.create_partitions_in_thread(topic.name, topic.count)
             except StorageError as exc:
                 entry["error_code"], entry["error_message"] = exc.code, str(exc)
         results.append(entry)
