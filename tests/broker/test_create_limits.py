@@ -77,11 +77,13 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Gate]:
     held = _Gate("huge-150", "grow-150")
     real_open = PartitionLog.open
 
-    def open_held(directory: Path, config: LogConfig, now_ms: Any) -> PartitionLog:
+    def open_held(
+        directory: Path, config: LogConfig, now_ms: Any, files: Any = None
+    ) -> PartitionLog:
         if directory.name in held.directory_names:
             held.reached.set()
             held.release.wait(20)
-        return real_open(directory, config, now_ms)
+        return real_open(directory, config, now_ms, files)
 
     monkeypatch.setattr(log_manager.PartitionLog, "open", staticmethod(open_held))
     yield held
