@@ -151,6 +151,40 @@ def test_other_clients_are_served_while_create_partitions_runs(gate: _Gate) -> N
         assert broker.broker.partition("grow", 299) is not None
 
 
+def test_deleting_a_topic_removes_its_files_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Removing a deleted topic's files (seconds for thousands of partitions) used to run on the
+    event loop. Held here half-way: DeleteTopics is answered, others are served, the name can be
+    created again, and the files go once the removal runs."""
+    held = _Gate()
+    real_purge = log_manager.LogManager.purge_deleted
+
+    def purge_held(deleted: log_manager.DeletedTopic) -> None:
+        held.reached.set()
+        held.release.wait(20)
+        real_purge(deleted)
+
+    monkeypatch.setattr(log_manager.LogManager, "purge_deleted", staticmethod(purge_held))
+    with EmbeddedBroker() as broker, Wire(broker.bootstrap) as wire:
+        assert _codes(_create(wire, {"doomed": 3})) == {"doomed": ErrorCode.none}
+        response = wire.request(20, 4, topic_names=["doomed"], timeout=30_000)
+        assert response.responses[0].error_code == ErrorCode.none
+        assert held.reached.wait(20), "the files were never removed"
+        aside = list(broker.data_dir.glob("*.deleted"))
+        assert len(aside) == 3  # renamed aside, not yet removed
+        assert _metadata(wire, ["doomed"], create=False) == {
+            "doomed": ErrorCode.unknown_topic_or_partition
+        }
+        assert _codes(_create(wire, {"doomed": 1})) == {"doomed": ErrorCode.none}
+        assert produce(wire, "doomed", _batch()) == (ErrorCode.none, 0)
+        held.release.set()
+        deadline = time.monotonic() + 20
+        while any(path.exists() for path in aside) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(path.exists() for path in aside)
+
+
 def test_more_than_10000_partitions_in_one_create_topics_is_a_policy_violation() -> None:
     """Kafka's controller refuses the whole request (ReplicationControlManager,
     MAX_PARTITIONS_PER_BATCH) before creating anything."""

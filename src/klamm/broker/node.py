@@ -96,6 +96,8 @@ class Broker:
         # event loop, and never more than one thread of it competing with the loop for the GIL.
         self._admin = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klamm-admin")
         self._changes: set[asyncio.Task[TopicInfo]] = set()
+        # Deleted topics' files being removed in worker threads; stop() waits for them.
+        self._purges: set[asyncio.Future[None]] = set()
         self.cleaner = LogCleaner(self.logs)  # compaction of cleanup.policy=compact logs
         self.cluster_id = ""
         self._partitions: dict[tuple[str, int], Partition] = {}
@@ -229,6 +231,7 @@ class Broker:
         await self.durability.wait_idle()
         self.durability.close()
         await asyncio.to_thread(self._admin.shutdown)  # a creation under way finishes first
+        await asyncio.gather(*self._purges, return_exceptions=True)
         await asyncio.to_thread(self.logs.close)
         log.info("klamm broker stopped cleanly")
 
@@ -366,7 +369,12 @@ class Broker:
             partition = self._partitions.pop((name, index), None)
             if partition is not None:
                 partition.wake_waiters()  # parked fetches answer UNKNOWN_TOPIC_OR_PARTITION
-        self.logs.delete_topic(name)
+        deleted = self.logs.forget_topic(name)
+        # Removing the files (seconds for thousands of partitions) runs in a worker thread, not
+        # the admin one, so creations do not queue behind it; the name is free again at once.
+        purge = asyncio.get_running_loop().run_in_executor(None, self.logs.purge_deleted, deleted)
+        self._purges.add(purge)
+        purge.add_done_callback(self._purges.discard)
         log.info("deleted topic %s", name)
 
     def create_partitions(self, name: str, total: int) -> None:

@@ -83,6 +83,7 @@ from klamm.storage.log import PartitionLog, fsync_dir, write_atomically
 from klamm.storage.recovery import DAMAGED_DIR
 
 __all__ = [
+    "DeletedTopic",
     "InternalTopic",
     "LogManager",
     "PreparedPartitions",
@@ -167,6 +168,15 @@ class InternalTopic:
 
     num_partitions: int
     configs: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedTopic:
+    """A deleted topic's files, renamed aside by `LogManager.forget_topic`, that
+    `LogManager.purge_deleted` removes."""
+
+    marker: Path
+    directories: tuple[Path, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,6 +592,15 @@ class LogManager:
         )
 
     def delete_topic(self, name: str) -> None:
+        """Delete `name` and its files: `forget_topic` then `purge_deleted`, in one call."""
+        self.purge_deleted(self.forget_topic(name))
+
+    def forget_topic(self, name: str) -> DeletedTopic:
+        """The quick half of deleting a topic: it is gone for readers and for `load()` (its
+        metadata and partition directories are renamed aside, logs forgotten before their
+        directories move), so the name can be created again at once. The files are removed by
+        `purge_deleted`, meant for a worker thread: removing thousands of partitions' files
+        takes seconds. A crash in between leaves `*-deleted` paths that `load()` removes."""
         with self._lock:
             info = self._require(name)
             marker = self._meta_dir / f"{info.topic_id.hex}{DELETED_SUFFIX}"
@@ -601,9 +620,15 @@ class LogManager:
                     dst = self.data_dir / f"{info.topic_id.hex}-{partition}{DELETED_SUFFIX}"
                     src.rename(dst)
                     doomed.append(dst)
-            for path in doomed:
-                shutil.rmtree(path, ignore_errors=True)
-            marker.unlink(missing_ok=True)
+            return DeletedTopic(marker, tuple(doomed))
+
+    @staticmethod
+    def purge_deleted(deleted: DeletedTopic) -> None:
+        """Remove what `forget_topic` moved aside; the marker last, so a crash half-way
+        through is finished by the next `load()`."""
+        for path in deleted.directories:
+            shutil.rmtree(path, ignore_errors=True)
+        deleted.marker.unlink(missing_ok=True)
 
     def create_partitions(self, name: str, total: int) -> TopicInfo:
         """Grow `name` to `total` partitions (Kafka never shrinks a topic):
