@@ -22,6 +22,7 @@ from kio.serial._introspect import (
 )
 
 from klamm.protocol.api_versions import ADVERTISED_ONLY, SUPPORTED
+from klamm.protocol.bounds import MAX_REQUEST_ELEMENTS
 from klamm.protocol.errors import MalformedFrame, ProtocolError
 from klamm.protocol.messages import decode_request, request_type
 
@@ -198,3 +199,28 @@ def test_a_null_count_for_a_non_nullable_array_is_malformed_in_every_request() -
 def test_a_null_count_for_a_nullable_array_is_still_null() -> None:
     body = decode_request(_request(3, 1, b"\xff\xff\xff\xff")).body  # Metadata v1: all topics
     assert body.topics is None
+
+
+def _describe_groups_v0(count: int) -> bytes:
+    """DescribeGroups v0 naming `count` empty group ids (two bytes each)."""
+    return _request(15, 0, struct.pack(">i", count) + b"\0\0" * count)
+
+
+def test_a_request_may_hold_up_to_the_element_limit() -> None:
+    request = decode_request(_describe_groups_v0(MAX_REQUEST_ELEMENTS))
+    assert len(request.body.groups) == MAX_REQUEST_ELEMENTS
+
+
+def test_more_array_elements_than_the_limit_are_refused_before_decoding() -> None:
+    """A million distinct group ids fit in a few megabytes and cost the broker half a minute."""
+    with pytest.raises(MalformedFrame, match="more than 100000 array elements"):
+        decode_request(_describe_groups_v0(MAX_REQUEST_ELEMENTS + 1))
+
+
+def test_the_element_limit_counts_every_array_of_the_request() -> None:
+    """Nested arrays add up: 400 topics of 300 partitions each is 120,400 elements."""
+    partition = struct.pack(">iq", 0, -1)  # ListOffsets v1: partition index, timestamp
+    topic = b"\0\x01t" + struct.pack(">i", 300) + partition * 300
+    body = struct.pack(">i", -1) + struct.pack(">i", 400) + topic * 400
+    with pytest.raises(MalformedFrame, match="array elements"):
+        decode_request(_request(2, 1, body))

@@ -16,6 +16,12 @@ The walk also finds tagged fields the schema does not know. Kafka skips those (K
 tagged fields may be added to a version without bumping it) but kio refuses them, so they are cut
 out of the frame before decoding.
 
+The walk also counts array elements, every array of the request together: more than
+MAX_REQUEST_ELEMENTS is refused. Kafka has no such bound, but every element costs the broker
+decoding, handling and encoding (about 25 us here), so a request of a few megabytes listing a
+million distinct group ids or topic names held the event loop, and every other client, for half
+a minute.
+
 Each schema is compiled once into a list of steps; a run of fixed-size fields is a single skip.
 """
 
@@ -39,10 +45,29 @@ from kio.serial._introspect import (
 
 from klamm.protocol.errors import MalformedFrame
 
-# A step reads one field at `pos` and returns where the next one starts; unknown tagged fields it
-# meets are added to `cuts` as (count position, count length, count left, [(start, end), ...]).
+# The most array elements one request may hold, all arrays counted. Legitimate requests stay far
+# below: one entry per partition (Fetch, Produce, ListOffsets, OffsetCommit ...) with at most
+# max.broker.partitions (10,000 by default) partitions, one per topic or group named. At the
+# limit a hostile request still costs a few seconds of broker time, against minutes without it.
+MAX_REQUEST_ELEMENTS = 100_000
+
+# Unknown tagged fields a walk meets: (count position, count length, count left, [(start, end)]).
 Cuts = list[tuple[int, int, int, list[tuple[int, int]]]]
-Step = Callable[[bytes, int, Cuts], int]
+
+
+class Walk:
+    """What a walk collects on its way: the unknown tagged fields to cut out, and the array
+    elements seen so far."""
+
+    __slots__ = ("cuts", "elements")
+
+    def __init__(self) -> None:
+        self.cuts: Cuts = []
+        self.elements = 0
+
+
+# A step reads one field at `pos` and returns where the next one starts.
+Step = Callable[[bytes, int, Walk], int]
 
 _FIXED_SIZES = {
     "bool": 1,
@@ -67,9 +92,9 @@ _BYTES = {"bytes", "records"}
 def checked_body(schema: Any, frame: bytes, pos: int) -> bytes:
     """Return `frame` if every length in its body from `pos` fits, or a copy without the
     tagged fields `schema` does not know. Raises MalformedFrame otherwise."""
-    cuts: Cuts = []
-    _walker(schema)(frame, pos, cuts)
-    return _cut(frame, cuts) if cuts else frame
+    walk = Walk()
+    _walker(schema)(frame, pos, walk)
+    return _cut(frame, walk.cuts) if walk.cuts else frame
 
 
 def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -84,7 +109,7 @@ def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def _skip(size: int) -> Step:
-    def skip(buf: bytes, pos: int, cuts: Cuts) -> int:
+    def skip(buf: bytes, pos: int, walk: Walk) -> int:
         end = pos + size
         if end > len(buf):
             raise MalformedFrame(f"request ends inside a field at byte {pos}")
@@ -112,7 +137,7 @@ def _compact_length(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def _sized(read_length: Callable[[bytes, int], tuple[int, int]]) -> Step:
-    def sized(buf: bytes, pos: int, cuts: Cuts) -> int:
+    def sized(buf: bytes, pos: int, walk: Walk) -> int:
         length, pos = read_length(buf, pos)
         end = pos + max(length, 0)  # -1 is null
         if end > len(buf):
@@ -129,22 +154,28 @@ def _array(
     name: str,
     nullable: bool,
 ) -> Step:
-    def array(buf: bytes, pos: int, cuts: Cuts) -> int:
+    def array(buf: bytes, pos: int, walk: Walk) -> int:
         count, pos = read_length(buf, pos)
         if count < 0 and not (nullable and count == -1):
             what = "null" if count == -1 else f"{count} elements"
             raise MalformedFrame(f"non-nullable array {name!r} at byte {pos} is {what}")
         if count * min_item > len(buf) - pos:
             raise MalformedFrame(f"an array of {count} at byte {pos} overruns the request")
+        walk.elements += max(count, 0)
+        if walk.elements > MAX_REQUEST_ELEMENTS:
+            raise MalformedFrame(
+                f"the request holds more than {MAX_REQUEST_ELEMENTS} array elements "
+                f"(array {name!r} at byte {pos} adds {count})"
+            )
         for _ in range(count):
-            pos = item(buf, pos, cuts)
+            pos = item(buf, pos, walk)
         return pos
 
     return array
 
 
 def _tagged_fields(known: frozenset[int]) -> Step:
-    def tagged(buf: bytes, pos: int, cuts: Cuts) -> int:
+    def tagged(buf: bytes, pos: int, walk: Walk) -> int:
         count_pos = pos
         count, pos = _uvarint(buf, pos)
         if count > len(buf) - pos:
@@ -160,7 +191,7 @@ def _tagged_fields(known: frozenset[int]) -> Step:
             if tag not in known:
                 unknown.append((start, pos))
         if unknown:
-            cuts.append(
+            walk.cuts.append(
                 (count_pos, _uvarint(buf, count_pos)[1] - count_pos, count - len(unknown), unknown)
             )
         return pos
@@ -172,12 +203,12 @@ def _tagged_fields(known: frozenset[int]) -> Step:
 def _walker(schema: Any) -> Step:
     steps, _ = _compile(schema)
 
-    def walk(buf: bytes, pos: int, cuts: Cuts) -> int:
+    def walk_entity(buf: bytes, pos: int, walk: Walk) -> int:
         for step in steps:
-            pos = step(buf, pos, cuts)
+            pos = step(buf, pos, walk)
         return pos
 
-    return walk
+    return walk_entity
 
 
 @cache
