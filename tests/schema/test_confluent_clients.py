@@ -1,0 +1,152 @@
+"""confluent-kafka's SchemaRegistryClient and its Avro/JSON/Protobuf serializers, unchanged,
+producing and consuming through klamm's broker and klamm's registry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from google.protobuf import descriptor_pool, message_factory
+
+from klamm.schema.formats.protobuf import parse_protobuf
+from tests.schema.conftest import RunningRegistry
+
+ORDER_AVRO = json.dumps({
+    "type": "record", "name": "Order", "namespace": "shop",
+    "fields": [{"name": "id", "type": "string"}, {"name": "amount", "type": "double"}],
+})  # fmt: skip
+ORDER_JSON = json.dumps({
+    "type": "object", "title": "Order",
+    "properties": {"id": {"type": "string"}, "amount": {"type": "number"}},
+    "required": ["id"],
+})  # fmt: skip
+ORDER_PROTO = 'syntax = "proto3";\npackage shop;\nmessage Order { string id = 1; double amount = 2; }\n'
+
+
+@pytest.fixture
+def sr() -> Iterator[Callable[[str], SchemaRegistryClient]]:
+    """SchemaRegistryClient factory; every client's HTTP session is closed at teardown."""
+    made: list[SchemaRegistryClient] = []
+
+    def make(url: str) -> SchemaRegistryClient:
+        made.append(SchemaRegistryClient({"url": url}))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def _round_trip(bootstrap: str, topic: str, serialize: Any, deserialize: Any, values: list[Any]) -> list[Any]:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for value in values:
+        ctx = SerializationContext(topic, MessageField.VALUE)
+        producer.produce(topic, value=serialize(value, ctx))
+    assert producer.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{topic}",
+                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer.subscribe([topic])
+    out: list[Any] = []
+    try:
+        for _ in range(200):
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            out.append(deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE)))
+            if len(out) == len(values):
+                break
+    finally:
+        consumer.close()
+    return out
+
+
+def test_avro_serializer_round_trip(sr: Any, kafka_broker: Any, registry: RunningRegistry, unique: str) -> None:
+    client = sr(registry.url)
+    topic = f"avro-{unique}"
+    values = [{"id": "o1", "amount": 9.5}, {"id": "o2", "amount": 0.0}]
+    got = _round_trip(kafka_broker.bootstrap, topic, AvroSerializer(client, ORDER_AVRO),
+                      AvroDeserializer(client), values)  # fmt: skip
+    assert got == values
+    latest = client.get_latest_version(f"{topic}-value")
+    assert latest.version == 1 and latest.schema.schema_type == "AVRO"
+
+
+def test_avro_incompatible_schema_rejected_with_409(sr: Any, registry: RunningRegistry, unique: str) -> None:
+    client = sr(registry.url)
+    subject = f"inc-{unique}-value"
+    client.register_schema(subject, Schema(ORDER_AVRO, "AVRO"))
+    broken = json.loads(ORDER_AVRO)
+    broken["fields"].append({"name": "customer", "type": "string"})  # no default: BACKWARD breaks
+    with pytest.raises(SchemaRegistryError) as info:
+        client.register_schema(subject, Schema(json.dumps(broken), "AVRO"))
+    assert info.value.http_status_code == 409 and info.value.error_code == 409
+    assert client.test_compatibility(subject, Schema(json.dumps(broken), "AVRO")) is False
+    client.set_compatibility(subject, "NONE")
+    assert client.register_schema(subject, Schema(json.dumps(broken), "AVRO")) > 0
+
+
+def test_json_serializer_round_trip(sr: Any, kafka_broker: Any, registry: RunningRegistry, unique: str) -> None:
+    client = sr(registry.url)
+    topic = f"json-{unique}"
+    values = [{"id": "o1", "amount": 1.25}, {"id": "o2"}]
+    got = _round_trip(kafka_broker.bootstrap, topic, JSONSerializer(ORDER_JSON, client),
+                      JSONDeserializer(ORDER_JSON, schema_registry_client=client), values)  # fmt: skip
+    assert got == values
+
+
+def test_protobuf_serializer_round_trip(sr: Any, kafka_broker: Any, registry: RunningRegistry, unique: str) -> None:
+    pool = descriptor_pool.DescriptorPool()
+    fd = parse_protobuf(ORDER_PROTO.replace("package shop", f"package shop{unique}"), {}).descriptor
+    fd.name = f"order_{unique}.proto"
+    pool.Add(fd)
+    order = message_factory.GetMessageClass(pool.FindMessageTypeByName(f"shop{unique}.Order"))
+    client = sr(registry.url)
+    topic = f"proto-{unique}"
+    values = [order(id="o1", amount=2.5), order(id="o2")]
+    got = _round_trip(kafka_broker.bootstrap, topic,
+                      ProtobufSerializer(order, client, {"use.deprecated.format": False}),
+                      ProtobufDeserializer(order, {"use.deprecated.format": False}, client),
+                      values)  # fmt: skip
+    assert got == values
+    registered = client.get_latest_version(f"{topic}-value")
+    assert registered.schema.schema_type == "PROTOBUF"
+
+
+def test_registry_state_survives_a_restart(sr: Any, kafka_broker: Any, unique: str) -> None:
+    topic = f"_schemas-{unique}"
+    with RunningRegistry(kafka_broker.bootstrap, topic) as first:
+        client = sr(first.url)
+        sid = client.register_schema(f"s-{unique}", Schema(ORDER_AVRO, "AVRO"))
+        client.set_compatibility(f"s-{unique}", "FULL")
+    with RunningRegistry(kafka_broker.bootstrap, topic) as second:
+        client = sr(second.url)
+        assert client.get_schema(sid).schema_str == json.dumps(json.loads(ORDER_AVRO), separators=(",", ":"))
+        assert client.get_compatibility(f"s-{unique}") == "FULL"
+        # The next id continues after the replayed ones.
+        other = json.dumps({"type": "record", "name": "Other", "fields": []})
+        assert client.register_schema(f"t-{unique}", Schema(other, "AVRO")) == sid + 1
+
+
+def test_two_registries_on_one_topic_never_share_an_id(sr: Any, kafka_broker: Any, unique: str) -> None:
+    """Both registries allocate from the same state: a write by one fences the other, which then
+    re-reads the log before choosing an id (log.py's concurrency contract)."""
+    topic = f"_schemas-{unique}"
+    with RunningRegistry(kafka_broker.bootstrap, topic) as a, RunningRegistry(kafka_broker.bootstrap, topic) as b:
+        clients = [sr(a.url), sr(b.url)]
+        ids = {}
+        for i in range(6):
+            schema = json.dumps({"type": "record", "name": f"R{i}", "fields": []})
+            ids[i] = clients[i % 2].register_schema(f"subject-{i}", Schema(schema, "AVRO"))
+        assert sorted(ids.values()) == list(range(1, 7))
+        for i, sid in ids.items():
+            for client in clients:
+                assert json.loads(client.get_schema(sid).schema_str)["name"] == f"R{i}"
