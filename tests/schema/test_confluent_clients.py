@@ -20,16 +20,25 @@ from google.protobuf import descriptor_pool, message_factory
 from klamm.schema.formats.protobuf import parse_protobuf
 from tests.schema.conftest import RunningRegistry
 
-ORDER_AVRO = json.dumps({
-    "type": "record", "name": "Order", "namespace": "shop",
-    "fields": [{"name": "id", "type": "string"}, {"name": "amount", "type": "double"}],
-})  # fmt: skip
-ORDER_JSON = json.dumps({
-    "type": "object", "title": "Order",
-    "properties": {"id": {"type": "string"}, "amount": {"type": "number"}},
-    "required": ["id"],
-})  # fmt: skip
-ORDER_PROTO = 'syntax = "proto3";\npackage shop;\nmessage Order { string id = 1; double amount = 2; }\n'
+ORDER_AVRO = json.dumps(
+    {
+        "type": "record",
+        "name": "Order",
+        "namespace": "shop",
+        "fields": [{"name": "id", "type": "string"}, {"name": "amount", "type": "double"}],
+    }
+)
+ORDER_JSON = json.dumps(
+    {
+        "type": "object",
+        "title": "Order",
+        "properties": {"id": {"type": "string"}, "amount": {"type": "number"}},
+        "required": ["id"],
+    }
+)
+ORDER_PROTO = (
+    'syntax = "proto3";\npackage shop;\nmessage Order { string id = 1; double amount = 2; }\n'
+)
 
 
 @pytest.fixture
@@ -46,14 +55,17 @@ def sr() -> Iterator[Callable[[str], SchemaRegistryClient]]:
         client.close()
 
 
-def _round_trip(bootstrap: str, topic: str, serialize: Any, deserialize: Any, values: list[Any]) -> list[Any]:
+def _round_trip(
+    bootstrap: str, topic: str, serialize: Any, deserialize: Any, values: list[Any]
+) -> list[Any]:
     producer = Producer({"bootstrap.servers": bootstrap})
     for value in values:
         ctx = SerializationContext(topic, MessageField.VALUE)
         producer.produce(topic, value=serialize(value, ctx))
     assert producer.flush(30) == 0
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{topic}",
-                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"}
+    )
     consumer.subscribe([topic])
     out: list[Any] = []
     try:
@@ -69,18 +81,27 @@ def _round_trip(bootstrap: str, topic: str, serialize: Any, deserialize: Any, va
     return out
 
 
-def test_avro_serializer_round_trip(sr: Any, kafka_broker: Any, registry: RunningRegistry, unique: str) -> None:
+def test_avro_serializer_round_trip(
+    sr: Any, kafka_broker: Any, registry: RunningRegistry, unique: str
+) -> None:
     client = sr(registry.url)
     topic = f"avro-{unique}"
     values = [{"id": "o1", "amount": 9.5}, {"id": "o2", "amount": 0.0}]
-    got = _round_trip(kafka_broker.bootstrap, topic, AvroSerializer(client, ORDER_AVRO),
-                      AvroDeserializer(client), values)  # fmt: skip
+    got = _round_trip(
+        kafka_broker.bootstrap,
+        topic,
+        AvroSerializer(client, ORDER_AVRO),
+        AvroDeserializer(client),
+        values,
+    )
     assert got == values
     latest = client.get_latest_version(f"{topic}-value")
     assert latest.version == 1 and latest.schema.schema_type == "AVRO"
 
 
-def test_avro_incompatible_schema_rejected_with_409(sr: Any, registry: RunningRegistry, unique: str) -> None:
+def test_avro_incompatible_schema_rejected_with_409(
+    sr: Any, registry: RunningRegistry, unique: str
+) -> None:
     client = sr(registry.url)
     subject = f"inc-{unique}-value"
     client.register_schema(subject, Schema(ORDER_AVRO, "AVRO"))
@@ -94,16 +115,25 @@ def test_avro_incompatible_schema_rejected_with_409(sr: Any, registry: RunningRe
     assert client.register_schema(subject, Schema(json.dumps(broken), "AVRO")) > 0
 
 
-def test_json_serializer_round_trip(sr: Any, kafka_broker: Any, registry: RunningRegistry, unique: str) -> None:
+def test_json_serializer_round_trip(
+    sr: Any, kafka_broker: Any, registry: RunningRegistry, unique: str
+) -> None:
     client = sr(registry.url)
     topic = f"json-{unique}"
     values = [{"id": "o1", "amount": 1.25}, {"id": "o2"}]
-    got = _round_trip(kafka_broker.bootstrap, topic, JSONSerializer(ORDER_JSON, client),
-                      JSONDeserializer(ORDER_JSON, schema_registry_client=client), values)  # fmt: skip
+    got = _round_trip(
+        kafka_broker.bootstrap,
+        topic,
+        JSONSerializer(ORDER_JSON, client),
+        JSONDeserializer(ORDER_JSON, schema_registry_client=client),
+        values,
+    )
     assert got == values
 
 
-def test_protobuf_serializer_round_trip(sr: Any, kafka_broker: Any, registry: RunningRegistry, unique: str) -> None:
+def test_protobuf_serializer_round_trip(
+    sr: Any, kafka_broker: Any, registry: RunningRegistry, unique: str
+) -> None:
     pool = descriptor_pool.DescriptorPool()
     fd = parse_protobuf(ORDER_PROTO.replace("package shop", f"package shop{unique}"), {}).descriptor
     fd.name = f"order_{unique}.proto"
@@ -112,10 +142,13 @@ def test_protobuf_serializer_round_trip(sr: Any, kafka_broker: Any, registry: Ru
     client = sr(registry.url)
     topic = f"proto-{unique}"
     values = [order(id="o1", amount=2.5), order(id="o2")]
-    got = _round_trip(kafka_broker.bootstrap, topic,
-                      ProtobufSerializer(order, client, {"use.deprecated.format": False}),
-                      ProtobufDeserializer(order, {"use.deprecated.format": False}, client),
-                      values)  # fmt: skip
+    got = _round_trip(
+        kafka_broker.bootstrap,
+        topic,
+        ProtobufSerializer(order, client, {"use.deprecated.format": False}),
+        ProtobufDeserializer(order, {"use.deprecated.format": False}, client),
+        values,
+    )
     assert got == values
     registered = client.get_latest_version(f"{topic}-value")
     assert registered.schema.schema_type == "PROTOBUF"
@@ -129,18 +162,25 @@ def test_registry_state_survives_a_restart(sr: Any, kafka_broker: Any, unique: s
         client.set_compatibility(f"s-{unique}", "FULL")
     with RunningRegistry(kafka_broker.bootstrap, topic) as second:
         client = sr(second.url)
-        assert client.get_schema(sid).schema_str == json.dumps(json.loads(ORDER_AVRO), separators=(",", ":"))
+        assert client.get_schema(sid).schema_str == json.dumps(
+            json.loads(ORDER_AVRO), separators=(",", ":")
+        )
         assert client.get_compatibility(f"s-{unique}") == "FULL"
         # The next id continues after the replayed ones.
         other = json.dumps({"type": "record", "name": "Other", "fields": []})
         assert client.register_schema(f"t-{unique}", Schema(other, "AVRO")) == sid + 1
 
 
-def test_two_registries_on_one_topic_never_share_an_id(sr: Any, kafka_broker: Any, unique: str) -> None:
+def test_two_registries_on_one_topic_never_share_an_id(
+    sr: Any, kafka_broker: Any, unique: str
+) -> None:
     """Both registries allocate from the same state: a write by one fences the other, which then
     re-reads the log before choosing an id (log.py's concurrency contract)."""
     topic = f"_schemas-{unique}"
-    with RunningRegistry(kafka_broker.bootstrap, topic) as a, RunningRegistry(kafka_broker.bootstrap, topic) as b:
+    with (
+        RunningRegistry(kafka_broker.bootstrap, topic) as a,
+        RunningRegistry(kafka_broker.bootstrap, topic) as b,
+    ):
         clients = [sr(a.url), sr(b.url)]
         ids = {}
         for i in range(6):

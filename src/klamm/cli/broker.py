@@ -89,7 +89,8 @@ def register(subparsers: Any) -> None:
                         help="json: one JSON object per line, for log pipelines")  # fmt: skip
     parser.add_argument("--metrics", type=_address, default=None, metavar="HOST:PORT",
                         help="serve Prometheus metrics at http://HOST:PORT/metrics")  # fmt: skip
-    parser.add_argument("--schema-registry", type=_listen_address, default=None, metavar="HOST:PORT",
+    parser.add_argument("--schema-registry", type=_listen_address, default=None,
+                        metavar="HOST:PORT",
                         help="also serve a Confluent-compatible Schema Registry on HOST:PORT "
                         "(state in this broker's _schemas topic)")  # fmt: skip
     parser.set_defaults(func=main)

@@ -24,14 +24,26 @@ def register(subparsers: Any) -> None:
         description="Serve Confluent Schema Registry's REST API; its state lives in a compacted "
         "topic of the Kafka cluster at --bootstrap, in Confluent's record format.",
     )
-    parser.add_argument("--bootstrap", "-b", default=DEFAULT_BOOTSTRAP, metavar="HOST:PORT",
-                        help=f"Kafka bootstrap servers (default {DEFAULT_BOOTSTRAP})")  # fmt: skip
-    parser.add_argument("--listen", type=_listen, default=("127.0.0.1", 8081), metavar="HOST:PORT",
-                        help="address to serve HTTP on (default 127.0.0.1:8081)")  # fmt: skip
-    parser.add_argument("--topic", default="_schemas",
-                        help="the registry's topic (Confluent's kafkastore.topic)")  # fmt: skip
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])  # fmt: skip
+    parser.add_argument(
+        "--bootstrap",
+        "-b",
+        default=DEFAULT_BOOTSTRAP,
+        metavar="HOST:PORT",
+        help=f"Kafka bootstrap servers (default {DEFAULT_BOOTSTRAP})",
+    )
+    parser.add_argument(
+        "--listen",
+        type=_listen,
+        default=("127.0.0.1", 8081),
+        metavar="HOST:PORT",
+        help="address to serve HTTP on (default 127.0.0.1:8081)",
+    )
+    parser.add_argument(
+        "--topic", default="_schemas", help="the registry's topic (Confluent's kafkastore.topic)"
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     parser.set_defaults(func=main)
 
 
@@ -58,8 +70,11 @@ async def _serve(args: argparse.Namespace) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
     await server.start()
-    print(f"schema registry on {server.url}, state in {args.topic} at {args.bootstrap}",
-          file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"schema registry on {server.url}, state in {args.topic} at {args.bootstrap}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         await stop.wait()
     finally:

@@ -94,7 +94,7 @@ def build_app(registry: Registry) -> Starlette:
         return _json(list(SCHEMA_TYPES))
 
     async def get_schema(request: Request) -> Response:
-        sid, found = content(request)
+        _, found = content(request)
         text = found.schema
         if request.query_params.get("format") == "serialized" and found.schema_type == "PROTOBUF":
             parsed = await call(registry.parsed, found)
@@ -154,15 +154,17 @@ def build_app(registry: Registry) -> Starlette:
 
     async def delete_version(request: Request) -> Response:
         p = request.path_params
-        version = await call(registry.delete_version, p["subject"], p["version"],
-                             _flag(request, "permanent"))  # fmt: skip
+        version = await call(
+            registry.delete_version, p["subject"], p["version"], _flag(request, "permanent")
+        )
         return _json(version)
 
     async def lookup(request: Request) -> Response:
         subject = request.path_params["subject"]
         new = NewSchema.from_body(await _body(request))
-        rec = await call(registry.lookup, subject, new, _flag(request, "normalize"),
-                         _flag(request, "deleted"))  # fmt: skip
+        rec = await call(
+            registry.lookup, subject, new, _flag(request, "normalize"), _flag(request, "deleted")
+        )
         return _json(_version_body(rec))
 
     async def delete_subject(request: Request) -> Response:
@@ -209,8 +211,9 @@ def build_app(registry: Registry) -> Starlette:
     async def put_mode(request: Request) -> Response:
         body = await _body(request)
         mode = body.get("mode") if isinstance(body, dict) else None
-        result = await call(registry.set_mode, request.path_params.get("subject"), mode,
-                            _flag(request, "force"))  # fmt: skip
+        result = await call(
+            registry.set_mode, request.path_params.get("subject"), mode, _flag(request, "force")
+        )
         return _json({"mode": result})
 
     async def delete_mode(request: Request) -> Response:
@@ -220,8 +223,9 @@ def build_app(registry: Registry) -> Starlette:
     async def compatibility(request: Request) -> Response:
         p = request.path_params
         new = NewSchema.from_body(await _body(request))
-        problems = await call(registry.check, p["subject"], p.get("version"), new,
-                              _flag(request, "normalize"))  # fmt: skip
+        problems = await call(
+            registry.check, p["subject"], p.get("version"), new, _flag(request, "normalize")
+        )
         out: dict[str, Any] = {"is_compatible": not problems}
         if _flag(request, "verbose"):
             out["messages"] = problems
@@ -267,8 +271,10 @@ def build_app(registry: Registry) -> Starlette:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _json({"error_code": exc.status_code, "message": f"HTTP {exc.status_code} {exc.detail}"},
-                     exc.status_code)  # fmt: skip
+        return _json(
+            {"error_code": exc.status_code, "message": f"HTTP {exc.status_code} {exc.detail}"},
+            exc.status_code,
+        )
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("registry request %s %s failed", request.method, request.url.path)
@@ -276,6 +282,9 @@ def build_app(registry: Registry) -> Starlette:
 
     return Starlette(
         routes=routes,
-        exception_handlers={RegistryError: registry_error, HTTPException: http_error,
-                            Exception: unexpected},  # fmt: skip
+        exception_handlers={
+            RegistryError: registry_error,
+            HTTPException: http_error,
+            Exception: unexpected,
+        },
     )

@@ -30,14 +30,23 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka import IsolationLevel
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka import (
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka import admin as _rd_admin
+from confluent_kafka.admin import AdminClient
 
 from klamm.schema.errors import StoreError
 from klamm.schema.state import RegistryState
 
 log = logging.getLogger("klamm.schema")
+# confluent_kafka.admin re-exports NewTopic and OffsetSpec without `__all__` (mypy --strict).
+rd: Any = _rd_admin
 T = TypeVar("T")
 Write = list[tuple[bytes, bytes | None]]
 
@@ -68,8 +77,13 @@ class MemoryLog:
 
 
 class KafkaLog:
-    def __init__(self, bootstrap: str, state: RegistryState, topic: str = DEFAULT_TOPIC,
-                 client_config: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        bootstrap: str,
+        state: RegistryState,
+        topic: str = DEFAULT_TOPIC,
+        client_config: dict[str, Any] | None = None,
+    ) -> None:
         self.state = state
         self.topic = topic
         self._base = {"bootstrap.servers": bootstrap, **(client_config or {})}
@@ -89,18 +103,20 @@ class KafkaLog:
     def start(self) -> None:
         """Create the topic if missing, then replay it to its end (blocking)."""
         self._ensure_topic()
-        self._consumer = Consumer({
-            **self._base,
-            "group.id": f"klamm-schema-registry-{uuid.uuid4()}",  # never joins: assign() only
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-            # A write waits until the reader has replayed it; the commit marker that makes it
-            # visible to read_committed may not wake a broker's long poll (klamm's does not yet),
-            # so the poll is kept short: 20 idle fetches a second, against 500 ms per write.
-            "fetch.wait.max.ms": FETCH_WAIT_MS,
-        })  # fmt: skip
+        self._consumer = Consumer(
+            {
+                **self._base,
+                "group.id": f"klamm-schema-registry-{uuid.uuid4()}",  # never joins: assign() only
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+                # A write waits until the reader has replayed it; the commit marker that makes it
+                # visible to read_committed may not wake a broker's long poll (klamm's does not
+                # yet), so the poll is kept short: 20 idle fetches a second, not 500 ms a write.
+                "fetch.wait.max.ms": FETCH_WAIT_MS,
+            }
+        )
         self._consumer.assign([TopicPartition(self.topic, 0, 0)])
         self._reader = threading.Thread(target=self._read, name="klamm-schemas-reader", daemon=True)
         self._reader.start()
@@ -117,8 +133,12 @@ class KafkaLog:
 
     def _ensure_topic(self) -> None:
         self._admin = admin = AdminClient(self._base)
-        new = NewTopic(self.topic, num_partitions=1, replication_factor=-1,
-                       config={"cleanup.policy": "compact"})  # fmt: skip
+        new = rd.NewTopic(
+            self.topic,
+            num_partitions=1,
+            replication_factor=-1,
+            config={"cleanup.policy": "compact"},
+        )
         try:
             admin.create_topics([new], request_timeout=STARTUP_TIMEOUT)[self.topic].result(
                 STARTUP_TIMEOUT
@@ -141,12 +161,12 @@ class KafkaLog:
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        self._advance(msg.offset())
+                        self._advance(msg.offset() or 0)
                     else:
                         log.warning("_schemas reader: %s", err.str())
                     continue
                 self.state.replay(msg.key(), msg.value())
-                self._advance(msg.offset() + 1)
+                self._advance((msg.offset() or 0) + 1)
         except BaseException as exc:  # a reader that died must fail writes, not hang them
             log.exception("_schemas reader stopped")
             with self._cond:
@@ -177,7 +197,7 @@ class KafkaLog:
         # client: the consumer's own watermark query blocks while the reader thread polls it.
         assert self._admin is not None
         futures = self._admin.list_offsets(
-            {self._tp: OffsetSpec.latest()},
+            {self._tp: rd.OffsetSpec.latest()},
             isolation_level=IsolationLevel.READ_COMMITTED,
             request_timeout=timeout,
         )
@@ -197,8 +217,10 @@ class KafkaLog:
                 except KafkaException as exc:
                     error = exc.args[0]
                     log.info("_schemas write retried: %s", error.str())
-                    if error.fatal() or error.code() in (KafkaError._FENCED,
-                                                         KafkaError.PRODUCER_FENCED):  # fmt: skip
+                    if error.fatal() or error.code() in (
+                        KafkaError._FENCED,
+                        KafkaError.PRODUCER_FENCED,
+                    ):
                         self._producer = None
                     elif self._producer is not None and error.txn_requires_abort():
                         self._producer.abort_transaction(WRITE_TIMEOUT)
@@ -206,11 +228,13 @@ class KafkaLog:
 
     def _write_once(self, build: Callable[[], tuple[Write, T]]) -> T:
         if self._producer is None:
-            producer = Producer({
-                **self._base,
-                "transactional.id": f"schema-registry-{self.topic}",
-                "linger.ms": 0,
-            })  # fmt: skip
+            producer = Producer(
+                {
+                    **self._base,
+                    "transactional.id": f"schema-registry-{self.topic}",
+                    "linger.ms": 0,
+                }
+            )
             producer.init_transactions(WRITE_TIMEOUT)
             self._producer = producer
         producer = self._producer

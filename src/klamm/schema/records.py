@@ -1,16 +1,19 @@
 """The `_schemas` topic's records, in Confluent Schema Registry's key/value JSON format.
 
-A registry's whole state is the replay of this compacted, single-partition topic, so the bytes are
-those Confluent's and Karapace's registries write and read; data moves between them and klamm:
+A registry's whole state is the replay of this compacted, single-partition topic, so the bytes
+are those Confluent's and Karapace's registries write and read; data moves between them and klamm:
 
-| key (JSON)                                                            | value (JSON, or null)     |
-|-----------------------------------------------------------------------|---------------------------|
-| `{"keytype":"SCHEMA","subject":S,"version":V,"magic":1}`              | `{"subject","version","id","schemaType"?,"references"?,"schema","deleted"}`; null: hard delete of that version |
-| `{"keytype":"CONFIG","subject":S or null,"magic":0}`                  | `{"compatibilityLevel":L}`; null: subject config removed |
-| `{"keytype":"MODE","subject":S or null,"magic":0}`                    | `{"mode":M}`; null: removed |
-| `{"keytype":"DELETE_SUBJECT","subject":S,"magic":0}`                  | `{"subject":S,"version":V}`: every version <= V soft-deleted |
-| `{"keytype":"CLEAR_SUBJECT","subject":S,"magic":0}`                   | `{"subject":S}`: every soft-deleted version removed |
-| `{"keytype":"NOOP","magic":0}`                                        | ignored (Confluent's leader writes it to find the log end) |
+- SCHEMA `{"keytype":"SCHEMA","subject":S,"version":V,"magic":1}` ->
+  `{"subject","version","id","schemaType"?,"references"?,"schema","deleted"}`;
+  null: that version hard-deleted.
+- CONFIG `{"keytype":"CONFIG","subject":S or null,"magic":0}` -> `{"compatibilityLevel":L}`;
+  null: the subject's level removed.
+- MODE `{"keytype":"MODE","subject":S or null,"magic":0}` -> `{"mode":M}`; null: removed.
+- DELETE_SUBJECT `{"keytype":"DELETE_SUBJECT","subject":S,"magic":0}` ->
+  `{"subject":S,"version":V}`: every version <= V soft-deleted.
+- CLEAR_SUBJECT `{"keytype":"CLEAR_SUBJECT","subject":S,"magic":0}` -> `{"subject":S}`: every
+  soft-deleted version removed.
+- NOOP `{"keytype":"NOOP","magic":0}`: ignored (Confluent's leader writes it to find the end).
 
 `schemaType` is omitted for AVRO and `references` when empty, as Confluent writes them. Keys are
 written with this field order (compaction compares key bytes, so the same logical key must always

@@ -30,13 +30,25 @@ class _Server(uvicorn.Server):
 class RegistryServer:
     """A Schema Registry on `host:port` whose state lives in `topic` of the Kafka at `bootstrap`."""
 
-    def __init__(self, bootstrap: str, host: str = "127.0.0.1", port: int = 8081,
-                 topic: str = DEFAULT_TOPIC, client_config: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        bootstrap: str,
+        host: str = "127.0.0.1",
+        port: int = 8081,
+        topic: str = DEFAULT_TOPIC,
+        client_config: dict[str, Any] | None = None,
+    ) -> None:
         self.state = RegistryState()
         self.log = KafkaLog(bootstrap, self.state, topic, client_config)
         self.registry = Registry(self.state, self.log)
-        config = uvicorn.Config(build_app(self.registry), host=host, port=port,
-                                log_level="warning", lifespan="off", access_log=False)  # fmt: skip
+        config = uvicorn.Config(
+            build_app(self.registry),
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 
@@ -57,7 +69,9 @@ class RegistryServer:
             if self._task.done():
                 await asyncio.to_thread(self.log.stop)
                 self._task.result()  # raises the bind error
-                raise OSError(f"cannot listen on {self._server.config.host}:{self._server.config.port}")
+                raise OSError(
+                    f"cannot listen on {self._server.config.host}:{self._server.config.port}"
+                )
             await asyncio.sleep(0.01)
         log.info("schema registry listening on %s", self.url)
 

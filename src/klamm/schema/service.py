@@ -46,8 +46,9 @@ class NewSchema:
     @classmethod
     def from_body(cls, body: Any) -> NewSchema:
         if not isinstance(body, dict) or not isinstance(body.get("schema"), str):
-            raise UnprocessableError("Invalid schema: the body needs a \"schema\" string",
-                                     errors.INVALID_SCHEMA)  # fmt: skip
+            raise UnprocessableError(
+                'Invalid schema: the body needs a "schema" string', errors.INVALID_SCHEMA
+            )
         schema_type = body.get("schemaType") or "AVRO"
         if schema_type not in SCHEMA_TYPES:
             raise UnprocessableError(f"Invalid schema type {schema_type!r}", errors.INVALID_SCHEMA)
@@ -58,12 +59,17 @@ class NewSchema:
             )
             sid = body.get("id")
             version = body.get("version")
-            return cls(body["schema"], schema_type, refs,
-                       None if sid is None else int(sid),
-                       None if version is None else int(version))  # fmt: skip
+            return cls(
+                body["schema"],
+                schema_type,
+                refs,
+                None if sid is None else int(sid),
+                None if version is None else int(version),
+            )
         except (KeyError, TypeError, ValueError):
-            raise UnprocessableError("Invalid schema: malformed references, id or version",
-                                     errors.INVALID_SCHEMA) from None  # fmt: skip
+            raise UnprocessableError(
+                "Invalid schema: malformed references, id or version", errors.INVALID_SCHEMA
+            ) from None
 
 
 class Registry:
@@ -130,8 +136,9 @@ class Registry:
         def build() -> tuple[Write, int]:
             mode = self.mode(subject)
             if mode == "READONLY":
-                raise UnprocessableError(f"Subject {subject} is in read-only mode",
-                                         errors.OPERATION_NOT_PERMITTED)  # fmt: skip
+                raise UnprocessableError(
+                    f"Subject {subject} is in read-only mode", errors.OPERATION_NOT_PERMITTED
+                )
             if new.id is not None and mode != "IMPORT":
                 raise UnprocessableError(
                     "Overwrite new schema with id is not permitted unless the mode is IMPORT",
@@ -147,25 +154,31 @@ class Registry:
                 if bound is not None and bound != content:
                     raise UnprocessableError(
                         f"Overwrite new schema with id {new.id} is not permitted: the id names "
-                        "another schema", errors.OPERATION_NOT_PERMITTED)  # fmt: skip
+                        "another schema",
+                        errors.OPERATION_NOT_PERMITTED,
+                    )
             if mode != "IMPORT":
                 previous = [self.parsed(_content(r)) for r in live]
                 problems = compatibility.check(self.compatibility(subject), parsed, previous)
                 if problems:
                     raise errors.IncompatibleSchemaError(
                         "Schema being registered is incompatible with an earlier schema for "
-                        f"subject \"{subject}\", details: {problems}"
+                        f'subject "{subject}", details: {problems}'
                     )
             schema_id = new.id or self.state.id_of(content) or self.state.next_id()
             version = new.version or (max((r.version for r in every), default=0) + 1)
-            rec = SchemaRecord(subject, version, schema_id, content.schema, content.schema_type,
-                               content.references)  # fmt: skip
-            return [(records.schema_key(subject, version), records.encode_value(rec.value()))], schema_id
+            rec = SchemaRecord(
+                subject, version, schema_id, content.schema, content.schema_type, content.references
+            )
+            return [
+                (records.schema_key(subject, version), records.encode_value(rec.value()))
+            ], schema_id
 
         return self._log.write(build)
 
-    def lookup(self, subject: str, new: NewSchema, normalize: bool = False,
-               deleted: bool = False) -> SchemaRecord:  # fmt: skip
+    def lookup(
+        self, subject: str, new: NewSchema, normalize: bool = False, deleted: bool = False
+    ) -> SchemaRecord:
         every = self.state.versions(subject, deleted=True)
         if not every:
             raise errors.subject_not_found(subject)
@@ -186,20 +199,26 @@ class Registry:
                 self._not_referenced(subject, rec.version)
             if not permanent:
                 if not live:
-                    raise NotFoundError(f"Subject '{subject}' was soft deleted. Set "
-                                        "permanent=true to delete permanently",
-                                        errors.SUBJECT_SOFT_DELETED)  # fmt: skip
+                    raise NotFoundError(
+                        f"Subject '{subject}' was soft deleted. Set "
+                        "permanent=true to delete permanently",
+                        errors.SUBJECT_SOFT_DELETED,
+                    )
                 value = {"subject": subject, "version": live[-1].version}
                 writes: Write = [
-                    (records.schema_key(subject, r.version),
-                     records.encode_value({**r.value(), "deleted": True}))
+                    (
+                        records.schema_key(subject, r.version),
+                        records.encode_value({**r.value(), "deleted": True}),
+                    )
                     for r in live
-                ]  # fmt: skip
+                ]
                 writes.append((records.delete_subject_key(subject), records.encode_value(value)))
                 return writes, [r.version for r in live]
             if live:
-                raise NotFoundError(f"Subject '{subject}' was not deleted first before being "
-                                    "permanently deleted", errors.SUBJECT_NOT_SOFT_DELETED)  # fmt: skip
+                raise NotFoundError(
+                    f"Subject '{subject}' was not deleted first before being permanently deleted",
+                    errors.SUBJECT_NOT_SOFT_DELETED,
+                )
             writes = [(records.schema_key(subject, r.version), None) for r in every]
             writes.append((records.config_key(subject), None))
             return writes, [r.version for r in every]
@@ -213,28 +232,36 @@ class Registry:
             self._not_referenced(subject, rec.version)
             if not permanent:
                 value = {**rec.value(), "deleted": True}
-                return [(records.schema_key(subject, rec.version), records.encode_value(value))], rec.version
+                return [
+                    (records.schema_key(subject, rec.version), records.encode_value(value))
+                ], rec.version
             if not rec.deleted:
-                raise NotFoundError(f"Subject '{subject}' Version {rec.version} was not deleted "
-                                    "first before being permanently deleted",
-                                    errors.VERSION_NOT_SOFT_DELETED)  # fmt: skip
+                raise NotFoundError(
+                    f"Subject '{subject}' Version {rec.version} was not deleted "
+                    "first before being permanently deleted",
+                    errors.VERSION_NOT_SOFT_DELETED,
+                )
             return [(records.schema_key(subject, rec.version), None)], rec.version
 
         return self._log.write(build)
 
     def _not_referenced(self, subject: str, version: int) -> None:
         if self.state.referenced_by(subject, version):
-            raise UnprocessableError("One or more references exist to the schema "
-                                     f"{{subject={subject},version={version}}}.",
-                                     errors.REFERENCE_EXISTS)  # fmt: skip
+            raise UnprocessableError(
+                "One or more references exist to the schema "
+                f"{{subject={subject},version={version}}}.",
+                errors.REFERENCE_EXISTS,
+            )
 
     def _writable(self, subject: str) -> None:
         if self.mode(subject) == "READONLY":
-            raise UnprocessableError(f"Subject {subject} is in read-only mode",
-                                     errors.OPERATION_NOT_PERMITTED)  # fmt: skip
+            raise UnprocessableError(
+                f"Subject {subject} is in read-only mode", errors.OPERATION_NOT_PERMITTED
+            )
 
-    def check(self, subject: str, version: str | None, new: NewSchema,
-              normalize: bool = False) -> list[str]:  # fmt: skip
+    def check(
+        self, subject: str, version: str | None, new: NewSchema, normalize: bool = False
+    ) -> list[str]:
         """Confluent's /compatibility: problems of `new` against one version (or, with version
         None, against the versions its level compares with)."""
         _, parsed = self._prepare(new, normalize)
@@ -257,12 +284,16 @@ class Registry:
 
     def set_compatibility(self, subject: str | None, level: Any) -> str:
         if level not in compatibility.LEVELS:
-            raise UnprocessableError("Invalid compatibility level. Valid values are none, "
-                                     "backward, forward, full, backward_transitive, "
-                                     "forward_transitive, and full_transitive",
-                                     errors.INVALID_COMPATIBILITY_LEVEL)  # fmt: skip
+            raise UnprocessableError(
+                "Invalid compatibility level. Valid values are none, "
+                "backward, forward, full, backward_transitive, "
+                "forward_transitive, and full_transitive",
+                errors.INVALID_COMPATIBILITY_LEVEL,
+            )
         value = {"compatibilityLevel": level}
-        return self._log.write(lambda: ([(records.config_key(subject), records.encode_value(value))], str(level)))
+        return self._log.write(
+            lambda: ([(records.config_key(subject), records.encode_value(value))], str(level))
+        )
 
     def delete_compatibility(self, subject: str | None) -> str:
         def build() -> tuple[Write, str]:
@@ -282,15 +313,18 @@ class Registry:
 
     def set_mode(self, subject: str | None, mode: Any, force: bool = False) -> str:
         if mode not in MODES:
-            raise UnprocessableError("Invalid mode. Valid values are READWRITE, READONLY, IMPORT",
-                                     errors.INVALID_MODE)  # fmt: skip
+            raise UnprocessableError(
+                "Invalid mode. Valid values are READWRITE, READONLY, IMPORT", errors.INVALID_MODE
+            )
 
         def build() -> tuple[Write, str]:
             if mode == "IMPORT" and not force:
                 present = self.state.subjects() if subject is None else self.state.versions(subject)
                 if present:
-                    raise UnprocessableError("Cannot import since found existing subjects",
-                                             errors.OPERATION_NOT_PERMITTED)  # fmt: skip
+                    raise UnprocessableError(
+                        "Cannot import since found existing subjects",
+                        errors.OPERATION_NOT_PERMITTED,
+                    )
             value = {"mode": mode}
             return [(records.mode_key(subject), records.encode_value(value))], str(mode)
 

@@ -84,17 +84,17 @@ class RegistryState:
             self._max_id = max(self._max_id, rec.id)
             self._subjects.setdefault(subject, {})[version] = rec
         elif keytype == records.CONFIG:
-            subject = k.get("subject")
+            scope: str | None = k.get("subject")  # None: the global setting
             if v is None:
-                self._configs.pop(subject, None)
+                self._configs.pop(scope, None)
             else:
-                self._configs[subject] = str(v["compatibilityLevel"])
+                self._configs[scope] = str(v["compatibilityLevel"])
         elif keytype == records.MODE:
-            subject = k.get("subject")
+            scope = k.get("subject")
             if v is None:
-                self._modes.pop(subject, None)
+                self._modes.pop(scope, None)
             else:
-                self._modes[subject] = str(v["mode"])
+                self._modes[scope] = str(v["mode"])
         elif keytype == records.DELETE_SUBJECT and v is not None:
             subject, upto = str(v["subject"]), int(v["version"])
             versions = self._subjects.get(subject, {})
@@ -113,7 +113,9 @@ class RegistryState:
     def subjects(self, deleted: bool = False) -> list[str]:
         with self._lock:
             return sorted(
-                s for s, vs in self._subjects.items() if any(deleted or not r.deleted for r in vs.values())
+                s
+                for s, vs in self._subjects.items()
+                if any(deleted or not r.deleted for r in vs.values())
             )
 
     def versions(self, subject: str, deleted: bool = False) -> list[SchemaRecord]:
@@ -151,7 +153,9 @@ class RegistryState:
                     for vs in self._subjects.values()
                     for r in vs.values()
                     if not r.deleted
-                    and any(ref.subject == subject and ref.version == version for ref in r.references)
+                    and any(
+                        ref.subject == subject and ref.version == version for ref in r.references
+                    )
                 }
             )
 

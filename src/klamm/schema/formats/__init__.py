@@ -45,4 +45,6 @@ def parse(schema_type: str, text: str, references: Mapping[str, ParsedSchema]) -
         from klamm.schema.formats.protobuf import parse_protobuf
 
         return parse_protobuf(text, references)
-    raise InvalidSchemaError(f"Unknown schema type {schema_type!r}; one of {', '.join(SCHEMA_TYPES)}")
+    raise InvalidSchemaError(
+        f"Unknown schema type {schema_type!r}; one of {', '.join(SCHEMA_TYPES)}"
+    )

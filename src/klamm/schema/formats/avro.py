@@ -27,9 +27,15 @@ from klamm.schema.errors import InvalidSchemaError
 
 PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 PROMOTIONS = {
-    ("int", "long"), ("int", "float"), ("int", "double"), ("long", "float"),
-    ("long", "double"), ("float", "double"), ("string", "bytes"), ("bytes", "string"),
-}  # fmt: skip  (writer, reader) pairs of the spec's promotion table
+    ("int", "long"),
+    ("int", "float"),
+    ("int", "double"),
+    ("long", "float"),
+    ("long", "double"),
+    ("float", "double"),
+    ("string", "bytes"),
+    ("bytes", "string"),
+}  # (writer, reader) pairs of the spec's promotion table
 
 
 class AvroSchema:
@@ -68,7 +74,14 @@ def parse_avro(text: str, references: Mapping[str, Any]) -> AvroSchema:
             named.update(ref.named)
     try:
         parsed = fastavro.parse_schema(raw, named_schemas=named, _write_hint=False)
-    except (SchemaParseException, UnknownType, TypeError, ValueError, KeyError, AttributeError) as exc:
+    except (
+        SchemaParseException,
+        UnknownType,
+        TypeError,
+        ValueError,
+        KeyError,
+        AttributeError,
+    ) as exc:
         raise InvalidSchemaError(f"Invalid schema: {exc}") from None
     return AvroSchema(raw, parsed, named)
 
@@ -100,8 +113,10 @@ class _Resolver:
             node = names[node]
         if isinstance(node, dict) and node.get("type") in PRIMITIVES and "logicalType" in node:
             return node["type"]  # logical types resolve as their underlying type
-        if isinstance(node, dict) and isinstance(node.get("type"), str | list) and (
-            node["type"] not in ("record", "error", "enum", "fixed", "array", "map")
+        if (
+            isinstance(node, dict)
+            and isinstance(node.get("type"), str | list)
+            and (node["type"] not in ("record", "error", "enum", "fixed", "array", "map"))
         ):
             return self._deref(node["type"], names)
         return node
@@ -123,7 +138,9 @@ class _Resolver:
             for branch in r:
                 if self._matches(branch, w):
                     return self.check(branch, w, path)
-            self.out.append(f"{path}: writer type {_type_name(w)} matches no branch of reader union")
+            self.out.append(
+                f"{path}: writer type {_type_name(w)} matches no branch of reader union"
+            )
             return False
         rt, wt = _type_name(r), _type_name(w)
         if rt != wt:
@@ -169,7 +186,11 @@ class _Resolver:
             return n.rsplit(".", 1)[-1]
 
         aliases = {a for a in r.get("aliases", [])} | {short(a) for a in r.get("aliases", [])}
-        return short(r["name"]) == short(w["name"]) or w["name"] in aliases or short(w["name"]) in aliases
+        return (
+            short(r["name"]) == short(w["name"])
+            or w["name"] in aliases
+            or short(w["name"]) in aliases
+        )
 
     def _named_match(self, r: dict[str, Any], w: dict[str, Any], path: str) -> None:
         if not self._same_name(r, w):

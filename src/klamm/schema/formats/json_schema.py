@@ -129,9 +129,8 @@ def _compare(r: Any, w: Any, rroot: Any, wroot: Any, path: str, out: list[str], 
             if not wt <= widened:
                 out.append(f"{path}: type {sorted(wt)} read as {sorted(rt)} (TYPE_CHANGED)")
                 return
-    if "enum" in r:
-        if "enum" not in w or any(v not in r["enum"] for v in w["enum"]):
-            out.append(f"{path}: enum narrowed (ENUM_ARRAY_NARROWED)")
+    if "enum" in r and ("enum" not in w or any(v not in r["enum"] for v in w["enum"])):
+        out.append(f"{path}: enum narrowed (ENUM_ARRAY_NARROWED)")
     if "const" in r and r.get("const") != w.get("const"):
         out.append(f"{path}: const changed")
     for key in LOWER:
@@ -156,7 +155,13 @@ def _compare(r: Any, w: Any, rroot: Any, wroot: Any, path: str, out: list[str], 
 
 
 def _compare_objects(
-    r: dict[str, Any], w: dict[str, Any], rroot: Any, wroot: Any, path: str, out: list[str], depth: int
+    r: dict[str, Any],
+    w: dict[str, Any],
+    rroot: Any,
+    wroot: Any,
+    path: str,
+    out: list[str],
+    depth: int,
 ) -> None:
     rprops: dict[str, Any] = r.get("properties", {})
     wprops: dict[str, Any] = w.get("properties", {})

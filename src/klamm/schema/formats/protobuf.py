@@ -53,8 +53,12 @@ _WIRE_GROUPS = [
 class ProtobufSchema:
     schema_type = "PROTOBUF"
 
-    def __init__(self, text: str, descriptor: descriptor_pb2.FileDescriptorProto,
-                 deps: tuple[descriptor_pb2.FileDescriptorProto, ...]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        text: str,
+        descriptor: descriptor_pb2.FileDescriptorProto,
+        deps: tuple[descriptor_pb2.FileDescriptorProto, ...],
+    ) -> None:
         self.text = text
         self.descriptor = descriptor  # the registered file
         self.deps = deps  # its imports, in dependency order (for building a message class)
@@ -111,8 +115,9 @@ def _compare_message(name: str, r: Any, w: Any, out: list[str]) -> None:
         if rf.type != wf.type and not any(rf.type in g and wf.type in g for g in _WIRE_GROUPS):
             out.append(f"{where}: type changed to {rf.name} of another kind (FIELD_KIND_CHANGED)")
         elif rf.type_name != wf.type_name:
-            out.append(f"{where}: type {wf.type_name} changed to {rf.type_name} "
-                       "(FIELD_NAMED_TYPE_CHANGED)")  # fmt: skip
+            out.append(
+                f"{where}: type {wf.type_name} changed to {rf.type_name} (FIELD_NAMED_TYPE_CHANGED)"
+            )
         if (rf.label == FDP.LABEL_REPEATED) != (wf.label == FDP.LABEL_REPEATED):
             out.append(f"{where}: repeated label changed (FIELD_LABEL_CHANGED)")
         in_r, in_w = _in_oneof(rf), _in_oneof(wf)
@@ -173,13 +178,26 @@ def _compile(text: str, given: bytes) -> tuple[descriptor_pb2.FileDescriptorProt
         (root / MAIN_FILE).write_text(text, encoding="utf-8")
         (root / "given.pb").write_bytes(given)
         out = root / "out.pb"
-        cmd = [sys.executable, "-m", "grpc_tools.protoc", f"-I{root}", f"-I{include}",
-               f"--descriptor_set_out={out}", "--include_imports", MAIN_FILE]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{root}",
+            f"-I{include}",
+            f"--descriptor_set_out={out}",
+            "--include_imports",
+            MAIN_FILE,
+        ]
         if given:
             cmd.insert(3, f"--descriptor_set_in={root / 'given.pb'}")
         try:
-            proc = subprocess.run(cmd, cwd=root, capture_output=True, timeout=PROTOC_TIMEOUT,
-                                  env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
+            proc = subprocess.run(
+                cmd,
+                cwd=root,
+                capture_output=True,
+                timeout=PROTOC_TIMEOUT,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
         except subprocess.TimeoutExpired:
             raise InvalidSchemaError("Invalid schema: protoc timed out") from None
         if proc.returncode != 0:
