@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: E402
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from klamm.testing import EmbeddedBroker  # noqa: E402
-from tests.schema.conftest import RunningRegistry  # noqa: E402
+from klamm.testing import EmbeddedBroker
+from tests.schema.conftest import RunningRegistry
 
 
 def _ms(samples: list[float]) -> str:
