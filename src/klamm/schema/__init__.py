@@ -14,11 +14,15 @@ from klamm.schema.client import (
     SerdeError,
     UnknownSchemaError,
 )
+from klamm.schema.integration import DecodedMessage, DecodedPayload, SchemaProducer
 from klamm.schema.records import Reference
 
 __all__ = [
+    "DecodedMessage",
+    "DecodedPayload",
     "Reference",
     "Schema",
+    "SchemaProducer",
     "SchemaRegistry",
     "SchemaRegistryError",
     "SerdeError",

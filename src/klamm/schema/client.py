@@ -137,6 +137,13 @@ class SchemaRegistry:
         self._by_id[schema_id] = (schema, parsed)
         return schema, parsed
 
+    def decoding(self, handler: Any, *, keys: bool = False) -> Any:
+        """Wrap an each_message handler so `payload.message.decoded_value` is the decoded value
+        (integration.py)."""
+        from klamm.schema.integration import decoding
+
+        return decoding(self, handler, keys=keys)
+
     # --- serdes -----------------------------------------------------------------------------------
 
     async def encode(self, schema_id: int, value: Any) -> bytes:
