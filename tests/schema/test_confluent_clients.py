@@ -190,3 +190,16 @@ def test_two_registries_on_one_topic_never_share_an_id(
         for i, sid in ids.items():
             for client in clients:
                 assert json.loads(client.get_schema(sid).schema_str)["name"] == f"R{i}"
+
+
+async def test_registry_that_cannot_listen_raises_oserror(kafka_broker: Any, sr: Any) -> None:
+    import socket
+
+    from klamm.schema.server import RegistryServer
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        server = RegistryServer(kafka_broker.bootstrap, "127.0.0.1", busy.getsockname()[1])
+        with pytest.raises(OSError, match="cannot listen"):
+            await server.start()

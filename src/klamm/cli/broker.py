@@ -159,7 +159,7 @@ def main(args: argparse.Namespace) -> int:
             config = build_config(args)
         except ValueError as exc:  # ConfigFileError, and a setting BrokerConfig rejects
             return _fail(str(exc), 2)
-        problem = _preflight(config)
+        problem = _preflight(config) or _preflight_registry(getattr(args, "schema_registry", None))
         if problem is not None:
             return _fail(problem, 1)
         return _run(config, getattr(args, "schema_registry", None))
@@ -197,6 +197,18 @@ def _preflight(config: BrokerConfig) -> str | None:
         except OSError as exc:
             address = f"{config.metrics_host}:{config.metrics_port}"
             return f"cannot serve metrics on {address}: {_describe(exc)}"
+    return None
+
+
+def _preflight_registry(listen: tuple[str, int] | None) -> str | None:
+    if listen is None or listen[1] == 0:
+        return None
+    try:
+        with socket.socket() as probe:  # as uvicorn binds it: SO_REUSEADDR
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(listen)
+    except OSError as exc:
+        return f"cannot serve the schema registry on {listen[0]}:{listen[1]}: {_describe(exc)}"
     return None
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Generator
 from typing import Any
 
@@ -51,11 +52,13 @@ class RegistryServer:
         )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
 
     @property
     def port(self) -> int:
-        sockets = self._server.servers[0].sockets if self._server.servers else []
-        return int(sockets[0].getsockname()[1]) if sockets else self._server.config.port
+        if self._socket is not None:
+            return int(self._socket.getsockname()[1])
+        return self._server.config.port
 
     @property
     def url(self) -> str:
@@ -63,15 +66,23 @@ class RegistryServer:
 
     async def start(self) -> None:
         """Replay `_schemas` (creating it if missing), then listen. Raises on either failing."""
-        await asyncio.to_thread(self.log.start)
-        self._task = asyncio.create_task(self._server.serve())
+        # We bind the socket ourselves: uvicorn answers a failed bind with sys.exit(), which
+        # would end the event loop it shares with the broker.
+        config = self._server.config
+        try:
+            self._socket = socket.create_server((config.host, config.port), reuse_port=False)
+        except OSError as exc:
+            raise OSError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
+        try:
+            await asyncio.to_thread(self.log.start)
+        except BaseException:
+            self._socket.close()
+            raise
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
         while not self._server.started:
             if self._task.done():
-                await asyncio.to_thread(self.log.stop)
-                self._task.result()  # raises the bind error
-                raise OSError(
-                    f"cannot listen on {self._server.config.host}:{self._server.config.port}"
-                )
+                await self.stop()
+                raise OSError(f"cannot serve on {config.host}:{config.port}")
             await asyncio.sleep(0.01)
         log.info("schema registry listening on %s", self.url)
 
@@ -81,4 +92,6 @@ class RegistryServer:
             with contextlib.suppress(Exception, SystemExit):
                 await self._task
             self._task = None
+        if self._socket is not None:
+            self._socket.close()
         await asyncio.to_thread(self.log.stop)
