@@ -203,3 +203,33 @@ async def test_registry_that_cannot_listen_raises_oserror(kafka_broker: Any, sr:
         server = RegistryServer(kafka_broker.bootstrap, "127.0.0.1", busy.getsockname()[1])
         with pytest.raises(OSError, match="cannot listen"):
             await server.start()
+
+
+def test_concurrent_registrations_on_two_registries_get_distinct_ids(
+    sr: Any, kafka_broker: Any, unique: str
+) -> None:
+    """Registrations racing on two registries that share `_schemas`: every schema gets its own
+    id, and both registries agree on what each id names."""
+    import concurrent.futures
+
+    topic = f"_schemas-race-{unique}"
+    with (
+        RunningRegistry(kafka_broker.bootstrap, topic) as a,
+        RunningRegistry(kafka_broker.bootstrap, topic) as b,
+    ):
+        clients = [sr(a.url), sr(b.url)]
+        clients[1].set_compatibility(level="NONE")  # distinct records share subjects here
+
+        def register(i: int) -> tuple[int, int]:
+            schema = json.dumps({"type": "record", "name": f"Race{i}", "fields": []})
+            return i, clients[i % 2].register_schema(f"race-{i % 3}", Schema(schema, "AVRO"))
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            ids = dict(pool.map(register, range(12)))
+        assert len(set(ids.values())) == 12
+        for i, sid in ids.items():
+            for client in clients:
+                assert json.loads(client.get_schema(sid).schema_str)["name"] == f"Race{i}"
+        # Versions are dense per subject too: no two registrations took the same version.
+        for subject in ("race-0", "race-1", "race-2"):
+            assert clients[0].get_versions(subject) == [1, 2, 3, 4]

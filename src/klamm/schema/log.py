@@ -129,7 +129,9 @@ class KafkaLog:
             self._reader = None
         if self._producer is not None:
             self._producer.flush(5)
+            self._producer.close()
             self._producer = None
+        self._admin = None  # librdkafka's admin client has no close: destroyed when released
 
     def _ensure_topic(self) -> None:
         self._admin = admin = AdminClient(self._base)
