@@ -233,3 +233,19 @@ def test_concurrent_registrations_on_two_registries_get_distinct_ids(
         # Versions are dense per subject too: no two registrations took the same version.
         for subject in ("race-0", "race-1", "race-2"):
             assert clients[0].get_versions(subject) == [1, 2, 3, 4]
+
+
+async def test_a_schemas_topic_with_several_partitions_is_refused(
+    sr: Any, kafka_broker: Any, unique: str
+) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from klamm.schema.errors import StoreError
+    from klamm.schema.server import RegistryServer
+
+    topic = f"_schemas-split-{unique}"
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 3)])[topic].result(30)
+    server = RegistryServer(kafka_broker.bootstrap, "127.0.0.1", 0, topic=topic)
+    with pytest.raises(StoreError, match="has 3 partitions"):
+        await server.start()

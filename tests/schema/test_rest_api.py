@@ -153,6 +153,9 @@ def test_modes(memory_registry: Api) -> None:
     assert client.put("/mode?force=true", json={"mode": "IMPORT"}).json() == {"mode": "IMPORT"}
     assert register(client, "imported", avro("C"), id=100, version=7).json() == {"id": 100}
     assert client.get("/subjects/imported/versions").json() == [7]
+    taken = register(client, "imported", avro("E"), id=102, version=7)
+    assert error(taken) == (422, 42205)
+    assert error(register(client, "other", avro("E"), id=100)) == (422, 42205)  # id names C
     client.put("/mode", json={"mode": "READWRITE"})
     assert error(register(client, "x", avro("D"), id=200)) == (422, 42205)
     assert register(client, "x", avro("D")).json() == {"id": 101}

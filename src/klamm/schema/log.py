@@ -149,6 +149,15 @@ class KafkaLog:
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise StoreError(f"cannot create topic {self.topic}: {exc.args[0].str()}") from None
+        # As Confluent's registry: the log's order is the registry's history, which only a
+        # single partition has. Refuse to start rather than read a part of it.
+        metadata = admin.list_topics(self.topic, timeout=STARTUP_TIMEOUT).topics.get(self.topic)
+        partitions = 0 if metadata is None else len(metadata.partitions)
+        if partitions != 1:
+            raise StoreError(
+                f"topic {self.topic} has {partitions} partitions; the registry's topic needs "
+                "exactly 1 (delete it or choose another with --topic)"
+            )
 
     # --- reading ---------------------------------------------------------------------------------
 

@@ -157,6 +157,13 @@ class Registry:
                         "another schema",
                         errors.OPERATION_NOT_PERMITTED,
                     )
+            taken = next((r for r in every if r.version == new.version), None)
+            if taken is not None:
+                raise UnprocessableError(
+                    f"Overwrite new schema with version {new.version} of subject {subject} is "
+                    "not permitted: it holds another schema",
+                    errors.OPERATION_NOT_PERMITTED,
+                )
             if mode != "IMPORT":
                 previous = [self.parsed(_content(r)) for r in live]
                 problems = compatibility.check(self.compatibility(subject), parsed, previous)
