@@ -29,6 +29,7 @@ from klamm.broker.groups.coordinator import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG
 from klamm.broker.metrics import MetricsServer
 from klamm.broker.partition import Partition
 from klamm.broker.router import Handler, advertised_versions, load_handlers
+from klamm.broker.schema_validation import SchemaIdIndex
 from klamm.broker.transactions import (
     ProducerIdAllocator,
     ProducerStateService,
@@ -79,6 +80,8 @@ class Broker:
             Path(config.data_dir), now_ms, dict(config.topic_defaults), INTERNAL_TOPICS
         )
         self.cleaner = LogCleaner(self.logs)  # compaction of cleanup.policy=compact logs
+        # Broker-side schema validation reads the registry's `_schemas` partition from here.
+        self.schema_ids = SchemaIdIndex(self.partition)
         self.cluster_id = ""
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._server: asyncio.base_events.Server | None = None

@@ -20,6 +20,7 @@ from typing import Any
 
 from klamm.broker.context import RequestContext
 from klamm.broker.partition import Partition
+from klamm.broker.schema_validation import SchemaIdIndex
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
 from klamm.protocol.record_batch import (
@@ -96,6 +97,9 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) 
                 {"batch_index": i, "batch_index_error_message": why} for i in keyless
             ]
             return result
+    validated = config.confluent_value_schema_validation or config.confluent_key_schema_validation
+    if validated and _schema_problems(broker.schema_ids, topic, index, records, config, result):
+        return result
     if not config.log_append_time:
         problem = _timestamp_problem(header, config, broker.now_ms())
         if problem is not None:
@@ -221,6 +225,38 @@ def _response(
         ],
         throttle_time=0,
     )
+
+
+def _schema_problems(
+    schema_ids: SchemaIdIndex,
+    topic: str,
+    index: int,
+    records: bytes,
+    config: LogConfig,
+    result: _PartitionResult,
+) -> bool:
+    """Broker-side schema validation (schema_validation.py); fails `result` and returns True when a
+    record names no schema registered for the topic's subject."""
+    try:
+        decoded = decode_batch(records).records
+    except InvalidRecordBatch as exc:
+        result.fail(exc.code, str(exc))
+        return True
+    problems = schema_ids.problems(
+        topic,
+        decoded,
+        key=config.confluent_key_schema_validation,
+        value=config.confluent_value_schema_validation,
+    )
+    if not problems:
+        return False
+    first = problems[0][1]
+    result.fail(ErrorCode.invalid_record, f"Schema validation failed in topic partition "
+                f"{topic}-{index}: {first}")  # fmt: skip
+    result.record_errors = [
+        {"batch_index": i, "batch_index_error_message": why} for i, why in problems
+    ]
+    return True
 
 
 def _timestamp_problem(header: BatchHeader, config: LogConfig, now: int) -> str | None:
