@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from klamm.schema import SchemaRegistry, SerdeError
+from klamm.schema import Schema, SchemaRegistry, SerdeError
+from klamm.schema.formats.protobuf import parse_protobuf
 from tests.schema.conftest import RunningRegistry
 
 JS_DIR = Path(__file__).resolve().parents[1] / "interop" / "js"
@@ -48,8 +49,14 @@ async def test_kafkajs_registry_package(registry: RunningRegistry, unique: str) 
         f'syntax = "proto3";\npackage js{unique};\n'
         "message Order { string id = 1; double amount = 2; }\n"
     )
+    # What confluent-kafka's ProtobufSerializer registers: a base64 FileDescriptorProto.
+    base64_proto = parse_protobuf(
+        f'syntax = "proto3";\npackage b{unique};\nmessage Shipment {{ string id = 1; }}\n', {}
+    ).serialized()
+    proto_from_python = await ours.register(Schema(base64_proto, "PROTOBUF"), subject=f"b-{unique}")
     args = {"url": registry.url, "subject": f"js-{unique}", "avro": AVRO, "json": JSON_SCHEMA,
-            "proto": proto, "incompatible": INCOMPATIBLE, "foreign": foreign.hex()}  # fmt: skip
+            "proto": proto, "incompatible": INCOMPATIBLE, "foreign": foreign.hex(),
+            "protoFromPython": proto_from_python}  # fmt: skip
     proc = subprocess.run([node, str(JS_DIR / "registry_kafkajs.js")], input=json.dumps(args),
                           cwd=JS_DIR, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -60,6 +67,7 @@ async def test_kafkajs_registry_package(registry: RunningRegistry, unique: str) 
     assert out["json"]["decoded"] == {"id": "j1", "amount": 2}
     assert out["proto"]["decoded"] == {"id": "p1", "amount": 4.5}
     assert out["foreign"] == {"id": "from-python", "amount": 1.5}
+    assert out["protoFromPython"] == "Shipment"  # protobufjs parsed the served .proto text
     # What KafkaJS encoded, klamm's client decodes.
     assert await ours.decode(bytes.fromhex(out["avro"]["hex"])) == {"id": "o1", "amount": 9.5}
     assert await ours.decode(bytes.fromhex(out["json"]["hex"])) == {"id": "j1", "amount": 2}

@@ -1,6 +1,6 @@
 // KafkaJS's @kafkajs/confluent-schema-registry against klamm's Schema Registry
 // (tests/schema/test_kafkajs_registry.py). Reads {url, subject, avro, json, proto, incompatible,
-// foreign} on stdin; registers each type, encodes and decodes, decodes bytes a Python client
+// foreign, protoFromPython} on stdin; registers each type, encodes and decodes, decodes bytes a Python client
 // encoded (`foreign`, hex), and reports the error of an incompatible registration. Prints one
 // JSON line.
 
@@ -31,6 +31,10 @@ async function main() {
   out.proto = { id: proto.id, hex: protoBytes.toString('hex'), decoded: protoDecoded.toJSON() }
 
   out.foreign = await registry.decode(Buffer.from(args.foreign, 'hex'))
+
+  // A Protobuf schema a Python client registered as a base64 descriptor: served as .proto text.
+  const fromPython = await registry.getSchema(args.protoFromPython)
+  out.protoFromPython = fromPython.message ? fromPython.message.name : null
 
   try {
     await registry.register(

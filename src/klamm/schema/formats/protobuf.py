@@ -6,8 +6,9 @@ grpcio-tools, in a child process: its errors are printed on the process's stderr
 lets us capture and return as the 42201 message, and a compiler crash cannot take the broker with
 it. Results are cached by content, so a schema is compiled once per process.
 
-The stored text is the schema as registered (Confluent re-renders descriptors as `.proto` text;
-klamm keeps the base64 a Python client sent). `format=serialized` always answers base64.
+Text is stored as registered. A base64 descriptor is stored as the `.proto` text
+protobuf_text.py renders from it, as Confluent does, when protoc compiles that text back to the
+same descriptor (else as the base64 it came in). `format=serialized` always answers base64.
 
 Compatibility (ours: no library compares descriptors) follows Confluent's Protobuf rules: fields
 are matched by number; a field whose wire type changes incompatibly (outside the groups the wire
@@ -36,6 +37,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError
 
 from klamm.schema.errors import InvalidSchemaError
+from klamm.schema.formats.protobuf_text import render
 
 MAIN_FILE = "klamm_schema.proto"  # the name the registered schema compiles under
 PROTOC_TIMEOUT = 30.0  # seconds: protoc takes ~0.1 s; far longer means something is wrong
@@ -144,14 +146,48 @@ def parse_protobuf(text: str, references: Mapping[str, Any]) -> ProtobufSchema:
             renamed.CopyFrom(ref.descriptor)
             renamed.name = name
             deps[name] = renamed
-    fd = _from_base64(text)
-    if fd is not None:
-        return ProtobufSchema(text, fd, tuple(deps.values()))
     given = descriptor_pb2.FileDescriptorSet()
     given.file.extend(d for d in deps.values() if not d.name.startswith("google/protobuf/"))
+    fd = _from_base64(text)
+    if fd is not None:
+        # Stored as .proto text, as Confluent does, when the text compiles back to this very
+        # descriptor; else as the base64 it came in.
+        rendered = render(fd)
+        if rendered is not None:
+            try:
+                files = _compile(rendered, given.SerializeToString())
+            except InvalidSchemaError:
+                files = ()
+            main = next((f for f in files if f.name == MAIN_FILE), None)
+            if main is not None and _same(main, fd):
+                return ProtobufSchema(rendered, main, tuple(deps.values()))
+        return ProtobufSchema(text, fd, tuple(deps.values()))
     files = _compile(text, given.SerializeToString())
     main = next(f for f in files if f.name == MAIN_FILE)
     return ProtobufSchema(text, main, tuple(f for f in files if f.name != MAIN_FILE))
+
+
+def _same(a: descriptor_pb2.FileDescriptorProto, b: descriptor_pb2.FileDescriptorProto) -> bool:
+    """Equal descriptors but for the file name and what protoc adds on its own (json_name)."""
+
+    def strip(fd: descriptor_pb2.FileDescriptorProto) -> descriptor_pb2.FileDescriptorProto:
+        copy = descriptor_pb2.FileDescriptorProto()
+        copy.CopyFrom(fd)
+        copy.ClearField("name")
+        copy.ClearField("source_code_info")
+        if copy.syntax == "proto2":
+            copy.ClearField("syntax")  # protoc omits the default syntax
+
+        def walk(messages: Any) -> None:
+            for m in messages:
+                for f in m.field:
+                    f.ClearField("json_name")
+                walk(m.nested_type)
+
+        walk(copy.message_type)
+        return copy
+
+    return bool(strip(a) == strip(b))
 
 
 def _from_base64(text: str) -> descriptor_pb2.FileDescriptorProto | None:
