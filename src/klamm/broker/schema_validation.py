@@ -70,6 +70,12 @@ class SchemaIdIndex:
         partition = self._partition(SCHEMAS_TOPIC, 0)
         if partition is None:
             return
+        if partition.log.log_end_offset < self._next_offset:
+            # The topic was deleted and created again: its offsets start over, so do we.
+            self._next_offset = 0
+            self._versions.clear()
+            self._live = {}
+        start = self._next_offset
         for header, data in partition.log.batches_from(self._next_offset):
             self._next_offset = header.next_offset
             if header.is_control:
@@ -80,6 +86,8 @@ class SchemaIdIndex:
                 continue
             for record in batch.records:
                 self._apply(record.key, record.value)
+        if self._next_offset == start and self._live:
+            return  # nothing new: a stream of unknown ids costs no rebuild each
         self._live = {}
         for (subject, _), (schema_id, deleted) in self._versions.items():
             if not deleted:
