@@ -70,7 +70,7 @@ class RegistryServer:
         # would end the event loop it shares with the broker.
         config = self._server.config
         try:
-            self._socket = socket.create_server((config.host, config.port), reuse_port=False)
+            self._socket = _listen(config.host, config.port)
         except OSError as exc:
             raise OSError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
         try:
@@ -95,3 +95,19 @@ class RegistryServer:
         if self._socket is not None:
             self._socket.close()
         await asyncio.to_thread(self.log.stop)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket. Made with proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on
+    sockets that say so (socket.create_server's proto 0 does not), and without it a keep-alive
+    client's request waits out the peer's delayed ACK - 40 ms a response, measured."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)  # uvicorn's default backlog
+    except OSError:
+        sock.close()
+        raise
+    return sock
