@@ -25,7 +25,7 @@ $(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package.json $(JS_DIR)/pack
 	cd $(JS_DIR) && npm ci --no-audit --no-fund --silent
 
 run: $(STAMP_RUN)
-	$(BIN)/klamm broker --listen 127.0.0.1:9092 --data-dir ./data
+	$(BIN)/klamm broker --listen 127.0.0.1:9092 --data-dir ./data --schema-registry 127.0.0.1:8081
 
 test: $(STAMP_TEST) $(JS_DIR)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -q

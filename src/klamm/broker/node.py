@@ -32,6 +32,7 @@ from klamm.broker.listener import Listener, raise_fd_limit
 from klamm.broker.metrics import MetricsServer
 from klamm.broker.partition import Partition
 from klamm.broker.router import Handler, advertised_versions, load_handlers
+from klamm.broker.schema_validation import SchemaIdIndex
 from klamm.broker.transactions import (
     ProducerIdAllocator,
     ProducerStateService,
@@ -99,6 +100,8 @@ class Broker:
         # Deleted topics' files being removed in worker threads; stop() waits for them.
         self._purges: set[asyncio.Future[None]] = set()
         self.cleaner = LogCleaner(self.logs)  # compaction of cleanup.policy=compact logs
+        # Broker-side schema validation reads the registry's `_schemas` partition from here.
+        self.schema_ids = SchemaIdIndex(self.partition)
         self.cluster_id = ""
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._listener: Listener | None = None

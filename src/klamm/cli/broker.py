@@ -89,6 +89,10 @@ def register(subparsers: Any) -> None:
                         help="json: one JSON object per line, for log pipelines")  # fmt: skip
     parser.add_argument("--metrics", type=_address, default=None, metavar="HOST:PORT",
                         help="serve Prometheus metrics at http://HOST:PORT/metrics")  # fmt: skip
+    parser.add_argument("--schema-registry", type=_listen_address, default=None,
+                        metavar="HOST:PORT",
+                        help="also serve a Confluent-compatible Schema Registry on HOST:PORT "
+                        "(state in this broker's _schemas topic)")  # fmt: skip
     parser.set_defaults(func=main)
 
 
@@ -155,10 +159,10 @@ def main(args: argparse.Namespace) -> int:
             config = build_config(args)
         except ValueError as exc:  # ConfigFileError, and a setting BrokerConfig rejects
             return _fail(str(exc), 2)
-        problem = _preflight(config)
+        problem = _preflight(config) or _preflight_registry(getattr(args, "schema_registry", None))
         if problem is not None:
             return _fail(problem, 1)
-        return _run(config)
+        return _run(config, getattr(args, "schema_registry", None))
     except KeyboardInterrupt:
         return 130  # before the broker's own SIGINT handling is in place
 
@@ -196,7 +200,19 @@ def _preflight(config: BrokerConfig) -> str | None:
     return None
 
 
-def _run(config: BrokerConfig) -> int:
+def _preflight_registry(listen: tuple[str, int] | None) -> str | None:
+    if listen is None or listen[1] == 0:
+        return None
+    try:
+        with socket.socket() as probe:  # as uvicorn binds it: SO_REUSEADDR
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(listen)
+    except OSError as exc:
+        return f"cannot serve the schema registry on {listen[0]}:{listen[1]}: {_describe(exc)}"
+    return None
+
+
+def _run(config: BrokerConfig, registry: tuple[str, int] | None = None) -> int:
     from klamm.broker.node import StartupError
     from klamm.broker.server import serve
 
@@ -207,13 +223,69 @@ def _run(config: BrokerConfig) -> int:
         started = True
 
     try:
-        _run_loop(serve(config, on_started=on_started))
+        if registry is None:
+            _run_loop(serve(config, on_started=on_started))
+        else:
+            _run_loop(_serve_with_registry(config, registry, on_started))
     except StartupError as exc:
         return _fail(str(exc), 1)
     except Exception as exc:
         log.debug("broker failed", exc_info=True)
         return _fail(f"{'stopped' if started else 'cannot start'}: {_describe(exc)}", 1)
     return 0
+
+
+async def _serve_with_registry(
+    config: BrokerConfig, listen: tuple[str, int], on_started: Any
+) -> None:
+    """The broker, and beside it on the same loop a Schema Registry that reaches the broker as any
+    client does (klamm.schema imports no broker code). A registry that cannot start stops the
+    broker: the operator asked for both."""
+    from klamm.broker.server import serve
+    from klamm.schema.server import RegistryServer
+
+    stop = asyncio.Event()
+    servers: list[RegistryServer] = []
+    failure: list[BaseException] = []
+
+    async def start_registry(port: int) -> None:
+        host = config.host if config.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        server = RegistryServer(f"{host}:{port}", *listen, client_config=_registry_client(config))
+        try:
+            await server.start()
+        except Exception as exc:
+            failure.append(exc)
+            stop.set()
+            return
+        servers.append(server)
+
+    tasks: list[asyncio.Task[None]] = []
+
+    def started(broker: Any) -> None:
+        on_started(broker)
+        tasks.append(asyncio.create_task(start_registry(broker.bound_port)))
+
+    try:
+        await serve(config, stop, started)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for server in servers:
+            await server.stop()
+    if failure:
+        raise OSError(f"schema registry: {_describe(failure[0])}")
+
+
+def _registry_client(config: BrokerConfig) -> dict[str, Any]:
+    """librdkafka settings for the in-process registry to reach its own broker's listener."""
+    out: dict[str, Any] = {"security.protocol": config.security_protocol}
+    if config.tls_enabled:
+        out["enable.ssl.certificate.verification"] = False  # our own listener, on this host
+    if config.security_protocol.startswith("SASL_") and config.sasl_users:
+        user, password = next(iter(config.sasl_users.items()))
+        mechanism = "PLAIN" if "PLAIN" in config.sasl_mechanisms else config.sasl_mechanisms[0]
+        out.update({"sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password})
+    return out
 
 
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:

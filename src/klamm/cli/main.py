@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "transactions",
     "configs",
     "bench",
+    "registry",
     "demo",
 )
 

@@ -132,6 +132,11 @@ _TABLE: tuple[ConfigDef, ...] = (
               _between(1, 17)),
     ConfigDef("compression.zstd.level", _I, "3", "zstd level when the broker compresses",
               _between(-131072, 22)),
+    # Confluent Server's broker-side schema validation (klamm.broker.schema_validation).
+    ConfigDef("confluent.key.schema.validation", _B, "false", "refuse records whose key names "
+              "no schema registered under <topic>-key"),
+    ConfigDef("confluent.value.schema.validation", _B, "false", "refuse records whose value "
+              "names no schema registered under <topic>-value"),
     ConfigDef("delete.retention.ms", _L, "86400000", "how long tombstones are kept on compacted "
               "topics", _at_least(0)),
     ConfigDef("file.delete.delay.ms", _L, "60000", "wait before deleting a file from disk",
@@ -261,6 +266,8 @@ class LogConfig:
     flush_messages: int = LONG_MAX
     flush_ms: int = LONG_MAX
     file_delete_delay_ms: int = 60000
+    confluent_key_schema_validation: bool = False
+    confluent_value_schema_validation: bool = False
 
     @property
     def compact(self) -> bool:

@@ -28,6 +28,7 @@ from typing import Any
 
 from klamm.broker.context import RequestContext
 from klamm.broker.partition import Partition
+from klamm.broker.schema_validation import SchemaIdIndex
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.compression import InflatesTooFar
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
@@ -36,6 +37,7 @@ from klamm.protocol.record_batch import (
     BatchHeader,
     RecordsSummary,
     check_produced_header,
+    decode_batch,
     set_log_append_time,
     set_max_timestamp,
     validate_records,
@@ -181,6 +183,9 @@ def _append(ctx: RequestContext, result: _PartitionResult) -> None:
         result.record_errors = [
             {"batch_index": i, "batch_index_error_message": why} for i in listed
         ]
+        return
+    validated = config.confluent_value_schema_validation or config.confluent_key_schema_validation
+    if validated and _schema_problems(broker.schema_ids, topic, index, records, config, result):
         return
     if not config.log_append_time:
         problem = _timestamp_problem(summary, config, broker.now_ms())
@@ -347,6 +352,38 @@ def _response(
         ],
         throttle_time=0,
     )
+
+
+def _schema_problems(
+    schema_ids: SchemaIdIndex,
+    topic: str,
+    index: int,
+    records: bytes,
+    config: LogConfig,
+    result: _PartitionResult,
+) -> bool:
+    """Broker-side schema validation (schema_validation.py); fails `result` and returns True when a
+    record names no schema registered for the topic's subject."""
+    try:
+        decoded = decode_batch(records).records
+    except InvalidRecordBatch as exc:
+        result.fail(exc.code, str(exc))
+        return True
+    problems = schema_ids.problems(
+        topic,
+        decoded,
+        key=config.confluent_key_schema_validation,
+        value=config.confluent_value_schema_validation,
+    )
+    if not problems:
+        return False
+    first = problems[0][1]
+    result.fail(ErrorCode.invalid_record, f"Schema validation failed in topic partition "
+                f"{topic}-{index}: {first}")  # fmt: skip
+    result.record_errors = [
+        {"batch_index": i, "batch_index_error_message": why} for i, why in problems
+    ]
+    return True
 
 
 def _timestamp_problem(summary: RecordsSummary, config: LogConfig, now: int) -> str | None:
