@@ -1,0 +1,576 @@
+"""The console's only way to the cluster: the Kafka protocol, through klamm.client.
+
+Topics, groups and offsets go through klamm.client's Admin and Producer where they have the
+call; what they lack (one ListOffsets for every partition of the cluster, DescribeConfigs with
+source and synonyms, DescribeCluster, a bounded read of a partition range without a group) is
+asked of librdkafka directly, with the same connection settings (klamm.client.config), so SSL and
+SASL behave as for every other klamm client. Nothing here knows which broker answers: klamm,
+Apache Kafka, Tansu or a managed service look the same.
+
+Blocking librdkafka calls run in worker threads; every method here is a coroutine that never
+blocks the event loop. The browse consumer is one librdkafka consumer without a group, reused
+under a lock (a new one per page would cost a connection and a metadata round trip per click).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import confluent_kafka
+from confluent_kafka import admin as _rd_admin
+
+from klamm.client import Kafka, KafkaError
+from klamm.client.config import client_config
+from klamm.client.connectivity import create_client, reach_cluster
+from klamm.client.errors import from_librdkafka
+
+from .config import ConsoleConfig
+
+T = TypeVar("T")
+rd: Any = _rd_admin  # confluent_kafka.admin re-exports without __all__ (mypy --strict)
+
+# Seconds any single request to the cluster may take before the page shows an error instead.
+REQUEST_TIMEOUT_S = 10.0
+# How long a browse waits for a partition's next fetch before calling the page complete: the
+# range to read is known (it ends at the high watermark read just before), so this only matters
+# when a broker is slow; two seconds keeps a page from hanging on one.
+BROWSE_TIMEOUT_S = 2.0
+# Group states in which the broker accepts an OffsetCommit from an admin (no active members):
+# Kafka's GroupCoordinator refuses it otherwise, and so do the CLI and the console.
+RESETTABLE_STATES = frozenset({"EMPTY", "DEAD", "UNKNOWN"})
+
+
+class ConsoleError(Exception):
+    """A request the console cannot do; shown to the user as it is."""
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    partition: int
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    low: int
+    high: int
+
+    @property
+    def messages(self) -> int:
+        return max(0, self.high - self.low)
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    partitions: tuple[PartitionInfo, ...]
+    internal: bool
+
+    @property
+    def messages(self) -> int:
+        return sum(p.messages for p in self.partitions)
+
+    @property
+    def end_offsets(self) -> int:
+        return sum(p.high for p in self.partitions)
+
+
+@dataclass(frozen=True)
+class ConfigItem:
+    name: str
+    value: str | None
+    source: str
+    default: str | None
+    is_default: bool
+    read_only: bool
+    sensitive: bool
+
+
+@dataclass(frozen=True)
+class Record:
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+
+    @property
+    def size(self) -> int:
+        return (
+            len(self.key or b"")
+            + len(self.value or b"")
+            + sum(len(k) + len(v or b"") for k, v in self.headers)
+        )
+
+
+@dataclass
+class Page:
+    records: list[Record]
+    scanned: int = 0
+    bytes_read: int = 0
+    truncated: bool = False  # stopped by the byte budget or the scan bound
+    ranges: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (low, high)
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    member_id: str
+    client_id: str
+    host: str
+    assignment: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class GroupOffset:
+    topic: str
+    partition: int
+    committed: int  # -1: nothing committed
+    high: int
+    low: int
+
+    @property
+    def lag(self) -> int:
+        start = self.committed if self.committed >= 0 else self.low
+        return max(0, self.high - start)
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    group_id: str
+    state: str
+    protocol: str
+    members: tuple[MemberInfo, ...]
+    offsets: tuple[GroupOffset, ...]
+
+    @property
+    def lag(self) -> int:
+        return sum(o.lag for o in self.offsets)
+
+    @property
+    def resettable(self) -> bool:
+        return self.state.upper() in RESETTABLE_STATES
+
+
+@dataclass(frozen=True)
+class ResetRow:
+    topic: str
+    partition: int
+    current: int
+    target: int
+
+
+def _await_futures(futures: Mapping[Any, concurrent.futures.Future[Any]]) -> dict[Any, Any]:
+    out = {}
+    for key, future in futures.items():
+        try:
+            out[key] = future.result(timeout=REQUEST_TIMEOUT_S)
+        except confluent_kafka.KafkaException as exc:
+            raise from_librdkafka(exc) from None
+        except concurrent.futures.TimeoutError:
+            raise ConsoleError("the cluster did not answer in time") from None
+    return out
+
+
+class Cluster:
+    """One cluster, seen through the Kafka protocol. `connect()` before use, `close()` after."""
+
+    def __init__(self, config: ConsoleConfig) -> None:
+        settings: dict[str, Any] = {"brokers": config.brokers, "ssl": config.ssl}
+        if config.sasl:
+            settings["sasl"] = config.sasl
+        self._kafka = Kafka(client_id="klamm-console", config=config.client_config, **settings)
+        self._admin = self._kafka.admin()
+        self._producer = self._kafka.producer(allow_auto_topic_creation=False)
+        self._producer_connected = False
+        self._conf = client_config(
+            client_id="klamm-console", extra=config.client_config, **settings
+        )
+        self._page_bytes = config.page_bytes
+        self._rd_admin: Any = None
+        self._browser: Any = None
+        self._browse_lock = threading.Lock()
+
+    async def connect(self) -> None:
+        conf = {**self._conf, "allow.auto.create.topics": False}
+        rd_admin, watch = create_client(rd.AdminClient, conf)
+        await asyncio.to_thread(reach_cluster, rd_admin, watch, REQUEST_TIMEOUT_S)
+        self._rd_admin = rd_admin
+        await self._admin.connect()
+
+    async def close(self) -> None:
+        if self._producer_connected:
+            await self._producer.disconnect(timeout_ms=5_000)
+            self._producer_connected = False
+        await self._admin.disconnect()
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            await asyncio.to_thread(browser.close)
+        self._rd_admin = None
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except confluent_kafka.KafkaException as exc:
+            raise from_librdkafka(exc) from None
+
+    # -- cluster and topics -----------------------------------------------------------------
+
+    async def describe(self) -> dict[str, Any]:
+        """Cluster id, controller and brokers (DescribeCluster; Metadata when not served)."""
+        try:
+            futures = {"c": self._rd_admin.describe_cluster(request_timeout=REQUEST_TIMEOUT_S)}
+            desc = (await asyncio.to_thread(_await_futures, futures))["c"]
+            nodes = [(n.id, n.host, n.port, n.rack) for n in desc.nodes]
+            return {
+                "cluster_id": desc.cluster_id,
+                "controller": desc.controller.id if desc.controller else None,
+                "brokers": sorted(nodes),
+            }
+        except KafkaError:
+            md = await self._call(self._rd_admin.list_topics, None, REQUEST_TIMEOUT_S)
+            return {
+                "cluster_id": md.cluster_id,
+                "controller": md.controller_id,
+                "brokers": sorted((b.id, b.host, b.port, None) for b in md.brokers.values()),
+            }
+
+    async def topics(self, names: Sequence[str] | None = None) -> list[TopicInfo]:
+        """Every topic (or `names`), with leaders, replicas and start and end offsets."""
+        md = await self._call(self._rd_admin.list_topics, None, REQUEST_TIMEOUT_S)
+        wanted = [
+            t
+            for t in sorted(md.topics)
+            if (names is None or t in names) and md.topics[t].error is None
+        ]
+        tps = [(t, p) for t in wanted for p in sorted(md.topics[t].partitions)]
+        low = await self._offsets(tps, rd.OffsetSpec.earliest())
+        high = await self._offsets(tps, rd.OffsetSpec.latest())
+        out = []
+        for t in wanted:
+            tmd = md.topics[t]
+            parts = tuple(
+                PartitionInfo(
+                    p,
+                    tmd.partitions[p].leader,
+                    tuple(tmd.partitions[p].replicas),
+                    tuple(tmd.partitions[p].isrs),
+                    low.get((t, p), -1),
+                    high.get((t, p), -1),
+                )
+                for p in sorted(tmd.partitions)
+            )
+            out.append(TopicInfo(t, parts, t.startswith("__")))
+        return out
+
+    async def topic(self, name: str) -> TopicInfo:
+        found = await self.topics([name])
+        if not found:
+            raise ConsoleError(f"no topic named {name!r}")
+        return found[0]
+
+    async def end_offsets(self) -> dict[tuple[str, int], int]:
+        """The end offset of every partition: what the sampler turns into produce rates."""
+        md = await self._call(self._rd_admin.list_topics, None, REQUEST_TIMEOUT_S)
+        tps = [(t, p) for t, tmd in md.topics.items() if tmd.error is None for p in tmd.partitions]
+        return await self._offsets(tps, rd.OffsetSpec.latest())
+
+    async def _offsets(
+        self, tps: Sequence[tuple[str, int]], spec: Any
+    ) -> dict[tuple[str, int], int]:
+        if not tps:
+            return {}
+        request = {confluent_kafka.TopicPartition(t, p): spec for t, p in tps}
+
+        def run() -> dict[tuple[str, int], int]:
+            futures = self._rd_admin.list_offsets(request, request_timeout=REQUEST_TIMEOUT_S)
+            out = {}
+            for tp, future in futures.items():
+                try:
+                    out[(tp.topic, tp.partition)] = int(future.result(REQUEST_TIMEOUT_S).offset)
+                except (confluent_kafka.KafkaException, concurrent.futures.TimeoutError):
+                    out[(tp.topic, tp.partition)] = -1  # shown as unknown, never a crash
+            return out
+
+        return await asyncio.to_thread(run)
+
+    async def create_topic(self, name: str, partitions: int, replication: int) -> None:
+        created = await self._admin.create_topics(
+            topics=[
+                {"topic": name, "num_partitions": partitions, "replication_factor": replication}
+            ]
+        )
+        if not created:
+            raise ConsoleError(f"topic {name!r} already exists")
+
+    async def delete_topic(self, name: str) -> None:
+        await self._admin.delete_topics(topics=[name])
+
+    async def add_partitions(self, name: str, total: int) -> None:
+        await self._admin.create_partitions(topic_partitions=[{"topic": name, "count": total}])
+
+    async def configs(self, topic: str) -> list[ConfigItem]:
+        resource = rd.ConfigResource(rd.ResourceType.TOPIC, topic)
+
+        def run() -> dict[str, Any]:
+            futures = self._rd_admin.describe_configs([resource], request_timeout=10)
+            return dict(_await_futures(futures)[resource])
+
+        entries = await self._call(run)
+        out = []
+        for name in sorted(entries):
+            e = entries[name]
+            default = None
+            for syn in getattr(e, "synonyms", {}).values():
+                if str(syn.source).endswith("DEFAULT_CONFIG"):
+                    default = syn.value
+            if e.is_default:
+                default = e.value
+            out.append(
+                ConfigItem(
+                    name=name,
+                    value=None if e.is_sensitive else e.value,
+                    source=str(rd.ConfigSource(e.source).name),
+                    default=default,
+                    is_default=bool(e.is_default),
+                    read_only=bool(e.is_read_only),
+                    sensitive=bool(e.is_sensitive),
+                )
+            )
+        return out
+
+    async def set_config(self, topic: str, name: str, value: str | None) -> None:
+        """Set one topic config, or (value None) remove the override so the default applies."""
+        op = rd.AlterConfigOpType.DELETE if value is None else rd.AlterConfigOpType.SET
+        entry = rd.ConfigEntry(name, "" if value is None else value, incremental_operation=op)
+        resource = rd.ConfigResource(rd.ResourceType.TOPIC, topic, incremental_configs=[entry])
+
+        def run() -> None:
+            _await_futures(self._rd_admin.incremental_alter_configs([resource]))
+
+        await self._call(run)
+
+    # -- messages ---------------------------------------------------------------------------
+
+    async def produce(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Mapping[str, bytes],
+        partition: int | None,
+    ) -> tuple[int, int]:
+        if not self._producer_connected:
+            await self._producer.connect()
+            self._producer_connected = True
+        message: dict[str, Any] = {"key": key, "value": value, "headers": dict(headers)}
+        if partition is not None:
+            message["partition"] = partition
+        [meta] = await self._producer.send(topic=topic, messages=[message], timeout_ms=10_000)
+        return meta.partition, meta.offset
+
+    async def offsets_for_time(
+        self, topic: str, partitions: Iterable[int], ts: int
+    ) -> dict[int, int]:
+        found = await self._offsets(
+            [(topic, p) for p in partitions], rd.OffsetSpec.for_timestamp(ts)
+        )
+        return {p: o for (_, p), o in found.items()}
+
+    async def read(
+        self,
+        topic: str,
+        starts: Mapping[int, tuple[int, int]],
+        *,
+        keep: Callable[[Record], bool],
+        max_records: int,
+        max_scan: int,
+        from_end: bool,
+    ) -> Page:
+        """Read partitions from `starts[p][0]` up to (not including) `starts[p][1]`, keeping the
+        records `keep` accepts: the first `max_records` of them, or with `from_end` the last.
+        Never reads more than the page byte budget or `max_scan` records."""
+        return await self._call(
+            self._read_blocking, topic, dict(starts), keep, max_records, max_scan, from_end
+        )
+
+    def _browser_consumer(self) -> Any:
+        if self._browser is None:
+            conf = {
+                **self._conf,
+                "group.id": "klamm-console-browser",  # never joins: assign() only, no commits
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": 10,  # the range is known: never wait for more data
+                "fetch.max.bytes": self._page_bytes,
+                "max.partition.fetch.bytes": min(self._page_bytes, 1_048_576),
+                "queued.max.messages.kbytes": max(1, self._page_bytes // 1024),
+                "allow.auto.create.topics": False,
+            }
+            self._browser, _ = create_client(confluent_kafka.Consumer, conf)
+        return self._browser
+
+    def _read_blocking(
+        self,
+        topic: str,
+        starts: dict[int, tuple[int, int]],
+        keep: Callable[[Record], bool],
+        max_records: int,
+        max_scan: int,
+        from_end: bool,
+    ) -> Page:
+        page = Page(records=[], ranges=starts)
+        todo = {p: r for p, r in starts.items() if r[0] < r[1]}
+        if not todo:
+            return page
+        with self._browse_lock:
+            consumer = self._browser_consumer()
+            consumer.assign(
+                [confluent_kafka.TopicPartition(topic, p, r[0]) for p, r in todo.items()]
+            )
+            position = {p: r[0] for p, r in todo.items()}
+            deadline = time.monotonic() + BROWSE_TIMEOUT_S
+            try:
+                while todo and time.monotonic() < deadline:
+                    for msg in consumer.consume(num_messages=500, timeout=0.05):
+                        p = msg.partition()
+                        if p not in todo:
+                            continue
+                        err = msg.error()
+                        if err is not None:
+                            if err.code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                                del todo[p]
+                                continue
+                            raise from_librdkafka(err)
+                        offset = msg.offset()
+                        if offset < position[p]:
+                            continue  # fetched for an earlier page before this assign()
+                        if offset >= todo[p][1]:
+                            del todo[p]
+                            continue
+                        record = Record(
+                            p,
+                            offset,
+                            msg.timestamp()[1],
+                            msg.key(),
+                            msg.value(),
+                            tuple(msg.headers() or ()),
+                        )
+                        page.scanned += 1
+                        page.bytes_read += record.size
+                        if keep(record):
+                            page.records.append(record)
+                        if offset + 1 >= todo[p][1]:
+                            del todo[p]
+                        if page.bytes_read >= self._page_bytes or page.scanned >= max_scan:
+                            page.truncated = bool(todo)
+                            todo.clear()
+                            break
+                        if not from_end and len(page.records) >= max_records:
+                            page.truncated = bool(todo)
+                            todo.clear()
+                            break
+            finally:
+                consumer.unassign()
+        page.records.sort(key=lambda r: (r.timestamp, r.partition, r.offset))
+        page.records = page.records[-max_records:] if from_end else page.records[:max_records]
+        return page
+
+    # -- groups -----------------------------------------------------------------------------
+
+    async def group_ids(self) -> list[tuple[str, str]]:
+        listed = await self._admin.list_groups()
+        return sorted((g["group_id"], g["state"]) for g in listed["groups"])
+
+    async def group(self, group_id: str) -> GroupInfo:
+        described = (await self._admin.describe_groups(group_ids=[group_id]))["groups"][0]
+        committed = await self._admin.fetch_offsets(group_id=group_id)
+        tps = [(e["topic"], p["partition"]) for e in committed for p in e["partitions"]]
+        low = await self._offsets(tps, rd.OffsetSpec.earliest())
+        high = await self._offsets(tps, rd.OffsetSpec.latest())
+        offsets = tuple(
+            GroupOffset(
+                e["topic"],
+                p["partition"],
+                p["offset"],
+                high.get((e["topic"], p["partition"]), -1),
+                low.get((e["topic"], p["partition"]), -1),
+            )
+            for e in committed
+            for p in e["partitions"]
+        )
+        members = tuple(
+            MemberInfo(
+                m["member_id"], m["client_id"], m["client_host"], tuple(sorted(m["assignment"]))
+            )
+            for m in described["members"]
+        )
+        return GroupInfo(
+            group_id, described["state"], described["protocol"] or "", members, offsets
+        )
+
+    async def reset_plan(
+        self, group: GroupInfo, topic: str, strategy: str, value: str
+    ) -> list[ResetRow]:
+        """Where a reset would move each partition of `topic` (the dry-run preview)."""
+        info = await self.topic(topic)
+        current = {o.partition: o.committed for o in group.offsets if o.topic == topic}
+        if strategy == "earliest":
+            target = {p.partition: p.low for p in info.partitions}
+        elif strategy == "latest":
+            target = {p.partition: p.high for p in info.partitions}
+        elif strategy == "timestamp":
+            try:
+                ts = int(value)
+            except ValueError:
+                raise ConsoleError(f"timestamp {value!r} is not milliseconds") from None
+            found = await self.offsets_for_time(topic, (p.partition for p in info.partitions), ts)
+            target = {
+                p.partition: (found[p.partition] if found[p.partition] >= 0 else p.high)
+                for p in info.partitions
+            }
+        elif strategy == "offset":
+            try:
+                wanted = int(value)
+            except ValueError:
+                raise ConsoleError(f"offset {value!r} is not a number") from None
+            if wanted < 0:
+                raise ConsoleError("offset must be 0 or more")
+            # As kafka-consumer-groups.sh --to-offset: clamped into each partition's range.
+            target = {p.partition: min(max(wanted, p.low), p.high) for p in info.partitions}
+        else:
+            raise ConsoleError(f"unknown reset strategy {strategy!r}")
+        return [ResetRow(topic, p, current.get(p, -1), target[p]) for p in sorted(target)]
+
+    async def apply_reset(self, group_id: str, rows: Sequence[ResetRow]) -> None:
+        if not rows:
+            return
+        await self._admin.set_offsets(
+            group_id=group_id,
+            topic=rows[0].topic,
+            partitions=[{"partition": r.partition, "offset": r.target} for r in rows],
+        )
+
+    async def committed_totals(
+        self, group_ids: Sequence[str]
+    ) -> dict[str, dict[tuple[str, int], int]]:
+        """Committed offsets of each group (the sampler's consume rates and lag history)."""
+        out: dict[str, dict[tuple[str, int], int]] = {}
+        for gid in group_ids:
+            try:
+                entries = await self._admin.fetch_offsets(group_id=gid)
+            except KafkaError:
+                continue
+            out[gid] = {
+                (e["topic"], p["partition"]): p["offset"]
+                for e in entries
+                for p in e["partitions"]
+                if p["offset"] >= 0
+            }
+        return out
