@@ -1,0 +1,148 @@
+"""`klamm console`: the web console against any Kafka cluster.
+
+    klamm console --bootstrap broker:9092 [--listen 127.0.0.1:8080] [--read-only]
+    klamm console -b kafka.example:9093 --ssl --ssl-cafile ca.pem --sasl-mechanism scram-sha-512 \\
+        --sasl-user alice:secret --listen 0.0.0.0:8080 --token s3cret
+
+The console talks to the cluster through klamm's client only (klamm.console), so it shows a klamm
+broker, Apache Kafka, Tansu or a managed cluster alike. `klamm broker --console HOST:PORT` serves
+the same console beside a broker, in the broker's process. Exit codes: 2 for bad settings, 1 when
+the cluster cannot be reached or the address cannot be bound, 0 after Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import Any
+
+from klamm.cli import logs
+from klamm.cli._common import bootstrap_servers, host_port, key_value
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+def _listen(value: str) -> tuple[str, int]:
+    return host_port(value, allow_zero=True)
+
+
+def _user(value: str) -> tuple[str, str]:
+    name, sep, password = value.partition(":")
+    if not sep or not name or not password:
+        raise argparse.ArgumentTypeError(f"expected NAME:PASSWORD, got {value!r}")
+    return name, password
+
+
+def add_console_options(parser: argparse.ArgumentParser | Any) -> None:
+    """The options `klamm console` and `klamm broker --console` share: who may use it."""
+    parser.add_argument("--read-only", action="store_true",
+                        help="hide and refuse every action that changes the cluster")  # fmt: skip
+    parser.add_argument("--token", default=None, metavar="TOKEN",
+                        help="require this token to log in (needed when listening beyond "
+                        "127.0.0.1, unless --console-user is given)")  # fmt: skip
+    parser.add_argument("--console-user", type=_user, default=None, metavar="NAME:PASSWORD",
+                        help="require this user to log in")  # fmt: skip
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "console",
+        help="web console for any Kafka cluster",
+        description="Serve a web console (topics, messages, consumer groups, lag) for a Kafka "
+        "cluster, talking to it over the Kafka protocol only.",
+    )
+    parser.add_argument("-b", "--bootstrap", "--bootstrap-server", dest="bootstrap",
+                        type=bootstrap_servers, default="127.0.0.1:9092",
+                        metavar="HOST:PORT[,...]",
+                        help="brokers to bootstrap from (default 127.0.0.1:9092)")  # fmt: skip
+    parser.add_argument("--listen", type=_listen, default=host_port(DEFAULT_LISTEN),
+                        metavar="HOST:PORT",
+                        help=f"where the console listens (default {DEFAULT_LISTEN})")  # fmt: skip
+    add_console_options(parser)
+    security = parser.add_argument_group("connection security")
+    security.add_argument("--ssl", action="store_true", help="connect with TLS")
+    security.add_argument("--ssl-cafile", default=None, metavar="PEM",
+                          help="CA certificates to verify the brokers (implies --ssl)")  # fmt: skip
+    security.add_argument("--sasl-mechanism", default=None,
+                          choices=["plain", "scram-sha-256", "scram-sha-512"],
+                          help="SASL mechanism (default plain with --sasl-user)")  # fmt: skip
+    security.add_argument("--sasl-user", type=_user, default=None, metavar="NAME:PASSWORD",
+                          help="SASL login")  # fmt: skip
+    parser.add_argument("-X", dest="client_props", type=key_value, action="append",
+                        default=[], metavar="PROP=VALUE",
+                        help="librdkafka client property (repeatable)")  # fmt: skip
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])  # fmt: skip
+    parser.set_defaults(func=main)
+
+
+def console_config(args: argparse.Namespace, *, host: str, port: int, brokers: str) -> Any:
+    """A klamm.console.ConsoleConfig from the shared options (imported late: `klamm --help`
+    should not pay for Starlette and Jinja2)."""
+    from klamm.console import ConsoleConfig
+
+    return ConsoleConfig(
+        host=host,
+        port=port,
+        brokers=brokers,
+        read_only=args.read_only,
+        token=args.token,
+        user=args.console_user,
+        ssl=getattr(args, "ssl_settings", None),
+        sasl=getattr(args, "sasl_settings", None),
+        client_config=dict(getattr(args, "client_props", []) or []),
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from klamm.client import KafkaError
+    from klamm.console import ConsoleConfigError
+
+    logs.configure(args.log_level, "text")
+    if args.ssl or args.ssl_cafile:
+        args.ssl_settings = {"ca_location": args.ssl_cafile} if args.ssl_cafile else True
+    if args.sasl_user is not None:
+        args.sasl_settings = {
+            "mechanism": args.sasl_mechanism or "plain",
+            "username": args.sasl_user[0],
+            "password": args.sasl_user[1],
+        }
+    host, port = args.listen
+    try:
+        config = console_config(args, host=host, port=port, brokers=args.bootstrap)
+        config.check()
+    except ConsoleConfigError as exc:
+        print(f"klamm console: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config))
+    except KafkaError as exc:
+        print(f"klamm console: cannot reach {args.bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"klamm console: cannot listen on {host}:{port}: {exc.strerror or exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+async def _serve(config: Any) -> None:
+    from klamm.console import ConsoleServer
+
+    server = ConsoleServer(config)
+    await server.start()
+    print(f"klamm console: open {server.url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
