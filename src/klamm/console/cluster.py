@@ -41,6 +41,8 @@ REQUEST_TIMEOUT_S = 10.0
 # range to read is known (it ends at the high watermark read just before), so this only matters
 # when a broker is slow; two seconds keeps a page from hanging on one.
 BROWSE_TIMEOUT_S = 2.0
+# librdkafka refuses fetch sizes below its message.max.bytes default (1 MiB).
+FETCH_FLOOR_BYTES = 1_048_576
 # Group states in which the broker accepts an OffsetCommit from an admin (no active members):
 # Kafka's GroupCoordinator refuses it otherwise, and so do the CLI and the console.
 RESETTABLE_STATES = frozenset({"EMPTY", "DEAD", "UNKNOWN"})
@@ -408,9 +410,11 @@ class Cluster:
                 "enable.auto.offset.store": False,
                 "enable.partition.eof": True,
                 "fetch.wait.max.ms": 10,  # the range is known: never wait for more data
-                "fetch.max.bytes": self._page_bytes,
-                "max.partition.fetch.bytes": min(self._page_bytes, 1_048_576),
-                "queued.max.messages.kbytes": max(1, self._page_bytes // 1024),
+                # librdkafka's own prefetch, at least its default message size (it refuses less);
+                # the page's byte budget itself is counted in _read_blocking.
+                "fetch.max.bytes": max(self._page_bytes, FETCH_FLOOR_BYTES),
+                "max.partition.fetch.bytes": FETCH_FLOOR_BYTES,
+                "queued.max.messages.kbytes": max(self._page_bytes, FETCH_FLOOR_BYTES) // 1024,
                 "allow.auto.create.topics": False,
             }
             self._browser, _ = create_client(confluent_kafka.Consumer, conf)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -173,21 +174,28 @@ class FilterError(ValueError):
 _MISSING = object()
 
 
+# `$.a.b[0]['c d']`: names after dots, indexes and quoted names in brackets (a JSONPath subset:
+# enough to pick a field, never a query language that could make a scan expensive).
+_PATH = re.compile(r"(?:\.([A-Za-z0-9_\-]+)|\[(-?\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\])")
+
+
 def json_path_get(document: Any, path: str) -> Any:
-    """`$.a.b[0].c` of a parsed document; _MISSING when a step does not exist."""
+    """`$.a.b[0].c` of a parsed document; _MISSING when a step does not exist; FilterError
+    for a path that is not one."""
     if not path.startswith("$"):
         raise FilterError(f"a JSON path starts with $, not {path[:1]!r}")
     steps: list[str | int] = []
-    for part in path[1:].replace("[", ".[").split("."):
-        if not part:
-            continue
-        if part.startswith("[") and part.endswith("]"):
-            try:
-                steps.append(int(part[1:-1]))
-            except ValueError:
-                steps.append(part[1:-1].strip("'\""))
+    position = 1
+    while position < len(path):
+        match = _PATH.match(path, position)
+        if match is None:
+            raise FilterError(f"cannot read the JSON path {path!r} at {path[position:]!r}")
+        name, index, quoted1, quoted2 = match.groups()
+        if index is not None:
+            steps.append(int(index))
         else:
-            steps.append(part)
+            steps.append(next(v for v in (name, quoted1, quoted2) if v is not None))
+        position = match.end()
     node = document
     for step in steps:
         in_list = (
