@@ -96,7 +96,7 @@ def register(subparsers: Any) -> None:
     console = parser.add_argument_group("web console")
     console.add_argument("--console", type=_listen_address, default=None, metavar="HOST:PORT",
                          help="serve the web console at http://HOST:PORT/")  # fmt: skip
-    add_console_options(console)
+    add_console_options(console, prefix="console-")
     parser.set_defaults(func=main)
 
 

@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from klamm.cli import logs
-from klamm.cli._common import bootstrap_servers, host_port, key_value
+from klamm.cli._common import bootstrap_servers, host_port, key_value, seconds
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
@@ -36,15 +36,17 @@ def _user(value: str) -> tuple[str, str]:
     return name, password
 
 
-def add_console_options(parser: argparse.ArgumentParser | Any) -> None:
-    """The options `klamm console` and `klamm broker --console` share: who may use it."""
-    parser.add_argument("--read-only", action="store_true",
+def add_console_options(parser: argparse.ArgumentParser | Any, prefix: str = "") -> None:
+    """Who may use the console: `--read-only`, `--token`, `--user` for `klamm console`; the same
+    with `prefix="console-"` for `klamm broker`, where they would otherwise read as broker
+    settings."""
+    parser.add_argument(f"--{prefix}read-only", dest="console_read_only", action="store_true",
                         help="hide and refuse every action that changes the cluster")  # fmt: skip
-    parser.add_argument("--token", default=None, metavar="TOKEN",
-                        help="require this token to log in (needed when listening beyond "
-                        "127.0.0.1, unless --console-user is given)")  # fmt: skip
-    parser.add_argument("--console-user", type=_user, default=None, metavar="NAME:PASSWORD",
-                        help="require this user to log in")  # fmt: skip
+    parser.add_argument(f"--{prefix}token", dest="console_token", default=None, metavar="TOKEN",
+                        help="require this token to log in (a login is needed to listen "
+                        "beyond 127.0.0.1)")  # fmt: skip
+    parser.add_argument(f"--{prefix}user", dest="console_user", type=_user, default=None,
+                        metavar="NAME:PASSWORD", help="require this user to log in")  # fmt: skip
 
 
 def register(subparsers: Any) -> None:
@@ -62,6 +64,8 @@ def register(subparsers: Any) -> None:
                         metavar="HOST:PORT",
                         help=f"where the console listens (default {DEFAULT_LISTEN})")  # fmt: skip
     add_console_options(parser)
+    parser.add_argument("--timeout", type=seconds, default=10.0, metavar="SECONDS",
+                        help="how long to wait for the cluster at start (default 10)")  # fmt: skip
     security = parser.add_argument_group("connection security")
     security.add_argument("--ssl", action="store_true", help="connect with TLS")
     security.add_argument("--ssl-cafile", default=None, metavar="PEM",
@@ -88,12 +92,13 @@ def console_config(args: argparse.Namespace, *, host: str, port: int, brokers: s
         host=host,
         port=port,
         brokers=brokers,
-        read_only=args.read_only,
-        token=args.token,
+        read_only=args.console_read_only,
+        token=args.console_token,
         user=args.console_user,
         ssl=getattr(args, "ssl_settings", None),
         sasl=getattr(args, "sasl_settings", None),
         client_config=dict(getattr(args, "client_props", []) or []),
+        connect_timeout_s=getattr(args, "timeout", 10.0),
     )
 
 

@@ -193,6 +193,7 @@ class Cluster:
             client_id="klamm-console", extra=config.client_config, **settings
         )
         self._page_bytes = config.page_bytes
+        self._connect_timeout_s = config.connect_timeout_s
         self._rd_admin: Any = None
         self._browser: Any = None
         self._browse_lock = threading.Lock()
@@ -200,7 +201,7 @@ class Cluster:
     async def connect(self) -> None:
         conf = {**self._conf, "allow.auto.create.topics": False}
         rd_admin, watch = create_client(rd.AdminClient, conf)
-        await asyncio.to_thread(reach_cluster, rd_admin, watch, REQUEST_TIMEOUT_S)
+        await asyncio.to_thread(reach_cluster, rd_admin, watch, self._connect_timeout_s)
         self._rd_admin = rd_admin
         await self._admin.connect()
 

@@ -30,6 +30,9 @@ DEFAULT_SCAN_MESSAGES = 10_000
 # difference of two samples; five seconds is fine-grained enough to see a consumer catching up
 # while costing two ListOffsets and one OffsetFetch per group per five seconds.
 DEFAULT_SAMPLE_INTERVAL_S = 5.0
+# Seconds the console waits for the cluster at start-up before giving up: as the CLI's default
+# --timeout, long enough for a managed cluster's first metadata round trip.
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
 # Samples kept for the charts: 120 x 5 s = the last ten minutes.
 DEFAULT_HISTORY = 120
 
@@ -57,6 +60,7 @@ class ConsoleConfig:
     scan_messages: int = DEFAULT_SCAN_MESSAGES
     sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S
     history: int = DEFAULT_HISTORY
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
 
     @property
     def login_required(self) -> bool:
@@ -78,6 +82,8 @@ class ConsoleConfig:
         for name in ("page_bytes", "page_messages", "scan_messages", "history"):
             if getattr(self, name) < 1:
                 raise ConsoleConfigError(f"console {name} must be at least 1")
+        if self.connect_timeout_s <= 0:
+            raise ConsoleConfigError("console connect timeout must be positive")
         if self.sample_interval_s <= 0:
             raise ConsoleConfigError("console sample interval must be positive")
 
