@@ -166,6 +166,9 @@ class Console:
             with contextlib.suppress(KafkaError):
                 groups.append(await self.cluster.group(gid))
         groups.sort(key=lambda g: -g.lag)
+        # Counted as users see them: the internal topics (__consumer_offsets, ...) are the
+        # cluster's bookkeeping, not data.
+        topics = [t for t in topics if not t.internal]
         return self.page(
             request,
             "overview.html",
