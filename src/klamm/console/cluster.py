@@ -41,6 +41,9 @@ REQUEST_TIMEOUT_S = 10.0
 # range to read is known (it ends at the high watermark read just before), so this only matters
 # when a broker is slow; two seconds keeps a page from hanging on one.
 BROWSE_TIMEOUT_S = 2.0
+# Messages taken from librdkafka per call: large enough to amortise the call, small enough that
+# the byte budget is checked often.
+CONSUME_BATCH = 500
 # librdkafka refuses fetch sizes below its message.max.bytes default (1 MiB).
 FETCH_FLOOR_BYTES = 1_048_576
 # Group states in which the broker accepts an OffsetCommit from an admin (no active members):
@@ -443,7 +446,12 @@ class Cluster:
             deadline = time.monotonic() + BROWSE_TIMEOUT_S
             try:
                 while todo and time.monotonic() < deadline:
-                    for msg in consumer.consume(num_messages=500, timeout=0.05):
+                    # Ask for no more than the range still holds: consume() then returns as soon
+                    # as they arrive instead of waiting out its timeout for a full batch.
+                    wanted = min(
+                        CONSUME_BATCH, sum(max(1, r[1] - position[p]) for p, r in todo.items())
+                    )
+                    for msg in consumer.consume(num_messages=wanted, timeout=0.05):
                         p = msg.partition()
                         if p not in todo:
                             continue
@@ -454,7 +462,7 @@ class Cluster:
                                 continue
                             raise from_librdkafka(err)
                         offset = msg.offset()
-                        if offset < position[p]:
+                        if offset < starts[p][0]:
                             continue  # fetched for an earlier page before this assign()
                         if offset >= todo[p][1]:
                             del todo[p]
@@ -471,6 +479,7 @@ class Cluster:
                         page.bytes_read += record.size
                         if keep(record):
                             page.records.append(record)
+                        position[p] = offset + 1
                         if offset + 1 >= todo[p][1]:
                             del todo[p]
                         if page.bytes_read >= self._page_bytes or page.scanned >= max_scan:
