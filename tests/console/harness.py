@@ -59,3 +59,23 @@ def http(url: str, data: dict[str, str] | None = None, headers: dict[str, str] |
             return Reply(response.status, response.read().decode(), response.headers)
     except urllib.error.HTTPError as exc:
         return Reply(exc.code, exc.read().decode(), exc.headers)
+
+
+class Session:
+    """A browser-like HTTP session: the CSRF cookie from a first page, sent back with the token
+    on every form."""
+
+    def __init__(self, console: RunningConsole) -> None:
+        self.url = console.url
+        first = http(self.url + "/topics")
+        self.cookie = first.headers["set-cookie"].split(";")[0]
+        self.token = self.cookie.partition("=")[2]
+
+    def get(self, path: str) -> Reply:
+        return http(self.url + path, headers={"cookie": self.cookie})
+
+    def post(self, path: str, **form: str) -> str:
+        """POST a form; the redirect target (carrying `msg=` or `err=`)."""
+        reply = http(self.url + path, {**form, "csrf": self.token}, {"cookie": self.cookie})
+        assert reply.status == 303, (reply.status, reply.body)
+        return str(reply.headers["location"])

@@ -330,12 +330,12 @@ class Cluster:
         out = []
         for name in sorted(entries):
             e = entries[name]
-            default = None
+            # The default is what applies once the override is gone: the first synonym (they
+            # come in precedence order) from a lower level than the entry's own source.
+            default = e.value if e.is_default else None
             for syn in getattr(e, "synonyms", {}).values():
-                if str(syn.source).endswith("DEFAULT_CONFIG"):
+                if default is None and syn.source != e.source:
                     default = syn.value
-            if e.is_default:
-                default = e.value
             out.append(
                 ConfigItem(
                     name=name,
