@@ -27,7 +27,7 @@ from klamm import __version__
 from klamm.client import KafkaError
 
 from . import render
-from .cluster import Cluster, ConsoleError, GroupInfo, Page, Record
+from .cluster import Cluster, ConsoleError, Page, Record
 from .config import ConsoleConfig
 from .sampler import Sampler
 from .security import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, Guard, new_csrf_token
@@ -161,11 +161,8 @@ class Console:
     async def overview(self, request: Request) -> Response:
         cluster = await self.cluster.describe()
         topics = await self.cluster.topics()
-        groups = []
-        for gid, _state in await self.cluster.group_ids():
-            with contextlib.suppress(KafkaError):
-                groups.append(await self.cluster.group(gid))
-        groups.sort(key=lambda g: -g.lag)
+        groups = await self._groups_with_lag()
+        groups.sort(key=lambda g: -(g["lag"] or 0))
         # Counted as users see them: the internal topics (__consumer_offsets, ...) are the
         # cluster's bookkeeping, not data.
         topics = [t for t in topics if not t.internal]
@@ -176,7 +173,7 @@ class Console:
             topics=topics,
             partitions=sum(len(t.partitions) for t in topics),
             messages=sum(t.messages for t in topics),
-            groups=groups[:TOP_GROUPS],
+            groups=[g for g in groups if g["lag"]][:TOP_GROUPS],
             group_count=len(groups),
             produce_rates=self.sampler.produce_rates(),
             consume_rates=self.sampler.consume_rates(),
@@ -296,11 +293,15 @@ class Console:
         )
 
     async def groups(self, request: Request) -> Response:
-        groups: list[GroupInfo] = []
-        for gid, _state in await self.cluster.group_ids():
-            with contextlib.suppress(KafkaError):
-                groups.append(await self.cluster.group(gid))
-        return self.page(request, "groups.html", groups=groups)
+        return self.page(request, "groups.html", groups=await self._groups_with_lag())
+
+    async def _groups_with_lag(self) -> list[dict[str, Any]]:
+        # Lag from the sampler's last sample (at most one interval old): asking every group's
+        # offsets on every page load would cost two requests per group per view.
+        return [
+            {**g, "lag": self.sampler.latest_lag(g["group_id"])}
+            for g in await self.cluster.group_summaries()
+        ]
 
     async def group(self, request: Request) -> Response:
         gid = request.path_params["group"]
@@ -441,8 +442,9 @@ class Console:
             Route("/topics/{name}/config", self.action(self.set_config), methods=["POST"]),
             Route("/topics/{name}/produce", self.action(self.produce), methods=["POST"]),
             Route("/groups", self.view(self.groups)),
-            Route("/groups/{group}", self.view(self.group)),
-            Route("/groups/{group}/reset", self.action(self.reset_offsets), methods=["POST"]),
+            # Group ids may hold "/" (topic names cannot): a path parameter takes them whole.
+            Route("/groups/{group:path}/reset", self.action(self.reset_offsets), methods=["POST"]),
+            Route("/groups/{group:path}", self.view(self.group)),
             Route("/login", self.login, methods=["GET", "POST"]),
             Mount("/static", static, name="static"),
         ]

@@ -502,6 +502,19 @@ class Cluster:
         listed = await self._admin.list_groups()
         return sorted((g["group_id"], g["state"]) for g in listed["groups"])
 
+    async def group_summaries(self) -> list[dict[str, Any]]:
+        """Every group's id, state, protocol and member count: one ListGroups and one
+        DescribeGroups for all of them (the lists page; lag comes from the sampler)."""
+        ids = [gid for gid, _ in await self.group_ids()]
+        if not ids:
+            return []
+        described = await self._admin.describe_groups(group_ids=ids)
+        return [
+            {"group_id": g["group_id"], "state": g["state"], "protocol": g["protocol"] or "",
+             "members": len(g["members"])}
+            for g in described["groups"]
+        ]  # fmt: skip
+
     async def group(self, group_id: str) -> GroupInfo:
         described = (await self._admin.describe_groups(group_ids=[group_id]))["groups"][0]
         committed = await self._admin.fetch_offsets(group_id=group_id)

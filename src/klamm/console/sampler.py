@@ -93,6 +93,13 @@ class Sampler:
         )
         return rates[-1][1] if rates else None
 
+    def latest_lag(self, group_id: str) -> int | None:
+        """The group's lag at the last sample; None when it was not sampled yet."""
+        samples = self.samples()
+        if not samples or group_id not in samples[-1].committed:
+            return None
+        return samples[-1].lag(group_id)
+
     def lag_history(self, group_id: str) -> list[tuple[float, float]]:
         return [(s.at, float(s.lag(group_id))) for s in self.samples() if group_id in s.committed]
 
