@@ -212,3 +212,37 @@ def test_live_tail_shows_new_messages(
     started = time.monotonic()
     wait_for(page, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".msg")) == 5)
     assert time.monotonic() - started < WAIT_S
+
+
+def test_transactions_and_producers(
+    page: Any, console: RunningConsole, kafka_broker: EmbeddedBroker, unique: str
+) -> None:
+    topic, txn_id = f"txn-{unique}", f"payments-{unique}"
+    create_topic(kafka_broker, topic)
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": kafka_broker.bootstrap, "transactional.id": txn_id}
+    )
+    producer.init_transactions(10)
+    producer.begin_transaction()
+    producer.produce(topic, value=b"charged")
+    assert producer.flush(10) == 0
+    try:
+        page.get(console.url + "/transactions")
+        rows = page.find_elements(By.CSS_SELECTOR, "#transactions-table tbody tr")
+        row = next(r for r in rows if txn_id in r.text)
+        assert row.find_element(By.CSS_SELECTOR, ".state").text == "Ongoing"
+        assert f"{topic}-0" in row.text
+        page.shot("transactions")
+        page.get(f"{console.url}/topics/{topic}/producers")
+        cells = page.find_elements(By.CSS_SELECTOR, "#producers-table .txn-start")
+        assert [c.text for c in cells] == ["0"]  # the open transaction began at offset 0
+        page.shot("producers")
+    finally:
+        producer.commit_transaction(10)
+    page.get(f"{console.url}/topics/{topic}/producers")
+    cells = page.find_elements(By.CSS_SELECTOR, "#producers-table .txn-start")
+    assert [c.text for c in cells] == ["-"]
+    page.get(console.url + "/transactions")
+    rows = page.find_elements(By.CSS_SELECTOR, "#transactions-table tbody tr")
+    row = next(r for r in rows if txn_id in r.text)
+    assert row.find_element(By.CSS_SELECTOR, ".state").text == "CompleteCommit"

@@ -338,6 +338,17 @@ class Console:
             reset_error="",
         )
 
+    async def transactions(self, request: Request) -> Response:
+        return self.page(
+            request, "transactions.html", transactions=await self.cluster.transactions()
+        )
+
+    async def producers(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        info = await self.cluster.topic(name)
+        return self.page(request, "producers.html", topic=info,
+                         producers=await self.cluster.producers(name), tab="producers")  # fmt: skip
+
     async def login(self, request: Request) -> Response:
         if request.method == "POST":
             form = await read_form(request) or {}
@@ -437,6 +448,8 @@ class Console:
             Route("/topics/new", self.action(self.create_topic), methods=["POST"]),
             Route("/topics/{name}", self.view(self.topic)),
             Route("/topics/{name}/messages", self.view(self.messages)),
+            Route("/topics/{name}/producers", self.view(self.producers)),
+            Route("/transactions", self.view(self.transactions)),
             Route("/topics/{name}/delete", self.action(self.delete_topic), methods=["POST"]),
             Route("/topics/{name}/partitions", self.action(self.add_partitions), methods=["POST"]),
             Route("/topics/{name}/config", self.action(self.set_config), methods=["POST"]),

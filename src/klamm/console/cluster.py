@@ -31,6 +31,7 @@ from klamm.client.connectivity import create_client, reach_cluster
 from klamm.client.errors import from_librdkafka
 
 from .config import ConsoleConfig
+from .wire import Transport, WireError
 
 T = TypeVar("T")
 rd: Any = _rd_admin  # confluent_kafka.admin re-exports without __all__ (mypy --strict)
@@ -196,6 +197,9 @@ class Cluster:
             client_id="klamm-console", extra=config.client_config, **settings
         )
         self._page_bytes = config.page_bytes
+        # ListTransactions, DescribeTransactions and DescribeProducers, which librdkafka lacks,
+        # go through wire.py: PLAINTEXT or TLS only.
+        self._wire = None if config.sasl else Transport.from_settings(config.ssl)
         self._connect_timeout_s = config.connect_timeout_s
         self._rd_admin: Any = None
         self._browser: Any = None
@@ -601,3 +605,88 @@ class Cluster:
                 if p["offset"] >= 0
             }
         return out
+
+    # -- transactions and producers (wire.py) -----------------------------------------------
+
+    def _transport(self) -> Transport:
+        if self._wire is None:
+            raise ConsoleError(
+                "transactions and producers are not shown over SASL: librdkafka has no "
+                "ListTransactions/DescribeProducers, and the console's own requests speak "
+                "PLAINTEXT and TLS only"
+            )
+        return self._wire
+
+    async def transactions(self) -> list[dict[str, Any]]:
+        """Every transactional id each broker coordinates (ListTransactions), described by its
+        coordinator (DescribeTransactions): state, producer, timeout, start, partitions."""
+        wire = self._transport()
+        brokers = (await self.describe())["brokers"]
+
+        def run() -> list[dict[str, Any]]:
+            out = []
+            for node, host, port, _rack in brokers:
+                listed = wire.list_transactions(host, port)
+                if listed.error_code != 0:
+                    raise ConsoleError(f"broker {node} answered ListTransactions with error "
+                                       f"{int(listed.error_code)}")  # fmt: skip
+                ids = sorted(str(t.transactional_id) for t in listed.transaction_states)
+                if not ids:
+                    continue
+                described = wire.describe_transactions(host, port, ids)
+                for t in described.transaction_states:
+                    start = t.transaction_start_time
+                    out.append({
+                        "transactional_id": str(t.transactional_id),
+                        "coordinator": node,
+                        "state": t.transaction_state,
+                        "error": int(t.error_code),
+                        "producer_id": int(t.producer_id),
+                        "producer_epoch": int(t.producer_epoch),
+                        "timeout_ms": int(t.transaction_timeout.total_seconds() * 1000),
+                        "start_ms": int(start.timestamp() * 1000) if start is not None else -1,
+                        "partitions": [f"{d.topic}-{p}" for d in t.topics for p in d.partitions],
+                    })  # fmt: skip
+            return sorted(out, key=lambda r: r["transactional_id"])
+
+        try:
+            return await asyncio.to_thread(run)
+        except WireError as exc:
+            raise ConsoleError(str(exc)) from None
+
+    async def producers(self, topic: str) -> list[dict[str, Any]]:
+        """The active producers of each partition of `topic` (DescribeProducers, asked of each
+        partition's leader): ids, epochs, last sequence and timestamp, open transaction."""
+        wire = self._transport()
+        info = await self.topic(topic)
+        addresses = {b[0]: (b[1], b[2]) for b in (await self.describe())["brokers"]}
+        by_leader: dict[int, list[int]] = {}
+        for p in info.partitions:
+            by_leader.setdefault(p.leader, []).append(p.partition)
+
+        def run() -> list[dict[str, Any]]:
+            out = []
+            for leader, partitions in sorted(by_leader.items()):
+                if leader not in addresses:
+                    continue  # no leader right now: nothing to ask
+                host, port = addresses[leader]
+                answer = wire.describe_producers(host, port, topic, partitions)
+                for t in answer.topics:
+                    for p in t.partitions:
+                        for a in p.active_producers:
+                            out.append({
+                                "partition": int(p.partition_index),
+                                "error": int(p.error_code),
+                                "producer_id": int(a.producer_id),
+                                "producer_epoch": int(a.producer_epoch),
+                                "last_sequence": int(a.last_sequence),
+                                "last_timestamp": int(a.last_timestamp),
+                                "coordinator_epoch": int(a.coordinator_epoch),
+                                "txn_start_offset": int(a.current_txn_start_offset),
+                            })  # fmt: skip
+            return sorted(out, key=lambda r: (r["partition"], r["producer_id"]))
+
+        try:
+            return await asyncio.to_thread(run)
+        except WireError as exc:
+            raise ConsoleError(str(exc)) from None
