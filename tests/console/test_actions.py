@@ -87,3 +87,9 @@ def test_reset_is_refused_while_the_group_is_active(
     assert "msg=reset 1 partition" in where
     lag = re.search(r'id="group-lag">(\d+)<', s.get(f"/groups/{group}").body)
     assert lag is not None and lag.group(1) == "7"
+
+
+def test_acls_page_says_when_the_cluster_serves_none(console: RunningConsole) -> None:
+    reply = Session(console).get("/acls")
+    assert reply.status == 200
+    assert 'id="acls-unavailable"' in reply.body  # klamm has no DescribeAcls (yet)

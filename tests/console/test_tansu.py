@@ -50,5 +50,8 @@ def test_console_serves_a_tansu_cluster(tansu: str, unique: str) -> None:
         assert "&#34;tansu&#34;" in messages.body  # the JSON value, escaped in the page
         assert '<span class="mono hk">h</span>' in messages.body
         assert http(console.url + "/groups").status == 200
+        # What Tansu does not serve is an error on the page (502), never a crash (500).
+        for path in ("/transactions", "/acls", f"/topics/{topic}/producers"):
+            assert http(console.url + path).status in (200, 502), path
     finally:
         console.stop()

@@ -349,6 +349,9 @@ class Console:
         return self.page(request, "producers.html", topic=info,
                          producers=await self.cluster.producers(name), tab="producers")  # fmt: skip
 
+    async def acls(self, request: Request) -> Response:
+        return self.page(request, "acls.html", acls=await self.cluster.acls())
+
     async def login(self, request: Request) -> Response:
         if request.method == "POST":
             form = await read_form(request) or {}
@@ -450,6 +453,7 @@ class Console:
             Route("/topics/{name}/messages", self.view(self.messages)),
             Route("/topics/{name}/producers", self.view(self.producers)),
             Route("/transactions", self.view(self.transactions)),
+            Route("/acls", self.view(self.acls)),
             Route("/topics/{name}/delete", self.action(self.delete_topic), methods=["POST"]),
             Route("/topics/{name}/partitions", self.action(self.add_partitions), methods=["POST"]),
             Route("/topics/{name}/config", self.action(self.set_config), methods=["POST"]),

@@ -52,6 +52,17 @@ FETCH_FLOOR_BYTES = 1_048_576
 RESETTABLE_STATES = frozenset({"EMPTY", "DEAD", "UNKNOWN"})
 
 
+# DescribeAcls answers that mean "no ACLs here" rather than a failure: the broker lacks the API,
+# or has no authorizer configured (Kafka's SECURITY_DISABLED).
+_NO_ACLS = frozenset(
+    {
+        confluent_kafka.KafkaError._UNSUPPORTED_FEATURE,
+        confluent_kafka.KafkaError.UNSUPPORTED_VERSION,
+        confluent_kafka.KafkaError.SECURITY_DISABLED,
+    }
+)
+
+
 class ConsoleError(Exception):
     """A request the console cannot do; shown to the user as it is."""
 
@@ -605,6 +616,37 @@ class Cluster:
                 if p["offset"] >= 0
             }
         return out
+
+    # -- ACLs ---------------------------------------------------------------------------------
+
+    async def acls(self) -> list[dict[str, str]] | None:
+        """Every ACL (DescribeAcls with a match-all filter); None when the cluster does not
+        serve ACLs (no authorizer, or a broker without the API, such as klamm today)."""
+        match_all = rd.AclBindingFilter(
+            rd.ResourceType.ANY, None, rd.ResourcePatternType.ANY, None, None,
+            rd.AclOperation.ANY, rd.AclPermissionType.ANY,
+        )  # fmt: skip
+
+        def run() -> Any:
+            return self._rd_admin.describe_acls(match_all, request_timeout=10).result(
+                REQUEST_TIMEOUT_S
+            )
+
+        try:
+            bindings = await asyncio.to_thread(run)
+        except confluent_kafka.KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            code = err.code() if isinstance(err, confluent_kafka.KafkaError) else None
+            if code in _NO_ACLS:
+                return None
+            raise from_librdkafka(exc) from None
+        rows = [
+            {"resource": b.restype.name, "name": b.name,
+             "pattern": b.resource_pattern_type.name, "principal": b.principal, "host": b.host,
+             "operation": b.operation.name, "permission": b.permission_type.name}
+            for b in bindings
+        ]  # fmt: skip
+        return sorted(rows, key=lambda r: (r["resource"], r["name"], r["principal"]))
 
     # -- transactions and producers (wire.py) -----------------------------------------------
 

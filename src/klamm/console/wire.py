@@ -30,6 +30,11 @@ from kio.static.primitive import i32
 LIST_TRANSACTIONS = 66
 DESCRIBE_TRANSACTIONS = 65
 DESCRIBE_PRODUCERS = 61
+NAMES = {
+    LIST_TRANSACTIONS: "ListTransactions",
+    DESCRIBE_TRANSACTIONS: "DescribeTransactions",
+    DESCRIBE_PRODUCERS: "DescribeProducers",
+}
 CLIENT_ID = b"klamm-console"
 # The largest answer accepted: these are a few KiB even for a busy cluster; a peer claiming more
 # is not a Kafka broker answering these requests.
@@ -93,7 +98,10 @@ class Transport:
                     raise WireError(f"{where} sent an answer of {size} bytes")
                 answer = _read(sock, size)
         except (OSError, struct.error) as exc:
-            raise WireError(f"cannot ask {where}: {exc}") from None
+            # A broker without the API typically just closes the connection (Tansu does).
+            raise WireError(
+                f"{where} did not answer {NAMES[api_key]} ({exc}); it may not serve it"
+            ) from None
         (got,) = struct.unpack_from(">i", answer, 0)
         if got != correlation:
             raise WireError(f"{where} answered request {got}, not {correlation}")
