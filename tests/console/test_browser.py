@@ -10,6 +10,7 @@ from typing import Any
 
 import confluent_kafka
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -246,3 +247,32 @@ def test_transactions_and_producers(
     rows = page.find_elements(By.CSS_SELECTOR, "#transactions-table tbody tr")
     row = next(r for r in rows if txn_id in r.text)
     assert row.find_element(By.CSS_SELECTOR, ".state").text == "CompleteCommit"
+
+
+UNLABELLED_CONTROLS = """
+return [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+  .filter(el => !(el.closest('label') || el.getAttribute('aria-label') || el.labels?.length
+                  || (el.tagName === 'BUTTON' && el.textContent.trim())))
+  .map(el => el.outerHTML.slice(0, 80));
+"""
+
+
+def test_keyboard_and_screen_reader_basics(
+    page: Any, console: RunningConsole, kafka_broker: EmbeddedBroker, unique: str
+) -> None:
+    topic = f"a11y-{unique}"
+    create_topic(kafka_broker, topic)
+    produce(kafka_broker, topic, 2)
+    page.get(console.url + "/")
+    # The first Tab reaches "Skip to content", which moves focus to the page's content.
+    page.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    skip = page.switch_to.active_element
+    assert skip.text == "Skip to content"
+    skip.send_keys(Keys.ENTER)
+    assert page.switch_to.active_element.get_attribute("id") == "main"
+    for path in ("/", "/topics", f"/topics/{topic}", f"/topics/{topic}/messages", "/groups",
+                 "/transactions", "/acls"):  # fmt: skip
+        page.get(console.url + path)
+        assert page.execute_script(UNLABELLED_CONTROLS) == [], path
+        assert page.find_element(By.CSS_SELECTOR, "nav[aria-label=Main]")
+        assert page.find_elements(By.CSS_SELECTOR, "[aria-current=page]"), path

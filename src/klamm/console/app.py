@@ -290,6 +290,7 @@ class Console:
             live=q.get("live") == "1",
             query=urlencode(list(q.items())),
             tab="messages",
+            scan_limit=self.config.scan_messages,
         )
 
     async def groups(self, request: Request) -> Response:

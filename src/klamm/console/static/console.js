@@ -49,6 +49,15 @@
     });
   });
 
+  // A search can take a moment (a bounded scan): say so while the next page loads.
+  document.addEventListener("submit", (event) => {
+    if (event.target.id !== "browse-form") return;
+    const busy = document.getElementById("scan-busy");
+    if (busy) busy.hidden = false;
+    const box = document.getElementById("messages");
+    if (box) box.setAttribute("aria-busy", "true");
+  });
+
   document.addEventListener("DOMContentLoaded", () => {
     const main = document.querySelector("main[data-refresh]");
     if (main) refreshPage(main);
