@@ -70,9 +70,9 @@ def json_html(value: Any, depth: int = 0) -> Markup:
             for k, v in value.items()
         )
         return Markup(
-            '<details open class="j"><summary>{{ <span class="j-n">{} keys</span></summary>'
+            '<details open class="j"><summary>{{ <span class="j-n">{}</span></summary>'
             "<ul>{}</ul>}}</details>"
-        ).format(len(value), items)
+        ).format(_count(len(value), "key"), items)
     if isinstance(value, list):
         if not value:
             return Markup('<span class="j-p">[]</span>')
@@ -80,12 +80,16 @@ def json_html(value: Any, depth: int = 0) -> Markup:
             Markup("<li>{}</li>").format(json_html(v, depth + 1)) for v in value
         )
         return Markup(
-            '<details open class="j"><summary>[ <span class="j-n">{} items</span></summary>'
+            '<details open class="j"><summary>[ <span class="j-n">{}</span></summary>'
             "<ul>{}</ul>]</details>"
-        ).format(len(value), items)
+        ).format(_count(len(value), "item"), items)
     if isinstance(value, str):
         return Markup('<span class="j-s">{}</span>').format(json.dumps(value))
     return Markup('<span class="j-v">{}</span>').format(json.dumps(value))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def header_text(value: bytes | None) -> str:
