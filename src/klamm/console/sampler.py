@@ -72,6 +72,10 @@ class Sampler:
                 await self.sample()
             except (KafkaError, ConsoleError) as exc:
                 log.debug("offset sample failed: %s", exc)
+            except Exception:
+                # A bug here must not end the charts for the console's lifetime: said once
+                # per sample, loudly, and sampling goes on.
+                log.warning("offset sample failed unexpectedly", exc_info=True)
             await asyncio.sleep(self._interval_s)
 
     def samples(self) -> list[Sample]:

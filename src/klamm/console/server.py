@@ -73,7 +73,9 @@ class ConsoleServer:
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="console")
         while not self._server.started:
             if self._task.done():
-                self._task.result()  # start-up failed (the cluster is unreachable): raise it
+                await self._console.close()
+                sock.close()
+                self._task.result()  # start-up failed: raise its error
                 raise RuntimeError("the console stopped during start-up")
             await asyncio.sleep(0.02)
         log.info("console at %s", self.url)
