@@ -42,6 +42,9 @@ REQUEST_TIMEOUT_S = 10.0
 # range to read is known (it ends at the high watermark read just before), so this only matters
 # when a broker is slow; two seconds keeps a page from hanging on one.
 BROWSE_TIMEOUT_S = 2.0
+# Worker threads for blocking librdkafka calls: a page makes a few at a time, the sampler one;
+# four keep pages quick while a slow browse (at most BROWSE_TIMEOUT_S) holds one.
+CONSOLE_THREADS = 4
 # Messages taken from librdkafka per call: large enough to amortise the call, small enough that
 # the byte budget is checked often.
 CONSUME_BATCH = 500
@@ -215,11 +218,17 @@ class Cluster:
         self._rd_admin: Any = None
         self._browser: Any = None
         self._browse_lock = threading.Lock()
+        # The console's own threads for librdkafka's blocking calls: beside a broker, the
+        # event loop's default executor is the broker's (it flushes logs there), and a slow
+        # cluster answer must never hold up a broker's flush.
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=CONSOLE_THREADS, thread_name_prefix="klamm-console"
+        )
 
     async def connect(self) -> None:
         conf = {**self._conf, "allow.auto.create.topics": False}
         rd_admin, watch = create_client(rd.AdminClient, conf)
-        await asyncio.to_thread(reach_cluster, rd_admin, watch, self._connect_timeout_s)
+        await self._thread(reach_cluster, rd_admin, watch, self._connect_timeout_s)
         self._rd_admin = rd_admin
         await self._admin.connect()
 
@@ -230,12 +239,16 @@ class Cluster:
         await self._admin.disconnect()
         browser, self._browser = self._browser, None
         if browser is not None:
-            await asyncio.to_thread(browser.close)
+            await self._thread(browser.close)
         self._rd_admin = None
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await self._thread(fn, *args)
         except confluent_kafka.KafkaException as exc:
             raise from_librdkafka(exc) from None
 
@@ -245,7 +258,7 @@ class Cluster:
         """Cluster id, controller and brokers (DescribeCluster; Metadata when not served)."""
         try:
             futures = {"c": self._rd_admin.describe_cluster(request_timeout=REQUEST_TIMEOUT_S)}
-            desc = (await asyncio.to_thread(_await_futures, futures))["c"]
+            desc = (await self._thread(_await_futures, futures))["c"]
             nodes = [(n.id, n.host, n.port, n.rack) for n in desc.nodes]
             return {
                 "cluster_id": desc.cluster_id,
@@ -317,7 +330,7 @@ class Cluster:
                     out[(tp.topic, tp.partition)] = -1  # shown as unknown, never a crash
             return out
 
-        return await asyncio.to_thread(run)
+        return await self._thread(run)
 
     async def create_topic(self, name: str, partitions: int, replication: int) -> None:
         created = await self._admin.create_topics(
@@ -633,7 +646,7 @@ class Cluster:
             )
 
         try:
-            bindings = await asyncio.to_thread(run)
+            bindings = await self._thread(run)
         except confluent_kafka.KafkaException as exc:
             err = exc.args[0] if exc.args else None
             code = err.code() if isinstance(err, confluent_kafka.KafkaError) else None
@@ -692,7 +705,7 @@ class Cluster:
             return sorted(out, key=lambda r: r["transactional_id"])
 
         try:
-            return await asyncio.to_thread(run)
+            return await self._thread(run)
         except WireError as exc:
             raise ConsoleError(str(exc)) from None
 
@@ -729,6 +742,6 @@ class Cluster:
             return sorted(out, key=lambda r: (r["partition"], r["producer_id"]))
 
         try:
-            return await asyncio.to_thread(run)
+            return await self._thread(run)
         except WireError as exc:
             raise ConsoleError(str(exc)) from None
