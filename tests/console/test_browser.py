@@ -56,11 +56,15 @@ def test_overview_shows_the_cluster(
     assert int(text_of(page, "#topic-count")) >= 1
     assert page.find_element(By.CSS_SELECTOR, "svg.chart[role=img]").get_attribute("aria-label")
     page.shot("overview")
-    page.set_window_size(390, 844)  # a phone: nothing wider than the screen
-    page.get(console.url + "/topics")
-    width = page.execute_script("return document.documentElement.scrollWidth")
-    assert width <= 400
-    page.shot("topics-phone")
+    page.set_window_size(390, 844)  # a phone: no page wider than the screen
+    produce(kafka_broker, f"overview-{unique}", 3)
+    for name, path in [("topics", "/topics"), ("topic", f"/topics/overview-{unique}"),
+                       ("messages", f"/topics/overview-{unique}/messages"),
+                       ("groups", "/groups"), ("overview", "/")]:  # fmt: skip
+        page.get(console.url + path)
+        width = page.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 400, path
+        page.shot(f"{name}-phone")
 
 
 def test_create_topic_produce_and_see_the_message(
