@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import unquote_plus
 
 import confluent_kafka
+import pytest
 from confluent_kafka import admin as rd_admin
 
 from klamm.testing import EmbeddedBroker
@@ -93,3 +95,18 @@ def test_acls_page_says_when_the_cluster_serves_none(console: RunningConsole) ->
     reply = Session(console).get("/acls")
     assert reply.status == 200
     assert 'id="acls-unavailable"' in reply.body  # klamm has no DescribeAcls (yet)
+
+
+def test_sizes_of_a_cluster_without_describe_log_dirs(
+    console: RunningConsole, caplog: pytest.LogCaptureFixture
+) -> None:
+    """klamm does not serve DescribeLogDirs: sizes show as unknown, and the console asks once,
+    not on every page (each attempt costs the broker a connection and a warning)."""
+    s = Session(console)
+    with caplog.at_level(logging.WARNING):
+        for path in ("/", "/topics", "/"):
+            body = s.get(path).body
+            assert s.get(path).status == 200
+        assert re.search(r'id="total-size"[^>]*>-<', body)
+    asked = [r for r in caplog.records if "unsupported api key 35" in r.getMessage()]
+    assert len(asked) == 1

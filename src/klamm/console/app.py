@@ -64,6 +64,7 @@ class Console:
             json_html=render.json_html,
             fmt_ts=render.fmt_ts,
             fmt_count=render.fmt_count,
+            fmt_bytes=render.fmt_bytes,
             header_text=render.header_text,
             shown=render.shown,
             chart=render.chart_svg,
@@ -166,6 +167,7 @@ class Console:
         # Counted as users see them: the internal topics (__consumer_offsets, ...) are the
         # cluster's bookkeeping, not data.
         topics = [t for t in topics if not t.internal]
+        sizes = await self.cluster.sizes()
         return self.page(
             request,
             "overview.html",
@@ -173,6 +175,7 @@ class Console:
             topics=topics,
             partitions=sum(len(t.partitions) for t in topics),
             messages=sum(t.messages for t in topics),
+            size=None if sizes is None else sum(sizes.get(t.name, 0) for t in topics),
             groups=[g for g in groups if g["lag"]][:TOP_GROUPS],
             group_count=len(groups),
             produce_rates=self.sampler.produce_rates(),
@@ -189,7 +192,11 @@ class Console:
             if q.lower() in t.name.lower() and (internal or not t.internal)
         ]
         rates = {t.name: self.sampler.topic_rate(t.name) for t in topics}
-        return self.page(request, "topics.html", topics=topics, q=q, internal=internal, rates=rates)
+        sizes = await self.cluster.sizes()
+        return self.page(
+            request, "topics.html", topics=topics, q=q, internal=internal, rates=rates,
+            sizes=sizes,
+        )  # fmt: skip
 
     async def topic(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -201,6 +208,7 @@ class Console:
             topic=info,
             configs=configs,
             rate=self.sampler.topic_rate(name),
+            size=(await self.cluster.sizes() or {}).get(name),
             tab="overview",
         )
 

@@ -42,6 +42,8 @@ REQUEST_TIMEOUT_S = 10.0
 # range to read is known (it ends at the high watermark read just before), so this only matters
 # when a broker is slow; two seconds keeps a page from hanging on one.
 BROWSE_TIMEOUT_S = 2.0
+# Seconds before asking again for sizes after a cluster did not answer DescribeLogDirs.
+SIZES_RETRY_S = 600.0
 # Worker threads for blocking librdkafka calls: a page makes a few at a time, the sampler one;
 # four keep pages quick while a slow browse (at most BROWSE_TIMEOUT_S) holds one.
 CONSOLE_THREADS = 4
@@ -214,6 +216,7 @@ class Cluster:
         # ListTransactions, DescribeTransactions and DescribeProducers, which librdkafka lacks,
         # go through wire.py: PLAINTEXT or TLS only.
         self._wire = None if config.sasl else Transport.from_settings(config.ssl)
+        self._sizes_unsupported_until = 0.0
         self._connect_timeout_s = config.connect_timeout_s
         self._rd_admin: Any = None
         self._browser: Any = None
@@ -629,6 +632,36 @@ class Cluster:
                 if p["offset"] >= 0
             }
         return out
+
+    # -- sizes (DescribeLogDirs, wire.py) -----------------------------------------------------
+
+    async def sizes(self) -> dict[str, int] | None:
+        """Bytes on disk per topic, all replicas and log directories together; None when the
+        cluster does not serve DescribeLogDirs (klamm today) or the console cannot ask it
+        (SASL). A refusal is remembered for a while: each attempt costs a connection, and a
+        broker without the API logs it."""
+        if self._wire is None or time.monotonic() < self._sizes_unsupported_until:
+            return None
+        wire = self._wire
+        brokers = (await self.describe())["brokers"]
+
+        def run() -> dict[str, int]:
+            sizes: dict[str, int] = {}
+            for _node, host, port, _rack in brokers:
+                answer = wire.describe_log_dirs(host, port)
+                for result in answer.results:
+                    if result.error_code != 0:
+                        continue
+                    for t in result.topics:
+                        total = sum(max(0, int(p.partition_size)) for p in t.partitions)
+                        sizes[str(t.name)] = sizes.get(str(t.name), 0) + total
+            return sizes
+
+        try:
+            return await self._thread(run)
+        except WireError:
+            self._sizes_unsupported_until = time.monotonic() + SIZES_RETRY_S
+            return None
 
     # -- ACLs ---------------------------------------------------------------------------------
 

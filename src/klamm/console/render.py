@@ -119,6 +119,17 @@ def fmt_count(n: float | None) -> str:
     return f"{int(n):,}"
 
 
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
 def chart_svg(
     points: Sequence[tuple[float, float]],
     *,

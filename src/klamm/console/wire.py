@@ -27,10 +27,16 @@ from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import DecodeError
 from kio.static.primitive import i32
 
+DESCRIBE_LOG_DIRS = 35
 LIST_TRANSACTIONS = 66
 DESCRIBE_TRANSACTIONS = 65
 DESCRIBE_PRODUCERS = 61
+# The version of each API asked: v0 where it is the first version (flexible already), and
+# DescribeLogDirs v2, its first flexible version (Kafka 2.6+).
+VERSIONS = {DESCRIBE_LOG_DIRS: 2, LIST_TRANSACTIONS: 0, DESCRIBE_TRANSACTIONS: 0,
+            DESCRIBE_PRODUCERS: 0}  # fmt: skip
 NAMES = {
+    DESCRIBE_LOG_DIRS: "DescribeLogDirs",
     LIST_TRANSACTIONS: "ListTransactions",
     DESCRIBE_TRANSACTIONS: "DescribeTransactions",
     DESCRIBE_PRODUCERS: "DescribeProducers",
@@ -49,12 +55,12 @@ class WireError(Exception):
 
 @cache
 def _request_type(api_key: int) -> Any:
-    return load_request_schema(api_key, 0)
+    return load_request_schema(api_key, VERSIONS[api_key])
 
 
 @cache
 def _response_type(api_key: int) -> Any:
-    return load_response_schema(api_key, 0)
+    return load_response_schema(api_key, VERSIONS[api_key])
 
 
 @dataclass(frozen=True)
@@ -79,12 +85,13 @@ class Transport:
         return cls(context)
 
     def request(self, host: str, port: int, api_key: int, body: Any) -> Any:
-        """Send one v0 request to host:port and return its decoded answer."""
+        """Send one request to host:port and return its decoded answer."""
         payload = io.BytesIO()
         entity_writer(_request_type(api_key))(payload, body)
         correlation = 1
-        header = struct.pack(">hhih", api_key, 0, correlation, len(CLIENT_ID)) + CLIENT_ID
-        header += b"\0"  # v0 of these APIs is flexible: an empty tagged-field section
+        version = VERSIONS[api_key]
+        header = struct.pack(">hhih", api_key, version, correlation, len(CLIENT_ID)) + CLIENT_ID
+        header += b"\0"  # every version asked is flexible: an empty tagged-field section
         frame = header + payload.getvalue()
         where = f"broker {host}:{port}"
         try:
@@ -111,6 +118,10 @@ class Transport:
         except (DecodeError, IndexError, ValueError, struct.error) as exc:
             raise WireError(f"{where} sent an answer that cannot be read: {exc}") from None
         return value
+
+    def describe_log_dirs(self, host: str, port: int) -> Any:
+        cls = _request_type(DESCRIBE_LOG_DIRS)
+        return self.request(host, port, DESCRIBE_LOG_DIRS, cls(topics=None))
 
     def list_transactions(self, host: str, port: int) -> Any:
         cls = _request_type(LIST_TRANSACTIONS)
