@@ -118,3 +118,24 @@ def test_json_path_filter() -> None:
     assert render.value_matches(doc, '"tags"')  # a substring
     assert not render.value_matches(b"not json", "$.a")
     assert not render.value_matches(None, "x")
+
+
+def test_sizes_are_shown_where_the_cluster_reports_them() -> None:
+    """DescribeLogDirs answers (Apache Kafka serves them; klamm does not yet) fill the size
+    column and stat: rendered here from the templates with a cluster's figures."""
+    from klamm.console import ConsoleConfig
+    from klamm.console.app import Console
+    from klamm.console.cluster import PartitionInfo, TopicInfo
+
+    env = Console(ConsoleConfig()).env
+    topic = TopicInfo("orders", (PartitionInfo(0, 1, (1,), (1,), 0, 10),), internal=False)
+    common = {"path": "/topics", "csrf": "t", "msg": "", "err": "", "request": None}
+    html = env.get_template("topics.html").render(
+        topics=[topic], q="", internal=False, rates={"orders": None},
+        sizes={"orders": 3 * 1024 * 1024}, **common,
+    )  # fmt: skip
+    assert "3.0 MiB" in html
+    html = env.get_template("topic.html").render(
+        topic=topic, configs=[], rate=None, size=1536, tab="overview", **common
+    )
+    assert "1.5 KiB" in html
