@@ -90,3 +90,18 @@ def test_console_without_a_cluster_fails_clearly(capsys: pytest.CaptureFixture[s
     assert main(["console", "-b", f"127.0.0.1:{port}", "--listen", "127.0.0.1:0",
                  "--timeout", "1"]) == 1  # fmt: skip
     assert f"klamm console: cannot reach 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_broker_refuses_a_busy_console_address(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["broker", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path),
+                     "--console", f"127.0.0.1:{port}"])  # fmt: skip
+    assert code == 2
+    assert f"cannot serve the console on 127.0.0.1:{port}" in capsys.readouterr().err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import os
 import socket
@@ -25,7 +24,7 @@ from klamm.broker.config import (
 )
 from klamm.cli import logs
 from klamm.cli._common import host_port
-from klamm.cli.console import add_console_options
+from klamm.cli.console import add_console_options, console_beside_broker, serve_console
 
 log = logging.getLogger("klamm.cli.broker")
 
@@ -166,11 +165,9 @@ def main(args: argparse.Namespace) -> int:
         problem = _preflight(config)
         if problem is not None:
             return _fail(problem, 1)
-        console = None
-        if args.console is not None:
-            console, problem = _console_settings(args)
-            if problem is not None:
-                return _fail(problem, 2)
+        console, problem = console_beside_broker(args)
+        if problem is not None:
+            return _fail(problem, 2)
         return _run(config, console)
     except KeyboardInterrupt:
         return 130  # before the broker's own SIGINT handling is in place
@@ -209,87 +206,39 @@ def _preflight(config: BrokerConfig) -> str | None:
     return None
 
 
-def _console_settings(args: argparse.Namespace) -> tuple[Any, str | None]:
-    """The console's settings (its bootstrap is filled in once the broker listens), or the
-    reason they cannot start: a login missing beyond loopback, or a busy address."""
-    from klamm.cli.console import console_config
-    from klamm.console import ConsoleConfigError
-
-    host, port = args.console
-    try:
-        settings = console_config(args, host=host, port=port, brokers="127.0.0.1:0")
-        settings.check()
-    except ConsoleConfigError as exc:
-        return None, str(exc)
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-    except OSError as exc:
-        return None, f"cannot serve the console on {host}:{port}: {_describe(exc)}"
-    return settings, None
-
-
 def _run(config: BrokerConfig, console: Any = None) -> int:
     from klamm.broker.node import StartupError
     from klamm.broker.server import serve
 
     started = False
     stop = asyncio.Event()
-    console_failed: list[BaseException] = []
+    tasks: list[asyncio.Task[BaseException | None]] = []  # referenced, so never collected
 
     def on_started(broker: Any) -> None:
         nonlocal started
         started = True
         if console is not None:
-            asyncio.get_running_loop().create_task(
-                _serve_console(broker, console, stop, console_failed), name="console"
-            )
+            tasks.append(asyncio.create_task(serve_console(broker, console, stop)))
+
+    async def broker_and_console() -> None:
+        try:
+            await serve(config, stop, on_started=on_started)
+        finally:
+            stop.set()  # the broker stopped, for whatever reason: so does the console
+            for task in tasks:
+                await task
 
     try:
-        _run_loop(serve(config, stop, on_started=on_started))
-        if console_failed:
-            return _fail(f"console stopped: {_describe(console_failed[0])}", 1)
+        _run_loop(broker_and_console())
+        failure = tasks[0].result() if tasks else None
+        if failure is not None:
+            return _fail(f"console stopped: {_describe(failure)}", 1)
     except StartupError as exc:
         return _fail(str(exc), 1)
     except Exception as exc:
         log.debug("broker failed", exc_info=True)
         return _fail(f"{'stopped' if started else 'cannot start'}: {_describe(exc)}", 1)
     return 0
-
-
-async def _serve_console(
-    broker: Any, settings: Any, stop: asyncio.Event, failed: list[BaseException]
-) -> None:
-    """Serve the console until the broker is told to stop; a console that fails stops the
-    broker too (the user asked for both, and a half-started pair would hide the failure)."""
-    from klamm.console import ConsoleServer
-
-    config = broker.config
-    host, port = config.advertised
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"  # a wildcard listen address is reachable on loopback
-    changes: dict[str, Any] = {"brokers": f"{host}:{port}"}
-    if config.security_protocol.startswith("SASL") and config.sasl_users:
-        name, password = next(iter(config.sasl_users.items()))
-        mechanism = "plain" if "PLAIN" in config.sasl_mechanisms else config.sasl_mechanisms[0]
-        changes["sasl"] = {"mechanism": mechanism.lower(), "username": name, "password": password}
-    if config.tls_enabled:
-        # The console connects to its own process over loopback: it trusts the certificate the
-        # broker was given rather than needing a CA for it.
-        changes["ssl"] = {"reject_unauthorized": False}
-    server = ConsoleServer(dataclasses.replace(settings, **changes))
-    try:
-        await server.start()
-    except Exception as exc:
-        failed.append(exc)
-        stop.set()
-        return
-    print(f"klamm console: open {server.url}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
 
 
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:

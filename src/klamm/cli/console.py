@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -134,6 +136,65 @@ def main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+# --- beside a broker (`klamm broker --console`) --------------------------------------------------
+
+
+def console_beside_broker(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """The console's settings for `klamm broker --console` (None without the flag; the
+    bootstrap is filled in once the broker listens), or why it cannot start: no login beyond
+    loopback, or a busy address (found now, not after the broker started)."""
+    if args.console is None:
+        return None, None
+    from klamm.console import ConsoleConfigError
+
+    host, port = args.console
+    try:
+        settings = console_config(args, host=host, port=port, brokers="127.0.0.1:0")
+        settings.check()
+    except ConsoleConfigError as exc:
+        return None, str(exc)
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        return None, f"cannot serve the console on {host}:{port}: {exc.strerror or exc}"
+    return settings, None
+
+
+async def serve_console(broker: Any, settings: Any, stop: asyncio.Event) -> BaseException | None:
+    """Serve the console beside `broker` until `stop` is set; returns what made it fail to start
+    (and sets `stop`: the user asked for both, and a half-started pair would hide the failure).
+    The console reaches the broker as any client does: over its advertised address, with its
+    first SASL user when the listener wants one, trusting its own TLS certificate."""
+    from klamm.console import ConsoleServer
+
+    config = broker.config
+    host, port = config.advertised
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"  # a wildcard listen address is reachable on loopback
+    changes: dict[str, Any] = {"brokers": f"{host}:{port}"}
+    if config.security_protocol.startswith("SASL") and config.sasl_users:
+        name, password = next(iter(config.sasl_users.items()))
+        mechanism = "plain" if "PLAIN" in config.sasl_mechanisms else config.sasl_mechanisms[0]
+        changes["sasl"] = {"mechanism": mechanism.lower(), "username": name, "password": password}
+    if config.tls_enabled:
+        # Its own process over loopback: the certificate is the one the broker was given.
+        changes["ssl"] = {"reject_unauthorized": False}
+    server = ConsoleServer(dataclasses.replace(settings, **changes))
+    try:
+        await server.start()
+    except Exception as exc:
+        stop.set()
+        return exc
+    print(f"klamm console: open {server.url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+    return None
 
 
 async def _serve(config: Any) -> None:
