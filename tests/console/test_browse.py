@@ -139,3 +139,22 @@ def test_sizes_are_shown_where_the_cluster_reports_them() -> None:
         topic=topic, configs=[], rate=None, size=1536, tab="overview", **common
     )
     assert "1.5 KiB" in html
+
+
+def test_newest_search_over_many_partitions_reads_each_ones_newest(
+    start_console: Callable[..., RunningConsole], kafka_broker: EmbeddedBroker, unique: str
+) -> None:
+    topic = f"parts-{unique}"
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+    for f in admin.create_topics([confluent_kafka.admin.NewTopic(topic, 4, 1)]).values():
+        f.result(10)
+    producer = confluent_kafka.Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    for p in range(4):
+        for n in range(100):
+            producer.produce(topic, value=json.dumps({"p": p, "n": n}).encode(), partition=p)
+    assert producer.flush(10) == 0
+    console = start_console(scan_messages=100)  # 25 per partition
+    body = download(console, topic, "value=$.n=99")
+    found = sorted((m["partition"], m["offset"]) for m in body["messages"])  # type: ignore[attr-defined]
+    assert found == [(0, 99), (1, 99), (2, 99), (3, 99)]
+    assert body["scanned"] == 100

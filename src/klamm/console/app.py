@@ -235,7 +235,10 @@ class Console:
             else:
                 chosen = sorted(parts)
             filtered = bool(key_filter or value_filter or header_filter)
-            window = self.config.scan_messages if filtered else limit
+            # Newest first: each partition's window ends at its end offset, and together they
+            # stay within the scan bound (else the read would stop in the windows' older part).
+            scan = self.config.scan_messages
+            window = min(scan if filtered else limit, max(1, scan // len(chosen)))
             starts: dict[int, tuple[int, int]] = {}
             from_end = mode == "newest"
             if mode == "newest":
