@@ -158,3 +158,21 @@ def test_newest_search_over_many_partitions_reads_each_ones_newest(
     found = sorted((m["partition"], m["offset"]) for m in body["messages"])  # type: ignore[attr-defined]
     assert found == [(0, 99), (1, 99), (2, 99), (3, 99)]
     assert body["scanned"] == 100
+
+
+def test_oldest_page_over_many_partitions_is_the_oldest_by_time(
+    console: RunningConsole, kafka_broker: EmbeddedBroker, unique: str
+) -> None:
+    """Partition 1's messages are older than partition 0's: the oldest page shows them first,
+    whichever partition librdkafka happens to return first."""
+    topic = f"oldest-{unique}"
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+    for f in admin.create_topics([confluent_kafka.admin.NewTopic(topic, 2, 1)]).values():
+        f.result(10)
+    producer = confluent_kafka.Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    for partition, base in ((1, 1_000_000), (0, 2_000_000)):
+        for n in range(5):
+            producer.produce(topic, value=b"%d" % n, partition=partition, timestamp=base + n)
+    assert producer.flush(10) == 0
+    body = download(console, topic, "mode=oldest&limit=5")
+    assert [m["partition"] for m in body["messages"]] == [1] * 5  # type: ignore[attr-defined]

@@ -474,6 +474,7 @@ class Cluster:
                 [confluent_kafka.TopicPartition(topic, p, r[0]) for p, r in todo.items()]
             )
             position = {p: r[0] for p, r in todo.items()}
+            kept: dict[int, int] = {}
             deadline = time.monotonic() + BROWSE_TIMEOUT_S
             try:
                 while todo and time.monotonic() < deadline:
@@ -510,14 +511,15 @@ class Cluster:
                         page.bytes_read += record.size
                         if keep(record):
                             page.records.append(record)
+                            kept[p] = kept.get(p, 0) + 1
                         position[p] = offset + 1
-                        if offset + 1 >= todo[p][1]:
+                        # Oldest first, a partition is done once it gave a page's worth: the
+                        # page is the oldest of every partition's first `max_records`.
+                        if offset + 1 >= todo[p][1] or (
+                            not from_end and kept.get(p, 0) >= max_records
+                        ):
                             del todo[p]
                         if page.bytes_read >= self._page_bytes or page.scanned >= max_scan:
-                            page.truncated = bool(todo)
-                            todo.clear()
-                            break
-                        if not from_end and len(page.records) >= max_records:
                             page.truncated = bool(todo)
                             todo.clear()
                             break
