@@ -105,3 +105,15 @@ def test_broker_refuses_a_busy_console_address(
                      "--console", f"127.0.0.1:{port}"])  # fmt: skip
     assert code == 2
     assert f"cannot serve the console on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_browser_bounds_from_the_command_line() -> None:
+    from klamm.cli.console import console_config
+    from klamm.cli.main import build_parser
+
+    args = build_parser().parse_args(["console", "--page-bytes", "1000", "--scan-messages", "7"])
+    config = console_config(args, host="127.0.0.1", port=0, brokers="b:1")
+    assert (config.page_bytes, config.scan_messages) == (1000, 7)
+    args = build_parser().parse_args(["broker", "--console", "127.0.0.1:0"])
+    config = console_config(args, host="127.0.0.1", port=0, brokers="b:1")
+    assert config.page_bytes == 4 * 1024 * 1024 and not config.read_only

@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from klamm.cli import logs
-from klamm.cli._common import bootstrap_servers, host_port, key_value, seconds
+from klamm.cli._common import bootstrap_servers, host_port, key_value, positive_int, seconds
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
@@ -49,6 +49,13 @@ def add_console_options(parser: argparse.ArgumentParser | Any, prefix: str = "")
                         "beyond 127.0.0.1)")  # fmt: skip
     parser.add_argument(f"--{prefix}user", dest="console_user", type=_user, default=None,
                         metavar="NAME:PASSWORD", help="require this user to log in")  # fmt: skip
+    # The message browser's bounds (klamm.console.config has the defaults and their reasons).
+    parser.add_argument(f"--{prefix}page-bytes", dest="console_page_bytes", type=positive_int,
+                        default=None, metavar="BYTES",
+                        help="most bytes of messages one page reads (default 4 MiB)")  # fmt: skip
+    parser.add_argument(f"--{prefix}scan-messages", dest="console_scan_messages",
+                        type=positive_int, default=None, metavar="N",
+                        help="most messages one filtered search scans (default 10000)")  # fmt: skip
 
 
 def register(subparsers: Any) -> None:
@@ -90,7 +97,14 @@ def console_config(args: argparse.Namespace, *, host: str, port: int, brokers: s
     should not pay for Starlette and Jinja2)."""
     from klamm.console import ConsoleConfig
 
+    bounds = {
+        name: value
+        for name, value in (("page_bytes", args.console_page_bytes),
+                            ("scan_messages", args.console_scan_messages))
+        if value is not None
+    }  # fmt: skip
     return ConsoleConfig(
+        **bounds,
         host=host,
         port=port,
         brokers=brokers,
