@@ -24,8 +24,10 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 $(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 	cd $(JS_DIR) && npm ci --no-audit --no-fund --silent
 
+# The broker, and beside it the web console (klamm.console), which prints its URL once it listens.
 run: $(STAMP_RUN)
-	$(BIN)/klamm broker --listen 127.0.0.1:9092 --data-dir ./data --schema-registry 127.0.0.1:8081
+	$(BIN)/klamm broker --listen 127.0.0.1:9092 --data-dir ./data --console 127.0.0.1:8080 \
+		--schema-registry 127.0.0.1:8081
 
 test: $(STAMP_TEST) $(JS_DIR)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -q

@@ -24,6 +24,7 @@ from klamm.broker.config import (
 )
 from klamm.cli import logs
 from klamm.cli._common import host_port
+from klamm.cli.console import add_console_options, console_beside_broker, serve_console
 
 log = logging.getLogger("klamm.cli.broker")
 
@@ -93,6 +94,12 @@ def register(subparsers: Any) -> None:
                         metavar="HOST:PORT",
                         help="also serve a Confluent-compatible Schema Registry on HOST:PORT "
                         "(state in this broker's _schemas topic)")  # fmt: skip
+    # The web console (klamm.console), served by this process; it reaches the broker over the
+    # Kafka protocol like any client. Its login options are `klamm console`'s.
+    console = parser.add_argument_group("web console")
+    console.add_argument("--console", type=_listen_address, default=None, metavar="HOST:PORT",
+                         help="serve the web console at http://HOST:PORT/")  # fmt: skip
+    add_console_options(console, prefix="console-")
     parser.set_defaults(func=main)
 
 
@@ -162,7 +169,10 @@ def main(args: argparse.Namespace) -> int:
         problem = _preflight(config) or _preflight_registry(getattr(args, "schema_registry", None))
         if problem is not None:
             return _fail(problem, 1)
-        return _run(config, getattr(args, "schema_registry", None))
+        console, problem = console_beside_broker(args)
+        if problem is not None:
+            return _fail(problem, 2)
+        return _run(config, console, getattr(args, "schema_registry", None))
     except KeyboardInterrupt:
         return 130  # before the broker's own SIGINT handling is in place
 
@@ -212,21 +222,36 @@ def _preflight_registry(listen: tuple[str, int] | None) -> str | None:
     return None
 
 
-def _run(config: BrokerConfig, registry: tuple[str, int] | None = None) -> int:
+def _run(config: BrokerConfig, console: Any = None, registry: tuple[str, int] | None = None) -> int:
     from klamm.broker.node import StartupError
     from klamm.broker.server import serve
 
     started = False
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[BaseException | None]] = []  # referenced, so never collected
 
-    def on_started(_broker: Any) -> None:
+    def on_started(broker: Any) -> None:
         nonlocal started
         started = True
+        if console is not None:
+            tasks.append(asyncio.create_task(serve_console(broker, console, stop)))
+
+    async def broker_and_console() -> None:
+        try:
+            if registry is None:
+                await serve(config, stop, on_started=on_started)
+            else:
+                await _serve_with_registry(config, registry, on_started, stop)
+        finally:
+            stop.set()  # the broker stopped, for whatever reason: so does the console
+            for task in tasks:
+                await task
 
     try:
-        if registry is None:
-            _run_loop(serve(config, on_started=on_started))
-        else:
-            _run_loop(_serve_with_registry(config, registry, on_started))
+        _run_loop(broker_and_console())
+        failure = tasks[0].result() if tasks else None
+        if failure is not None:
+            return _fail(f"console stopped: {_describe(failure)}", 1)
     except StartupError as exc:
         return _fail(str(exc), 1)
     except Exception as exc:
@@ -236,7 +261,7 @@ def _run(config: BrokerConfig, registry: tuple[str, int] | None = None) -> int:
 
 
 async def _serve_with_registry(
-    config: BrokerConfig, listen: tuple[str, int], on_started: Any
+    config: BrokerConfig, listen: tuple[str, int], on_started: Any, stop: asyncio.Event
 ) -> None:
     """The broker, and beside it on the same loop a Schema Registry that reaches the broker as any
     client does (klamm.schema imports no broker code). A registry that cannot start stops the
@@ -244,7 +269,6 @@ async def _serve_with_registry(
     from klamm.broker.server import serve
     from klamm.schema.server import RegistryServer
 
-    stop = asyncio.Event()
     servers: list[RegistryServer] = []
     failure: list[BaseException] = []
 

@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     "groups",
     "transactions",
     "configs",
+    "console",
     "bench",
     "registry",
     "demo",

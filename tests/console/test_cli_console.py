@@ -1,0 +1,119 @@
+"""`klamm console` and `klamm broker --console`: the real entry points, in child processes."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from klamm.cli.main import main
+from klamm.testing import EmbeddedBroker
+from tests.console.harness import http
+
+# Seconds a child may take to print its URL: start-up is well under a second; a loaded CI
+# machine gets ample room.
+START_S = 30
+
+
+def start(*argv: str) -> tuple[subprocess.Popen[str], str]:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "klamm", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + START_S
+    assert child.stdout is not None
+    lines = []
+    while time.monotonic() < deadline:
+        line = child.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        found = re.search(r"klamm console: open (http://\S+)", line)
+        if found:
+            return child, found.group(1).rstrip("/")
+    child.kill()
+    child.communicate()
+    raise AssertionError("no console URL printed:\n" + "".join(lines))
+
+
+def stop(child: subprocess.Popen[str]) -> int:
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.communicate(timeout=20)  # drains and closes the output pipe
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+    return child.returncode
+
+
+def test_klamm_console_serves_any_cluster(kafka_broker: EmbeddedBroker) -> None:
+    child, url = start("console", "--bootstrap", kafka_broker.bootstrap, "--listen", "127.0.0.1:0")
+    try:
+        reply = http(url + "/")
+        assert reply.status == 200 and "Overview" in reply.body
+    finally:
+        assert stop(child) == 0
+
+
+def test_klamm_broker_with_console(tmp_path: Path) -> None:
+    child, url = start("broker", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "d"),
+                       "--console", "127.0.0.1:0", "--console-read-only")  # fmt: skip
+    try:
+        reply = http(url + "/topics")
+        assert reply.status == 200 and "read-only" in reply.body
+    finally:
+        assert stop(child) == 0  # the console stops with the broker
+
+
+def test_console_beyond_loopback_without_login_is_refused(
+    capsys: pytest.CaptureFixture[str], kafka_broker: EmbeddedBroker
+) -> None:
+    assert main(["console", "-b", kafka_broker.bootstrap, "--listen", "0.0.0.0:0"]) == 2
+    assert "without a login" in capsys.readouterr().err
+    assert main(["broker", "--listen", "127.0.0.1:0", "--console", "0.0.0.0:0"]) == 2
+    assert "without a login" in capsys.readouterr().err
+
+
+def test_console_without_a_cluster_fails_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    assert main(["console", "-b", f"127.0.0.1:{port}", "--listen", "127.0.0.1:0",
+                 "--timeout", "1"]) == 1  # fmt: skip
+    assert f"klamm console: cannot reach 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_broker_refuses_a_busy_console_address(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["broker", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path),
+                     "--console", f"127.0.0.1:{port}"])  # fmt: skip
+    assert code == 2
+    assert f"cannot serve the console on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_browser_bounds_from_the_command_line() -> None:
+    from klamm.cli.console import console_config
+    from klamm.cli.main import build_parser
+
+    args = build_parser().parse_args(["console", "--page-bytes", "1000", "--scan-messages", "7"])
+    config = console_config(args, host="127.0.0.1", port=0, brokers="b:1")
+    assert (config.page_bytes, config.scan_messages) == (1000, 7)
+    args = build_parser().parse_args(["broker", "--console", "127.0.0.1:0"])
+    config = console_config(args, host="127.0.0.1", port=0, brokers="b:1")
+    assert config.page_bytes == 4 * 1024 * 1024 and not config.read_only
