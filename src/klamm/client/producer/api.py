@@ -389,6 +389,49 @@ class Producer(Connectable):
         self._check_connected()
         return Transaction(self)
 
+    # The librdkafka side of a transaction. `Transaction` (transactions.py) owns the states and
+    # calls these; the producer owns whether a transaction is open, so exactly one can be.
+
+    def begin_transaction(self) -> None:
+        """Open a transaction on the transactional librdkafka producer (local, cheap)."""
+        if self._in_transaction:
+            raise StateError("this producer already has an active transaction")
+        try:
+            self._default.begin_transaction()
+        except confluent_kafka.KafkaException as exc:
+            raise from_librdkafka(exc) from None
+        self._in_transaction = True
+
+    def end_transaction(self) -> None:
+        """The transaction is over (committed, aborted, or its outcome lost to a cancellation):
+        sends outside a transaction are refused again and a new one may begin."""
+        self._in_transaction = False
+
+    def in_transaction(self) -> bool:
+        return self._in_transaction
+
+    async def commit_transaction(self, timeout_ms: int) -> None:
+        """librdkafka's commit (it blocks until the coordinator answers: run in a thread)."""
+        await self._in_thread(self._default.commit_transaction, timeout_ms / 1000)
+
+    async def abort_transaction(self, timeout_ms: int) -> None:
+        await self._in_thread(self._default.abort_transaction, timeout_ms / 1000)
+
+    async def send_offsets_to_transaction(
+        self, offsets: list[confluent_kafka.TopicPartition], group_metadata: Any, timeout_ms: int
+    ) -> None:
+        await self._in_thread(
+            self._default.send_offsets_to_transaction, offsets, group_metadata, timeout_ms / 1000
+        )
+
+    @staticmethod
+    async def _in_thread(call: Any, *args: Any) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, call, *args)
+        except confluent_kafka.KafkaException as exc:
+            raise from_librdkafka(exc) from None
+
     # -- internals ----------------------------------------------------------------------------
 
     def _check_connected(self) -> None:
