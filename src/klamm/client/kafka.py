@@ -54,8 +54,12 @@ class Kafka:
         max_in_flight_requests: int | None = None,
         allow_auto_topic_creation: bool = True,
         linger_ms: float | None = None,
+        retry: RetryPolicy | None = None,
         config: Mapping[str, Any] | None = None,
     ) -> Producer:
+        """`retry` (default: this Kafka's) bounds how long a send may take before it fails
+        with NumberOfRetriesExceeded, as KafkaJS's producer retry does (see
+        RetryPolicy.delivery_timeout_ms)."""
         return Producer(
             self._conf,
             idempotent=idempotent,
@@ -66,6 +70,7 @@ class Kafka:
             linger_ms=linger_ms,
             config=config,
             connect_timeout_s=self._connect_timeout_s,
+            retry=retry or self.retry,
         )
 
     def consumer(

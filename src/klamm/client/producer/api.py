@@ -50,11 +50,17 @@ from klamm.client.producer.plan import (
     prepare_send,
 )
 from klamm.client.producer.pump import PUMP_INTERVAL_S, QUEUE_FULL_WAIT_S, RdProducer
+from klamm.client.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from klamm.client.transactions import Transaction
 
 log = logging.getLogger("klamm.client")
+
+# What one attempt costs when no broker answers: librdkafka's connection setup timeout (Kafka
+# sets it from connection_timeout_ms), librdkafka's default when a raw config left it out.
+_ATTEMPT_KEY = "socket.connection.setup.timeout.ms"
+_ATTEMPT_DEFAULT_MS = 30_000
 
 
 class Producer(Connectable):
@@ -72,8 +78,10 @@ class Producer(Connectable):
         linger_ms: float | None,
         config: Mapping[str, Any] | None,
         connect_timeout_s: float,
+        retry: RetryPolicy | None = None,
     ) -> None:
         conf = dict(conf)
+        self._retry = retry = retry or RetryPolicy()
         self._connect_timeout_s = connect_timeout_s
         if transactional_id is not None:
             idempotent = True  # librdkafka requires it, and so does Kafka.
@@ -90,6 +98,20 @@ class Producer(Connectable):
             conf["linger.ms"] = linger_ms
         if config:
             conf.update(config)
+        # KafkaJS's retry policy reaches send() through librdkafka's delivery timeout (which
+        # covers queueing, retries and waiting for a missing topic's metadata): a send fails when
+        # KafkaJS's retrier would have given up (RetryPolicy.delivery_timeout_ms), unless the
+        # caller set librdkafka's own timeouts.
+        attempt_ms = int(conf.get(_ATTEMPT_KEY, _ATTEMPT_DEFAULT_MS))
+        budget_ms = retry.delivery_timeout_ms(attempt_ms)
+        if transactional_id is not None:  # librdkafka refuses a longer one
+            budget_ms = min(budget_ms, int(conf["transaction.timeout.ms"]))
+        if "message.timeout.ms" not in conf and "delivery.timeout.ms" not in conf:
+            conf["message.timeout.ms"] = budget_ms
+        # How long librdkafka waits for a missing topic to appear before failing its messages
+        # with UNKNOWN_TOPIC: one attempt short of the delivery timeout, so a missing topic says
+        # so instead of failing as a plain timeout.
+        conf.setdefault("topic.metadata.propagation.max.ms", max(1, budget_ms - attempt_ms))
         self._conf = conf
         self.idempotent = idempotent
         self.transactional_id = transactional_id
@@ -458,7 +480,7 @@ class Producer(Connectable):
         if key != self._default_key:
             conf["compression.type"] = compression
             conf.pop("transactional.id", None)
-        rdp = RdProducer(conf)
+        rdp = RdProducer(conf, self._retry)
         self._rd[key] = rdp
         return rdp
 

@@ -78,8 +78,8 @@ class Delivery:
             self._resolve()
 
     def failure(self, err: Any) -> KafkaError:
-        """The error this send fails with: after a fatal error, that error (its messages were
-        purged, or refused with _FATAL, which names no cause); else librdkafka's `err`."""
+        """The error this send fails with: librdkafka refused to enqueue (`err` from produce):
+        after a fatal error, that error; else librdkafka's `err`."""
         fatal = self.source.fatal
         return from_librdkafka(err if fatal is None else fatal)
 
@@ -87,7 +87,7 @@ class Delivery:
         if self.future.done():
             return
         if self.error is not None:
-            self.future.set_exception(self.failure(self.error))
+            self.future.set_exception(self.source.delivery_failure(self.error))
             return
         self.future.set_result(
             SendResult(self.topics, self.partitions, self.offsets, self.timestamps)

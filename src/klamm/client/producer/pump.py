@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import confluent_kafka
 
 from klamm.client.connectivity import create_client
-from klamm.client.errors import from_librdkafka
+from klamm.client.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NumberOfRetriesExceeded,
+    from_librdkafka,
+)
+from klamm.client.retry import RetryPolicy
 
 log = logging.getLogger("klamm.client")
 
@@ -20,6 +29,29 @@ log = logging.getLogger("klamm.client")
 PUMP_INTERVAL_S = 0.001
 # When librdkafka's local queue is full we wait this long for reports to drain it, then retry.
 QUEUE_FULL_WAIT_S = 0.001
+
+
+class ConnectionWatch:
+    """librdkafka `error_cb` that remembers the last connection failure (refused, broken, all
+    brokers down) and when it happened, then forwards the error to the user's callback, if any.
+    Called on the thread serving poll(): the event loop's pump."""
+
+    def __init__(self, chained: Callable[[Any], None] | None = None) -> None:
+        self.error: Any = None
+        self.at = 0.0
+        self._chained = chained
+
+    def __call__(self, err: Any) -> None:
+        if isinstance(from_librdkafka(err), KafkaConnectionError):
+            self.error, self.at = err, time.monotonic()
+        if self._chained is not None:
+            self._chained(err)
+
+    def since(self, seconds: float) -> Any:
+        """The connection failure of the last `seconds`, or None."""
+        if self.error is not None and time.monotonic() - self.at <= seconds:
+            return self.error
+        return None
 
 
 class RdProducer:
@@ -31,13 +63,42 @@ class RdProducer:
     loop serves reports itself, every `PUMP_INTERVAL_S` while messages are in flight.
     """
 
-    def __init__(self, conf: dict[str, Any]) -> None:
+    def __init__(self, conf: dict[str, Any], retry: RetryPolicy) -> None:
+        conf = dict(conf)
+        self.connection = ConnectionWatch(conf.get("error_cb"))
+        conf["error_cb"] = self.connection
         self.rd, self.auth = create_client(confluent_kafka.Producer, conf)
+        self._retry = retry
+        self._delivery_timeout_s = (
+            conf.get("message.timeout.ms", conf.get("delivery.timeout.ms", 300_000)) / 1000
+        )
         self._pump_handle: asyncio.TimerHandle | None = None
         self._closed = False
         #: The fatal error (a `confluent_kafka.KafkaError`) that made this instance unusable, once
         #: librdkafka reported it; see the module's docstring.
         self.fatal: Any = None
+
+    def delivery_failure(self, err: Any) -> KafkaError:
+        """The error a send fails with when librdkafka reports `err` for one of its messages.
+
+        After a fatal error, that error (the messages were purged, or refused with _FATAL, which
+        names no cause). A retriable `err` in a delivery report means librdkafka retried until the
+        delivery timeout, which the retry policy set (Producer): as KafkaJS's retrier, the send
+        fails with NumberOfRetriesExceeded (not retriable), caused by the last error, or by the
+        connection failure seen meanwhile when the delivery just timed out."""
+        if self.fatal is not None:
+            return from_librdkafka(self.fatal)
+        error = from_librdkafka(err)
+        if not error.retriable:
+            return error
+        if isinstance(error, KafkaTimeoutError):
+            down = self.connection.since(self._delivery_timeout_s)
+            if down is not None:
+                error = from_librdkafka(down)
+        waits = self._retry.waits_ms()
+        return NumberOfRetriesExceeded(
+            error, retry_count=self._retry.retries, retry_time_ms=waits[-1] if waits else 0
+        )
 
     def wake(self, loop: asyncio.AbstractEventLoop) -> None:
         """Messages were enqueued: make sure their reports will be served."""
