@@ -25,8 +25,15 @@ from typing import Any, TypeVar
 import confluent_kafka
 from confluent_kafka import admin as _rd_admin
 
+from klamm.client.config import timeout_ms as check_timeout
 from klamm.client.connectivity import CONNECT_TIMEOUT_S, create_client, reach_cluster
-from klamm.client.errors import ConfigError, KafkaError, StateError, TopicError, from_librdkafka
+from klamm.client.errors import (
+    ConfigError,
+    KafkaError,
+    StateError,
+    from_librdkafka,
+    unknown_topic,
+)
 from klamm.client.events import Connectable, EventEmitter, Events
 
 T = TypeVar("T")
@@ -270,7 +277,7 @@ class Admin(Connectable):
         futures = _start(
             self._client.create_topics,
             new,
-            operation_timeout=timeout_ms / 1000,
+            operation_timeout=check_timeout(timeout_ms) / 1000,
             validate_only=validate_only,
         )
         created = False
@@ -304,8 +311,13 @@ class Admin(Connectable):
 
     async def delete_topics(self, *, topics: Sequence[str], timeout_ms: int = 5_000) -> None:
         names = _names(topics, "topics", "topic names")
+        timeout_s = check_timeout(timeout_ms) / 1000
         await _await_all(
-            _start(self._client.delete_topics, names, operation_timeout=timeout_ms / 1000)
+            _start(
+                self._client.delete_topics,
+                names,
+                operation_timeout=timeout_s,
+            )
         )
 
     async def list_topics(self) -> list[str]:
@@ -323,7 +335,7 @@ class Admin(Connectable):
         for name in names:
             tmd = md.topics.get(name)
             if tmd is None or tmd.error is not None:
-                raise TopicError(f"unknown topic {name!r}", code=3, name="UNKNOWN_TOPIC_OR_PART")
+                raise unknown_topic(name)
             result.append(
                 {
                     "name": name,
@@ -346,6 +358,7 @@ class Admin(Connectable):
     ) -> None:
         """`topic_partitions=[{"topic", "count"}]`: `count` is the new total."""
         entries = _entries(topic_partitions, "topic_partitions", _PARTITIONS_KEYS, required=2)
+        timeout_s = check_timeout(timeout_ms) / 1000
         new = [
             rd_admin.NewPartitions(
                 _name(tp["topic"], f"topic_partitions[{i}]['topic']"),
@@ -354,7 +367,11 @@ class Admin(Connectable):
             for i, tp in enumerate(entries)
         ]
         await _await_all(
-            _start(self._client.create_partitions, new, operation_timeout=timeout_ms / 1000)
+            _start(
+                self._client.create_partitions,
+                new,
+                operation_timeout=timeout_s,
+            )
         )
 
     # -- configs ------------------------------------------------------------------------------
@@ -552,12 +569,12 @@ class Admin(Connectable):
     ) -> list[dict[str, int]]:
         """The first offset per partition whose timestamp is >= `timestamp` (ms); the end of the
         partition when there is none."""
-        partitions = await self._partitions(topic)
         spec = (
             rd_admin.OffsetSpec.latest()
             if timestamp is None
-            else rd_admin.OffsetSpec.for_timestamp(int(timestamp))
+            else rd_admin.OffsetSpec.for_timestamp(_int(timestamp, "timestamp", minimum=0))
         )
+        partitions = await self._partitions(topic)
         found = await self._list_offsets(topic, partitions, spec)
         missing = [p for p in partitions if found[p] < 0]
         if missing:
@@ -593,7 +610,7 @@ class Admin(Connectable):
         md = await self._in_thread(self._client.list_topics, topic, 10)
         tmd = md.topics.get(topic)
         if tmd is None or tmd.error is not None or not tmd.partitions:
-            raise TopicError(f"unknown topic {topic!r}", code=3, name="UNKNOWN_TOPIC_OR_PART")
+            raise unknown_topic(topic)
         return sorted(tmd.partitions)
 
     async def _list_offsets(

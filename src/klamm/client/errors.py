@@ -336,6 +336,17 @@ def from_librdkafka(err: Any) -> KafkaError:
     return cls(message, code=code, name=name)
 
 
+def unknown_topic(topic: str) -> TopicError:
+    """The error for a topic the cluster does not have: a TopicError, retriable as librdkafka's
+    own UNKNOWN_TOPIC_OR_PART is here and as KafkaJS's is (its metadata may lag a creation)."""
+    return TopicError(
+        f"unknown topic {topic!r}",
+        code=_RD.UNKNOWN_TOPIC_OR_PART,
+        name="UNKNOWN_TOPIC_OR_PART",
+        retriable=True,
+    )
+
+
 def wrap(exc: BaseException) -> BaseException:
     """Map librdkafka's exceptions to ours; leave every other exception as it is."""
     if isinstance(exc, confluent_kafka.KafkaException):

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 import confluent_kafka
 
 from klamm.client.config import acks_value
+from klamm.client.config import timeout_ms as check_timeout
 from klamm.client.connectivity import reach_cluster
 from klamm.client.errors import (
     ConfigError,
@@ -61,6 +62,11 @@ log = logging.getLogger("klamm.client")
 # sets it from connection_timeout_ms), librdkafka's default when a raw config left it out.
 _ATTEMPT_KEY = "socket.connection.setup.timeout.ms"
 _ATTEMPT_DEFAULT_MS = 30_000
+
+
+def _drop_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # marks the exception retrieved
 
 
 class Producer(Connectable):
@@ -150,6 +156,7 @@ class Producer(Connectable):
 
     async def disconnect(self, timeout_ms: int = 30_000) -> None:
         """Deliver what is queued (up to `timeout_ms`), then release the producers."""
+        timeout_ms = check_timeout(timeout_ms)
         if not self._rd:
             return
         loop = asyncio.get_running_loop()
@@ -186,6 +193,8 @@ class Producer(Connectable):
         librdkafka may still be delivered later, as with any Kafka client)."""
         self._check_sendable()
         plan = prepare_send([{"topic": topic, "messages": messages}])
+        if timeout_ms is not None:
+            timeout_ms = check_timeout(timeout_ms)
         return await self._send(plan, acks, compression, timeout_ms)
 
     async def send_batch(
@@ -199,6 +208,8 @@ class Producer(Connectable):
         """Produce to several topics at once: `[{"topic": t, "messages": [...]}, ...]`."""
         self._check_sendable()
         plan = prepare_send(topic_messages)
+        if timeout_ms is not None:
+            timeout_ms = check_timeout(timeout_ms)
         return await self._send(plan, acks, compression, timeout_ms)
 
     async def _send(
@@ -244,6 +255,12 @@ class Producer(Connectable):
             if rdp.auth.error is not None:  # the login was refused since connect()
                 raise from_librdkafka(rdp.auth.error) from None
             raise KafkaTimeoutError(f"send not acknowledged within {timeout_ms} ms") from None
+        finally:
+            if not delivery.future.done():
+                # Nobody awaits the delivery any more (timed out, or the caller was cancelled):
+                # its outcome, when librdkafka reports it, is dropped on purpose, not logged by
+                # asyncio as "Future exception was never retrieved".
+                delivery.future.add_done_callback(_drop_outcome)
 
     async def _produce_plain(
         self,
@@ -388,6 +405,7 @@ class Producer(Connectable):
 
     async def flush(self, timeout_ms: int = 30_000) -> None:
         """Wait until everything queued so far is delivered (reports served on the loop)."""
+        timeout_ms = check_timeout(timeout_ms)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_ms / 1000
         for rdp in list(self._rd.values()):

@@ -66,6 +66,10 @@ def compression_type(compression: object) -> str:
     return codec
 
 
+def _is_list(value: object) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray)
+
+
 def prepare_send(topic_messages: Sequence[Mapping[str, Any]]) -> Plan:
     """Check everything first: a bad message fails the send before anything is produced.
 
@@ -73,11 +77,23 @@ def prepare_send(topic_messages: Sequence[Mapping[str, Any]]) -> Plan:
     which refuses the whole call before enqueuing anything (see `_send`); a larger send is
     checked here, since a refused later call would come after earlier ones were enqueued."""
     plan: Plan = []
+    if not _is_list(topic_messages):
+        raise ConfigError(
+            "topic_messages must be a list of {'topic', 'messages'} dicts, "
+            f"not {topic_messages!r}"
+        )
     for entry in topic_messages:
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"each entry must be a {{'topic', 'messages'}} dict, not {entry!r}")
         topic = entry.get("topic")
         if not isinstance(topic, str) or not topic:
             raise ConfigError(f"each entry needs a topic name, got {topic!r}")
         messages = entry.get("messages", ())
+        if not _is_list(messages):
+            # A str, a dict or None would be iterated as characters, keys or fail obscurely.
+            raise ConfigError(
+                f"messages must be a list of messages (dicts or Message), not {messages!r}"
+            )
         plain = plain_messages(messages)
         if plain is not None:
             plan.append((topic, plain, True))
