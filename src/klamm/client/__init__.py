@@ -28,6 +28,7 @@ from klamm.client.errors import (
 from klamm.client.events import Event, Events
 from klamm.client.kafka import Kafka
 from klamm.client.messages import CompressionTypes, KafkaMessage, Message, RecordMetadata
+from klamm.client.partitioners import Partitioners
 from klamm.client.payloads import Batch, EachBatchPayload, EachMessagePayload
 from klamm.client.producer import Producer
 from klamm.client.retry import RetryPolicy
@@ -57,6 +58,7 @@ __all__ = [
     "NumberOfRetriesExceeded",
     "OffsetOutOfRange",
     "PartitionAssigners",
+    "Partitioners",
     "Producer",
     "ProducerFencedError",
     "RecordMetadata",

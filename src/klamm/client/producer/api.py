@@ -36,11 +36,20 @@ from klamm.client.errors import (
     ConfigError,
     KafkaError,
     KafkaTimeoutError,
+    NumberOfRetriesExceeded,
     StateError,
     from_librdkafka,
+    unknown_topic,
 )
 from klamm.client.events import Connectable, EventEmitter, Events
-from klamm.client.messages import CompressionTypes, OutgoingRecord, RecordMetadata, prepare_message
+from klamm.client.messages import (
+    CompressionTypes,
+    OutgoingRecord,
+    RecordMetadata,
+    normalise_message,
+    prepare_message,
+)
+from klamm.client.partitioners import Partitioner, PartitionerFactory, Partitioners
 from klamm.client.producer.delivery import Delivery, MultiTopicDelivery
 from klamm.client.producer.plan import (
     ANY_PARTITION,
@@ -57,6 +66,12 @@ if TYPE_CHECKING:
     from klamm.client.transactions import Transaction
 
 log = logging.getLogger("klamm.client")
+
+# A Python partitioner's view of a topic's partitions is refreshed this often: KafkaJS's
+# metadataMaxAge default (5 minutes): partitions added to a topic are used after that.
+_METADATA_MAX_AGE_S = 300.0
+# One metadata request for a Python partitioner waits at most this long before it is retried.
+_METADATA_WAIT_S = 5.0
 
 # What one attempt costs when no broker answers: librdkafka's connection setup timeout (Kafka
 # sets it from connection_timeout_ms), librdkafka's default when a raw config left it out.
@@ -85,9 +100,27 @@ class Producer(Connectable):
         config: Mapping[str, Any] | None,
         connect_timeout_s: float,
         retry: RetryPolicy | None = None,
+        create_partitioner: PartitionerFactory | None = None,
     ) -> None:
         conf = dict(conf)
         self._retry = retry = retry or RetryPolicy()
+        # KafkaJS's DefaultPartitioner is librdkafka's murmur2_random for keyed messages: leave
+        # it to librdkafka (in C). Any other partitioner runs in Python (partitioners.py).
+        self._partitioner: Partitioner | None = None
+        if create_partitioner is not None and create_partitioner is not (
+            Partitioners.DefaultPartitioner
+        ):
+            if not callable(create_partitioner):
+                raise ConfigError(
+                    "create_partitioner must be a factory returning a partitioner, such as "
+                    f"Partitioners.LegacyPartitioner; got {create_partitioner!r}"
+                )
+            self._partitioner = create_partitioner()
+            if not callable(self._partitioner):
+                raise ConfigError(
+                    f"create_partitioner() must return a callable, got {self._partitioner!r}"
+                )
+        self._metadata: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._connect_timeout_s = connect_timeout_s
         if transactional_id is not None:
             idempotent = True  # librdkafka requires it, and so does Kafka.
@@ -193,6 +226,8 @@ class Producer(Connectable):
         librdkafka may still be delivered later, as with any Kafka client)."""
         self._check_sendable()
         plan = prepare_send([{"topic": topic, "messages": messages}])
+        if self._partitioner is not None:
+            plan = await self._partitioned(plan)
         if timeout_ms is not None:
             timeout_ms = check_timeout(timeout_ms)
         return await self._send(plan, acks, compression, timeout_ms)
@@ -208,6 +243,8 @@ class Producer(Connectable):
         """Produce to several topics at once: `[{"topic": t, "messages": [...]}, ...]`."""
         self._check_sendable()
         plan = prepare_send(topic_messages)
+        if self._partitioner is not None:
+            plan = await self._partitioned(plan)
         if timeout_ms is not None:
             timeout_ms = check_timeout(timeout_ms)
         return await self._send(plan, acks, compression, timeout_ms)
@@ -261,6 +298,72 @@ class Producer(Connectable):
                 # its outcome, when librdkafka reports it, is dropped on purpose, not logged by
                 # asyncio as "Future exception was never retrieved".
                 delivery.future.add_done_callback(_drop_outcome)
+
+    async def _partitioned(self, plan: Plan) -> Plan:
+        """Every message of `plan` with its partition, chosen by the Python partitioner for
+        those that name none (KafkaJS calls its partitioner the same way, per message)."""
+        assert self._partitioner is not None
+        out: Plan = []
+        for topic, items, _plain in plan:
+            metadata = await self._partition_metadata(topic)
+            records = []
+            for item in items:
+                record = item if isinstance(item, OutgoingRecord) else normalise_message(item)
+                if record.partition is None:
+                    shown = item if isinstance(item, dict) else record._asdict()
+                    chosen = self._partitioner(
+                        topic=topic, partition_metadata=metadata, message=shown
+                    )
+                    if isinstance(chosen, bool) or not isinstance(chosen, int):
+                        raise ConfigError(f"the partitioner returned {chosen!r}, not an int")
+                    if not 0 <= chosen < len(metadata):
+                        raise ConfigError(
+                            f"the partitioner chose partition {chosen} of {topic!r}, which has "
+                            f"{len(metadata)} partitions"
+                        )
+                    record = record._replace(partition=chosen)
+                records.append(record)
+            out.append((topic, records, False))
+        return out
+
+    async def _partition_metadata(self, topic: str) -> list[dict[str, Any]]:
+        """The topic's partitions as KafkaJS's partitioners see them, cached for
+        `_METADATA_MAX_AGE_S`. Waits (as KafkaJS retries) for a topic being created."""
+        loop = asyncio.get_running_loop()
+        cached = self._metadata.get(topic)
+        if cached is not None and loop.time() - cached[0] < _METADATA_MAX_AGE_S:
+            return cached[1]
+        rd = self._rd_for(*self._default_key).rd
+        timeout_ms = self._conf.get("message.timeout.ms", self._conf.get("delivery.timeout.ms"))
+        deadline = loop.time() + int(timeout_ms or 300_000) / 1000
+        error: KafkaError = unknown_topic(topic)
+        while True:
+            try:
+                md = await loop.run_in_executor(None, rd.list_topics, topic, _METADATA_WAIT_S)
+                found = md.topics.get(topic)
+                if found is not None and found.error is not None:
+                    error = from_librdkafka(found.error)
+                elif found is not None and found.partitions:
+                    partitions = [
+                        {
+                            "partition_id": p.id,
+                            "leader": p.leader,
+                            "replicas": list(p.replicas),
+                            "isr": list(p.isrs),
+                        }
+                        for p in sorted(found.partitions.values(), key=lambda p: p.id)
+                    ]
+                    self._metadata[topic] = (loop.time(), partitions)
+                    return partitions
+            except confluent_kafka.KafkaException as exc:
+                error = from_librdkafka(exc)
+            if not error.retriable or loop.time() >= deadline:
+                if not error.retriable:
+                    raise error
+                raise NumberOfRetriesExceeded(
+                    error, retry_count=self._retry.retries, retry_time_ms=0
+                ) from error
+            await asyncio.sleep(max(self._retry.initial_retry_time_ms, 1) / 1000)
 
     async def _produce_plain(
         self,
