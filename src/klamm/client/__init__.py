@@ -4,6 +4,12 @@ Importing this package must never import the broker or storage layers (tested)."
 
 from __future__ import annotations
 
+from klamm.client.acls import (
+    AclOperationTypes,
+    AclPermissionTypes,
+    AclResourceTypes,
+    ResourcePatternTypes,
+)
 from klamm.client.admin import Admin, ResourceTypes
 from klamm.client.consumer import Consumer, PartitionAssigners
 from klamm.client.errors import (
@@ -35,6 +41,9 @@ from klamm.client.retry import RetryPolicy
 from klamm.client.transactions import Transaction
 
 __all__ = [
+    "AclOperationTypes",
+    "AclPermissionTypes",
+    "AclResourceTypes",
     "Admin",
     "AuthenticationError",
     "Batch",
@@ -62,6 +71,7 @@ __all__ = [
     "Producer",
     "ProducerFencedError",
     "RecordMetadata",
+    "ResourcePatternTypes",
     "RequestError",
     "ResourceTypes",
     "RetriableError",

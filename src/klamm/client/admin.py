@@ -25,10 +25,13 @@ from typing import Any, TypeVar
 import confluent_kafka
 from confluent_kafka import admin as _rd_admin
 
+from klamm.client.acls import ACL_KEYS, as_dict, binding
 from klamm.client.config import timeout_ms as check_timeout
 from klamm.client.connectivity import CONNECT_TIMEOUT_S, create_client, reach_cluster
 from klamm.client.errors import (
     ConfigError,
+    DeleteGroupsError,
+    DeleteTopicRecordsError,
     KafkaError,
     StateError,
     from_librdkafka,
@@ -72,7 +75,9 @@ _PARTITIONS_KEYS = ("topic", "count")
 _DESCRIBE_KEYS = ("type", "name", "config_names")
 _ALTER_KEYS = ("type", "name", "config_entries")
 _CONFIG_ENTRY_KEYS = ("name", "value")
-_OFFSET_KEYS = ("partition", "offset")
+_OFFSET_KEYS = ("partition", "offset", "metadata")
+# KafkaJS's logical offsets, resolved by fetch_offsets(resolve_offsets=True).
+_LATEST, _EARLIEST = -1, -2
 
 
 # -- argument checks (pure; invariant 1) ------------------------------------------------------
@@ -153,6 +158,71 @@ def _resource_type(value: Any, where: str) -> ResourceTypes:
         raise ConfigError(
             f"{where} must be a ResourceTypes member or its code ({codes}), got {value!r}"
         ) from None
+
+
+def _flag(value: Any, arg: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{arg} must be a bool, not {value!r}")
+    return value
+
+
+def _metadata(value: Any, where: str) -> str | None:
+    """A commit's metadata: a str (librdkafka's TopicPartition takes nothing else) or None."""
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where} must be a str or None, not {value!r}")
+    return value
+
+
+def _by_topic(partitions: Iterable[Any]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for tp in partitions:
+        out.setdefault(tp.topic, []).append(tp.partition)
+    return {topic: sorted(ps) for topic, ps in sorted(out.items())}
+
+
+def _config_entry(entry: Any, include_synonyms: bool) -> dict[str, Any]:
+    """One librdkafka ConfigEntry as KafkaJS's describeConfigs entry (snake_case)."""
+    out = {
+        "config_name": entry.name,
+        "config_value": entry.value,
+        "read_only": entry.is_read_only,
+        "is_default": entry.is_default,
+        "config_source": int(entry.source),
+        "is_sensitive": entry.is_sensitive,
+    }
+    # KafkaJS always has the list: empty unless synonyms were asked for.
+    out["config_synonyms"] = []
+    if include_synonyms:
+        out["config_synonyms"] = [
+            {
+                "config_name": synonym.name,
+                "config_value": synonym.value,
+                "config_source": int(synonym.source),
+            }
+            for synonym in entry.synonyms.values()
+        ]
+    return out
+
+
+def _acl_resources(bindings: Iterable[Any]) -> list[dict[str, Any]]:
+    """librdkafka's flat ACL bindings grouped by resource, as KafkaJS's describeAcls."""
+    resources: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for acl in bindings:
+        entry = as_dict(acl)
+        key = (entry["resource_type"], entry["resource_name"], entry["resource_pattern_type"])
+        resource = resources.setdefault(
+            key,
+            {
+                "resource_type": key[0],
+                "resource_name": key[1],
+                "resource_pattern_type": key[2],
+                "acls": [],
+            },
+        )
+        resource["acls"].append(
+            {k: entry[k] for k in ("principal", "host", "operation", "permission_type")}
+        )
+    return list(resources.values())
 
 
 def _config_entries(value: Any, arg: str) -> dict[str, str]:
@@ -354,9 +424,15 @@ class Admin(Connectable):
         return {"topics": result}
 
     async def create_partitions(
-        self, *, topic_partitions: Sequence[Mapping[str, Any]], timeout_ms: int = 5_000
+        self,
+        *,
+        topic_partitions: Sequence[Mapping[str, Any]],
+        validate_only: bool = False,
+        timeout_ms: int = 5_000,
     ) -> None:
-        """`topic_partitions=[{"topic", "count"}]`: `count` is the new total."""
+        """`topic_partitions=[{"topic", "count"}]`: `count` is the new total. With
+        `validate_only=True` the broker checks the request and creates nothing."""
+        _flag(validate_only, "validate_only")
         entries = _entries(topic_partitions, "topic_partitions", _PARTITIONS_KEYS, required=2)
         timeout_s = check_timeout(timeout_ms) / 1000
         new = [
@@ -371,6 +447,7 @@ class Admin(Connectable):
                 self._client.create_partitions,
                 new,
                 operation_timeout=timeout_s,
+                validate_only=validate_only,
             )
         )
 
@@ -393,7 +470,11 @@ class Admin(Connectable):
         self, *, resources: Sequence[Mapping[str, Any]], include_synonyms: bool = False
     ) -> dict[str, Any]:
         """`resources=[{"type": ResourceTypes.TOPIC, "name", "config_names": [...]}]`; `type` may
-        also be the numeric code, as KafkaJS's ResourceTypes are."""
+        also be the numeric code, as KafkaJS's ResourceTypes are. Each entry says where its value
+        comes from (`config_source`, Kafka's code as in KafkaJS: 1 topic, 4 static broker, 5
+        default...) and, with `include_synonyms=True`, every level that sets it
+        (`config_synonyms`)."""
+        _flag(include_synonyms, "include_synonyms")
         checked = []
         for i, r in enumerate(_entries(resources, "resources", _DESCRIBE_KEYS, required=2)):
             where = f"resources[{i}]"
@@ -419,13 +500,7 @@ class Admin(Connectable):
                     "resource_type": rtype,
                     "resource_name": rname,
                     "config_entries": [
-                        {
-                            "config_name": e.name,
-                            "config_value": e.value,
-                            "read_only": e.is_read_only,
-                            "is_default": e.is_default,
-                            "is_sensitive": e.is_sensitive,
-                        }
+                        _config_entry(e, include_synonyms)
                         for name, e in sorted(entries.items())
                         if name in wanted
                     ],
@@ -433,9 +508,13 @@ class Admin(Connectable):
             )
         return {"resources": out}
 
-    async def alter_configs(self, *, resources: Sequence[Mapping[str, Any]]) -> None:
+    async def alter_configs(
+        self, *, resources: Sequence[Mapping[str, Any]], validate_only: bool = False
+    ) -> None:
         """`resources=[{"type", "name", "config_entries": [{"name", "value"}]}]`. Sent as
-        incremental SETs (IncrementalAlterConfigs): entries not named keep their values."""
+        incremental SETs (IncrementalAlterConfigs): entries not named keep their values. With
+        `validate_only=True` the broker checks the change and applies nothing."""
+        _flag(validate_only, "validate_only")
         rd_resources = []
         for i, r in enumerate(_entries(resources, "resources", _ALTER_KEYS, required=3)):
             where = f"resources[{i}]"
@@ -453,7 +532,11 @@ class Admin(Connectable):
                     incremental_configs=entries,
                 )
             )
-        await _await_all(_start(self._client.incremental_alter_configs, rd_resources))
+        await _await_all(
+            _start(
+                self._client.incremental_alter_configs, rd_resources, validate_only=validate_only
+            )
+        )
 
     # -- groups and offsets -------------------------------------------------------------------
 
@@ -477,6 +560,9 @@ class Admin(Connectable):
                     "group_id": d.group_id,
                     "state": d.state.name,
                     "protocol": d.partition_assignor,
+                    # librdkafka describes consumer groups only; a "simple" one (offsets
+                    # committed without a membership) has no protocol type, as in Kafka.
+                    "protocol_type": "" if d.is_simple_consumer_group else "consumer",
                     "members": [
                         {
                             "member_id": m.member_id,
@@ -486,6 +572,8 @@ class Admin(Connectable):
                             "assignment": [
                                 (tp.topic, tp.partition) for tp in m.assignment.topic_partitions
                             ],
+                            # KafkaJS's AssignerProtocol.MemberAssignment.decode(...).assignment
+                            "member_assignment": _by_topic(m.assignment.topic_partitions),
                         }
                         for m in d.members
                     ],
@@ -493,17 +581,56 @@ class Admin(Connectable):
             )
         return {"groups": groups}
 
-    async def delete_groups(self, *, group_ids: Sequence[str]) -> None:
+    async def delete_groups(self, *, group_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Delete groups that have no members: `[{"group_id", "error_code": 0}]`. When any
+        fails, DeleteGroupsError lists every group with its error (KafkaJS's `.groups`)."""
         ids = _names(group_ids, "group_ids", "group ids")
-        await _await_all(_start(self._client.delete_consumer_groups, ids))
+        futures = _start(self._client.delete_consumer_groups, ids)
+        results: list[dict[str, Any]] = []
+        for gid in ids:
+            try:
+                await _await(futures[gid])
+                results.append({"group_id": gid, "error_code": 0, "error": None})
+            except KafkaError as exc:
+                results.append({"group_id": gid, "error_code": exc.code, "error": exc})
+        failed = [r for r in results if r["error"] is not None]
+        if failed:
+            where = ", ".join(f"{r['group_id']!r}: {r['error']}" for r in failed)
+            raise DeleteGroupsError(f"delete_groups failed for {where}", groups=results)
+        return [{"group_id": r["group_id"], "error_code": 0} for r in results]
 
     async def fetch_offsets(
-        self, *, group_id: str, topics: Sequence[str] | None = None
+        self,
+        *,
+        group_id: str,
+        topics: Sequence[str] | None = None,
+        resolve_offsets: bool = False,
     ) -> list[dict[str, Any]]:
-        """Committed offsets: `[{"topic", "partitions": [{"partition", "offset"}]}]`; -1 where
-        the group has committed nothing (KafkaJS). Every topic the group committed to when
-        `topics` is None or empty."""
+        """Committed offsets: `[{"topic", "partitions": [{"partition", "offset", "metadata"}]}]`;
+        offset -1 where the group has committed nothing, metadata None where none was committed
+        (KafkaJS). Every topic the group committed to when `topics` is None or empty.
+
+        `resolve_offsets=True` is KafkaJS's: a logical offset (-1 latest, also "nothing
+        committed"; -2 earliest) becomes the partition's end or start, and the resolved offsets
+        are committed for the group (so the group must have no running members)."""
         _name(group_id, "group_id")
+        _flag(resolve_offsets, "resolve_offsets")
+        committed = await self._fetch_offsets(group_id, topics)
+        if not resolve_offsets:
+            return committed
+        for entry in committed:
+            ends = {o["partition"]: o for o in await self.fetch_topic_offsets(entry["topic"])}
+            for p in entry["partitions"]:
+                if p["offset"] in (_LATEST, _EARLIEST) and p["partition"] in ends:
+                    end = ends[p["partition"]]
+                    p["offset"] = end["high"] if p["offset"] == _LATEST else end["low"]
+            if entry["partitions"]:
+                await self._commit(group_id, entry["topic"], entry["partitions"])
+        return committed
+
+    async def _fetch_offsets(
+        self, group_id: str, topics: Sequence[str] | None
+    ) -> list[dict[str, Any]]:
         names = [] if topics is None else _names(topics, "topics", "topic names", allow_empty=True)
         tps = None
         if names:
@@ -516,10 +643,12 @@ class Admin(Connectable):
         results = await _await_all(_start(self._client.list_consumer_group_offsets, [request]))
         fetched = results[group_id].topic_partitions
         _raise_partition_errors("fetch_offsets", group_id, fetched)
-        by_topic: dict[str, list[dict[str, int]]] = {t: [] for t in names}
+        by_topic: dict[str, list[dict[str, Any]]] = {t: [] for t in names}
         for tp in fetched:
             offset = tp.offset if tp.offset >= 0 else -1
-            by_topic.setdefault(tp.topic, []).append({"partition": tp.partition, "offset": offset})
+            by_topic.setdefault(tp.topic, []).append(
+                {"partition": tp.partition, "offset": offset, "metadata": tp.metadata or None}
+            )
         return [
             {"topic": t, "partitions": sorted(ps, key=lambda p: p["partition"])}
             for t, ps in by_topic.items()
@@ -532,14 +661,24 @@ class Admin(Connectable):
         While the group has running members the broker refuses, and so does this (KafkaJS)."""
         _name(group_id, "group_id")
         _name(topic, "topic")
-        tps = [
-            confluent_kafka.TopicPartition(
+        await self._commit(
+            group_id, topic, _entries(partitions, "partitions", _OFFSET_KEYS, required=2)
+        )
+
+    async def _commit(
+        self, group_id: str, topic: str, partitions: Sequence[Mapping[str, Any]]
+    ) -> None:
+        tps = []
+        for i, p in enumerate(partitions):
+            args: tuple[Any, ...] = (
                 topic,
                 _int(p["partition"], f"partitions[{i}]['partition']", minimum=0),
                 _int(p["offset"], f"partitions[{i}]['offset']", minimum=0),
             )
-            for i, p in enumerate(_entries(partitions, "partitions", _OFFSET_KEYS, required=2))
-        ]
+            metadata = _metadata(p.get("metadata"), f"partitions[{i}]['metadata']")
+            if metadata is not None:  # librdkafka takes a str only, never None
+                args += (metadata,)
+            tps.append(confluent_kafka.TopicPartition(*args))
         request = confluent_kafka.ConsumerGroupTopicPartitions(group_id, tps)
         results = await _await_all(_start(self._client.alter_consumer_group_offsets, [request]))
         _raise_partition_errors("set_offsets", group_id, results[group_id].topic_partitions)
@@ -603,6 +742,96 @@ class Admin(Connectable):
                     }
                 )
         return out
+
+    # -- cluster and records ------------------------------------------------------------------
+
+    async def describe_cluster(self) -> dict[str, Any]:
+        """`{"brokers": [{"node_id", "host", "port"}], "controller", "cluster_id"}` (KafkaJS);
+        `controller` is None when the cluster names none."""
+        described = await _await(_start(self._client.describe_cluster))
+        controller = described.controller
+        return {
+            "brokers": [
+                {"node_id": node.id, "host": node.host, "port": node.port}
+                for node in sorted(described.nodes, key=lambda node: node.id)
+            ],
+            "controller": None if controller is None or controller.id < 0 else controller.id,
+            "cluster_id": described.cluster_id,
+        }
+
+    async def delete_topic_records(
+        self, *, topic: str, partitions: Sequence[Mapping[str, Any]], timeout_ms: int = 5_000
+    ) -> None:
+        """Delete the records before `offset` in each partition (`partitions=[{"partition",
+        "offset"}]`; offset -1: every record, up to the partition's end), as KafkaJS's
+        deleteTopicRecords. A partition the broker refuses raises DeleteTopicRecordsError, its
+        `partitions` naming each failed one with its error."""
+        _name(topic, "topic")
+        entries = _entries(partitions, "partitions", ("partition", "offset"), required=2)
+        timeout_s = check_timeout(timeout_ms) / 1000
+        tps = [
+            confluent_kafka.TopicPartition(
+                topic,
+                _int(p["partition"], f"partitions[{i}]['partition']", minimum=0),
+                _int(p["offset"], f"partitions[{i}]['offset']", minimum=-1),
+            )
+            for i, p in enumerate(entries)
+        ]
+        futures = _start(
+            self._client.delete_records, tps, request_timeout=timeout_s, operation_timeout=timeout_s
+        )
+        failed = []
+        for tp, future in futures.items():
+            try:
+                await _await(future)
+            except KafkaError as exc:
+                failed.append({"partition": tp.partition, "offset": tp.offset, "error": exc})
+        if failed:
+            where = ", ".join(f"{topic}[{f['partition']}]: {f['error']}" for f in failed)
+            raise DeleteTopicRecordsError(
+                f"delete_topic_records failed for {where}",
+                topic=topic,
+                partitions=sorted(failed, key=lambda f: f["partition"]),
+                code=failed[0]["error"].code,
+            )
+
+    # -- ACLs ---------------------------------------------------------------------------------
+    # KafkaJS's ACL calls. klamm's broker does not serve the ACL APIs yet (CreateAcls,
+    # DescribeAcls, DeleteAcls): against it these raise a RequestError saying the broker does not
+    # support them; against Kafka (and once klamm's broker serves them) they work as in KafkaJS.
+
+    async def create_acls(self, *, acl: Sequence[Mapping[str, Any]]) -> bool:
+        """`acl=[{"resource_type", "resource_name", "resource_pattern_type", "principal",
+        "host", "operation", "permission_type"}]`, KafkaJS's enums (acls.py) or their codes."""
+        bindings = [
+            binding(e, f"acl[{i}]", is_filter=False)
+            for i, e in enumerate(_entries(acl, "acl", ACL_KEYS, required=len(ACL_KEYS)))
+        ]
+        await _await_all(_start(self._client.create_acls, bindings))
+        return True
+
+    async def describe_acls(self, **acl_filter: Any) -> dict[str, Any]:
+        """The ACLs matching a filter (KafkaJS's describeAcls fields; a missing one matches
+        any): `{"resources": [{"resource_type", "resource_name", "resource_pattern_type",
+        "acls": [{"principal", "host", "operation", "permission_type"}]}]}`."""
+        (checked,) = _entries([acl_filter], "describe_acls", ACL_KEYS, required=0)
+        found = await _await(
+            _start(self._client.describe_acls, binding(checked, "describe_acls", is_filter=True))
+        )
+        return {"resources": _acl_resources(found)}
+
+    async def delete_acls(self, *, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Delete the ACLs matching each filter: `{"filter_responses": [{"match_acls":
+        [...]}]}`, one per filter, in order (KafkaJS's shape)."""
+        checked = _entries(filters, "filters", ACL_KEYS, required=0)
+        rd_filters = [binding(f, f"filters[{i}]", is_filter=True) for i, f in enumerate(checked)]
+        deleted = await _await_all(_start(self._client.delete_acls, rd_filters))
+        return {
+            "filter_responses": [
+                {"error_code": 0, "match_acls": [as_dict(a) for a in deleted[f]]}
+                for f in rd_filters
+            ]
+        }
 
     async def _partitions(self, topic: str) -> list[int]:
         # Never creates `topic` (invariant 2): the admin's librdkafka has auto-creation off.
