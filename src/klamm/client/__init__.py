@@ -10,7 +10,8 @@ from klamm.client.acls import (
     AclResourceTypes,
     ResourcePatternTypes,
 )
-from klamm.client.admin import Admin, ResourceTypes
+from klamm.client.admin import Admin
+from klamm.client.admin_args import ResourceTypes
 from klamm.client.consumer import Consumer, PartitionAssigners
 from klamm.client.errors import (
     AuthenticationError,
@@ -71,8 +72,8 @@ __all__ = [
     "Producer",
     "ProducerFencedError",
     "RecordMetadata",
-    "ResourcePatternTypes",
     "RequestError",
+    "ResourcePatternTypes",
     "ResourceTypes",
     "RetriableError",
     "RetryPolicy",

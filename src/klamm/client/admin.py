@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import enum
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -26,6 +24,21 @@ import confluent_kafka
 from confluent_kafka import admin as _rd_admin
 
 from klamm.client.acls import ACL_KEYS, as_dict, binding
+from klamm.client.admin_args import (
+    ResourceTypes,
+    acl_resources,
+    by_topic,
+    check_config_entries,
+    check_entries,
+    check_flag,
+    check_int,
+    check_metadata,
+    check_name,
+    check_names,
+    check_resource_type,
+    check_unique,
+    config_entry,
+)
 from klamm.client.config import timeout_ms as check_timeout
 from klamm.client.connectivity import CONNECT_TIMEOUT_S, create_client, reach_cluster
 from klamm.client.errors import (
@@ -42,14 +55,6 @@ from klamm.client.events import Connectable, EventEmitter, Events
 T = TypeVar("T")
 # confluent_kafka.admin re-exports its classes without `__all__`, which mypy --strict rejects.
 rd_admin: Any = _rd_admin
-
-
-class ResourceTypes(enum.Enum):
-    """Config resource types, with Kafka's numeric codes as KafkaJS's ResourceTypes."""
-
-    TOPIC = 2
-    BROKER = 4
-    GROUP = 3
 
 
 _RD_RESOURCE = {
@@ -74,160 +79,9 @@ _TOPIC_KEYS = ("topic", "num_partitions", "replication_factor", "config_entries"
 _PARTITIONS_KEYS = ("topic", "count")
 _DESCRIBE_KEYS = ("type", "name", "config_names")
 _ALTER_KEYS = ("type", "name", "config_entries")
-_CONFIG_ENTRY_KEYS = ("name", "value")
 _OFFSET_KEYS = ("partition", "offset", "metadata")
 # KafkaJS's logical offsets, resolved by fetch_offsets(resolve_offsets=True).
 _LATEST, _EARLIEST = -1, -2
-
-
-# -- argument checks (pure; invariant 1) ------------------------------------------------------
-
-
-def _name(value: Any, arg: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{arg} must be a non-empty str, got {value!r}")
-    return value
-
-
-def _refuse_non_list(value: Any, arg: str, what: str) -> list[Any]:
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise ConfigError(f"{arg} must be a list of {what}, not a {type(value).__name__}")
-    return list(value)
-
-
-def _names(value: Any, arg: str, what: str, *, allow_empty: bool = False) -> list[str]:
-    names = _refuse_non_list(value, arg, what)
-    if not names and not allow_empty:
-        raise ConfigError(f"{arg} must not be empty")
-    return _unique([_name(name, f"{arg}[{i}]") for i, name in enumerate(names)], arg)
-
-
-def _unique(names: list[str], arg: str) -> list[str]:
-    # librdkafka refuses some duplicates and sends others (DeleteTopics), which then fail
-    # obscurely; KafkaJS refuses them in createTopics.
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ConfigError(f"{arg} names {name!r} more than once")
-        seen.add(name)
-    return names
-
-
-def _entries(
-    value: Any, arg: str, keys: Sequence[str], required: int, *, allow_empty: bool = False
-) -> list[Mapping[str, Any]]:
-    """`value` as a list of dicts with only `keys`, the first `required` of them present."""
-    entries = _refuse_non_list(value, arg, "dicts")
-    if not entries and not allow_empty:
-        raise ConfigError(f"{arg} must not be empty")
-    accepted = ", ".join(keys)
-    for i, entry in enumerate(entries):
-        where = f"{arg}[{i}]"
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{where} must be a dict with keys {accepted}, got {entry!r}")
-        for key in entry:
-            if key not in keys:
-                snake = re.sub(r"(?<!^)(?=[A-Z])", "_", str(key)).lower()
-                hint = f" (did you mean {snake!r}?)" if snake in keys else ""
-                raise ConfigError(
-                    f"{where} has unknown key {key!r}{hint}; accepted keys: {accepted}"
-                )
-        for key in keys[:required]:
-            if key not in entry:
-                raise ConfigError(f"{where} is missing {key!r}")
-    return entries
-
-
-def _int(value: Any, where: str, *, minimum: int) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{where} must be an int, got {value!r}")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be an int, got {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{where} must be >= {minimum}, got {value!r}")
-    return number
-
-
-def _resource_type(value: Any, where: str) -> ResourceTypes:
-    try:
-        return ResourceTypes(value)
-    except (TypeError, ValueError):
-        codes = ", ".join(f"{t.name}={t.value}" for t in ResourceTypes)
-        raise ConfigError(
-            f"{where} must be a ResourceTypes member or its code ({codes}), got {value!r}"
-        ) from None
-
-
-def _flag(value: Any, arg: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{arg} must be a bool, not {value!r}")
-    return value
-
-
-def _metadata(value: Any, where: str) -> str | None:
-    """A commit's metadata: a str (librdkafka's TopicPartition takes nothing else) or None."""
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{where} must be a str or None, not {value!r}")
-    return value
-
-
-def _by_topic(partitions: Iterable[Any]) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for tp in partitions:
-        out.setdefault(tp.topic, []).append(tp.partition)
-    return {topic: sorted(ps) for topic, ps in sorted(out.items())}
-
-
-def _config_entry(entry: Any, include_synonyms: bool) -> dict[str, Any]:
-    """One librdkafka ConfigEntry as KafkaJS's describeConfigs entry (snake_case)."""
-    out = {
-        "config_name": entry.name,
-        "config_value": entry.value,
-        "read_only": entry.is_read_only,
-        "is_default": entry.is_default,
-        "config_source": int(entry.source),
-        "is_sensitive": entry.is_sensitive,
-    }
-    # KafkaJS always has the list: empty unless synonyms were asked for.
-    out["config_synonyms"] = []
-    if include_synonyms:
-        out["config_synonyms"] = [
-            {
-                "config_name": synonym.name,
-                "config_value": synonym.value,
-                "config_source": int(synonym.source),
-            }
-            for synonym in entry.synonyms.values()
-        ]
-    return out
-
-
-def _acl_resources(bindings: Iterable[Any]) -> list[dict[str, Any]]:
-    """librdkafka's flat ACL bindings grouped by resource, as KafkaJS's describeAcls."""
-    resources: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for acl in bindings:
-        entry = as_dict(acl)
-        key = (entry["resource_type"], entry["resource_name"], entry["resource_pattern_type"])
-        resource = resources.setdefault(
-            key,
-            {
-                "resource_type": key[0],
-                "resource_name": key[1],
-                "resource_pattern_type": key[2],
-                "acls": [],
-            },
-        )
-        resource["acls"].append(
-            {k: entry[k] for k in ("principal", "host", "operation", "permission_type")}
-        )
-    return list(resources.values())
-
-
-def _config_entries(value: Any, arg: str) -> dict[str, str]:
-    entries = _entries(value, arg, _CONFIG_ENTRY_KEYS, required=2, allow_empty=True)
-    return {_name(e["name"], f"{arg}[{i}]['name']"): str(e["value"]) for i, e in enumerate(entries)}
 
 
 # -- librdkafka boundary ----------------------------------------------------------------------
@@ -322,28 +176,28 @@ class Admin(Connectable):
         [{"name", "value"}]}]`; any other key is a ConfigError. Returns False when every topic
         already existed (KafkaJS)."""
         new, names = [], []
-        for i, t in enumerate(_entries(topics, "topics", _TOPIC_KEYS, required=1)):
+        for i, t in enumerate(check_entries(topics, "topics", _TOPIC_KEYS, required=1)):
             where = f"topics[{i}]"
-            names.append(_name(t["topic"], f"{where}['topic']"))
+            names.append(check_name(t["topic"], f"{where}['topic']"))
             config_entries = t.get("config_entries")
             new.append(
                 rd_admin.NewTopic(
                     names[-1],
                     # -1: the broker's default (num.partitions, default.replication.factor).
-                    num_partitions=_int(
+                    num_partitions=check_int(
                         t.get("num_partitions", -1), f"{where}['num_partitions']", minimum=-1
                     ),
-                    replication_factor=_int(
+                    replication_factor=check_int(
                         t.get("replication_factor", -1),
                         f"{where}['replication_factor']",
                         minimum=-1,
                     ),
                     config={}
                     if config_entries is None
-                    else _config_entries(config_entries, f"{where}['config_entries']"),
+                    else check_config_entries(config_entries, f"{where}['config_entries']"),
                 )
             )
-        _unique(names, "topics")
+        check_unique(names, "topics")
         futures = _start(
             self._client.create_topics,
             new,
@@ -380,7 +234,7 @@ class Admin(Connectable):
             await asyncio.sleep(0.05)
 
     async def delete_topics(self, *, topics: Sequence[str], timeout_ms: int = 5_000) -> None:
-        names = _names(topics, "topics", "topic names")
+        names = check_names(topics, "topics", "topic names")
         timeout_s = check_timeout(timeout_ms) / 1000
         await _await_all(
             _start(
@@ -398,7 +252,9 @@ class Admin(Connectable):
         """`{"topics": [{"name", "partitions": [{"partition_id", "leader", "replicas", "isr",
         "partition_error_code"}]}]}`; every topic but Kafka's internal ones when `topics` is
         None or empty."""
-        wanted = [] if topics is None else _names(topics, "topics", "topic names", allow_empty=True)
+        wanted = (
+            [] if topics is None else check_names(topics, "topics", "topic names", allow_empty=True)
+        )
         md = await self._in_thread(self._client.list_topics, None, 10)
         names = wanted or sorted(n for n in md.topics if not n.startswith("__"))
         result = []
@@ -432,13 +288,13 @@ class Admin(Connectable):
     ) -> None:
         """`topic_partitions=[{"topic", "count"}]`: `count` is the new total. With
         `validate_only=True` the broker checks the request and creates nothing."""
-        _flag(validate_only, "validate_only")
-        entries = _entries(topic_partitions, "topic_partitions", _PARTITIONS_KEYS, required=2)
+        check_flag(validate_only, "validate_only")
+        entries = check_entries(topic_partitions, "topic_partitions", _PARTITIONS_KEYS, required=2)
         timeout_s = check_timeout(timeout_ms) / 1000
         new = [
             rd_admin.NewPartitions(
-                _name(tp["topic"], f"topic_partitions[{i}]['topic']"),
-                _int(tp["count"], f"topic_partitions[{i}]['count']", minimum=1),
+                check_name(tp["topic"], f"topic_partitions[{i}]['topic']"),
+                check_int(tp["count"], f"topic_partitions[{i}]['count']", minimum=1),
             )
             for i, tp in enumerate(entries)
         ]
@@ -474,16 +330,16 @@ class Admin(Connectable):
         comes from (`config_source`, Kafka's code as in KafkaJS: 1 topic, 4 static broker, 5
         default...) and, with `include_synonyms=True`, every level that sets it
         (`config_synonyms`)."""
-        _flag(include_synonyms, "include_synonyms")
+        check_flag(include_synonyms, "include_synonyms")
         checked = []
-        for i, r in enumerate(_entries(resources, "resources", _DESCRIBE_KEYS, required=2)):
+        for i, r in enumerate(check_entries(resources, "resources", _DESCRIBE_KEYS, required=2)):
             where = f"resources[{i}]"
             names = r.get("config_names")
             checked.append(
                 (
-                    _resource_type(r["type"], f"{where}['type']"),
-                    _name(r["name"], f"{where}['name']"),
-                    _names(names, f"{where}['config_names']", "config names", allow_empty=True)
+                    check_resource_type(r["type"], f"{where}['type']"),
+                    check_name(r["name"], f"{where}['name']"),
+                    check_names(names, f"{where}['config_names']", "config names", allow_empty=True)
                     if names is not None
                     else [],
                 )
@@ -500,7 +356,7 @@ class Admin(Connectable):
                     "resource_type": rtype,
                     "resource_name": rname,
                     "config_entries": [
-                        _config_entry(e, include_synonyms)
+                        config_entry(e, include_synonyms)
                         for name, e in sorted(entries.items())
                         if name in wanted
                     ],
@@ -514,11 +370,11 @@ class Admin(Connectable):
         """`resources=[{"type", "name", "config_entries": [{"name", "value"}]}]`. Sent as
         incremental SETs (IncrementalAlterConfigs): entries not named keep their values. With
         `validate_only=True` the broker checks the change and applies nothing."""
-        _flag(validate_only, "validate_only")
+        check_flag(validate_only, "validate_only")
         rd_resources = []
-        for i, r in enumerate(_entries(resources, "resources", _ALTER_KEYS, required=3)):
+        for i, r in enumerate(check_entries(resources, "resources", _ALTER_KEYS, required=3)):
             where = f"resources[{i}]"
-            config = _config_entries(r["config_entries"], f"{where}['config_entries']")
+            config = check_config_entries(r["config_entries"], f"{where}['config_entries']")
             entries = [
                 rd_admin.ConfigEntry(
                     name, value, incremental_operation=rd_admin.AlterConfigOpType.SET
@@ -527,8 +383,8 @@ class Admin(Connectable):
             ]
             rd_resources.append(
                 rd_admin.ConfigResource(
-                    _RD_RESOURCE[_resource_type(r["type"], f"{where}['type']")],
-                    _name(r["name"], f"{where}['name']"),
+                    _RD_RESOURCE[check_resource_type(r["type"], f"{where}['type']")],
+                    check_name(r["name"], f"{where}['name']"),
                     incremental_configs=entries,
                 )
             )
@@ -550,7 +406,7 @@ class Admin(Connectable):
         }
 
     async def describe_groups(self, *, group_ids: Sequence[str]) -> dict[str, Any]:
-        ids = _names(group_ids, "group_ids", "group ids")
+        ids = check_names(group_ids, "group_ids", "group ids")
         results = await _await_all(_start(self._client.describe_consumer_groups, ids))
         groups = []
         for gid in ids:
@@ -573,7 +429,7 @@ class Admin(Connectable):
                                 (tp.topic, tp.partition) for tp in m.assignment.topic_partitions
                             ],
                             # KafkaJS's AssignerProtocol.MemberAssignment.decode(...).assignment
-                            "member_assignment": _by_topic(m.assignment.topic_partitions),
+                            "member_assignment": by_topic(m.assignment.topic_partitions),
                         }
                         for m in d.members
                     ],
@@ -584,7 +440,7 @@ class Admin(Connectable):
     async def delete_groups(self, *, group_ids: Sequence[str]) -> list[dict[str, Any]]:
         """Delete groups that have no members: `[{"group_id", "error_code": 0}]`. When any
         fails, DeleteGroupsError lists every group with its error (KafkaJS's `.groups`)."""
-        ids = _names(group_ids, "group_ids", "group ids")
+        ids = check_names(group_ids, "group_ids", "group ids")
         futures = _start(self._client.delete_consumer_groups, ids)
         results: list[dict[str, Any]] = []
         for gid in ids:
@@ -613,8 +469,8 @@ class Admin(Connectable):
         `resolve_offsets=True` is KafkaJS's: a logical offset (-1 latest, also "nothing
         committed"; -2 earliest) becomes the partition's end or start, and the resolved offsets
         are committed for the group (so the group must have no running members)."""
-        _name(group_id, "group_id")
-        _flag(resolve_offsets, "resolve_offsets")
+        check_name(group_id, "group_id")
+        check_flag(resolve_offsets, "resolve_offsets")
         committed = await self._fetch_offsets(group_id, topics)
         if not resolve_offsets:
             return committed
@@ -631,7 +487,9 @@ class Admin(Connectable):
     async def _fetch_offsets(
         self, group_id: str, topics: Sequence[str] | None
     ) -> list[dict[str, Any]]:
-        names = [] if topics is None else _names(topics, "topics", "topic names", allow_empty=True)
+        names = (
+            [] if topics is None else check_names(topics, "topics", "topic names", allow_empty=True)
+        )
         tps = None
         if names:
             tps = [
@@ -659,10 +517,10 @@ class Admin(Connectable):
     ) -> None:
         """Set a stopped group's committed offsets: `partitions=[{"partition", "offset"}]`.
         While the group has running members the broker refuses, and so does this (KafkaJS)."""
-        _name(group_id, "group_id")
-        _name(topic, "topic")
+        check_name(group_id, "group_id")
+        check_name(topic, "topic")
         await self._commit(
-            group_id, topic, _entries(partitions, "partitions", _OFFSET_KEYS, required=2)
+            group_id, topic, check_entries(partitions, "partitions", _OFFSET_KEYS, required=2)
         )
 
     async def _commit(
@@ -672,10 +530,10 @@ class Admin(Connectable):
         for i, p in enumerate(partitions):
             args: tuple[Any, ...] = (
                 topic,
-                _int(p["partition"], f"partitions[{i}]['partition']", minimum=0),
-                _int(p["offset"], f"partitions[{i}]['offset']", minimum=0),
+                check_int(p["partition"], f"partitions[{i}]['partition']", minimum=0),
+                check_int(p["offset"], f"partitions[{i}]['offset']", minimum=0),
             )
-            metadata = _metadata(p.get("metadata"), f"partitions[{i}]['metadata']")
+            metadata = check_metadata(p.get("metadata"), f"partitions[{i}]['metadata']")
             if metadata is not None:  # librdkafka takes a str only, never None
                 args += (metadata,)
             tps.append(confluent_kafka.TopicPartition(*args))
@@ -685,7 +543,7 @@ class Admin(Connectable):
 
     async def reset_offsets(self, *, group_id: str, topic: str, earliest: bool = False) -> None:
         """Move a stopped group to the start (earliest=True) or the end of `topic`."""
-        _name(group_id, "group_id")
+        check_name(group_id, "group_id")
         offsets = await self.fetch_topic_offsets(topic)
         key = "low" if earliest else "high"
         await self.set_offsets(
@@ -711,7 +569,7 @@ class Admin(Connectable):
         spec = (
             rd_admin.OffsetSpec.latest()
             if timestamp is None
-            else rd_admin.OffsetSpec.for_timestamp(_int(timestamp, "timestamp", minimum=0))
+            else rd_admin.OffsetSpec.for_timestamp(check_int(timestamp, "timestamp", minimum=0))
         )
         partitions = await self._partitions(topic)
         found = await self._list_offsets(topic, partitions, spec)
@@ -724,7 +582,7 @@ class Admin(Connectable):
     async def lag(self, *, group_id: str, topics: Sequence[str]) -> list[dict[str, Any]]:
         """Per partition: committed offset, end offset and lag (end - committed; the whole
         partition from its start when nothing is committed)."""
-        names = _names(topics, "topics", "topic names", allow_empty=True)
+        names = check_names(topics, "topics", "topic names", allow_empty=True)
         committed = await self.fetch_offsets(group_id=group_id, topics=names)
         out = []
         for entry in committed:
@@ -766,14 +624,14 @@ class Admin(Connectable):
         "offset"}]`; offset -1: every record, up to the partition's end), as KafkaJS's
         deleteTopicRecords. A partition the broker refuses raises DeleteTopicRecordsError, its
         `partitions` naming each failed one with its error."""
-        _name(topic, "topic")
-        entries = _entries(partitions, "partitions", ("partition", "offset"), required=2)
+        check_name(topic, "topic")
+        entries = check_entries(partitions, "partitions", ("partition", "offset"), required=2)
         timeout_s = check_timeout(timeout_ms) / 1000
         tps = [
             confluent_kafka.TopicPartition(
                 topic,
-                _int(p["partition"], f"partitions[{i}]['partition']", minimum=0),
-                _int(p["offset"], f"partitions[{i}]['offset']", minimum=-1),
+                check_int(p["partition"], f"partitions[{i}]['partition']", minimum=0),
+                check_int(p["offset"], f"partitions[{i}]['offset']", minimum=-1),
             )
             for i, p in enumerate(entries)
         ]
@@ -805,7 +663,7 @@ class Admin(Connectable):
         "host", "operation", "permission_type"}]`, KafkaJS's enums (acls.py) or their codes."""
         bindings = [
             binding(e, f"acl[{i}]", is_filter=False)
-            for i, e in enumerate(_entries(acl, "acl", ACL_KEYS, required=len(ACL_KEYS)))
+            for i, e in enumerate(check_entries(acl, "acl", ACL_KEYS, required=len(ACL_KEYS)))
         ]
         await _await_all(_start(self._client.create_acls, bindings))
         return True
@@ -814,16 +672,16 @@ class Admin(Connectable):
         """The ACLs matching a filter (KafkaJS's describeAcls fields; a missing one matches
         any): `{"resources": [{"resource_type", "resource_name", "resource_pattern_type",
         "acls": [{"principal", "host", "operation", "permission_type"}]}]}`."""
-        (checked,) = _entries([acl_filter], "describe_acls", ACL_KEYS, required=0)
+        (checked,) = check_entries([acl_filter], "describe_acls", ACL_KEYS, required=0)
         found = await _await(
             _start(self._client.describe_acls, binding(checked, "describe_acls", is_filter=True))
         )
-        return {"resources": _acl_resources(found)}
+        return {"resources": acl_resources(found)}
 
     async def delete_acls(self, *, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Delete the ACLs matching each filter: `{"filter_responses": [{"match_acls":
         [...]}]}`, one per filter, in order (KafkaJS's shape)."""
-        checked = _entries(filters, "filters", ACL_KEYS, required=0)
+        checked = check_entries(filters, "filters", ACL_KEYS, required=0)
         rd_filters = [binding(f, f"filters[{i}]", is_filter=True) for i, f in enumerate(checked)]
         deleted = await _await_all(_start(self._client.delete_acls, rd_filters))
         return {
@@ -835,7 +693,7 @@ class Admin(Connectable):
 
     async def _partitions(self, topic: str) -> list[int]:
         # Never creates `topic` (invariant 2): the admin's librdkafka has auto-creation off.
-        _name(topic, "topic")
+        check_name(topic, "topic")
         md = await self._in_thread(self._client.list_topics, topic, 10)
         tmd = md.topics.get(topic)
         if tmd is None or tmd.error is not None or not tmd.partitions:
