@@ -200,6 +200,7 @@ def test_kafkajs_error_classes_have_counterparts() -> None:
     assert isinstance(exceeded, NonRetriableError)
     assert not exceeded.retriable
     assert exceeded.cause is cause and exceeded.__cause__ is cause
+    assert exceeded.original_error is cause
     assert (exceeded.retry_count, exceeded.retry_time_ms, exceeded.code) == (5, 4800, cause.code)
     assert "TopicError: gone" in str(exceeded)
     connection = KafkaConnectionError("refused", broker="127.0.0.1:1")

@@ -31,7 +31,8 @@ is retriable, as in Kafka and KafkaJS, because a new topic's metadata may not ha
 broker yet.
 
 KafkaJS's classes and ours: KafkaJSError is KafkaError; KafkaJSNonRetriableError,
-KafkaJSNumberOfRetriesExceeded (`retry_count`, `retry_time_ms`, `cause`) and
+KafkaJSNumberOfRetriesExceeded (`retry_count`, `retry_time_ms`, `cause`, also
+`original_error`) and
 KafkaJSOffsetOutOfRange (`topic`, `partition`) keep their names without the prefix;
 KafkaJSConnectionError (and its ConnectionClosed subclass) is KafkaConnectionError (`broker`),
 named so it does not shadow Python's builtin ConnectionError; KafkaJSDeleteGroupsError and
@@ -137,6 +138,11 @@ class NumberOfRetriesExceeded(NonRetriableError):
         self.retry_count = retry_count
         #: The wait before the retry that was not made, in milliseconds (KafkaJS's retryTime).
         self.retry_time_ms = retry_time_ms
+
+    @property
+    def original_error(self) -> BaseException:
+        """`cause` under KafkaJS 1.x's name (`originalError`)."""
+        return self.cause
 
 
 class RequestError(KafkaError):
