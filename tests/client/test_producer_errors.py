@@ -72,3 +72,19 @@ async def test_wrong_argument_types_are_config_errors(kafka: Kafka, call: _Call)
     async with kafka.producer() as producer, kafka.admin() as admin:
         with pytest.raises(ConfigError):
             await asyncio.wait_for(call(producer, admin), 10)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"retry": "fast"},
+        {"transactional_id": 5},
+        {"transactional_id": "t", "transaction_timeout_ms": "x"},
+        {"config": [("linger.ms", 5)]},
+        {"create_partitioner": "murmur2"},
+    ],
+    ids=repr,
+)
+def test_wrong_producer_options_are_config_errors(kafka: Kafka, options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        kafka.producer(**options)

@@ -57,3 +57,9 @@ async def test_send_offsets_with_consumer_group_id(kafka: Kafka, unique: str) ->
                 await txn.send_offsets(
                     consumer_group_id=group, topics=[{"topic": topic, "partitions": [{}]}]
                 )
+            # A wrong argument changes nothing: the transaction is still open, and commits.
+            with pytest.raises(ConfigError):
+                await txn.commit(timeout_ms="soon")  # type: ignore[arg-type]
+            with pytest.raises(ConfigError):
+                await txn.abort(timeout_ms=-1)
+            assert txn.is_active() and producer.in_transaction()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import confluent_kafka
 
+from klamm.client.config import timeout_ms as check_timeout
 from klamm.client.errors import (
     ConfigError,
     KafkaError,
@@ -119,6 +120,7 @@ class Transaction:
         broker (KIP-447). Or with `consumer_group_id=`, as KafkaJS's sendOffsets({consumerGroupId})
         does: the offsets are committed for the group without that fencing."""
         self._check_active()
+        timeout_ms = check_timeout(timeout_ms)
         if (consumer is None) == (consumer_group_id is None):
             raise ConfigError("give exactly one of consumer= or consumer_group_id=")
         tps = _topic_partitions(offsets, topics)
@@ -130,6 +132,7 @@ class Transaction:
 
     async def commit(self, timeout_ms: int = 60_000) -> None:
         self._check_active()
+        timeout_ms = check_timeout(timeout_ms)  # before anything: a bad argument changes nothing
         for attempt in range(_COMMIT_ATTEMPTS):
             try:
                 await self._producer.commit_transaction(timeout_ms)
@@ -149,6 +152,7 @@ class Transaction:
 
     async def abort(self, timeout_ms: int = 60_000) -> None:
         self._check_active()
+        timeout_ms = check_timeout(timeout_ms)
         try:
             await self._producer.abort_transaction(timeout_ms)
         except asyncio.CancelledError:

@@ -103,6 +103,14 @@ class Producer(Connectable):
         create_partitioner: PartitionerFactory | None = None,
     ) -> None:
         conf = dict(conf)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigError(f"retry must be a RetryPolicy, not {retry!r}")
+        if transactional_id is not None and (
+            not isinstance(transactional_id, str) or not transactional_id
+        ):
+            raise ConfigError(f"transactional_id must be a non-empty str, not {transactional_id!r}")
+        if config is not None and not isinstance(config, Mapping):
+            raise ConfigError(f"config must be a dict of librdkafka properties, not {config!r}")
         self._retry = retry = retry or RetryPolicy()
         # KafkaJS's DefaultPartitioner is librdkafka's murmur2_random for keyed messages: leave
         # it to librdkafka (in C). Any other partitioner runs in Python (partitioners.py).
@@ -125,7 +133,9 @@ class Producer(Connectable):
         if transactional_id is not None:
             idempotent = True  # librdkafka requires it, and so does Kafka.
             conf["transactional.id"] = transactional_id
-            conf["transaction.timeout.ms"] = transaction_timeout_ms
+            conf["transaction.timeout.ms"] = check_timeout(
+                transaction_timeout_ms, "transaction_timeout_ms"
+            )
         conf["enable.idempotence"] = idempotent
         # Java's and KafkaJS's DefaultPartitioner: the same key lands on the same partition as it
         # would from a KafkaJS or Java producer (librdkafka's own default, CRC32, would not).
@@ -555,16 +565,19 @@ class Producer(Connectable):
 
     async def commit_transaction(self, timeout_ms: int) -> None:
         """librdkafka's commit (it blocks until the coordinator answers: run in a thread)."""
-        await self._in_thread(self._default.commit_transaction, timeout_ms / 1000)
+        timeout_s = check_timeout(timeout_ms) / 1000
+        await self._in_thread(self._default.commit_transaction, timeout_s)
 
     async def abort_transaction(self, timeout_ms: int) -> None:
-        await self._in_thread(self._default.abort_transaction, timeout_ms / 1000)
+        timeout_s = check_timeout(timeout_ms) / 1000
+        await self._in_thread(self._default.abort_transaction, timeout_s)
 
     async def send_offsets_to_transaction(
         self, offsets: list[confluent_kafka.TopicPartition], group_metadata: Any, timeout_ms: int
     ) -> None:
+        timeout_s = check_timeout(timeout_ms) / 1000
         await self._in_thread(
-            self._default.send_offsets_to_transaction, offsets, group_metadata, timeout_ms / 1000
+            self._default.send_offsets_to_transaction, offsets, group_metadata, timeout_s
         )
 
     @staticmethod
