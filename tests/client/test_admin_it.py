@@ -101,7 +101,10 @@ async def test_offsets_groups_and_lag(kafka: Kafka, unique: str) -> None:
         assert await admin.fetch_offsets(group_id=group, topics=[topic]) == [
             {
                 "topic": topic,
-                "partitions": [{"partition": 0, "offset": -1}, {"partition": 1, "offset": -1}],
+                "partitions": [
+                    {"partition": 0, "offset": -1, "metadata": None},
+                    {"partition": 1, "offset": -1, "metadata": None},
+                ],
             }
         ]
         await admin.set_offsets(
@@ -133,6 +136,8 @@ async def test_offsets_groups_and_lag(kafka: Kafka, unique: str) -> None:
             described = await admin.describe_groups(group_ids=[group])
             [member] = described["groups"][0]["members"]
             assert sorted(member["assignment"]) == [(topic, 0), (topic, 1)]
+            assert member["member_assignment"] == {topic: [0, 1]}
+            assert described["groups"][0]["protocol_type"] == "consumer"
         await admin.delete_groups(group_ids=[group])
         groups = await admin.list_groups()
         assert group not in [g["group_id"] for g in groups["groups"]]
@@ -156,7 +161,9 @@ async def test_set_offsets_refused_while_the_group_has_members(kafka: Kafka, uni
             await consumer.subscribe(topics=[topic], from_beginning=True)
             await consumer.run(each_message=handle)
             await wait_until(lambda: len(seen) == 5, what="5 messages")
-            committed = [{"topic": topic, "partitions": [{"partition": 0, "offset": 5}]}]
+            committed = [
+                {"topic": topic, "partitions": [{"partition": 0, "offset": 5, "metadata": None}]}
+            ]
             fetch = lambda: admin.fetch_offsets(group_id=group, topics=[topic])  # noqa: E731
             assert await eventually(fetch, committed) == committed
             with pytest.raises(RequestError, match="no running members"):

@@ -17,29 +17,44 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import enum
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import confluent_kafka
 from confluent_kafka import admin as _rd_admin
 
+from klamm.client.acls import ACL_KEYS, as_dict, binding
+from klamm.client.admin_args import (
+    ResourceTypes,
+    acl_resources,
+    by_topic,
+    check_config_entries,
+    check_entries,
+    check_flag,
+    check_int,
+    check_metadata,
+    check_name,
+    check_names,
+    check_resource_type,
+    check_unique,
+    config_entry,
+)
+from klamm.client.config import timeout_ms as check_timeout
 from klamm.client.connectivity import CONNECT_TIMEOUT_S, create_client, reach_cluster
-from klamm.client.errors import ConfigError, KafkaError, StateError, TopicError, from_librdkafka
+from klamm.client.errors import (
+    ConfigError,
+    DeleteGroupsError,
+    DeleteTopicRecordsError,
+    KafkaError,
+    StateError,
+    from_librdkafka,
+    unknown_topic,
+)
 from klamm.client.events import Connectable, EventEmitter, Events
 
 T = TypeVar("T")
 # confluent_kafka.admin re-exports its classes without `__all__`, which mypy --strict rejects.
 rd_admin: Any = _rd_admin
-
-
-class ResourceTypes(enum.Enum):
-    """Config resource types, with Kafka's numeric codes as KafkaJS's ResourceTypes."""
-
-    TOPIC = 2
-    BROKER = 4
-    GROUP = 3
 
 
 _RD_RESOURCE = {
@@ -64,93 +79,9 @@ _TOPIC_KEYS = ("topic", "num_partitions", "replication_factor", "config_entries"
 _PARTITIONS_KEYS = ("topic", "count")
 _DESCRIBE_KEYS = ("type", "name", "config_names")
 _ALTER_KEYS = ("type", "name", "config_entries")
-_CONFIG_ENTRY_KEYS = ("name", "value")
-_OFFSET_KEYS = ("partition", "offset")
-
-
-# -- argument checks (pure; invariant 1) ------------------------------------------------------
-
-
-def _name(value: Any, arg: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{arg} must be a non-empty str, got {value!r}")
-    return value
-
-
-def _refuse_non_list(value: Any, arg: str, what: str) -> list[Any]:
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise ConfigError(f"{arg} must be a list of {what}, not a {type(value).__name__}")
-    return list(value)
-
-
-def _names(value: Any, arg: str, what: str, *, allow_empty: bool = False) -> list[str]:
-    names = _refuse_non_list(value, arg, what)
-    if not names and not allow_empty:
-        raise ConfigError(f"{arg} must not be empty")
-    return _unique([_name(name, f"{arg}[{i}]") for i, name in enumerate(names)], arg)
-
-
-def _unique(names: list[str], arg: str) -> list[str]:
-    # librdkafka refuses some duplicates and sends others (DeleteTopics), which then fail
-    # obscurely; KafkaJS refuses them in createTopics.
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ConfigError(f"{arg} names {name!r} more than once")
-        seen.add(name)
-    return names
-
-
-def _entries(
-    value: Any, arg: str, keys: Sequence[str], required: int, *, allow_empty: bool = False
-) -> list[Mapping[str, Any]]:
-    """`value` as a list of dicts with only `keys`, the first `required` of them present."""
-    entries = _refuse_non_list(value, arg, "dicts")
-    if not entries and not allow_empty:
-        raise ConfigError(f"{arg} must not be empty")
-    accepted = ", ".join(keys)
-    for i, entry in enumerate(entries):
-        where = f"{arg}[{i}]"
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{where} must be a dict with keys {accepted}, got {entry!r}")
-        for key in entry:
-            if key not in keys:
-                snake = re.sub(r"(?<!^)(?=[A-Z])", "_", str(key)).lower()
-                hint = f" (did you mean {snake!r}?)" if snake in keys else ""
-                raise ConfigError(
-                    f"{where} has unknown key {key!r}{hint}; accepted keys: {accepted}"
-                )
-        for key in keys[:required]:
-            if key not in entry:
-                raise ConfigError(f"{where} is missing {key!r}")
-    return entries
-
-
-def _int(value: Any, where: str, *, minimum: int) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{where} must be an int, got {value!r}")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be an int, got {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{where} must be >= {minimum}, got {value!r}")
-    return number
-
-
-def _resource_type(value: Any, where: str) -> ResourceTypes:
-    try:
-        return ResourceTypes(value)
-    except (TypeError, ValueError):
-        codes = ", ".join(f"{t.name}={t.value}" for t in ResourceTypes)
-        raise ConfigError(
-            f"{where} must be a ResourceTypes member or its code ({codes}), got {value!r}"
-        ) from None
-
-
-def _config_entries(value: Any, arg: str) -> dict[str, str]:
-    entries = _entries(value, arg, _CONFIG_ENTRY_KEYS, required=2, allow_empty=True)
-    return {_name(e["name"], f"{arg}[{i}]['name']"): str(e["value"]) for i, e in enumerate(entries)}
+_OFFSET_KEYS = ("partition", "offset", "metadata")
+# KafkaJS's logical offsets, resolved by fetch_offsets(resolve_offsets=True).
+_LATEST, _EARLIEST = -1, -2
 
 
 # -- librdkafka boundary ----------------------------------------------------------------------
@@ -245,32 +176,32 @@ class Admin(Connectable):
         [{"name", "value"}]}]`; any other key is a ConfigError. Returns False when every topic
         already existed (KafkaJS)."""
         new, names = [], []
-        for i, t in enumerate(_entries(topics, "topics", _TOPIC_KEYS, required=1)):
+        for i, t in enumerate(check_entries(topics, "topics", _TOPIC_KEYS, required=1)):
             where = f"topics[{i}]"
-            names.append(_name(t["topic"], f"{where}['topic']"))
+            names.append(check_name(t["topic"], f"{where}['topic']"))
             config_entries = t.get("config_entries")
             new.append(
                 rd_admin.NewTopic(
                     names[-1],
                     # -1: the broker's default (num.partitions, default.replication.factor).
-                    num_partitions=_int(
+                    num_partitions=check_int(
                         t.get("num_partitions", -1), f"{where}['num_partitions']", minimum=-1
                     ),
-                    replication_factor=_int(
+                    replication_factor=check_int(
                         t.get("replication_factor", -1),
                         f"{where}['replication_factor']",
                         minimum=-1,
                     ),
                     config={}
                     if config_entries is None
-                    else _config_entries(config_entries, f"{where}['config_entries']"),
+                    else check_config_entries(config_entries, f"{where}['config_entries']"),
                 )
             )
-        _unique(names, "topics")
+        check_unique(names, "topics")
         futures = _start(
             self._client.create_topics,
             new,
-            operation_timeout=timeout_ms / 1000,
+            operation_timeout=check_timeout(timeout_ms) / 1000,
             validate_only=validate_only,
         )
         created = False
@@ -303,9 +234,14 @@ class Admin(Connectable):
             await asyncio.sleep(0.05)
 
     async def delete_topics(self, *, topics: Sequence[str], timeout_ms: int = 5_000) -> None:
-        names = _names(topics, "topics", "topic names")
+        names = check_names(topics, "topics", "topic names")
+        timeout_s = check_timeout(timeout_ms) / 1000
         await _await_all(
-            _start(self._client.delete_topics, names, operation_timeout=timeout_ms / 1000)
+            _start(
+                self._client.delete_topics,
+                names,
+                operation_timeout=timeout_s,
+            )
         )
 
     async def list_topics(self) -> list[str]:
@@ -316,14 +252,16 @@ class Admin(Connectable):
         """`{"topics": [{"name", "partitions": [{"partition_id", "leader", "replicas", "isr",
         "partition_error_code"}]}]}`; every topic but Kafka's internal ones when `topics` is
         None or empty."""
-        wanted = [] if topics is None else _names(topics, "topics", "topic names", allow_empty=True)
+        wanted = (
+            [] if topics is None else check_names(topics, "topics", "topic names", allow_empty=True)
+        )
         md = await self._in_thread(self._client.list_topics, None, 10)
         names = wanted or sorted(n for n in md.topics if not n.startswith("__"))
         result = []
         for name in names:
             tmd = md.topics.get(name)
             if tmd is None or tmd.error is not None:
-                raise TopicError(f"unknown topic {name!r}", code=3, name="UNKNOWN_TOPIC_OR_PART")
+                raise unknown_topic(name)
             result.append(
                 {
                     "name": name,
@@ -342,19 +280,31 @@ class Admin(Connectable):
         return {"topics": result}
 
     async def create_partitions(
-        self, *, topic_partitions: Sequence[Mapping[str, Any]], timeout_ms: int = 5_000
+        self,
+        *,
+        topic_partitions: Sequence[Mapping[str, Any]],
+        validate_only: bool = False,
+        timeout_ms: int = 5_000,
     ) -> None:
-        """`topic_partitions=[{"topic", "count"}]`: `count` is the new total."""
-        entries = _entries(topic_partitions, "topic_partitions", _PARTITIONS_KEYS, required=2)
+        """`topic_partitions=[{"topic", "count"}]`: `count` is the new total. With
+        `validate_only=True` the broker checks the request and creates nothing."""
+        check_flag(validate_only, "validate_only")
+        entries = check_entries(topic_partitions, "topic_partitions", _PARTITIONS_KEYS, required=2)
+        timeout_s = check_timeout(timeout_ms) / 1000
         new = [
             rd_admin.NewPartitions(
-                _name(tp["topic"], f"topic_partitions[{i}]['topic']"),
-                _int(tp["count"], f"topic_partitions[{i}]['count']", minimum=1),
+                check_name(tp["topic"], f"topic_partitions[{i}]['topic']"),
+                check_int(tp["count"], f"topic_partitions[{i}]['count']", minimum=1),
             )
             for i, tp in enumerate(entries)
         ]
         await _await_all(
-            _start(self._client.create_partitions, new, operation_timeout=timeout_ms / 1000)
+            _start(
+                self._client.create_partitions,
+                new,
+                operation_timeout=timeout_s,
+                validate_only=validate_only,
+            )
         )
 
     # -- configs ------------------------------------------------------------------------------
@@ -376,16 +326,20 @@ class Admin(Connectable):
         self, *, resources: Sequence[Mapping[str, Any]], include_synonyms: bool = False
     ) -> dict[str, Any]:
         """`resources=[{"type": ResourceTypes.TOPIC, "name", "config_names": [...]}]`; `type` may
-        also be the numeric code, as KafkaJS's ResourceTypes are."""
+        also be the numeric code, as KafkaJS's ResourceTypes are. Each entry says where its value
+        comes from (`config_source`, Kafka's code as in KafkaJS: 1 topic, 4 static broker, 5
+        default...) and, with `include_synonyms=True`, every level that sets it
+        (`config_synonyms`)."""
+        check_flag(include_synonyms, "include_synonyms")
         checked = []
-        for i, r in enumerate(_entries(resources, "resources", _DESCRIBE_KEYS, required=2)):
+        for i, r in enumerate(check_entries(resources, "resources", _DESCRIBE_KEYS, required=2)):
             where = f"resources[{i}]"
             names = r.get("config_names")
             checked.append(
                 (
-                    _resource_type(r["type"], f"{where}['type']"),
-                    _name(r["name"], f"{where}['name']"),
-                    _names(names, f"{where}['config_names']", "config names", allow_empty=True)
+                    check_resource_type(r["type"], f"{where}['type']"),
+                    check_name(r["name"], f"{where}['name']"),
+                    check_names(names, f"{where}['config_names']", "config names", allow_empty=True)
                     if names is not None
                     else [],
                 )
@@ -402,13 +356,7 @@ class Admin(Connectable):
                     "resource_type": rtype,
                     "resource_name": rname,
                     "config_entries": [
-                        {
-                            "config_name": e.name,
-                            "config_value": e.value,
-                            "read_only": e.is_read_only,
-                            "is_default": e.is_default,
-                            "is_sensitive": e.is_sensitive,
-                        }
+                        config_entry(e, include_synonyms)
                         for name, e in sorted(entries.items())
                         if name in wanted
                     ],
@@ -416,13 +364,17 @@ class Admin(Connectable):
             )
         return {"resources": out}
 
-    async def alter_configs(self, *, resources: Sequence[Mapping[str, Any]]) -> None:
+    async def alter_configs(
+        self, *, resources: Sequence[Mapping[str, Any]], validate_only: bool = False
+    ) -> None:
         """`resources=[{"type", "name", "config_entries": [{"name", "value"}]}]`. Sent as
-        incremental SETs (IncrementalAlterConfigs): entries not named keep their values."""
+        incremental SETs (IncrementalAlterConfigs): entries not named keep their values. With
+        `validate_only=True` the broker checks the change and applies nothing."""
+        check_flag(validate_only, "validate_only")
         rd_resources = []
-        for i, r in enumerate(_entries(resources, "resources", _ALTER_KEYS, required=3)):
+        for i, r in enumerate(check_entries(resources, "resources", _ALTER_KEYS, required=3)):
             where = f"resources[{i}]"
-            config = _config_entries(r["config_entries"], f"{where}['config_entries']")
+            config = check_config_entries(r["config_entries"], f"{where}['config_entries']")
             entries = [
                 rd_admin.ConfigEntry(
                     name, value, incremental_operation=rd_admin.AlterConfigOpType.SET
@@ -431,12 +383,16 @@ class Admin(Connectable):
             ]
             rd_resources.append(
                 rd_admin.ConfigResource(
-                    _RD_RESOURCE[_resource_type(r["type"], f"{where}['type']")],
-                    _name(r["name"], f"{where}['name']"),
+                    _RD_RESOURCE[check_resource_type(r["type"], f"{where}['type']")],
+                    check_name(r["name"], f"{where}['name']"),
                     incremental_configs=entries,
                 )
             )
-        await _await_all(_start(self._client.incremental_alter_configs, rd_resources))
+        await _await_all(
+            _start(
+                self._client.incremental_alter_configs, rd_resources, validate_only=validate_only
+            )
+        )
 
     # -- groups and offsets -------------------------------------------------------------------
 
@@ -450,7 +406,7 @@ class Admin(Connectable):
         }
 
     async def describe_groups(self, *, group_ids: Sequence[str]) -> dict[str, Any]:
-        ids = _names(group_ids, "group_ids", "group ids")
+        ids = check_names(group_ids, "group_ids", "group ids")
         results = await _await_all(_start(self._client.describe_consumer_groups, ids))
         groups = []
         for gid in ids:
@@ -460,6 +416,9 @@ class Admin(Connectable):
                     "group_id": d.group_id,
                     "state": d.state.name,
                     "protocol": d.partition_assignor,
+                    # librdkafka describes consumer groups only; a "simple" one (offsets
+                    # committed without a membership) has no protocol type, as in Kafka.
+                    "protocol_type": "" if d.is_simple_consumer_group else "consumer",
                     "members": [
                         {
                             "member_id": m.member_id,
@@ -469,6 +428,8 @@ class Admin(Connectable):
                             "assignment": [
                                 (tp.topic, tp.partition) for tp in m.assignment.topic_partitions
                             ],
+                            # KafkaJS's AssignerProtocol.MemberAssignment.decode(...).assignment
+                            "member_assignment": by_topic(m.assignment.topic_partitions),
                         }
                         for m in d.members
                     ],
@@ -476,18 +437,59 @@ class Admin(Connectable):
             )
         return {"groups": groups}
 
-    async def delete_groups(self, *, group_ids: Sequence[str]) -> None:
-        ids = _names(group_ids, "group_ids", "group ids")
-        await _await_all(_start(self._client.delete_consumer_groups, ids))
+    async def delete_groups(self, *, group_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Delete groups that have no members: `[{"group_id", "error_code": 0}]`. When any
+        fails, DeleteGroupsError lists every group with its error (KafkaJS's `.groups`)."""
+        ids = check_names(group_ids, "group_ids", "group ids")
+        futures = _start(self._client.delete_consumer_groups, ids)
+        results: list[dict[str, Any]] = []
+        for gid in ids:
+            try:
+                await _await(futures[gid])
+                results.append({"group_id": gid, "error_code": 0, "error": None})
+            except KafkaError as exc:
+                results.append({"group_id": gid, "error_code": exc.code, "error": exc})
+        failed = [r for r in results if r["error"] is not None]
+        if failed:
+            where = ", ".join(f"{r['group_id']!r}: {r['error']}" for r in failed)
+            raise DeleteGroupsError(f"delete_groups failed for {where}", groups=results)
+        return [{"group_id": r["group_id"], "error_code": 0} for r in results]
 
     async def fetch_offsets(
-        self, *, group_id: str, topics: Sequence[str] | None = None
+        self,
+        *,
+        group_id: str,
+        topics: Sequence[str] | None = None,
+        resolve_offsets: bool = False,
     ) -> list[dict[str, Any]]:
-        """Committed offsets: `[{"topic", "partitions": [{"partition", "offset"}]}]`; -1 where
-        the group has committed nothing (KafkaJS). Every topic the group committed to when
-        `topics` is None or empty."""
-        _name(group_id, "group_id")
-        names = [] if topics is None else _names(topics, "topics", "topic names", allow_empty=True)
+        """Committed offsets: `[{"topic", "partitions": [{"partition", "offset", "metadata"}]}]`;
+        offset -1 where the group has committed nothing, metadata None where none was committed
+        (KafkaJS). Every topic the group committed to when `topics` is None or empty.
+
+        `resolve_offsets=True` is KafkaJS's: a logical offset (-1 latest, also "nothing
+        committed"; -2 earliest) becomes the partition's end or start, and the resolved offsets
+        are committed for the group (so the group must have no running members)."""
+        check_name(group_id, "group_id")
+        check_flag(resolve_offsets, "resolve_offsets")
+        committed = await self._fetch_offsets(group_id, topics)
+        if not resolve_offsets:
+            return committed
+        for entry in committed:
+            ends = {o["partition"]: o for o in await self.fetch_topic_offsets(entry["topic"])}
+            for p in entry["partitions"]:
+                if p["offset"] in (_LATEST, _EARLIEST) and p["partition"] in ends:
+                    end = ends[p["partition"]]
+                    p["offset"] = end["high"] if p["offset"] == _LATEST else end["low"]
+            if entry["partitions"]:
+                await self._commit(group_id, entry["topic"], entry["partitions"])
+        return committed
+
+    async def _fetch_offsets(
+        self, group_id: str, topics: Sequence[str] | None
+    ) -> list[dict[str, Any]]:
+        names = (
+            [] if topics is None else check_names(topics, "topics", "topic names", allow_empty=True)
+        )
         tps = None
         if names:
             tps = [
@@ -499,10 +501,12 @@ class Admin(Connectable):
         results = await _await_all(_start(self._client.list_consumer_group_offsets, [request]))
         fetched = results[group_id].topic_partitions
         _raise_partition_errors("fetch_offsets", group_id, fetched)
-        by_topic: dict[str, list[dict[str, int]]] = {t: [] for t in names}
+        by_topic: dict[str, list[dict[str, Any]]] = {t: [] for t in names}
         for tp in fetched:
             offset = tp.offset if tp.offset >= 0 else -1
-            by_topic.setdefault(tp.topic, []).append({"partition": tp.partition, "offset": offset})
+            by_topic.setdefault(tp.topic, []).append(
+                {"partition": tp.partition, "offset": offset, "metadata": tp.metadata or None}
+            )
         return [
             {"topic": t, "partitions": sorted(ps, key=lambda p: p["partition"])}
             for t, ps in by_topic.items()
@@ -513,23 +517,33 @@ class Admin(Connectable):
     ) -> None:
         """Set a stopped group's committed offsets: `partitions=[{"partition", "offset"}]`.
         While the group has running members the broker refuses, and so does this (KafkaJS)."""
-        _name(group_id, "group_id")
-        _name(topic, "topic")
-        tps = [
-            confluent_kafka.TopicPartition(
+        check_name(group_id, "group_id")
+        check_name(topic, "topic")
+        await self._commit(
+            group_id, topic, check_entries(partitions, "partitions", _OFFSET_KEYS, required=2)
+        )
+
+    async def _commit(
+        self, group_id: str, topic: str, partitions: Sequence[Mapping[str, Any]]
+    ) -> None:
+        tps = []
+        for i, p in enumerate(partitions):
+            args: tuple[Any, ...] = (
                 topic,
-                _int(p["partition"], f"partitions[{i}]['partition']", minimum=0),
-                _int(p["offset"], f"partitions[{i}]['offset']", minimum=0),
+                check_int(p["partition"], f"partitions[{i}]['partition']", minimum=0),
+                check_int(p["offset"], f"partitions[{i}]['offset']", minimum=0),
             )
-            for i, p in enumerate(_entries(partitions, "partitions", _OFFSET_KEYS, required=2))
-        ]
+            metadata = check_metadata(p.get("metadata"), f"partitions[{i}]['metadata']")
+            if metadata is not None:  # librdkafka takes a str only, never None
+                args += (metadata,)
+            tps.append(confluent_kafka.TopicPartition(*args))
         request = confluent_kafka.ConsumerGroupTopicPartitions(group_id, tps)
         results = await _await_all(_start(self._client.alter_consumer_group_offsets, [request]))
         _raise_partition_errors("set_offsets", group_id, results[group_id].topic_partitions)
 
     async def reset_offsets(self, *, group_id: str, topic: str, earliest: bool = False) -> None:
         """Move a stopped group to the start (earliest=True) or the end of `topic`."""
-        _name(group_id, "group_id")
+        check_name(group_id, "group_id")
         offsets = await self.fetch_topic_offsets(topic)
         key = "low" if earliest else "high"
         await self.set_offsets(
@@ -552,12 +566,12 @@ class Admin(Connectable):
     ) -> list[dict[str, int]]:
         """The first offset per partition whose timestamp is >= `timestamp` (ms); the end of the
         partition when there is none."""
-        partitions = await self._partitions(topic)
         spec = (
             rd_admin.OffsetSpec.latest()
             if timestamp is None
-            else rd_admin.OffsetSpec.for_timestamp(int(timestamp))
+            else rd_admin.OffsetSpec.for_timestamp(check_int(timestamp, "timestamp", minimum=0))
         )
+        partitions = await self._partitions(topic)
         found = await self._list_offsets(topic, partitions, spec)
         missing = [p for p in partitions if found[p] < 0]
         if missing:
@@ -568,7 +582,7 @@ class Admin(Connectable):
     async def lag(self, *, group_id: str, topics: Sequence[str]) -> list[dict[str, Any]]:
         """Per partition: committed offset, end offset and lag (end - committed; the whole
         partition from its start when nothing is committed)."""
-        names = _names(topics, "topics", "topic names", allow_empty=True)
+        names = check_names(topics, "topics", "topic names", allow_empty=True)
         committed = await self.fetch_offsets(group_id=group_id, topics=names)
         out = []
         for entry in committed:
@@ -587,13 +601,103 @@ class Admin(Connectable):
                 )
         return out
 
+    # -- cluster and records ------------------------------------------------------------------
+
+    async def describe_cluster(self) -> dict[str, Any]:
+        """`{"brokers": [{"node_id", "host", "port"}], "controller", "cluster_id"}` (KafkaJS);
+        `controller` is None when the cluster names none."""
+        described = await _await(_start(self._client.describe_cluster))
+        controller = described.controller
+        return {
+            "brokers": [
+                {"node_id": node.id, "host": node.host, "port": node.port}
+                for node in sorted(described.nodes, key=lambda node: node.id)
+            ],
+            "controller": None if controller is None or controller.id < 0 else controller.id,
+            "cluster_id": described.cluster_id,
+        }
+
+    async def delete_topic_records(
+        self, *, topic: str, partitions: Sequence[Mapping[str, Any]], timeout_ms: int = 5_000
+    ) -> None:
+        """Delete the records before `offset` in each partition (`partitions=[{"partition",
+        "offset"}]`; offset -1: every record, up to the partition's end), as KafkaJS's
+        deleteTopicRecords. A partition the broker refuses raises DeleteTopicRecordsError, its
+        `partitions` naming each failed one with its error."""
+        check_name(topic, "topic")
+        entries = check_entries(partitions, "partitions", ("partition", "offset"), required=2)
+        timeout_s = check_timeout(timeout_ms) / 1000
+        tps = [
+            confluent_kafka.TopicPartition(
+                topic,
+                check_int(p["partition"], f"partitions[{i}]['partition']", minimum=0),
+                check_int(p["offset"], f"partitions[{i}]['offset']", minimum=-1),
+            )
+            for i, p in enumerate(entries)
+        ]
+        futures = _start(
+            self._client.delete_records, tps, request_timeout=timeout_s, operation_timeout=timeout_s
+        )
+        failed = []
+        for tp, future in futures.items():
+            try:
+                await _await(future)
+            except KafkaError as exc:
+                failed.append({"partition": tp.partition, "offset": tp.offset, "error": exc})
+        if failed:
+            where = ", ".join(f"{topic}[{f['partition']}]: {f['error']}" for f in failed)
+            raise DeleteTopicRecordsError(
+                f"delete_topic_records failed for {where}",
+                topic=topic,
+                partitions=sorted(failed, key=lambda f: f["partition"]),
+                code=failed[0]["error"].code,
+            )
+
+    # -- ACLs ---------------------------------------------------------------------------------
+    # KafkaJS's ACL calls. klamm's broker does not serve the ACL APIs yet (CreateAcls,
+    # DescribeAcls, DeleteAcls): against it these raise a RequestError saying the broker does not
+    # support them; against Kafka (and once klamm's broker serves them) they work as in KafkaJS.
+
+    async def create_acls(self, *, acl: Sequence[Mapping[str, Any]]) -> bool:
+        """`acl=[{"resource_type", "resource_name", "resource_pattern_type", "principal",
+        "host", "operation", "permission_type"}]`, KafkaJS's enums (acls.py) or their codes."""
+        bindings = [
+            binding(e, f"acl[{i}]", is_filter=False)
+            for i, e in enumerate(check_entries(acl, "acl", ACL_KEYS, required=len(ACL_KEYS)))
+        ]
+        await _await_all(_start(self._client.create_acls, bindings))
+        return True
+
+    async def describe_acls(self, **acl_filter: Any) -> dict[str, Any]:
+        """The ACLs matching a filter (KafkaJS's describeAcls fields; a missing one matches
+        any): `{"resources": [{"resource_type", "resource_name", "resource_pattern_type",
+        "acls": [{"principal", "host", "operation", "permission_type"}]}]}`."""
+        (checked,) = check_entries([acl_filter], "describe_acls", ACL_KEYS, required=0)
+        found = await _await(
+            _start(self._client.describe_acls, binding(checked, "describe_acls", is_filter=True))
+        )
+        return {"resources": acl_resources(found)}
+
+    async def delete_acls(self, *, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Delete the ACLs matching each filter: `{"filter_responses": [{"match_acls":
+        [...]}]}`, one per filter, in order (KafkaJS's shape)."""
+        checked = check_entries(filters, "filters", ACL_KEYS, required=0)
+        rd_filters = [binding(f, f"filters[{i}]", is_filter=True) for i, f in enumerate(checked)]
+        deleted = await _await_all(_start(self._client.delete_acls, rd_filters))
+        return {
+            "filter_responses": [
+                {"error_code": 0, "match_acls": [as_dict(a) for a in deleted[f]]}
+                for f in rd_filters
+            ]
+        }
+
     async def _partitions(self, topic: str) -> list[int]:
         # Never creates `topic` (invariant 2): the admin's librdkafka has auto-creation off.
-        _name(topic, "topic")
+        check_name(topic, "topic")
         md = await self._in_thread(self._client.list_topics, topic, 10)
         tmd = md.topics.get(topic)
         if tmd is None or tmd.error is not None or not tmd.partitions:
-            raise TopicError(f"unknown topic {topic!r}", code=3, name="UNKNOWN_TOPIC_OR_PART")
+            raise unknown_topic(topic)
         return sorted(tmd.partitions)
 
     async def _list_offsets(

@@ -94,3 +94,13 @@ def acks_value(acks: int | str) -> int:
     if acks not in (-1, 0, 1):
         raise ConfigError(f"acks must be -1, 0 or 1, not {acks!r}")
     return int(acks)
+
+
+def timeout_ms(value: object, what: str = "timeout_ms") -> int:
+    """A timeout argument in milliseconds: an int >= 0 (a float is rounded), else ConfigError
+    (Python would otherwise fail later with a TypeError from arithmetic on a str)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ConfigError(f"{what} must be milliseconds (an int >= 0), not {value!r}")
+    if value < 0:
+        raise ConfigError(f"{what} must be >= 0, not {value!r}")
+    return int(value)

@@ -9,6 +9,7 @@ from typing import Any
 from klamm.client.admin import Admin
 from klamm.client.config import client_config
 from klamm.client.consumer import Consumer, PartitionAssigners
+from klamm.client.partitioners import PartitionerFactory
 from klamm.client.producer import Producer
 from klamm.client.retry import RetryPolicy
 
@@ -54,8 +55,14 @@ class Kafka:
         max_in_flight_requests: int | None = None,
         allow_auto_topic_creation: bool = True,
         linger_ms: float | None = None,
+        retry: RetryPolicy | None = None,
+        create_partitioner: PartitionerFactory | None = None,
         config: Mapping[str, Any] | None = None,
     ) -> Producer:
+        """`retry` (default: this Kafka's) bounds how long a send may take before it fails
+        with NumberOfRetriesExceeded, as KafkaJS's producer retry does (see
+        RetryPolicy.delivery_timeout_ms). `create_partitioner` is KafkaJS's: a factory such as
+        `Partitioners.LegacyPartitioner`, or your own (see klamm.client.partitioners)."""
         return Producer(
             self._conf,
             idempotent=idempotent,
@@ -66,6 +73,8 @@ class Kafka:
             linger_ms=linger_ms,
             config=config,
             connect_timeout_s=self._connect_timeout_s,
+            retry=retry or self.retry,
+            create_partitioner=create_partitioner,
         )
 
     def consumer(

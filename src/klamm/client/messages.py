@@ -95,9 +95,14 @@ def normalise_headers(headers: HeadersInput | None) -> HeaderList | None:
     if not headers:
         return None
     pairs: HeaderList = []
-    items: Iterable[tuple[str, Any]]
+    items: Iterable[Any]
     items = headers.items() if isinstance(headers, Mapping) else headers
-    for name, value in items:
+    if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+        raise ConfigError(f"headers must be a dict or a list of pairs, not {headers!r}")
+    for item in items:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise ConfigError(f"headers must be a dict or a list of (name, value), got {item!r}")
+        name, value = item
         if not isinstance(name, str):
             raise ConfigError(f"header names must be str, not {type(name).__name__}")
         if isinstance(value, list | tuple):

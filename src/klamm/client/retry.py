@@ -58,6 +58,24 @@ class RetryPolicy:
             yield wait
             retry_time = wait
 
+    def waits_ms(self) -> list[int]:
+        """The waits before retry 1, 2, ... `retries` without jitter (which averages out)."""
+        waits, wait = [], float(self.initial_retry_time_ms)
+        for _ in range(self.retries):
+            waits.append(math.ceil(min(wait, self.max_retry_time_ms)))
+            wait = min(wait, self.max_retry_time_ms) * self.multiplier
+        return waits
+
+    def delivery_timeout_ms(self, attempt_ms: int) -> int:
+        """How long a send may take before it fails, as KafkaJS's retrier would give up: every
+        wait of the policy, plus `attempt_ms` (the connection timeout: what an attempt costs
+        when no broker answers) for the first attempt and each retry.
+
+        Measured with KafkaJS 2.2.4's default policy (5 retries from 300 ms): a send to a
+        missing topic fails after 10.8 s, one with the broker down after 19.6 s; this gives
+        9.3 + 6 x 1 = 15.3 s."""
+        return sum(self.waits_ms()) + (self.retries + 1) * attempt_ms
+
     def librdkafka_config(self) -> dict[str, Any]:
         """The client-level part librdkafka understands: its own request backoff bounds."""
         return {

@@ -1,4 +1,4 @@
-"""The producer: `send` / `send_batch` with per-send acks, compression and timeout.
+"""The producer's API: `send` / `send_batch` with per-send acks, compression and timeout.
 
 Concurrency contract. `confluent_kafka.Producer.produce` only enqueues, so it is called on the event
 loop thread. Delivery reports are served on the loop too, by `poll(0)` (never blocks) every
@@ -23,335 +23,65 @@ do this (a transaction belongs to one instance), so there a non-default pair is 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast, overload
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import confluent_kafka
 
 from klamm.client.config import acks_value
-from klamm.client.connectivity import create_client, reach_cluster
+from klamm.client.config import timeout_ms as check_timeout
+from klamm.client.connectivity import reach_cluster
 from klamm.client.errors import (
     ConfigError,
     KafkaError,
     KafkaTimeoutError,
+    NumberOfRetriesExceeded,
     StateError,
     from_librdkafka,
+    unknown_topic,
 )
 from klamm.client.events import Connectable, EventEmitter, Events
 from klamm.client.messages import (
     CompressionTypes,
-    Message,
     OutgoingRecord,
     RecordMetadata,
-    plain_messages,
-    plain_types_ok,
+    normalise_message,
     prepare_message,
 )
+from klamm.client.partitioners import Partitioner, PartitionerFactory, Partitioners
+from klamm.client.producer.delivery import Delivery, MultiTopicDelivery
+from klamm.client.producer.plan import (
+    ANY_PARTITION,
+    RUN_SIZE,
+    MessageInput,
+    Plan,
+    compression_type,
+    prepare_send,
+)
+from klamm.client.producer.pump import PUMP_INTERVAL_S, QUEUE_FULL_WAIT_S, RdProducer
+from klamm.client.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from klamm.client.transactions import Transaction
 
 log = logging.getLogger("klamm.client")
 
-# While messages are in flight, the loop serves delivery reports this often: 1 ms adds at most
-# that to send() latency, and a poll(0) that finds nothing costs a few microseconds.
-_PUMP_INTERVAL_S = 0.001
-# When librdkafka's local queue is full we wait this long for reports to drain it, then retry.
-_QUEUE_FULL_WAIT_S = 0.001
-# Messages per produce_batch() call: large enough to amortise the call, small enough that a huge
-# send yields to the event loop between runs.
-_RUN_SIZE = 2_000
-# librdkafka's RD_KAFKA_PARTITION_UA: let the partitioner choose.
-_ANY_PARTITION = -1
+# A Python partitioner's view of a topic's partitions is refreshed this often: KafkaJS's
+# metadataMaxAge default (5 minutes): partitions added to a topic are used after that.
+_METADATA_MAX_AGE_S = 300.0
+# One metadata request for a Python partitioner waits at most this long before it is retried.
+_METADATA_WAIT_S = 5.0
 
-MessageInput = Message | Mapping[str, Any]  # a Message is a dict; any mapping is accepted
-
-# send(compression=...) takes a CompressionTypes member, its value ("gzip"), or the number KafkaJS's
-# CompressionTypes uses (src/protocol/message/compression/index.js); each is mapped to librdkafka's
-# compression.type here.
-_KAFKAJS_CODEC_NUMBERS = {
-    0: CompressionTypes.NONE,
-    1: CompressionTypes.GZIP,
-    2: CompressionTypes.SNAPPY,
-    3: CompressionTypes.LZ4,
-    4: CompressionTypes.ZSTD,
-}
-_CODECS: dict[object, str] = {
-    **{codec: codec.value for codec in CompressionTypes},
-    **{codec.value: codec.value for codec in CompressionTypes},
-    **{number: codec.value for number, codec in _KAFKAJS_CODEC_NUMBERS.items()},
-}
-_NO_CODEC = CompressionTypes.NONE.value
-_new_tuple = tuple.__new__
+# What one attempt costs when no broker answers: librdkafka's connection setup timeout (Kafka
+# sets it from connection_timeout_ms), librdkafka's default when a raw config left it out.
+_ATTEMPT_KEY = "socket.connection.setup.timeout.ms"
+_ATTEMPT_DEFAULT_MS = 30_000
 
 
-class _Delivery:
-    """Collects the delivery reports of one send(); completed on the event loop.
-
-    `report` runs once per produced message and costs more than producing it, so it appends
-    librdkafka's three numbers to lists and builds nothing (the interpreter specialises
-    `list.append`; an `array.append` costs twice as much). It keeps no librdkafka message
-    objects: those are garbage-collected containers, and holding hundreds of thousands alive
-    made the collector's passes dominate send() (0.46x raw confluent-kafka). Reports come in
-    produce order per partition (librdkafka guarantees it), which is the order the metadata
-    keeps."""
-
-    __slots__ = (
-        "error", "future", "loop", "offsets", "partitions", "remaining", "source", "timestamps",
-        "topics", "total",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        count: int,
-        topic: str | None,
-        source: _RdProducer,
-    ) -> None:
-        self.loop = loop
-        self.source = source  # the librdkafka producer: its fatal error outranks a report's
-        self.future: asyncio.Future[SendResult] = loop.create_future()
-        # The send's one topic; a send to several records it per message (_MultiTopicDelivery).
-        self.topics: str | list[str] = topic if topic is not None else []
-        self.partitions: list[int] = []
-        self.offsets: list[int | None] = []  # None with acks=0: the broker never says
-        self.timestamps: list[int] = []  # milliseconds; 0 when librdkafka has none
-        self.remaining = count
-        self.total = count
-        self.error: Any = None
-
-    def report(self, err: Any, msg: Any) -> None:
-        """Called by librdkafka once per message (on the loop, or in flush() on a worker)."""
-        if err is None:
-            self.partitions.append(msg.partition())
-            self.offsets.append(msg.offset())
-            self.timestamps.append(msg.timestamp()[1])
-        elif self.error is None:
-            self.error = err
-        self.remaining -= 1
-        if self.remaining == 0:
-            self.loop.call_soon_threadsafe(self._resolve)
-
-    def remaining_unsent(self, enqueued: int) -> int:
-        return self.total - enqueued
-
-    def abandon(self, count: int) -> None:
-        """`count` messages were never enqueued (produce raised); do not wait for them."""
-        self.remaining -= count
-        if self.remaining == 0:
-            self._resolve()
-
-    def failure(self, err: Any) -> KafkaError:
-        """The error this send fails with: after a fatal error, that error (its messages were
-        purged, or refused with _FATAL, which names no cause); else librdkafka's `err`."""
-        fatal = self.source.fatal
-        return from_librdkafka(err if fatal is None else fatal)
-
-    def _resolve(self) -> None:
-        if self.future.done():
-            return
-        if self.error is not None:
-            self.future.set_exception(self.failure(self.error))
-            return
-        self.future.set_result(
-            SendResult(self.topics, self.partitions, self.offsets, self.timestamps)
-        )
-
-
-class _MultiTopicDelivery(_Delivery):
-    """A send_batch to several topics: the topic is recorded per message too."""
-
-    __slots__ = ()
-
-    def report(self, err: Any, msg: Any) -> None:
-        if err is None:
-            cast(list[str], self.topics).append(msg.topic())
-        super().report(err, msg)
-
-
-class SendResult(Sequence[RecordMetadata]):
-    """What send() returns: one RecordMetadata per delivered message, a read-only list.
-
-    The RecordMetadata tuples are built on first use from the columns the reports filled: most
-    callers never look, and building them would cost send() as much as a third report."""
-
-    __slots__ = ("_columns", "_items")
-
-    def __init__(
-        self,
-        topics: str | list[str],
-        partitions: list[int],
-        offsets: list[int | None],
-        timestamps: list[int],
-    ) -> None:
-        self._columns = (topics, partitions, offsets, timestamps)
-        self._items: list[RecordMetadata] | None = None
-
-    def _materialise(self) -> list[RecordMetadata]:
-        items = self._items
-        if items is None:
-            topics, partitions, offsets, timestamps = self._columns
-            names = itertools.repeat(topics) if isinstance(topics, str) else topics
-            # tuple.__new__ skips NamedTuple's Python-level __new__ (same object, cheaper).
-            items = [
-                _new_tuple(
-                    RecordMetadata, (topic, partition, -1 if offset is None else offset, ts or None)
-                )
-                for topic, partition, offset, ts in zip(
-                    names, partitions, offsets, timestamps, strict=False
-                )
-            ]
-            self._items = items
-        return items
-
-    def __len__(self) -> int:
-        return len(self._columns[1])
-
-    @overload
-    def __getitem__(self, index: int) -> RecordMetadata: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[RecordMetadata]: ...
-    def __getitem__(self, index: int | slice) -> RecordMetadata | list[RecordMetadata]:
-        return self._materialise()[index]
-
-    def __iter__(self) -> Iterator[RecordMetadata]:
-        return iter(self._materialise())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, SendResult):
-            other = other._materialise()
-        return isinstance(other, list | tuple) and self._materialise() == list(other)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable-looking, like a list
-
-    def __repr__(self) -> str:
-        return repr(self._materialise())
-
-
-# A send, checked: per topic, its messages and whether they are all plain. Plain ones are the
-# caller's own list, handed to produce_batch as it is; otherwise each message is prepared (a plain
-# dict, or an OutgoingRecord for headers, a partition or a timestamp).
-_Plan = list[tuple[str, list[Any], bool]]
-
-
-def _codec(compression: object) -> str:
-    """librdkafka's compression.type for send(compression=...); ConfigError for anything else."""
-    if compression is None:
-        return _NO_CODEC
-    try:
-        codec = _CODECS.get(compression)
-    except TypeError:  # unhashable
-        codec = None
-    if codec is None or isinstance(compression, bool):  # True == 1 would pass for GZIP
-        accepted = ", ".join(
-            f"CompressionTypes.{c.name} ({c.value!r} or {n})"
-            for n, c in _KAFKAJS_CODEC_NUMBERS.items()
-        )
-        raise ConfigError(
-            f"compression must be a CompressionTypes member, its value or KafkaJS's number: "
-            f"{accepted}; got {compression!r}"
-        )
-    return codec
-
-
-def _prepare(topic_messages: Sequence[Mapping[str, Any]]) -> _Plan:
-    """Check everything first: a bad message fails the send before anything is produced.
-
-    A send that fits one produce_batch call leaves the key and value type check to librdkafka,
-    which refuses the whole call before enqueuing anything (see `_send`); a larger send is
-    checked here, since a refused later call would come after earlier ones were enqueued."""
-    plan: _Plan = []
-    for entry in topic_messages:
-        topic = entry.get("topic")
-        if not isinstance(topic, str) or not topic:
-            raise ConfigError(f"each entry needs a topic name, got {topic!r}")
-        messages = entry.get("messages", ())
-        plain = plain_messages(messages)
-        if plain is not None:
-            plan.append((topic, plain, True))
-        else:
-            plan.append((topic, [prepare_message(m) for m in messages], False))
-    if len(plan) > 1 or (plan and len(plan[0][1]) > _RUN_SIZE):
-        plan = [
-            (topic, [prepare_message(m) for m in items], False)
-            if plain and not plain_types_ok(items)
-            else (topic, items, plain)
-            for topic, items, plain in plan
-        ]
-    return plan
-
-
-class _RdProducer:
-    """One librdkafka producer, its delivery reports served on the event loop by `poll(0)`.
-
-    Why not a poller thread: every delivery callback needs the GIL, and a thread fighting the
-    producing coroutine for it costs more than the callbacks themselves (measured: 0.2x raw
-    confluent-kafka with a thread, see bench/client_vs_raw.py). `poll(0)` never blocks, so the
-    loop serves reports itself, every `_PUMP_INTERVAL_S` while messages are in flight.
-    """
-
-    def __init__(self, conf: dict[str, Any]) -> None:
-        self.rd, self.auth = create_client(confluent_kafka.Producer, conf)
-        self._pump_handle: asyncio.TimerHandle | None = None
-        self._closed = False
-        #: The fatal error (a `confluent_kafka.KafkaError`) that made this instance unusable, once
-        #: librdkafka reported it; see the module's docstring.
-        self.fatal: Any = None
-
-    def wake(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Messages were enqueued: make sure their reports will be served."""
-        if self._pump_handle is None and not self._closed:
-            self._pump_handle = loop.call_later(_PUMP_INTERVAL_S, self._pump, loop)
-
-    def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._pump_handle = None
-        if self._closed:
-            return
-        self.serve()
-        if len(self.rd) > 0:  # messages still queued or in flight
-            self._pump_handle = loop.call_later(_PUMP_INTERVAL_S, self._pump, loop)
-
-    def serve(self) -> None:
-        """Serve the delivery reports that arrived (`poll(0)`, never blocks). Never raises: an
-        error escaping here would stop the pump, and pending sends would wait forever."""
-        try:
-            self.rd.poll(0)
-        except confluent_kafka.KafkaException as exc:
-            self._failed(exc)
-        except Exception:  # raised by a callback (a user's error_cb): keep serving reports
-            log.exception("a librdkafka callback raised")
-
-    def _failed(self, exc: confluent_kafka.KafkaException) -> None:
-        """poll() or flush() raised: a fatal error, reported once (see the module's docstring)."""
-        err = exc.args[0] if exc.args else None
-        if not isinstance(err, confluent_kafka.KafkaError) or not err.fatal():
-            log.warning("librdkafka producer: %s", from_librdkafka(exc))
-            return
-        if self.fatal is None:
-            self.fatal = err
-            log.error("producer unusable, create a new one: %s", from_librdkafka(err))
-        # Nothing still queued or in flight can be delivered by this instance: fail it now rather
-        # than after message.timeout.ms, so the sends waiting for it fail with `fatal` at once.
-        self.rd.purge(in_queue=True, in_flight=True, blocking=False)
-
-    def close(self, timeout_s: float) -> int:
-        """Flush on the calling thread (a worker thread); returns messages left undelivered."""
-        self._closed = True
-        try:
-            remaining: int = self.rd.flush(timeout_s)
-        except confluent_kafka.KafkaException as exc:
-            # A fatal error interrupted the flush (it is reported once): `_failed` keeps it and
-            # purges what was left, so flushing again only serves the remaining failed reports.
-            self._failed(exc)
-            remaining = self.rd.flush(timeout_s)
-        return remaining
-
-    def cancel_pump(self) -> None:
-        if self._pump_handle is not None:
-            self._pump_handle.cancel()
-            self._pump_handle = None
+def _drop_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # marks the exception retrieved
 
 
 class Producer(Connectable):
@@ -369,13 +99,43 @@ class Producer(Connectable):
         linger_ms: float | None,
         config: Mapping[str, Any] | None,
         connect_timeout_s: float,
+        retry: RetryPolicy | None = None,
+        create_partitioner: PartitionerFactory | None = None,
     ) -> None:
         conf = dict(conf)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigError(f"retry must be a RetryPolicy, not {retry!r}")
+        if transactional_id is not None and (
+            not isinstance(transactional_id, str) or not transactional_id
+        ):
+            raise ConfigError(f"transactional_id must be a non-empty str, not {transactional_id!r}")
+        if config is not None and not isinstance(config, Mapping):
+            raise ConfigError(f"config must be a dict of librdkafka properties, not {config!r}")
+        self._retry = retry = retry or RetryPolicy()
+        # KafkaJS's DefaultPartitioner is librdkafka's murmur2_random for keyed messages: leave
+        # it to librdkafka (in C). Any other partitioner runs in Python (partitioners.py).
+        self._partitioner: Partitioner | None = None
+        if create_partitioner is not None and create_partitioner is not (
+            Partitioners.DefaultPartitioner
+        ):
+            if not callable(create_partitioner):
+                raise ConfigError(
+                    "create_partitioner must be a factory returning a partitioner, such as "
+                    f"Partitioners.LegacyPartitioner; got {create_partitioner!r}"
+                )
+            self._partitioner = create_partitioner()
+            if not callable(self._partitioner):
+                raise ConfigError(
+                    f"create_partitioner() must return a callable, got {self._partitioner!r}"
+                )
+        self._metadata: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._connect_timeout_s = connect_timeout_s
         if transactional_id is not None:
             idempotent = True  # librdkafka requires it, and so does Kafka.
             conf["transactional.id"] = transactional_id
-            conf["transaction.timeout.ms"] = transaction_timeout_ms
+            conf["transaction.timeout.ms"] = check_timeout(
+                transaction_timeout_ms, "transaction_timeout_ms"
+            )
         conf["enable.idempotence"] = idempotent
         # Java's and KafkaJS's DefaultPartitioner: the same key lands on the same partition as it
         # would from a KafkaJS or Java producer (librdkafka's own default, CRC32, would not).
@@ -387,11 +147,25 @@ class Producer(Connectable):
             conf["linger.ms"] = linger_ms
         if config:
             conf.update(config)
+        # KafkaJS's retry policy reaches send() through librdkafka's delivery timeout (which
+        # covers queueing, retries and waiting for a missing topic's metadata): a send fails when
+        # KafkaJS's retrier would have given up (RetryPolicy.delivery_timeout_ms), unless the
+        # caller set librdkafka's own timeouts.
+        attempt_ms = int(conf.get(_ATTEMPT_KEY, _ATTEMPT_DEFAULT_MS))
+        budget_ms = retry.delivery_timeout_ms(attempt_ms)
+        if transactional_id is not None:  # librdkafka refuses a longer one
+            budget_ms = min(budget_ms, int(conf["transaction.timeout.ms"]))
+        if "message.timeout.ms" not in conf and "delivery.timeout.ms" not in conf:
+            conf["message.timeout.ms"] = budget_ms
+        # How long librdkafka waits for a missing topic to appear before failing its messages
+        # with UNKNOWN_TOPIC: one attempt short of the delivery timeout, so a missing topic says
+        # so instead of failing as a plain timeout.
+        conf.setdefault("topic.metadata.propagation.max.ms", max(1, budget_ms - attempt_ms))
         self._conf = conf
         self.idempotent = idempotent
         self.transactional_id = transactional_id
         self.events = EventEmitter("producer")
-        self._rd: dict[tuple[int, str], _RdProducer] = {}
+        self._rd: dict[tuple[int, str], RdProducer] = {}
         self._default_key = (-1, CompressionTypes.NONE.value)
         self._connected = False
         self._in_transaction = False
@@ -425,6 +199,7 @@ class Producer(Connectable):
 
     async def disconnect(self, timeout_ms: int = 30_000) -> None:
         """Deliver what is queued (up to `timeout_ms`), then release the producers."""
+        timeout_ms = check_timeout(timeout_ms)
         if not self._rd:
             return
         loop = asyncio.get_running_loop()
@@ -460,7 +235,11 @@ class Producer(Connectable):
         bounds the wait; when it expires KafkaTimeoutError is raised (messages already handed to
         librdkafka may still be delivered later, as with any Kafka client)."""
         self._check_sendable()
-        plan = _prepare([{"topic": topic, "messages": messages}])
+        plan = prepare_send([{"topic": topic, "messages": messages}])
+        if self._partitioner is not None:
+            plan = await self._partitioned(plan)
+        if timeout_ms is not None:
+            timeout_ms = check_timeout(timeout_ms)
         return await self._send(plan, acks, compression, timeout_ms)
 
     async def send_batch(
@@ -473,17 +252,21 @@ class Producer(Connectable):
     ) -> Sequence[RecordMetadata]:
         """Produce to several topics at once: `[{"topic": t, "messages": [...]}, ...]`."""
         self._check_sendable()
-        plan = _prepare(topic_messages)
+        plan = prepare_send(topic_messages)
+        if self._partitioner is not None:
+            plan = await self._partitioned(plan)
+        if timeout_ms is not None:
+            timeout_ms = check_timeout(timeout_ms)
         return await self._send(plan, acks, compression, timeout_ms)
 
     async def _send(
         self,
-        plan: _Plan,
+        plan: Plan,
         acks: int | str,
         compression: CompressionTypes | str | int | None,
         timeout_ms: int | None,
     ) -> Sequence[RecordMetadata]:
-        rdp = self._rd_for(acks_value(acks), _codec(compression))
+        rdp = self._rd_for(acks_value(acks), compression_type(compression))
         if rdp.fatal is not None:  # this instance failed for good: say why, produce nothing
             raise from_librdkafka(rdp.fatal)
         total = sum(len(items) for _, items, _ in plan)
@@ -491,9 +274,9 @@ class Producer(Connectable):
             return []
         loop = asyncio.get_running_loop()
         delivery = (
-            _Delivery(loop, total, plan[0][0], rdp)
+            Delivery(loop, total, plan[0][0], rdp)
             if len(plan) == 1
-            else _MultiTopicDelivery(loop, total, None, rdp)
+            else MultiTopicDelivery(loop, total, None, rdp)
         )
         enqueued = 0
         for topic, items, plain in plan:
@@ -519,34 +302,106 @@ class Producer(Connectable):
             if rdp.auth.error is not None:  # the login was refused since connect()
                 raise from_librdkafka(rdp.auth.error) from None
             raise KafkaTimeoutError(f"send not acknowledged within {timeout_ms} ms") from None
+        finally:
+            if not delivery.future.done():
+                # Nobody awaits the delivery any more (timed out, or the caller was cancelled):
+                # its outcome, when librdkafka reports it, is dropped on purpose, not logged by
+                # asyncio as "Future exception was never retrieved".
+                delivery.future.add_done_callback(_drop_outcome)
+
+    async def _partitioned(self, plan: Plan) -> Plan:
+        """Every message of `plan` with its partition, chosen by the Python partitioner for
+        those that name none (KafkaJS calls its partitioner the same way, per message)."""
+        assert self._partitioner is not None
+        out: Plan = []
+        for topic, items, _plain in plan:
+            metadata = await self._partition_metadata(topic)
+            records = []
+            for item in items:
+                record = item if isinstance(item, OutgoingRecord) else normalise_message(item)
+                if record.partition is None:
+                    shown = item if isinstance(item, dict) else record._asdict()
+                    chosen = self._partitioner(
+                        topic=topic, partition_metadata=metadata, message=shown
+                    )
+                    if isinstance(chosen, bool) or not isinstance(chosen, int):
+                        raise ConfigError(f"the partitioner returned {chosen!r}, not an int")
+                    if not 0 <= chosen < len(metadata):
+                        raise ConfigError(
+                            f"the partitioner chose partition {chosen} of {topic!r}, which has "
+                            f"{len(metadata)} partitions"
+                        )
+                    record = record._replace(partition=chosen)
+                records.append(record)
+            out.append((topic, records, False))
+        return out
+
+    async def _partition_metadata(self, topic: str) -> list[dict[str, Any]]:
+        """The topic's partitions as KafkaJS's partitioners see them, cached for
+        `_METADATA_MAX_AGE_S`. Waits (as KafkaJS retries) for a topic being created."""
+        loop = asyncio.get_running_loop()
+        cached = self._metadata.get(topic)
+        if cached is not None and loop.time() - cached[0] < _METADATA_MAX_AGE_S:
+            return cached[1]
+        rd = self._rd_for(*self._default_key).rd
+        timeout_ms = self._conf.get("message.timeout.ms", self._conf.get("delivery.timeout.ms"))
+        deadline = loop.time() + int(timeout_ms or 300_000) / 1000
+        error: KafkaError = unknown_topic(topic)
+        while True:
+            try:
+                md = await loop.run_in_executor(None, rd.list_topics, topic, _METADATA_WAIT_S)
+                found = md.topics.get(topic)
+                if found is not None and found.error is not None:
+                    error = from_librdkafka(found.error)
+                elif found is not None and found.partitions:
+                    partitions = [
+                        {
+                            "partition_id": p.id,
+                            "leader": p.leader,
+                            "replicas": list(p.replicas),
+                            "isr": list(p.isrs),
+                        }
+                        for p in sorted(found.partitions.values(), key=lambda p: p.id)
+                    ]
+                    self._metadata[topic] = (loop.time(), partitions)
+                    return partitions
+            except confluent_kafka.KafkaException as exc:
+                error = from_librdkafka(exc)
+            if not error.retriable or loop.time() >= deadline:
+                if not error.retriable:
+                    raise error
+                raise NumberOfRetriesExceeded(
+                    error, retry_count=self._retry.retries, retry_time_ms=0
+                ) from error
+            await asyncio.sleep(max(self._retry.initial_retry_time_ms, 1) / 1000)
 
     async def _produce_plain(
         self,
-        rdp: _RdProducer,
+        rdp: RdProducer,
         topic: str,
         items: list[dict[str, Any]],
-        delivery: _Delivery,
+        delivery: Delivery,
         enqueued: int,
     ) -> int:
         """The caller's dicts go to librdkafka as they are, one produce_batch call per run (the
         per-message work then happens in C: 1.7x the speed of a produce() loop)."""
-        if len(items) <= _RUN_SIZE:
-            return await self._produce_run(rdp, topic, _ANY_PARTITION, items, delivery, enqueued)
-        for first in range(0, len(items), _RUN_SIZE):
+        if len(items) <= RUN_SIZE:
+            return await self._produce_run(rdp, topic, ANY_PARTITION, items, delivery, enqueued)
+        for first in range(0, len(items), RUN_SIZE):
             if first:
                 await asyncio.sleep(0)  # let the loop breathe between the runs of a huge send
-            run = items[first : first + _RUN_SIZE]
-            enqueued = await self._produce_run(rdp, topic, _ANY_PARTITION, run, delivery, enqueued)
+            run = items[first : first + RUN_SIZE]
+            enqueued = await self._produce_run(rdp, topic, ANY_PARTITION, run, delivery, enqueued)
             if enqueued < 0:
                 break
         return enqueued
 
     async def _enqueue_prepared(
         self,
-        rdp: _RdProducer,
+        rdp: RdProducer,
         topic: str,
         items: list[dict[str, Any] | OutgoingRecord],
-        delivery: _Delivery,
+        delivery: Delivery,
         enqueued: int,
     ) -> int:
         """Enqueue one topic's prepared messages in order. Runs of plain dicts still share a
@@ -556,17 +411,17 @@ class Producer(Connectable):
         loop = asyncio.get_running_loop()
         produce, report = rdp.rd.produce, delivery.report
         run: list[dict[str, Any]] = []
-        run_partition = _ANY_PARTITION
+        run_partition = ANY_PARTITION
         for item in items:
             if type(item) is dict:
-                target, fields = _ANY_PARTITION, item
+                target, fields = ANY_PARTITION, item
             else:
                 key, value, headers, partition, timestamp = cast(OutgoingRecord, item)
-                target = _ANY_PARTITION if partition is None else partition
+                target = ANY_PARTITION if partition is None else partition
                 fields = None  # not for produce_batch: sent below, one by one
                 if headers is None and timestamp is None:
                     fields = {"value": value} if key is None else {"value": value, "key": key}
-            if run and (fields is None or target != run_partition or len(run) >= _RUN_SIZE):
+            if run and (fields is None or target != run_partition or len(run) >= RUN_SIZE):
                 enqueued = await self._produce_run(
                     rdp, topic, run_partition, run, delivery, enqueued
                 )
@@ -600,11 +455,11 @@ class Producer(Connectable):
 
     async def _produce_run(
         self,
-        rdp: _RdProducer,
+        rdp: RdProducer,
         topic: str,
         partition: int,
         run: list[dict[str, Any]],
-        delivery: _Delivery,
+        delivery: Delivery,
         enqueued: int,
     ) -> int:
         """Enqueue one run with produce_batch; returns the running count of enqueued messages,
@@ -646,14 +501,14 @@ class Producer(Connectable):
         return enqueued
 
     @staticmethod
-    async def _wait_for_queue(rdp: _RdProducer, loop: asyncio.AbstractEventLoop) -> None:
+    async def _wait_for_queue(rdp: RdProducer, loop: asyncio.AbstractEventLoop) -> None:
         rdp.serve()
         rdp.wake(loop)
-        await asyncio.sleep(_QUEUE_FULL_WAIT_S)
+        await asyncio.sleep(QUEUE_FULL_WAIT_S)
 
     @staticmethod
     def _give_up(
-        delivery: _Delivery, exc: confluent_kafka.KafkaException, unsent: int, enqueued: int
+        delivery: Delivery, exc: confluent_kafka.KafkaException, unsent: int, enqueued: int
     ) -> None:
         """produce refused for good: the unsent messages will never get a report."""
         delivery.abandon(unsent)
@@ -663,6 +518,7 @@ class Producer(Connectable):
 
     async def flush(self, timeout_ms: int = 30_000) -> None:
         """Wait until everything queued so far is delivered (reports served on the loop)."""
+        timeout_ms = check_timeout(timeout_ms)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_ms / 1000
         for rdp in list(self._rd.values()):
@@ -672,7 +528,7 @@ class Producer(Connectable):
                     raise KafkaTimeoutError(
                         f"{len(rdp.rd)} messages not delivered within {timeout_ms} ms"
                     )
-                await asyncio.sleep(_PUMP_INTERVAL_S)
+                await asyncio.sleep(PUMP_INTERVAL_S)
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -686,6 +542,52 @@ class Producer(Connectable):
         self._check_connected()
         return Transaction(self)
 
+    # The librdkafka side of a transaction. `Transaction` (transactions.py) owns the states and
+    # calls these; the producer owns whether a transaction is open, so exactly one can be.
+
+    def begin_transaction(self) -> None:
+        """Open a transaction on the transactional librdkafka producer (local, cheap)."""
+        if self._in_transaction:
+            raise StateError("this producer already has an active transaction")
+        try:
+            self._default.begin_transaction()
+        except confluent_kafka.KafkaException as exc:
+            raise from_librdkafka(exc) from None
+        self._in_transaction = True
+
+    def end_transaction(self) -> None:
+        """The transaction is over (committed, aborted, or its outcome lost to a cancellation):
+        sends outside a transaction are refused again and a new one may begin."""
+        self._in_transaction = False
+
+    def in_transaction(self) -> bool:
+        return self._in_transaction
+
+    async def commit_transaction(self, timeout_ms: int) -> None:
+        """librdkafka's commit (it blocks until the coordinator answers: run in a thread)."""
+        timeout_s = check_timeout(timeout_ms) / 1000
+        await self._in_thread(self._default.commit_transaction, timeout_s)
+
+    async def abort_transaction(self, timeout_ms: int) -> None:
+        timeout_s = check_timeout(timeout_ms) / 1000
+        await self._in_thread(self._default.abort_transaction, timeout_s)
+
+    async def send_offsets_to_transaction(
+        self, offsets: list[confluent_kafka.TopicPartition], group_metadata: Any, timeout_ms: int
+    ) -> None:
+        timeout_s = check_timeout(timeout_ms) / 1000
+        await self._in_thread(
+            self._default.send_offsets_to_transaction, offsets, group_metadata, timeout_s
+        )
+
+    @staticmethod
+    async def _in_thread(call: Any, *args: Any) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, call, *args)
+        except confluent_kafka.KafkaException as exc:
+            raise from_librdkafka(exc) from None
+
     # -- internals ----------------------------------------------------------------------------
 
     def _check_connected(self) -> None:
@@ -697,7 +599,7 @@ class Producer(Connectable):
         if self.transactional_id is not None and not self._in_transaction:
             raise StateError("a transactional producer sends only inside producer.transaction()")
 
-    def _rd_for(self, acks: int, compression: str) -> _RdProducer:
+    def _rd_for(self, acks: int, compression: str) -> RdProducer:
         key = (acks, compression)
         rdp = self._rd.get(key)
         if rdp is not None:
@@ -712,7 +614,7 @@ class Producer(Connectable):
         if key != self._default_key:
             conf["compression.type"] = compression
             conf.pop("transactional.id", None)
-        rdp = _RdProducer(conf)
+        rdp = RdProducer(conf, self._retry)
         self._rd[key] = rdp
         return rdp
 
