@@ -7,8 +7,12 @@ from klamm.client import errors
 from klamm.client.errors import (
     ConfigError,
     FatalError,
+    KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    NonRetriableError,
+    NumberOfRetriesExceeded,
+    OffsetOutOfRange,
     ProducerFencedError,
     RequestError,
     RetriableError,
@@ -32,7 +36,9 @@ RD = confluent_kafka.KafkaError
         (RD._UNKNOWN_TOPIC, TopicError, True),
         (RD._UNKNOWN_PARTITION, TopicError, False),
         (RD.TOPIC_ALREADY_EXISTS, TopicError, False),
-        (RD._TRANSPORT, RetriableError, True),
+        (RD._TRANSPORT, KafkaConnectionError, True),
+        (RD._ALL_BROKERS_DOWN, KafkaConnectionError, True),
+        (RD.OFFSET_OUT_OF_RANGE, OffsetOutOfRange, False),
         (RD.LEADER_NOT_AVAILABLE, RetriableError, True),
         # After a fatal error librdkafka refuses every call with _FATAL, flagged non-fatal.
         (RD._FATAL, FatalError, False),
@@ -183,3 +189,23 @@ def test_a_bare_fatal_code_is_a_fatal_error() -> None:
         confluent_kafka.KafkaException(RD(RD._FATAL, "Unable to produce message"))
     )
     assert type(bare) is FatalError and not bare.retriable
+
+
+def test_kafkajs_error_classes_have_counterparts() -> None:
+    """KafkaJS's NumberOfRetriesExceeded wraps the last error, is not retriable, and carries
+    the retry count and time; connection errors are retriable; OffsetOutOfRange names the
+    partition."""
+    cause = errors.TopicError("gone", code=RD.UNKNOWN_TOPIC_OR_PART, retriable=True)
+    exceeded = NumberOfRetriesExceeded(cause, retry_count=5, retry_time_ms=4800)
+    assert isinstance(exceeded, NonRetriableError)
+    assert not exceeded.retriable
+    assert exceeded.original_error is cause and exceeded.__cause__ is cause
+    assert (exceeded.retry_count, exceeded.retry_time_ms, exceeded.code) == (5, 4800, cause.code)
+    assert "TopicError: gone" in str(exceeded)
+    connection = KafkaConnectionError("refused", broker="127.0.0.1:1")
+    assert connection.retriable and isinstance(connection, RetriableError)
+    assert connection.broker == "127.0.0.1:1"
+    out_of_range = OffsetOutOfRange("too far", topic="t", partition=2)
+    assert (out_of_range.topic, out_of_range.partition, out_of_range.retriable) == ("t", 2, False)
+    groups = [{"group_id": "g", "error_code": 69, "error": None}]
+    assert errors.DeleteGroupsError("x", groups=groups).groups == groups

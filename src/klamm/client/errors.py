@@ -3,11 +3,17 @@
     KafkaError                      everything klamm's client raises; `.code`, `.retriable`
     ├── ConfigError                 your configuration or arguments are wrong; retrying cannot help
     ├── StateError                  the client is used in the wrong state (e.g. send before connect)
+    ├── NonRetriableError           a failure no retry can help, wrapping its cause (`__cause__`)
+    │   └── NumberOfRetriesExceeded the retries ran out (or the cause is a programming error)
     ├── RetriableError              transient (leader moved, coordinator loading, network): retry
-    │   └── KafkaTimeoutError       an operation did not finish in time
+    │   ├── KafkaTimeoutError       an operation did not finish in time
+    │   └── KafkaConnectionError    no broker reachable, or the connection to one broke
     ├── RequestError                the cluster refused the request for good (authorization, size)
     │   ├── AuthenticationError     the cluster refused our credentials (SASL) or TLS handshake
-    │   └── TopicError              the topic is missing, invalid or already exists
+    │   ├── TopicError              the topic is missing, invalid or already exists
+    │   ├── OffsetOutOfRange        a fetch or seek offset outside the partition's log
+    │   ├── DeleteGroupsError       admin.delete_groups failed for some groups (`.groups`)
+    │   └── DeleteTopicRecordsError admin.delete_topic_records failed for some partitions
     ├── TransactionAbortableError   the current transaction must be aborted; the producer lives on
     └── FatalError                  this client instance is unusable (fenced producer, ...)
         └── ProducerFencedError     another producer with the same transactional id took over
@@ -23,6 +29,15 @@ The codes are `_RETRIABLE_CODES` below; librdkafka's flag is OR'ed in. One insta
 class's `retriable`: an unknown topic is a `TopicError` (so `except TopicError` catches it) that
 is retriable, as in Kafka and KafkaJS, because a new topic's metadata may not have reached every
 broker yet.
+
+KafkaJS's classes and ours: KafkaJSError is KafkaError; KafkaJSNonRetriableError,
+KafkaJSNumberOfRetriesExceeded (`retry_count`, `retry_time_ms`, `original_error`) and
+KafkaJSOffsetOutOfRange (`topic`, `partition`) keep their names without the prefix;
+KafkaJSConnectionError (and its ConnectionClosed subclass) is KafkaConnectionError (`broker`),
+named so it does not shadow Python's builtin ConnectionError; KafkaJSDeleteGroupsError and
+KafkaJSDeleteTopicRecordsError keep their names and their `groups` / `partitions`. Whether to
+retry is always `.retriable`: as in KafkaJS, NonRetriableError is a wrapper a retrier raises, not
+the base of every non-retriable class.
 """
 
 from __future__ import annotations
@@ -82,6 +97,48 @@ class KafkaTimeoutError(RetriableError):
     code = _RD._TIMED_OUT
 
 
+class KafkaConnectionError(RetriableError):
+    """No broker could be reached, or the connection to one broke (KafkaJSConnectionError)."""
+
+    code = _RD._TRANSPORT
+
+    def __init__(self, message: str = "", *, broker: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        #: "host:port" of the broker, when known.
+        self.broker = broker
+
+
+class NonRetriableError(KafkaError):
+    """A failure no retry can help (KafkaJSNonRetriableError): raised `from` its cause."""
+
+    retriable = False
+
+
+class NumberOfRetriesExceeded(NonRetriableError):
+    """The retrier gave up (KafkaJSNumberOfRetriesExceeded): the retries ran out, or the cause
+    is a programming error (TypeError, NameError, ...) that no retry can fix.
+
+    A consumer restarts after this error, as KafkaJS's does (see retry.py)."""
+
+    def __init__(
+        self,
+        original_error: BaseException,
+        *,
+        retry_count: int,
+        retry_time_ms: int,
+        message: str | None = None,
+    ) -> None:
+        code = original_error.code if isinstance(original_error, KafkaError) else None
+        super().__init__(message or f"{type(original_error).__name__}: {original_error}", code=code)
+        #: The last error the retried call raised.
+        self.original_error = original_error
+        self.__cause__ = original_error
+        #: How many retries were made after the first attempt.
+        self.retry_count = retry_count
+        #: The wait before the retry that was not made, in milliseconds (KafkaJS's retryTime).
+        self.retry_time_ms = retry_time_ms
+
+
 class RequestError(KafkaError):
     """The cluster refused the request and will refuse it again."""
 
@@ -92,6 +149,48 @@ class AuthenticationError(RequestError):
 
 class TopicError(RequestError):
     """The topic is unknown, invalid, or (on create) already exists."""
+
+
+class OffsetOutOfRange(RequestError):
+    """The offset is outside the partition's log (KafkaJSOffsetOutOfRange)."""
+
+    code = _RD.OFFSET_OUT_OF_RANGE
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.topic = topic
+        self.partition = partition
+
+
+class DeleteGroupsError(RequestError):
+    """delete_groups failed for some groups (KafkaJSDeleteGroupsError).
+
+    `groups` lists every group asked for: `{"group_id": ..., "error_code": 0 or Kafka's code,
+    "error": None or the mapped KafkaError}`, so a caller sees which ones were deleted."""
+
+    def __init__(self, message: str, *, groups: list[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.groups = groups
+
+
+class DeleteTopicRecordsError(RequestError):
+    """delete_topic_records failed for some partitions (KafkaJSDeleteTopicRecordsError).
+
+    `partitions` lists the failed ones: `{"partition": ..., "offset": ..., "error": KafkaError}`."""
+
+    def __init__(
+        self, message: str, *, topic: str, partitions: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.topic = topic
+        self.partitions = partitions
 
 
 class TransactionAbortableError(KafkaError):
@@ -128,6 +227,8 @@ _TIMEOUT_CODES = frozenset({_RD._TIMED_OUT, _RD._MSG_TIMED_OUT, _RD.REQUEST_TIME
 _CONFIG_CODES = frozenset({_RD._INVALID_ARG, _RD.INVALID_CONFIG, _RD._INVALID_TYPE})
 _STATE_CODES = frozenset({_RD._STATE, _RD._NOT_IMPLEMENTED})
 _AUTH_CODES = frozenset({_RD._AUTHENTICATION, _RD.SASL_AUTHENTICATION_FAILED, _RD._SSL})
+# No broker reachable, or the connection broke: KafkaJSConnectionError's cases.
+_CONNECTION_CODES = frozenset({_RD._TRANSPORT, _RD._ALL_BROKERS_DOWN, _RD._RESOLVE})
 
 # Protocol codes a client may retry: KafkaJS's `retriable: true` list (protocol/error.js, codes up
 # to 88), plus later codes whose Java exception is a `RetriableException`, directly or through
@@ -221,6 +322,10 @@ def from_librdkafka(err: Any) -> KafkaError:
         cls = ConfigError
     elif code in _STATE_CODES:
         cls = StateError
+    elif code in _CONNECTION_CODES:
+        cls = KafkaConnectionError
+    elif code == _RD.OFFSET_OUT_OF_RANGE:
+        cls = OffsetOutOfRange
     elif code in _TOPIC_CODES:
         # The class says what went wrong; the instance says whether to retry (unknown topic).
         return TopicError(message, code=code, name=name, retriable=retriable)
