@@ -366,6 +366,11 @@ class Runner:
                         done = None
                     retry = functools.partial(handler, payload)
                     await self._with_retry(tp, msg, retry, failed=exc)
+                if stale and tp in stale:
+                    # The handler seeked: the seek sets the position and what is committed
+                    # (KafkaJS's offset manager drops the resolved offsets on seek).
+                    done = None
+                    return
                 if commit_as_we_go:
                     c.resolve(tp, raw.offset() + 1)
                     c.commit_if_necessary()

@@ -6,7 +6,7 @@ paused as a whole stays paused for partitions that arrive later by rebalance, un
 top of KafkaJS's, it keeps what librdkafka's asynchronous fetching needs:
 
 - seek requests made before the partition is assigned (applied on assignment);
-- *stale* partitions: seeked, paused or revoked since the current fetch began, so the messages
+- *stale* partitions: seeked or revoked since the current fetch began, so the messages
   in hand for them must not be processed;
 - a seek epoch per partition, so a fetch that was running while seek() was called is recognised;
 - the offset a paused partition must be fetched again from once resumed.
@@ -190,9 +190,6 @@ class SubscriptionState:
     def seek_epoch(self, tp: TP) -> int:
         return self._seek_epoch.get(tp, 0)
 
-    def mark_stale(self, tp: TP) -> None:
-        self._stale.add(tp)
-
     def clear_stale(self) -> None:
         """A new fetch began after every seek so far: nothing in hand is stale."""
         self._stale.clear()
@@ -208,7 +205,6 @@ class SubscriptionState:
     def set_resume_at(self, tp: TP, offset: int) -> None:
         """A paused partition's next message to fetch once it is resumed."""
         self._resume_at[tp] = offset
-        self._stale.add(tp)
 
     def take_resume_at(self, tp: TP) -> int | None:
         return self._resume_at.pop(tp, None)
