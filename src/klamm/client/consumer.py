@@ -287,6 +287,9 @@ class Consumer(Connectable):
             self._thread.shutdown(wait=False)
             self._rd = self._thread = None
             raise from_librdkafka(exc) from None
+        # KafkaJS emits CONNECT again when run() connects its consumer group (and so on every
+        # restart); ported code counting connections sees the same here.
+        self.events.emit(Events.CONNECT)
         from klamm.client.runner import Runner
 
         runner = self._runner = Runner(
@@ -387,7 +390,7 @@ class Consumer(Connectable):
     async def _restart(self, wait_s: float) -> None:
         await asyncio.sleep(wait_s)
         self._restart_task = None
-        try:  # KafkaJS's start() reconnects, without a CONNECT event, and joins again
+        try:  # KafkaJS's start() reconnects and joins again
             await asyncio.get_running_loop().run_in_executor(None, self._probe)
             self._connected = True
             await self.run(**self._run_args)

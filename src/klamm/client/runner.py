@@ -21,9 +21,10 @@ no retry can help is not retried: one whose `retriable` is False, and a programm
 (`PROGRAMMING_ERRORS`: KafkaJS's RangeError, ReferenceError, SyntaxError, TypeError). Then, with a
 dead-letter topic, the message is produced there (original key/value/headers + metadata headers),
 resolved, and consumption moves on. Without one, the consumer crashes as KafkaJS's does: the run
-loop ends with NumberOfRetriesExceeded (retries ran out) or NonRetriableError (not retriable), and
-the consumer's crash handler (consumer.py) commits what was resolved, leaves the group and
-restarts or not.
+loop ends with NumberOfRetriesExceeded (retries ran out: the consumer restarts) or
+NonRetriableError (not retriable, or a programming error: it does not; KafkaJS 2.2.4 observed in
+tests/parity/test_consumer_crash.py), and the consumer's crash handler (consumer.py) commits what
+was resolved, leaves the group, and restarts or not.
 """
 
 from __future__ import annotations
@@ -494,7 +495,8 @@ class Runner:
                 error = refused  # the dead-letter topic cannot take it: as without one
             log.error("handler failed on %s[%d]@%d: %r; the consumer crashes",
                       tp[0], tp[1], message.offset, error)  # fmt: skip
-            if getattr(error, "retriable", None) is False:
+            if hopeless or getattr(error, "retriable", None) is False:
+                # KafkaJS's retrier: NonRetriableError, caused by the error; no restart follows.
                 crash: KafkaError = NonRetriableError(f"{type(error).__name__}: {error}")
                 crash.__cause__ = error
             else:
