@@ -592,10 +592,8 @@ class Consumer(Connectable):
         tps = []
         for (t, p), value in offsets.items():
             offset, metadata = value if isinstance(value, tuple) else (value, None)
-            tp = confluent_kafka.TopicPartition(t, p, offset)
-            if metadata is not None:
-                tp.metadata = metadata
-            tps.append(tp)
+            extra = () if metadata is None else (metadata,)
+            tps.append(confluent_kafka.TopicPartition(t, p, offset, *extra))
         rd = self._rd
         loop = asyncio.get_running_loop()
         try:
