@@ -98,7 +98,8 @@ def describe_consumer_group(conf: Mapping[str, Any], group_id: str, timeout_s: f
     """librdkafka's description of one group (blocking: run it in an executor)."""
     from confluent_kafka.admin import AdminClient
 
-    future = AdminClient(dict(conf)).describe_consumer_groups([group_id])[group_id]
+    admin = AdminClient(dict(conf))  # kept until the answer is in: it serves the request
+    future = admin.describe_consumer_groups([group_id])[group_id]
     return future.result(timeout=timeout_s)
 
 
