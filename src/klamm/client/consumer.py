@@ -175,9 +175,6 @@ class Consumer(Connectable):
             probe.close()
 
     async def disconnect(self) -> None:
-        restart, self._restart_task = self._restart_task, None
-        if restart is not None and restart is not asyncio.current_task():
-            restart.cancel()  # a crash's pending restart: the user wants the consumer gone
         await self._shutdown()
 
     async def _shutdown(self) -> None:
@@ -322,6 +319,9 @@ class Consumer(Connectable):
 
     async def stop(self) -> None:
         """Finish the message/batch in flight, commit what was resolved, leave the group."""
+        restart, self._restart_task = self._restart_task, None
+        if restart is not None and restart is not asyncio.current_task():
+            restart.cancel()  # a crash's pending restart: the user wants the consumer stopped
         runner, self._runner = self._runner, None
         if runner is None:
             return
