@@ -162,3 +162,23 @@ async def test_a_restart_on_failure_that_raises_restarts(kafka: Kafka, unique: s
         await wait_until(lambda: b"after" in calls, what="the restarted consumer")
     assert [c.payload["restart"] for c in crashes] == [True]
     await asyncio.sleep(0)
+
+
+async def test_seek_without_auto_commit_resolves_the_offset(kafka: Kafka, unique: str) -> None:
+    """KafkaJS's offsetManager.seek with autoCommit off resolves offset - 1: the next commit
+    stores the sought offset, and nothing is committed by the seek itself."""
+    topic = f"seek-nc-{unique}"
+    await produce(kafka, topic, [b"a", b"b"])
+    seen: list[int] = []
+
+    async def handler(payload: Any) -> None:
+        seen.append(payload.message.offset)
+
+    async with kafka.consumer(group_id=f"g-{unique}", **FAST_CONSUMER) as consumer:
+        await consumer.subscribe(topic=topic, from_beginning=True)
+        await consumer.run(each_message=handler, auto_commit=False)
+        await wait_until(lambda: seen == [0, 1])
+        consumer.seek(topic=topic, partition=0, offset=7)
+        assert consumer.uncommitted_offsets() == {
+            "topics": [{"topic": topic, "partitions": [{"partition": 0, "offset": 7}]}]
+        }
