@@ -201,7 +201,7 @@ class Runner:
                     failures = [r for r in results if isinstance(r, BaseException)]
                     crash = next((f for f in failures if isinstance(f, _Crash)), None)
                     other = next((f for f in failures if not isinstance(f, _Stop)), None)
-                    if crash or other or failures:
+                    if failures:
                         raise crash or other or failures[0]
             except _Stop:
                 return
@@ -513,7 +513,7 @@ class Runner:
         """None once the message is in the dead-letter topic. A retriable failure (the cluster
         unreachable) is retried until the send works or the consumer stops: the partition waits,
         in order. Any other failure (the message too large once the headers are added) is
-        returned, and the partition restarts at the message as it would without a DLQ."""
+        returned, and the consumer crashes as it would without a DLQ."""
         while True:
             try:
                 await self._dead_letter(tp, message, error, retries)
