@@ -114,9 +114,12 @@ async def test_events_carry_kafkajs_payload_keys(kafka: Kafka, unique: str) -> N
     }  # fmt: skip
     assert set(events["consumer.fetch"][0].payload) == {"number_of_batches", "duration", "node_id"}
     assert set(events["consumer.fetch_start"][0].payload) == {"node_id"}
-    assert set(events["consumer.heartbeat"][0].payload) == {
-        "group_id", "member_id", "group_generation_id"
-    }  # fmt: skip
+    heartbeat = events["consumer.heartbeat"][0].payload
+    assert set(heartbeat) == {"group_id", "member_id", "group_generation_id"}
+    assert heartbeat["member_id"] == join["member_id"]
+    assert (
+        isinstance(heartbeat["group_generation_id"], int) and heartbeat["group_generation_id"] > 0
+    )
 
 
 async def test_describe_group_logger_and_uncommitted_offsets(kafka: Kafka, unique: str) -> None:

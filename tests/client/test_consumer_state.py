@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from klamm import ConfigError
+from klamm.client.consumer_args import generation_of
 from klamm.client.offsets import OffsetManager
 from klamm.client.subscription import SubscriptionState
 
@@ -82,3 +83,11 @@ def test_offset_manager_threshold_and_interval() -> None:
     m.configure(auto_commit=False, interval_ms=1000, threshold=1)
     m.resolve(("t", 0), 4)
     assert not m.commits_within_batches() and not m.commit_due()
+
+
+def test_generation_from_librdkafkas_group_metadata() -> None:
+    # As confluent-kafka 2.16 / librdkafka 2.16 serialize it (captured), generation 1.
+    blob = b"CGMDv2:\x01\x00\x00\x00gx\x00rdkafka-0199\x00\x00inst\x00"
+    assert generation_of(blob) == 1
+    assert generation_of(b"CGMDv2:\xff\xff\xff\xffgx\x00\x00\x01") == -1
+    assert generation_of(b"CGMDv3:....") is None and generation_of(object()) is None

@@ -27,8 +27,11 @@ async def each_batch_scenario(bootstrap: str, topic: str, group: str) -> dict[st
 
     consumer = kafka.consumer(group_id=group, max_wait_time_ms=100)
     commits: list[int] = []
+    generations: list[int] = []
 
     def on_commit(e: Event) -> None:
+        if e.payload["group_generation_id"] not in generations:
+            generations.append(e.payload["group_generation_id"])
         commits.extend(p["offset"] for t in e.payload["topics"] for p in t["partitions"])
 
     consumer.on(Events.COMMIT_OFFSETS, on_commit)
@@ -62,6 +65,7 @@ async def each_batch_scenario(bootstrap: str, topic: str, group: str) -> dict[st
         "firsts": firsts,
         "uncommitted": uncommitted,
         "commits": commits,
+        "generations": generations,
         "committed": await committed(kafka, group, topic),
     }
 

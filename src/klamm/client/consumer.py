@@ -36,6 +36,7 @@ from klamm.client.consumer_args import (
     check_run_args,
     commit_spec,
     describe_consumer_group,
+    generation_of,
     group_conf,
     group_description,
     original_cause,
@@ -152,6 +153,7 @@ class Consumer(Connectable):
         # callback thread once the loop part is done.
         self._in_rebalance = False
         self._member_id: str | None = None  # as of the last assignment, for events
+        self._generation_id: int | None = None  # likewise
         self._error_logged: dict[int, float] = {}  # error code -> when last logged
         self._deferred: list[Callable[[], Any]] = []
 
@@ -507,7 +509,7 @@ class Consumer(Connectable):
     def heartbeat_event(self) -> None:
         """payload.heartbeat(): librdkafka heartbeats on its own; the event says it was asked."""
         ids = {"group_id": self.group_id, "member_id": self._member_id}
-        self.events.emit(Events.HEARTBEAT, **ids, group_generation_id=None)
+        self.events.emit(Events.HEARTBEAT, **ids, group_generation_id=self._generation_id)
 
     def resolve(self, tp: TP, next_offset: int) -> None:
         """A message was processed: `next_offset` is committed at the next commit (if `tp` is
@@ -662,13 +664,14 @@ class Consumer(Connectable):
             rd.incremental_assign(partitions)
         else:
             rd.assign(partitions)
-        member_id = rd.memberid()
-        self._call_on_loop(self._assigned_on_loop(partitions, cooperative, member_id, seeks))
+        ids = (rd.memberid(), generation_of(rd.consumer_group_metadata()))
+        self._call_on_loop(self._assigned_on_loop(partitions, cooperative, ids, seeks))
         self._run_deferred()
 
     def _start_positions(self, rd: Any, partitions: list[Any]) -> None:
         """Subscriptions that disagree on from_beginning: partitions without a committed offset
-        start where their topic's subscribe() call said (librdkafka has one auto.offset.reset)."""
+        start where their topic's subscribe() call said (librdkafka has one auto.offset.reset).
+        The subscription is fixed while running, so this thread may read it."""
         if self._subs.uniform_start() is not None or not partitions:
             return
         try:
@@ -688,43 +691,39 @@ class Consumer(Connectable):
         return self._subs.take_pending_seeks()
 
     async def _assigned_on_loop(
-        self, partitions: list[Any], cooperative: bool, member_id: str | None, seeks: dict[TP, int]
+        self, partitions: list[Any], cooperative: bool, ids: tuple[Any, Any], seeks: dict[TP, int]
     ) -> None:
+        """`ids`: this member's id and the group generation, as librdkafka has them now."""
         self._in_rebalance = True
         try:
-            await self._apply_assignment(partitions, cooperative, member_id, seeks)
+            tps = [(p.topic, p.partition) for p in partitions]
+            self._member_id, self._generation_id = ids
+            self._subs.assign(tps, incremental=cooperative)
+            for tp, offset in seeks.items():
+                if self._subs.is_assigned(tp):
+                    self._keep_seek(tp, offset)
+            # Paused partitions, including those of a topic paused as a whole, stay paused.
+            repause = [
+                confluent_kafka.TopicPartition(t, p) for t, p in tps if self._subs.is_paused((t, p))
+            ]
+            rd = self._rd
+            if repause and rd is not None:
+                self._deferred.append(lambda: rd.pause(repause))
+            await self.events.emit_and_wait(Events.PARTITIONS_ASSIGNED, partitions=tps)
+            self.events.emit(
+                Events.GROUP_JOIN,
+                group_id=self.group_id,
+                member_id=self._member_id,
+                # librdkafka does not say who leads the group (see docs/kafkajs.md).
+                leader_id=None,
+                is_leader=None,
+                group_protocol=self._conf["partition.assignment.strategy"],
+                member_assignment=by_topic(set(self._subs.assignment())),
+                duration=int((time.monotonic() - self._join_started) * 1000),
+            )
+            self._joined.set()
         finally:
             self._in_rebalance = False
-
-    async def _apply_assignment(
-        self, partitions: list[Any], cooperative: bool, member_id: str | None, seeks: dict[TP, int]
-    ) -> None:
-        tps = [(p.topic, p.partition) for p in partitions]
-        self._member_id = member_id
-        self._subs.assign(tps, incremental=cooperative)
-        for tp, offset in seeks.items():
-            if self._subs.is_assigned(tp):
-                self._keep_seek(tp, offset)
-        # Paused partitions, including those of a topic paused as a whole, stay paused.
-        repause = [
-            confluent_kafka.TopicPartition(t, p) for t, p in tps if self._subs.is_paused((t, p))
-        ]
-        rd = self._rd
-        if repause and rd is not None:
-            self._deferred.append(lambda: rd.pause(repause))
-        await self.events.emit_and_wait(Events.PARTITIONS_ASSIGNED, partitions=tps)
-        self.events.emit(
-            Events.GROUP_JOIN,
-            group_id=self.group_id,
-            member_id=member_id,
-            # librdkafka does not say who leads the group or the generation (see docs/kafkajs.md).
-            leader_id=None,
-            is_leader=None,
-            group_protocol=self._conf["partition.assignment.strategy"],
-            member_assignment=by_topic(set(self._subs.assignment())),
-            duration=int((time.monotonic() - self._join_started) * 1000),
-        )
-        self._joined.set()
 
     def _on_revoke_thread(self, rd: Any, partitions: list[Any]) -> None:
         offsets = self._call_on_loop(self._revoked_on_loop(partitions, lost=False))
@@ -782,7 +781,7 @@ class Consumer(Connectable):
                 Events.COMMIT_OFFSETS,
                 group_id=self.group_id,
                 member_id=self._member_id,
-                group_generation_id=None,
+                group_generation_id=self._generation_id,
                 topics=topics_shape(offsets),
             )
         )

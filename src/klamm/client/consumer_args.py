@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 import inspect
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
@@ -101,6 +102,18 @@ def describe_consumer_group(conf: Mapping[str, Any], group_id: str, timeout_s: f
     admin = AdminClient(dict(conf))  # kept until the answer is in: it serves the request
     future = admin.describe_consumer_groups([group_id])[group_id]
     return future.result(timeout=timeout_s)
+
+
+def generation_of(group_metadata: Any) -> int | None:
+    """The group generation from librdkafka's serialized group metadata (what
+    `consumer_group_metadata()` returns: b"CGMDv2:", the generation as a native-order int32,
+    then the group and member ids), which is the only place librdkafka shows it. None for any
+    other layout: a later librdkafka may change it."""
+    magic = b"CGMDv2:"
+    if not isinstance(group_metadata, bytes) or not group_metadata.startswith(magic):
+        return None
+    raw = group_metadata[len(magic) : len(magic) + 4]
+    return int.from_bytes(raw, sys.byteorder, signed=True) if len(raw) == 4 else None
 
 
 def check_run_args(

@@ -22,7 +22,9 @@ main(async () => {
 
   const consumer = kafka.consumer({ groupId: args.group, maxWaitTimeInMs: 100 })
   const commits = []
+  const generations = new Set()
   consumer.on(consumer.events.COMMIT_OFFSETS, e => {
+    generations.add(e.payload.groupGenerationId)
     for (const { partitions } of e.payload.topics) for (const p of partitions) commits.push(Number(p.offset))
   })
   const firsts = []
@@ -54,5 +56,11 @@ main(async () => {
   await consumer.disconnect()
   const [{ partitions }] = await admin.fetchOffsets({ groupId: args.group, topics: [args.topic] })
   await admin.disconnect()
-  return { firsts, uncommitted, commits, committed: Number(partitions[0].offset) }
+  return {
+    firsts,
+    uncommitted,
+    commits,
+    generations: [...generations],
+    committed: Number(partitions[0].offset),
+  }
 })
