@@ -164,7 +164,6 @@ async def test_a_restart_on_failure_that_raises_restarts(kafka: Kafka, unique: s
         await consumer.run(each_message=handler, retry=retry)
         await wait_until(lambda: b"after" in calls, what="the restarted consumer")
     assert [c.payload["restart"] for c in crashes] == [True]
-    await asyncio.sleep(0)
 
 
 async def test_seek_without_auto_commit_resolves_the_offset(kafka: Kafka, unique: str) -> None:
@@ -185,3 +184,34 @@ async def test_seek_without_auto_commit_resolves_the_offset(kafka: Kafka, unique
         assert consumer.uncommitted_offsets() == {
             "topics": [{"topic": topic, "partitions": [{"partition": 0, "offset": 7}]}]
         }
+
+
+async def test_after_a_crash_without_restart_the_consumer_can_run_again(
+    kafka: Kafka, unique: str
+) -> None:
+    """The crash disconnected the consumer (KafkaJS's onCrash); it used to stay "already
+    running", holding its partitions, so run() refused until the process restarted."""
+    topic = f"rerun-{unique}"
+    await produce(kafka, topic, [b"poison", b"after"])
+    calls: list[bytes] = []
+
+    async def handler(payload: Any) -> None:
+        calls.append(payload.message.value)
+        if calls == [b"poison"]:
+            raise RuntimeError("first attempt")
+
+    async def no(_: BaseException) -> bool:
+        return False
+
+    consumer = kafka.consumer(group_id=f"g-{unique}", **FAST_CONSUMER)
+    async with consumer:
+        await consumer.subscribe(topic=topic, from_beginning=True)
+        await consumer.run(
+            each_message=handler, retry=RetryPolicy(retries=0, restart_on_failure=no)
+        )
+        await asyncio.wait_for(consumer.wait_stopped(), 15)
+        assert consumer.assignment() == []  # it left the group
+        await consumer.connect()
+        await consumer.run(each_message=handler)
+        await wait_until(lambda: b"after" in calls, what="the second run")
+    assert calls == [b"poison", b"poison", b"after"]
