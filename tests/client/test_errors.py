@@ -199,7 +199,8 @@ def test_kafkajs_error_classes_have_counterparts() -> None:
     exceeded = NumberOfRetriesExceeded(cause, retry_count=5, retry_time_ms=4800)
     assert isinstance(exceeded, NonRetriableError)
     assert not exceeded.retriable
-    assert exceeded.original_error is cause and exceeded.__cause__ is cause
+    assert exceeded.cause is cause and exceeded.__cause__ is cause
+    assert exceeded.original_error is cause
     assert (exceeded.retry_count, exceeded.retry_time_ms, exceeded.code) == (5, 4800, cause.code)
     assert "TopicError: gone" in str(exceeded)
     connection = KafkaConnectionError("refused", broker="127.0.0.1:1")

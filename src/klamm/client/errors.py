@@ -31,7 +31,8 @@ is retriable, as in Kafka and KafkaJS, because a new topic's metadata may not ha
 broker yet.
 
 KafkaJS's classes and ours: KafkaJSError is KafkaError; KafkaJSNonRetriableError,
-KafkaJSNumberOfRetriesExceeded (`retry_count`, `retry_time_ms`, `original_error`) and
+KafkaJSNumberOfRetriesExceeded (`retry_count`, `retry_time_ms`, `cause`, also
+`original_error`) and
 KafkaJSOffsetOutOfRange (`topic`, `partition`) keep their names without the prefix;
 KafkaJSConnectionError (and its ConnectionClosed subclass) is KafkaConnectionError (`broker`),
 named so it does not shadow Python's builtin ConnectionError; KafkaJSDeleteGroupsError and
@@ -122,21 +123,26 @@ class NumberOfRetriesExceeded(NonRetriableError):
 
     def __init__(
         self,
-        original_error: BaseException,
+        cause: BaseException,
         *,
         retry_count: int,
         retry_time_ms: int,
         message: str | None = None,
     ) -> None:
-        code = original_error.code if isinstance(original_error, KafkaError) else None
-        super().__init__(message or f"{type(original_error).__name__}: {original_error}", code=code)
-        #: The last error the retried call raised.
-        self.original_error = original_error
-        self.__cause__ = original_error
+        code = cause.code if isinstance(cause, KafkaError) else None
+        super().__init__(message or f"{type(cause).__name__}: {cause}", code=code)
+        #: The last error the retried call raised (KafkaJS 2.2.4's `cause`).
+        self.cause = cause
+        self.__cause__ = cause
         #: How many retries were made after the first attempt.
         self.retry_count = retry_count
         #: The wait before the retry that was not made, in milliseconds (KafkaJS's retryTime).
         self.retry_time_ms = retry_time_ms
+
+    @property
+    def original_error(self) -> BaseException:
+        """`cause` under KafkaJS 1.x's name (`originalError`)."""
+        return self.cause
 
 
 class RequestError(KafkaError):
@@ -334,6 +340,17 @@ def from_librdkafka(err: Any) -> KafkaError:
     else:
         cls = RequestError
     return cls(message, code=code, name=name)
+
+
+def unknown_topic(topic: str) -> TopicError:
+    """The error for a topic the cluster does not have: a TopicError, retriable as librdkafka's
+    own UNKNOWN_TOPIC_OR_PART is here and as KafkaJS's is (its metadata may lag a creation)."""
+    return TopicError(
+        f"unknown topic {topic!r}",
+        code=_RD.UNKNOWN_TOPIC_OR_PART,
+        name="UNKNOWN_TOPIC_OR_PART",
+        retriable=True,
+    )
 
 
 def wrap(exc: BaseException) -> BaseException:
