@@ -61,9 +61,17 @@ async def test_emit_and_wait_awaits_listeners_in_order() -> None:
     assert order == ["slow", "fast"]
 
 
-def test_on_rejects_strings() -> None:
-    with pytest.raises(TypeError):
-        EventEmitter("consumer").on("consumer.group_join", print)  # type: ignore[arg-type]
+def test_on_takes_kafkajs_event_names_and_rejects_others() -> None:
+    """KafkaJS's `consumer.on("consumer.group_join", ...)` ports as it is; an unknown name (or
+    another client's) is a ConfigError, as KafkaJS throws for it."""
+    emitter = EventEmitter("consumer")
+    seen: list[Event] = []
+    emitter.on("consumer.group_join", seen.append)
+    emitter.emit(Events.GROUP_JOIN, group_id="g")
+    assert [e.type for e in seen] == ["consumer.group_join"]
+    for wrong in ("consumer.nope", "producer.connect", "group_join", 42):
+        with pytest.raises(ConfigError):
+            emitter.on(wrong, print)  # type: ignore[arg-type]
 
 
 def test_dead_letter_headers_keep_originals_and_replace_old_metadata() -> None:

@@ -9,16 +9,21 @@ from typing import Any
 import confluent_kafka
 import pytest
 
+from klamm.client.offsets import OffsetManager
 from klamm.client.retry import RetryPolicy
 from klamm.client.runner import Runner
+from klamm.client.subscription import SubscriptionState
 
 
 def runner(topics: list[str], assigned: set[tuple[str, int]]) -> Runner:
-    consumer: Any = SimpleNamespace(
-        _topics=topics, _assigned=assigned, _seek_epoch={}, group_id="g"
-    )
+    consumer: Any = SimpleNamespace(group_id="g", seek_again=lambda tp: None)
+    subscription = SubscriptionState()
+    subscription.subscribe(topics, from_beginning=False)
+    subscription.assign(assigned, incremental=False)
     return Runner(
         consumer,
+        subscription=subscription,
+        offsets=OffsetManager(),
         each_message=None,
         each_batch=None,
         each_batch_auto_resolve=True,
@@ -72,5 +77,5 @@ def test_fetch_errors_are_dropped_and_logged_except_end_of_partition(
 def test_partitions_no_longer_assigned_or_seeked_meanwhile_are_dropped() -> None:
     fetch = [message("t", 0, 1), message("t", 1, 1), message("t", 2, 1)]
     r = runner(["t"], {("t", 0), ("t", 1)})  # partition 2 was revoked during the fetch
-    r._consumer._seek_epoch[("t", 1)] = 1  # partition 1 was seeked during the fetch
+    r._subs.mark_seeked(("t", 1), 0)  # partition 1 was seeked during the fetch
     assert offsets(r._group(fetch, {("t", 1): 0})) == {("t", 0): [1]}

@@ -8,39 +8,62 @@ Concurrency contract.
 - The runner (runner.py) alternates: fetch on the thread, then process on the loop. So when a
   rebalance callback runs, no handler is in flight: a revoked partition's work is always finished
   before we commit its resolved offsets and give it up. A revoked partition's offsets are never
-  committed afterwards (`_resolve` drops offsets of partitions we do not own).
+  committed afterwards (`resolve` drops offsets of partitions we do not own).
 
-Offsets follow KafkaJS: a message is "resolved" after its handler returns; resolved offsets are
-committed when the auto-commit interval/threshold says so, at the end of each batch, before a
-partition is revoked, and on stop. librdkafka's own auto-commit is off.
+State has owners, as in KafkaJS: the SubscriptionState (topics, assignment, pauses, seeks) and
+the OffsetManager (resolved offsets, commit policy); the runner gets both at construction and
+calls this class only through its public methods. librdkafka's own auto-commit is off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import enum
-import inspect
 import logging
+import re
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import confluent_kafka
 
 from klamm.client.connectivity import create_client, reach_cluster
-from klamm.client.errors import ConfigError, KafkaError, StateError, from_librdkafka
+from klamm.client.consumer_args import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    awaitable,
+    by_topic,
+    check_run_args,
+    commit_spec,
+    describe_consumer_group,
+    generation_of,
+    group_conf,
+    group_description,
+    original_cause,
+    seek_offset,
+    topic_name,
+    topics_shape,
+)
+from klamm.client.consumer_args import PartitionAssigners as PartitionAssigners
+from klamm.client.errors import (
+    ConfigError,
+    KafkaError,
+    NumberOfRetriesExceeded,
+    StateError,
+    from_librdkafka,
+)
 from klamm.client.events import Connectable, EventEmitter, Events
+from klamm.client.offsets import OffsetManager
 from klamm.client.retry import RetryPolicy
+from klamm.client.subscription import SubscriptionState
 
 if TYPE_CHECKING:
-    from klamm.client.payloads import EachBatchHandler, EachMessageHandler, Resume
+    from klamm.client.payloads import EachBatchHandler, EachMessageHandler
     from klamm.client.producer import Producer
     from klamm.client.runner import Runner
 
 log = logging.getLogger("klamm.client")
 T = TypeVar("T")
-H = TypeVar("H", bound=Callable[..., Any])  # a handler: each_message or each_batch
 TP = tuple[str, int]
 
 # The same librdkafka error is logged at most once in this many seconds.
@@ -48,15 +71,10 @@ _ERROR_LOG_INTERVAL_S = 10.0
 # A rebalance callback waits at most this long for the event loop (listeners included) before
 # letting librdkafka proceed: a stuck listener must not wedge the group forever.
 _CALLBACK_WAIT_S = 60.0
-
-
-class PartitionAssigners(enum.Enum):
-    """Assignment strategies (librdkafka's names). COOPERATIVE_STICKY is KIP-429 incremental
-    rebalancing, which KafkaJS lacks; it cannot be mixed with the eager two."""
-
-    ROUND_ROBIN = "roundrobin"
-    RANGE = "range"
-    COOPERATIVE_STICKY = "cooperative-sticky"
+# run() waits for the group join at most the rebalance timeout plus this: the join itself may take
+# the whole rebalance timeout (other members finishing their work), and the coordinator lookup and
+# JoinGroup/SyncGroup round trips come on top.
+_JOIN_SLACK_S = 10.0
 
 
 class Consumer(Connectable):
@@ -86,83 +104,56 @@ class Consumer(Connectable):
         config: Mapping[str, Any] | None,
         connect_timeout_s: float,
     ) -> None:
-        if not group_id:
-            raise ConfigError("consumer needs a group_id")
         self._connect_timeout_s = connect_timeout_s
-        if heartbeat_interval_ms >= session_timeout_ms:
-            raise ConfigError("heartbeat_interval_ms must be lower than session_timeout_ms")
-        strategies = [PartitionAssigners(a).value for a in partition_assigners]
-        if not strategies:
-            raise ConfigError("partition_assigners must not be empty")
-        if "cooperative-sticky" in strategies and len(strategies) > 1:
-            raise ConfigError("COOPERATIVE_STICKY cannot be combined with eager assigners")
-        conf = dict(conf)
-        conf.update(
-            {
-                "group.id": group_id,
-                "session.timeout.ms": session_timeout_ms,
-                "heartbeat.interval.ms": heartbeat_interval_ms,
-                # librdkafka sends max.poll.interval.ms as the JoinGroup rebalance timeout.
-                "max.poll.interval.ms": max(rebalance_timeout_ms, session_timeout_ms),
-                "topic.metadata.refresh.interval.ms": metadata_max_age_ms,
-                "allow.auto.create.topics": allow_auto_topic_creation,
-                "max.partition.fetch.bytes": max_bytes_per_partition,
-                "fetch.min.bytes": min_bytes,
-                "fetch.max.bytes": max(max_bytes, max_bytes_per_partition),
-                "fetch.wait.max.ms": max_wait_time_ms,
-                "isolation.level": "read_uncommitted" if read_uncommitted else "read_committed",
-                "partition.assignment.strategy": ",".join(strategies),
-                # librdkafka postpones a partition's next fetch by this much when its local queue
-                # is over the threshold; its 1 s default stalls a handler that just caught up
-                # (measured: ~1 s gaps in bench/client_vs_raw.py). 10 ms keeps the queue fed.
-                "fetch.queue.backoff.ms": 10,
-                # We commit ourselves, after handlers resolve (KafkaJS semantics).
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-            }
+        # The connection settings alone, for the admin client of describe_group().
+        self._client_conf = dict(conf)
+        self._conf = group_conf(
+            conf,
+            group_id=group_id,
+            partition_assigners=partition_assigners,
+            session_timeout_ms=session_timeout_ms,
+            rebalance_timeout_ms=rebalance_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            metadata_max_age_ms=metadata_max_age_ms,
+            allow_auto_topic_creation=allow_auto_topic_creation,
+            max_bytes_per_partition=max_bytes_per_partition,
+            min_bytes=min_bytes,
+            max_bytes=max_bytes,
+            max_wait_time_ms=max_wait_time_ms,
+            read_uncommitted=read_uncommitted,
+            group_instance_id=group_instance_id,
+            rack_id=rack_id,
+            config=config,
         )
-        if group_instance_id:
-            conf["group.instance.id"] = group_instance_id
-        if rack_id:
-            conf["client.rack"] = rack_id
-        if config:
-            conf.update(config)
-        self._conf = conf
         # librdkafka's Python binding does not expose rd_kafka_rebalance_protocol(); the strategy
         # decides it (cooperative-sticky cannot be mixed with eager ones, checked above).
-        self._cooperative = conf["partition.assignment.strategy"] == "cooperative-sticky"
+        self._cooperative = self._conf["partition.assignment.strategy"] == "cooperative-sticky"
         self.group_id = group_id
         self.retry = retry
         self.events = EventEmitter("consumer")
         self._producer_factory = producer_factory
         self._dlq_producer: Producer | None = None
-        self._topics: list[str] = []
-        self._from_beginning: bool | None = None
         self._rd: Any = None
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = False
         self._runner: Runner | None = None
-        # State below is touched on the event loop thread only (see the module docstring).
-        self._assigned: set[TP] = set()
-        self._paused: set[TP] = set()
-        self._resume_at: dict[TP, int] = {}
-        self._pending_seeks: dict[TP, int] = {}
-        self._stale: set[TP] = set()
-        self._seek_epoch: dict[TP, int] = {}
-        self._resolved: dict[TP, int] = {}  # resolved, not yet committed
-        self._positions: dict[TP, int] = {}  # last resolved (next offset), kept across commits
-        self._resolved_count = 0
-        self._last_commit = time.monotonic()
-        self._auto_commit = True
-        self._auto_commit_interval_s: float | None = None
-        self._auto_commit_threshold: int | None = None
+        # State below is touched on the event loop thread only (see the module docstring); its
+        # owners are the subscription state and the offset manager (KafkaJS's split).
+        self._subs = SubscriptionState()
+        self._offsets = OffsetManager()
         self._join_started = time.monotonic()
+        self._joined = asyncio.Event()
+        # run()'s arguments, for the restart after a crash (KafkaJS's start(onCrash)).
+        self._run_args: dict[str, Any] = {}
+        self._restart_task: asyncio.Task[None] | None = None
+        self._crash_tasks: set[asyncio.Task[None]] = set()
         # While a rebalance callback waits for the loop, librdkafka calls that wait for its main
         # thread (memberid, seek, ...) would deadlock; such calls are queued here and run by the
         # callback thread once the loop part is done.
         self._in_rebalance = False
         self._member_id: str | None = None  # as of the last assignment, for events
+        self._generation_id: int | None = None  # likewise
         self._error_logged: dict[int, float] = {}  # error code -> when last logged
         self._deferred: list[Callable[[], Any]] = []
 
@@ -186,6 +177,9 @@ class Consumer(Connectable):
             probe.close()
 
     async def disconnect(self) -> None:
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
         await self.stop()
         if self._dlq_producer is not None:
             await self._dlq_producer.disconnect()
@@ -197,24 +191,25 @@ class Consumer(Connectable):
     async def subscribe(
         self,
         *,
-        topics: Sequence[str] | None = None,
-        topic: str | None = None,
+        topics: Sequence[str | re.Pattern[str]] | None = None,
+        topic: str | re.Pattern[str] | None = None,
         from_beginning: bool = False,
     ) -> None:
-        """Add topics to the subscription (before `run()`). A name starting with "^" is a regex.
-        `from_beginning` applies where the group has no committed offset yet."""
+        """Add topics to the subscription (before `run()`). A name starting with "^" or a
+        compiled `re.Pattern` subscribes to every matching topic. `from_beginning` applies where
+        the group has no committed offset yet, to the topics of this call (as in KafkaJS)."""
         if self._runner is not None:
             raise StateError("subscribe() before run(); stop() first to change the subscription")
-        if isinstance(topics, str):  # list("orders") would subscribe to "o", "r", "d", ...
+        if isinstance(topics, str | bytes):  # list("orders") would subscribe to "o", "r", ...
             raise ConfigError(f"topics= takes a list of names: topics=[{topics!r}] or topic=")
-        names = list(topics or []) + ([topic] if topic else [])
+        if topics is not None and not isinstance(topics, Sequence | set | frozenset):
+            raise ConfigError(f"topics= takes a list of names, not {type(topics).__name__}")
+        if not isinstance(from_beginning, bool):
+            raise ConfigError(f"from_beginning must be True or False, not {from_beginning!r}")
+        names = [topic_name(t) for t in list(topics or []) + ([topic] if topic else [])]
         if not names:
             raise ConfigError("subscribe() needs topics=[...]")
-        if self._from_beginning is not None and self._from_beginning != from_beginning:
-            # librdkafka has one auto.offset.reset per consumer instance.
-            raise ConfigError("all subscribe() calls of one consumer must agree on from_beginning")
-        self._from_beginning = from_beginning
-        self._topics.extend(n for n in names if n not in self._topics)
+        self._subs.subscribe(names, from_beginning=from_beginning)
 
     async def run(
         self,
@@ -229,36 +224,60 @@ class Consumer(Connectable):
         retry: RetryPolicy | None = None,
         dead_letter_topic: str | None = None,
     ) -> None:
-        """Join the group and start consuming in the background; returns once running."""
-        from klamm.client.runner import Runner
-
+        """Join the group and start consuming in the background. Returns once the group is
+        joined and this member has its partitions (KafkaJS's runner awaits the join), so a
+        `pause()` right after applies to them."""
         if not self._connected:
             raise StateError("consumer is not connected; call `await consumer.connect()` first")
         if self._runner is not None:
             raise StateError("consumer is already running")
         if (each_message is None) == (each_batch is None):
             raise ConfigError("run() needs exactly one of each_message= or each_batch=")
-        if not self._topics:
-            raise StateError("subscribe() to at least one topic before run()")
-        if partitions_consumed_concurrently < 1:
-            raise ConfigError("partitions_consumed_concurrently must be >= 1")
-        self._auto_commit = auto_commit
-        self._auto_commit_interval_s = (
-            auto_commit_interval_ms / 1000 if auto_commit_interval_ms is not None else None
+        check_run_args(
+            handler=each_message or each_batch,
+            auto_commit=auto_commit,
+            auto_commit_interval_ms=auto_commit_interval_ms,
+            auto_commit_threshold=auto_commit_threshold,
+            each_batch_auto_resolve=each_batch_auto_resolve,
+            partitions_consumed_concurrently=partitions_consumed_concurrently,
+            retry=retry,
+            dead_letter_topic=dead_letter_topic,
         )
-        self._auto_commit_threshold = auto_commit_threshold
+        if not self._subs.topics():
+            raise StateError("subscribe() to at least one topic before run()")
+        self._run_args = {
+            "each_message": each_message,
+            "each_batch": each_batch,
+            "auto_commit": auto_commit,
+            "auto_commit_interval_ms": auto_commit_interval_ms,
+            "auto_commit_threshold": auto_commit_threshold,
+            "each_batch_auto_resolve": each_batch_auto_resolve,
+            "partitions_consumed_concurrently": partitions_consumed_concurrently,
+            "retry": retry,
+            "dead_letter_topic": dead_letter_topic,
+        }
+        self._offsets.configure(
+            auto_commit=auto_commit,
+            interval_ms=auto_commit_interval_ms,
+            threshold=auto_commit_threshold,
+        )
         conf = dict(self._conf)
-        conf.setdefault("auto.offset.reset", "earliest" if self._from_beginning else "latest")
+        start = self._subs.uniform_start()
+        # One start for every topic: librdkafka's auto.offset.reset. Mixed starts: librdkafka
+        # starts at the end, and the assignment callback moves the from_beginning topics'
+        # partitions without a committed offset to the beginning.
+        conf.setdefault("auto.offset.reset", "earliest" if start else "latest")
         conf["on_commit"] = self._on_commit_thread
         conf["error_cb"] = self._on_error_thread
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._joined = asyncio.Event()
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="klamm-consumer")
         try:
             self._rd = confluent_kafka.Consumer(conf)
             self._join_started = time.monotonic()
             self._rd.subscribe(
-                self._topics,
+                self._subs.topics(),
                 on_assign=self._on_assign_thread,
                 on_revoke=self._on_revoke_thread,
                 on_lost=self._on_lost_thread,
@@ -267,10 +286,17 @@ class Consumer(Connectable):
             self._thread.shutdown(wait=False)
             self._rd = self._thread = None
             raise from_librdkafka(exc) from None
-        self._runner = Runner(
+        # KafkaJS emits CONNECT again when run() connects its consumer group (and so on every
+        # restart); ported code counting connections sees the same here.
+        self.events.emit(Events.CONNECT)
+        from klamm.client.runner import Runner
+
+        runner = self._runner = Runner(
             self,
-            each_message=_awaitable(each_message),
-            each_batch=_awaitable(each_batch),
+            subscription=self._subs,
+            offsets=self._offsets,
+            each_message=awaitable(each_message),
+            each_batch=awaitable(each_batch),
             each_batch_auto_resolve=each_batch_auto_resolve,
             concurrency=partitions_consumed_concurrently,
             retry=retry or self.retry,
@@ -279,17 +305,32 @@ class Consumer(Connectable):
             cycle_budget_s=min(conf["heartbeat.interval.ms"], conf["max.poll.interval.ms"] / 4)
             / 1000,
         )
-        self._runner.start()
+        runner.start(on_crash=self._crash_soon)
+        await self._wait_joined(runner, conf["max.poll.interval.ms"] / 1000 + _JOIN_SLACK_S)
+
+    async def _wait_joined(self, runner: Runner, timeout_s: float) -> None:
+        joined = asyncio.ensure_future(self._joined.wait())
+        done = asyncio.ensure_future(runner.wait_done())
+        try:
+            await asyncio.wait({joined, done}, timeout=timeout_s, return_when="FIRST_COMPLETED")
+        finally:
+            joined.cancel()
+            done.cancel()
+        if not self._joined.is_set() and runner.running:
+            log.warning("consumer %s: not in the group after %.0f s", self.group_id, timeout_s)
 
     async def stop(self) -> None:
         """Finish the message/batch in flight, commit what was resolved, leave the group."""
+        restart, self._restart_task = self._restart_task, None
+        if restart is not None and restart is not asyncio.current_task():
+            restart.cancel()  # a crash's pending restart: the user wants the consumer stopped
         runner, self._runner = self._runner, None
         if runner is None:
             return
         await runner.stop()
-        if self._auto_commit:
+        if self._offsets.auto_commit:
             try:
-                await self._commit_sync(self._take_resolved())
+                await self._commit_sync(self._offsets.take_resolved())
             except KafkaError as exc:
                 # As KafkaJS: a failed final commit (cluster down, membership lost) is logged,
                 # not raised, and the consumer is still closed, so it leaves the group and no
@@ -304,27 +345,67 @@ class Consumer(Connectable):
                 log.warning("closing the consumer failed: %s", exc)
             executor.shutdown(wait=False)
         self._rd = self._thread = None
-        self._assigned.clear()
-        self._stale.clear()
-        self._resolved.clear()
-        self._positions.clear()
-        self._resume_at.clear()
+        self._subs.clear()
+        self._offsets.clear()
         self.events.emit(Events.STOP)
 
     async def wait_stopped(self) -> None:
-        """Wait until the background run loop ends (after stop() or a crash that stops it)."""
+        """Wait until the background run loop ends (after stop(), or a crash: then until the
+        crash is handled, CRASH emitted and any restart scheduled)."""
         runner = self._runner
         if runner is not None:
             await runner.wait_done()
+        while self._crash_tasks:
+            await asyncio.gather(*self._crash_tasks, return_exceptions=True)
+
+    # -- crashes (KafkaJS's onCrash) ----------------------------------------------------------
+
+    def _crash_soon(self, error: BaseException) -> None:
+        """The run loop ended on `error`: handle it in a task of its own (stop() awaits the
+        run loop, so the run loop cannot do it itself)."""
+        task = asyncio.ensure_future(self._on_crash(error))
+        self._crash_tasks.add(task)
+        task.add_done_callback(self._crash_tasks.discard)
+
+    async def _on_crash(self, error: BaseException) -> None:
+        """As KafkaJS: disconnect first (the member leaves the group; STOP and DISCONNECT are
+        emitted), then CRASH with `restart`; restart only when the error is retriable (retries
+        ran out, or the original cause says `retriable`) and `restart_on_failure` agrees (one
+        that raises counts as yes)."""
+        log.error("consumer %s crashed: %r", self.group_id, error)
+        policy = self._run_args.get("retry") or self.retry
+        await self._shutdown()
+        restart = isinstance(error, NumberOfRetriesExceeded) or (
+            getattr(original_cause(error), "retriable", False) is True
+        )
+        if restart and policy.restart_on_failure is not None:
+            try:
+                restart = bool(await policy.restart_on_failure(error))
+            except Exception:
+                log.exception("restart_on_failure raised; restarting (KafkaJS's default)")
+                restart = True
+        self.events.emit(Events.CRASH, error=error, group_id=self.group_id, restart=restart)
+        if restart:
+            wait_ms = getattr(error, "retry_time_ms", None) or policy.initial_retry_time_ms
+            self._restart_task = asyncio.ensure_future(self._restart(wait_ms / 1000))
+
+    async def _restart(self, wait_s: float) -> None:
+        await asyncio.sleep(wait_s)
+        self._restart_task = None
+        try:  # KafkaJS's start() reconnects and joins again
+            await asyncio.get_running_loop().run_in_executor(None, self._probe)
+            self._connected = True
+            await self.run(**self._run_args)
+        except KafkaError as exc:
+            self._crash_soon(exc)
 
     # -- partition control (KafkaJS shapes: [{"topic": t, "partitions": [0, 1]}]) ------------
 
     def pause(self, topics: Sequence[Mapping[str, Any]]) -> None:
-        """Stop fetching these partitions (all of a topic's when "partitions" is absent). The
-        member stays in the group: librdkafka keeps heartbeating."""
-        tps = self._expand(topics)
-        self._paused.update(tps)
-        owned = [tp for tp in tps if tp in self._assigned]
+        """Stop fetching these partitions. Without "partitions", the whole topic is paused,
+        including partitions assigned later, until resumed (KafkaJS). The member stays in the
+        group: librdkafka keeps heartbeating."""
+        owned = self._subs.pause(topics)
         if owned and self._rd is not None:
             rd = self._rd
             self._rd_call(
@@ -332,9 +413,7 @@ class Consumer(Connectable):
             )
 
     def resume(self, topics: Sequence[Mapping[str, Any]]) -> None:
-        tps = self._expand(topics)
-        self._paused.difference_update(tps)
-        owned = [tp for tp in tps if tp in self._assigned]
+        owned = self._subs.resume(topics)
         if owned and self._rd is not None:
             rd = self._rd
             self._rd_call(
@@ -342,50 +421,58 @@ class Consumer(Connectable):
             )
             for tp in owned:
                 # Messages fetched but not processed before the pause are fetched again.
-                offset = self._resume_at.pop(tp, None)
+                offset = self._subs.take_resume_at(tp)
                 if offset is not None:
                     self._seek_now(tp, offset)
 
     def paused(self) -> list[dict[str, Any]]:
-        by_topic: dict[str, list[int]] = {}
-        for t, p in sorted(self._paused):
-            by_topic.setdefault(t, []).append(p)
-        return [{"topic": t, "partitions": ps} for t, ps in by_topic.items()]
+        """The assigned partitions that are paused: `[{"topic", "partitions"}]` (KafkaJS)."""
+        return self._subs.paused()
 
-    def seek(self, *, topic: str, partition: int, offset: int) -> None:
+    def seek(self, *, topic: str, partition: int, offset: int | str) -> None:
         """Consume `topic`/`partition` from `offset` next. The batch in flight for that partition
-        becomes stale. Before the partition is assigned, the seek is applied on assignment."""
+        becomes stale. As KafkaJS's offset manager, an assigned partition's new offset is
+        committed at once when auto-commit is on (resolved when it is off), so a restart
+        resumes there. Before the partition is assigned, the seek is applied on assignment."""
+        if not isinstance(topic, str) or type(partition) is not int:
+            raise ConfigError(
+                f"seek() needs topic= (str), partition= (int): {topic!r} {partition!r}"
+            )
         tp = (topic, partition)
-        offset = _seek_offset(offset)
-        self._resume_at.pop(tp, None)
-        if tp in self._assigned and self._rd is not None:
-            if tp in self._paused:
-                self._resume_at[tp] = offset
-                self._stale.add(tp)
+        offset = seek_offset(offset)
+        self._offsets.forget([tp])
+        if self._subs.is_assigned(tp) and self._rd is not None:
+            if self._subs.is_paused(tp):
+                self._subs.mark_seeked(tp, offset)  # fetched again from it once resumed
+                self._subs.set_resume_at(tp, offset)
             else:
                 self._seek_now(tp, offset)
+            self._keep_seek(tp, offset)
         else:
-            self._pending_seeks[tp] = offset
-        self._resolved.pop(tp, None)
-        self._positions.pop(tp, None)
+            self._subs.request_seek(tp, offset)
+
+    def _keep_seek(self, tp: TP, offset: int) -> None:
+        """KafkaJS's offsetManager.seek: commit the sought offset (auto-commit) or resolve it."""
+        if offset < 0:
+            return  # a logical offset (-1 end, -2 beginning) is no offset to commit
+        if self._offsets.auto_commit:
+            self._commit_async({tp: offset})
+        else:
+            self._offsets.resolve(tp, offset)
 
     def assignment(self) -> list[TP]:
-        return sorted(self._assigned)
+        return self._subs.assignment()
 
     async def commit_offsets(self, offsets: Any) -> None:
         """Commit exactly these offsets (the NEXT offset to read, as Kafka stores it):
-        `[{"topic", "partition", "offset"}]`, KafkaJS's `{"topics": [...]}`, or a
-        `{(topic, partition): offset}` dict."""
-        tps: list[tuple[str, int, int]] = []
-        if isinstance(offsets, Mapping) and "topics" in offsets:
-            for entry in offsets["topics"]:
-                for p in entry["partitions"]:
-                    tps.append((entry["topic"], int(p["partition"]), int(p["offset"])))
-        elif isinstance(offsets, Mapping):
-            tps = [(t, p, int(o)) for (t, p), o in offsets.items()]
-        else:
-            tps = [(o["topic"], int(o["partition"]), int(o["offset"])) for o in offsets]
-        await self._commit_sync({(t, p): o for t, p, o in tps})
+        `[{"topic", "partition", "offset", "metadata"?}]`, KafkaJS's `{"topics": [...]}`, or a
+        `{(topic, partition): offset}` dict. `metadata` (a str) is stored with the offset."""
+        await self._commit_sync(commit_spec(offsets))
+
+    def uncommitted_offsets(self) -> dict[str, Any]:
+        """Resolved, not yet committed: KafkaJS's `{"topics": [{"topic", "partitions":
+        [{"partition", "offset"}]}]}` (offsets are the next to read, as committed)."""
+        return {"topics": topics_shape(self._offsets.uncommitted())}
 
     def group_metadata(self) -> Any:
         """librdkafka's group metadata, for `txn.send_offsets(consumer=...)`."""
@@ -393,88 +480,133 @@ class Consumer(Connectable):
             raise StateError("the consumer must be running to take part in a transaction")
         return self._rd.consumer_group_metadata()
 
-    # -- used by the runner and payloads (event loop thread) -----------------------------------
+    async def describe_group(self) -> dict[str, Any]:
+        """This consumer's group as KafkaJS's describeGroup() shows it: `group_id`, `state`
+        (Kafka's name: "Stable", "Empty", ...), `protocol`, `protocol_type`, `error_code` and
+        `members` (`member_id`, `client_id`, `client_host`, `member_assignment` by topic)."""
+        loop = asyncio.get_running_loop()
+        conf, timeout_s = self._client_conf, self._connect_timeout_s
+        try:
+            d = await loop.run_in_executor(
+                None, lambda: describe_consumer_group(conf, self.group_id, timeout_s)
+            )
+        except confluent_kafka.KafkaException as exc:
+            raise from_librdkafka(exc) from None
+        return group_description(d)
 
-    def _is_running(self) -> bool:
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """KafkaJS's consumer.logger(): klamm's client logger, with this group in `extra`."""
+        return logging.LoggerAdapter(log, {"group_id": self.group_id})
+
+    # -- for the runner and the payloads (event loop thread) ----------------------------------
+
+    def is_running(self) -> bool:
         return self._runner is not None and self._runner.running
 
-    def _is_stale(self, topic: str, partition: int) -> bool:
-        tp = (topic, partition)
-        return tp in self._stale or tp not in self._assigned or tp in self._paused
+    def is_stale(self, topic: str, partition: int) -> bool:
+        return self._subs.is_stale((topic, partition))
 
-    def _pause_one(self, topic: str, partition: int) -> Resume:
-        spec = [{"topic": topic, "partitions": [partition]}]
-        self.pause(spec)
-        return lambda: self.resume(spec)
+    def heartbeat_event(self) -> None:
+        """payload.heartbeat(): librdkafka heartbeats on its own; the event says it was asked."""
+        ids = {"group_id": self.group_id, "member_id": self._member_id}
+        self.events.emit(Events.HEARTBEAT, **ids, group_generation_id=self._generation_id)
 
-    def _note_heartbeat(self) -> None:
-        self.events.emit(Events.HEARTBEAT, group_id=self.group_id)
+    def resolve(self, tp: TP, next_offset: int) -> None:
+        """A message was processed: `next_offset` is committed at the next commit (if `tp` is
+        still ours: a revoked partition's offsets are never committed)."""
+        if self._subs.is_assigned(tp):
+            self._offsets.resolve(tp, next_offset)
 
-    def _resolve(self, topic: str, partition: int, next_offset: int) -> None:
-        self._resolve_tp((topic, partition), next_offset)
+    def commit_if_necessary(self) -> None:
+        if self._offsets.commit_due():
+            self._commit_async(self._offsets.take_resolved())
 
-    def _resolve_tp(self, tp: TP, next_offset: int) -> None:
-        if tp in self._assigned:
-            self._resolved[tp] = next_offset
-            self._positions[tp] = next_offset
-            self._resolved_count += 1
-
-    def _uncommitted(self) -> dict[TP, int]:
-        return dict(self._resolved)
-
-    def _take_resolved(self) -> dict[TP, int]:
-        resolved, self._resolved = self._resolved, {}
-        self._resolved_count = 0
-        self._last_commit = time.monotonic()
-        return resolved
-
-    def _commits_within_batches(self) -> bool:
-        """Whether an auto-commit interval or threshold may commit before a batch ends."""
-        return self._auto_commit and (
-            self._auto_commit_interval_s is not None or self._auto_commit_threshold is not None
-        )
-
-    def _commit_if_necessary(self) -> None:
-        if not self._resolved or not self._commits_within_batches():
-            return
-        interval, threshold = self._auto_commit_interval_s, self._auto_commit_threshold
-        if (interval is not None and time.monotonic() - self._last_commit >= interval) or (
-            threshold is not None and self._resolved_count >= threshold
-        ):
-            self._commit_async(self._take_resolved())
-
-    def _commit_resolved(self) -> None:
+    def commit_resolved(self) -> None:
         """End of a batch: KafkaJS commits whatever was resolved."""
-        if self._auto_commit and self._resolved:
-            self._commit_async(self._take_resolved())
+        if self._offsets.auto_commit and self._offsets.has_uncommitted():
+            self._commit_async(self._offsets.take_resolved())
+
+    async def fetch(self, fetch: Callable[[Any], list[Any]]) -> list[Any]:
+        """Run `fetch(librdkafka consumer)` on the consumer thread (the only thread that
+        polls, so rebalance callbacks run there)."""
+        if self._rd is None or self._thread is None:
+            return []
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, fetch, self._rd)
+
+    def rewind(self, tp: TP, next_offset: int) -> None:
+        """Processing of `tp` stopped before `next_offset` (paused, failed): fetch it again."""
+        if not self._subs.is_assigned(tp) or tp in self._subs.stale_set():
+            return  # revoked, or an explicit seek already chose the position
+        if self._subs.is_paused(tp):
+            self._subs.set_resume_at(tp, next_offset)
+        else:
+            self._seek_now(tp, next_offset)
+
+    def seek_again(self, tp: TP) -> None:
+        """A fetch running while `tp` was seeked was dropped, messages after the seek too: seek
+        again, between fetches, so those come again."""
+        offset = self._subs.sought(tp)
+        if offset is not None and self._subs.is_assigned(tp) and not self._subs.is_paused(tp):
+            self._seek_now(tp, offset)
+
+    def high_watermark(self, topic: str, partition: int, fallback: int) -> int:
+        """The partition's end offset as of the last fetch response (no request)."""
+        if self._rd is None:
+            return fallback
+        try:
+            _low, high = self._rd.get_watermark_offsets(
+                confluent_kafka.TopicPartition(topic, partition), cached=True
+            )
+        except confluent_kafka.KafkaException:
+            return fallback
+        return int(high) if high >= 0 else fallback
+
+    async def dead_letter_producer(self) -> Producer:
+        if self._dlq_producer is None:
+            producer = self._producer_factory()
+            await producer.connect()  # kept only once connected: a failed connect is retried
+            self._dlq_producer = producer
+        return self._dlq_producer
+
+    # -- librdkafka calls -----------------------------------------------------------------------
 
     def _commit_async(self, offsets: dict[TP, int]) -> None:
         if not offsets or self._rd is None:
             return
+        rd = self._rd
         tps = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-        try:
-            # Only enqueues the request; the result arrives in _on_commit_thread.
-            self._rd.commit(offsets=tps, asynchronous=True)
-        except confluent_kafka.KafkaException as exc:
-            log.warning("commit of %s failed: %s", offsets, from_librdkafka(exc))
 
-    async def _commit_sync(self, offsets: dict[TP, int]) -> None:
+        def commit() -> None:
+            try:
+                # Only enqueues the request; the result arrives in _on_commit_thread.
+                rd.commit(offsets=tps, asynchronous=True)
+            except confluent_kafka.KafkaException as exc:
+                log.warning("commit of %s failed: %s", offsets, from_librdkafka(exc))
+
+        self._rd_call(commit)
+
+    async def _commit_sync(self, offsets: Mapping[TP, int | tuple[int, str | None]]) -> None:
         if not offsets:
             return
         if self._rd is None or self._thread is None:
             raise StateError("commit_offsets() needs a running consumer")
-        tps = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        tps = []
+        for (t, p), value in offsets.items():
+            offset, metadata = value if isinstance(value, tuple) else (value, None)
+            extra = () if metadata is None else (metadata,)
+            tps.append(confluent_kafka.TopicPartition(t, p, offset, *extra))
+        rd = self._rd
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(
-                self._thread, lambda: self._rd.commit(offsets=tps, asynchronous=False)
+                self._thread, lambda: rd.commit(offsets=tps, asynchronous=False)
             )
         except confluent_kafka.KafkaException as exc:
             raise from_librdkafka(exc) from None
 
     def _seek_now(self, tp: TP, offset: int) -> None:
-        self._stale.add(tp)
-        self._seek_epoch[tp] = self._seek_epoch.get(tp, 0) + 1
+        self._subs.mark_seeked(tp, offset)
         rd = self._rd
 
         def seek() -> None:
@@ -499,34 +631,6 @@ class Consumer(Connectable):
                 fn()
             except Exception:
                 log.exception("deferred consumer call failed")
-
-    def _interrupt(self, tp: TP, next_offset: int) -> None:
-        """Processing of `tp` stopped before `next_offset` (paused, failed): fetch it again."""
-        if tp not in self._assigned or tp in self._stale:
-            return  # revoked, or an explicit seek already chose the position
-        if tp in self._paused:
-            self._resume_at[tp] = next_offset
-            self._stale.add(tp)
-        else:
-            self._seek_now(tp, next_offset)
-
-    def _cached_high_watermark(self, topic: str, partition: int, fallback: int) -> int:
-        if self._rd is None:
-            return fallback
-        try:
-            _low, high = self._rd.get_watermark_offsets(
-                confluent_kafka.TopicPartition(topic, partition), cached=True
-            )
-        except confluent_kafka.KafkaException:
-            return fallback
-        return int(high) if high >= 0 else fallback
-
-    async def _dead_letter_producer(self) -> Producer:
-        if self._dlq_producer is None:
-            producer = self._producer_factory()
-            await producer.connect()  # kept only once connected: a failed connect is retried
-            self._dlq_producer = producer
-        return self._dlq_producer
 
     # -- librdkafka callbacks (consumer thread) ------------------------------------------------
 
@@ -555,49 +659,71 @@ class Consumer(Connectable):
         for tp in partitions:
             if (tp.topic, tp.partition) in seeks:
                 tp.offset = seeks[(tp.topic, tp.partition)]
+        self._start_positions(rd, [p for p in partitions if (p.topic, p.partition) not in seeks])
         if cooperative:
             rd.incremental_assign(partitions)
         else:
             rd.assign(partitions)
-        member_id = rd.memberid()
-        self._call_on_loop(self._assigned_on_loop(partitions, cooperative, member_id))
+        ids = (rd.memberid(), generation_of(rd.consumer_group_metadata()))
+        self._call_on_loop(self._assigned_on_loop(partitions, cooperative, ids, seeks))
         self._run_deferred()
 
+    def _start_positions(self, rd: Any, partitions: list[Any]) -> None:
+        """Subscriptions that disagree on from_beginning: partitions without a committed offset
+        start where their topic's subscribe() call said (librdkafka has one auto.offset.reset).
+        The subscription is fixed while running, so this thread may read it."""
+        if self._subs.uniform_start() is not None or not partitions:
+            return
+        try:
+            committed = rd.committed(partitions, timeout=self._connect_timeout_s)
+        except confluent_kafka.KafkaException as exc:
+            log.warning("consumer %s: reading committed offsets failed: %s", self.group_id, exc)
+            return
+        starts = {(c.topic, c.partition): c.offset for c in committed}
+        for tp in partitions:
+            if starts.get((tp.topic, tp.partition), -1) < 0:
+                start = self._subs.from_beginning(tp.topic)
+                if start is None:
+                    start = self._subs.pattern_from_beginning(tp.topic)
+                tp.offset = OFFSET_BEGINNING if start else OFFSET_END
+
     async def _take_pending_seeks(self) -> dict[TP, int]:
-        seeks, self._pending_seeks = self._pending_seeks, {}
-        return seeks
+        return self._subs.take_pending_seeks()
 
     async def _assigned_on_loop(
-        self, partitions: list[Any], cooperative: bool, member_id: str | None
+        self, partitions: list[Any], cooperative: bool, ids: tuple[Any, Any], seeks: dict[TP, int]
     ) -> None:
+        """`ids`: this member's id and the group generation, as librdkafka has them now."""
         self._in_rebalance = True
         try:
-            await self._apply_assignment(partitions, cooperative, member_id)
+            tps = [(p.topic, p.partition) for p in partitions]
+            self._member_id, self._generation_id = ids
+            self._subs.assign(tps, incremental=cooperative)
+            for tp, offset in seeks.items():
+                if self._subs.is_assigned(tp):
+                    self._keep_seek(tp, offset)
+            # Paused partitions, including those of a topic paused as a whole, stay paused.
+            repause = [
+                confluent_kafka.TopicPartition(t, p) for t, p in tps if self._subs.is_paused((t, p))
+            ]
+            rd = self._rd
+            if repause and rd is not None:
+                self._deferred.append(lambda: rd.pause(repause))
+            await self.events.emit_and_wait(Events.PARTITIONS_ASSIGNED, partitions=tps)
+            self.events.emit(
+                Events.GROUP_JOIN,
+                group_id=self.group_id,
+                member_id=self._member_id,
+                # librdkafka does not say who leads the group (see docs/kafkajs.md).
+                leader_id=None,
+                is_leader=None,
+                group_protocol=self._conf["partition.assignment.strategy"],
+                member_assignment=by_topic(set(self._subs.assignment())),
+                duration=int((time.monotonic() - self._join_started) * 1000),
+            )
+            self._joined.set()
         finally:
             self._in_rebalance = False
-
-    async def _apply_assignment(
-        self, partitions: list[Any], cooperative: bool, member_id: str | None
-    ) -> None:
-        tps = [(p.topic, p.partition) for p in partitions]
-        self._member_id = member_id
-        if not cooperative:
-            self._assigned.clear()
-        self._assigned.update(tps)
-        self._stale.difference_update(tps)
-        repause = [confluent_kafka.TopicPartition(t, p) for t, p in tps if (t, p) in self._paused]
-        rd = self._rd
-        if repause and rd is not None:
-            self._deferred.append(lambda: rd.pause(repause))
-        await self.events.emit_and_wait(Events.PARTITIONS_ASSIGNED, partitions=tps)
-        self.events.emit(
-            Events.GROUP_JOIN,
-            group_id=self.group_id,
-            member_id=member_id,
-            group_protocol=self._conf["partition.assignment.strategy"],
-            member_assignment=_by_topic(self._assigned),
-            duration=int((time.monotonic() - self._join_started) * 1000),
-        )
 
     def _on_revoke_thread(self, rd: Any, partitions: list[Any]) -> None:
         offsets = self._call_on_loop(self._revoked_on_loop(partitions, lost=False))
@@ -637,38 +763,26 @@ class Consumer(Connectable):
         await self.events.emit_and_wait(
             Events.PARTITIONS_LOST if lost else Events.PARTITIONS_REVOKED, partitions=tps
         )
-        offsets = {}
-        for tp in tps:
-            self._assigned.discard(tp)
-            self._stale.add(tp)
-            self._resume_at.pop(tp, None)
-            self._positions.pop(tp, None)
-            offset = self._resolved.pop(tp, None)
-            if offset is not None and self._auto_commit and not lost:
-                offsets[tp] = offset
-        return offsets
+        self._subs.revoke(tps)
+        uncommitted = self._offsets.forget(tps)
+        return uncommitted if self._offsets.auto_commit and not lost else {}
 
     def _on_commit_thread(self, err: Any, partitions: list[Any]) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         if err is not None:
-            error: KafkaError | None = from_librdkafka(err)
-            log.warning("offset commit failed: %s", error)
-        else:
-            error = None
-        # KafkaJS's shape: [{"topic", "partitions": [{"partition", "offset"}]}].
-        by_topic: dict[str, list[dict[str, int]]] = {}
-        for p in partitions:
-            by_topic.setdefault(p.topic, []).append({"partition": p.partition, "offset": p.offset})
-        topics = [{"topic": t, "partitions": ps} for t, ps in by_topic.items()]
+            # KafkaJS emits COMMIT_OFFSETS for commits that succeeded only.
+            log.warning("offset commit failed: %s", from_librdkafka(err))
+            return
+        offsets = {(p.topic, p.partition): p.offset for p in partitions}
         loop.call_soon_threadsafe(
             lambda: self.events.emit(
                 Events.COMMIT_OFFSETS,
                 group_id=self.group_id,
                 member_id=self._member_id,
-                topics=topics,
-                error=error,
+                group_generation_id=self._generation_id,
+                topics=topics_shape(offsets),
             )
         )
 
@@ -680,60 +794,3 @@ class Consumer(Connectable):
             return
         self._error_logged[code] = now
         log.warning("consumer %s: %s", self.group_id, from_librdkafka(err))
-
-    def _expand(self, topics: Sequence[Mapping[str, Any]]) -> list[TP]:
-        if isinstance(topics, Mapping):
-            topics = [topics]
-        tps: list[TP] = []
-        for entry in topics:
-            topic = entry["topic"]
-            parts = entry.get("partitions")
-            if parts is None:
-                parts = [p for t, p in self._assigned if t == topic]
-            tps.extend((topic, int(p)) for p in parts)
-        return tps
-
-
-def _by_topic(tps: set[TP]) -> dict[str, list[int]]:
-    by_topic: dict[str, list[int]] = {}
-    for t, p in sorted(tps):
-        by_topic.setdefault(t, []).append(p)
-    return by_topic
-
-
-def _awaitable(handler: H | None) -> H | None:
-    """KafkaJS awaits whatever a handler returns, so a plain function is a handler too; it runs
-    on the event loop. Async handlers (the usual case) are used as they are: nothing per message."""
-    if handler is None or _is_async(handler):
-        return handler
-    call = handler
-
-    async def awaiting(payload: Any) -> None:
-        result = call(payload)
-        if inspect.isawaitable(result):
-            await result
-
-    return cast(H, awaiting)
-
-
-def _is_async(handler: Callable[..., Any]) -> bool:
-    # An object with `async def __call__` counts too: the method is on its type.
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        type(handler).__call__
-    )
-
-
-# librdkafka's logical offsets, which KafkaJS's seek() also accepts as "-1" and "-2".
-_OFFSET_END, _OFFSET_BEGINNING = -1, -2
-
-
-def _seek_offset(offset: Any) -> int:
-    try:
-        value = int(offset)
-    except (TypeError, ValueError):
-        raise ConfigError(f"invalid offset {offset!r}: expected an integer") from None
-    if value < 0 and value not in (_OFFSET_END, _OFFSET_BEGINNING):
-        raise ConfigError(
-            f"offset must not be negative, except -1 (the end) and -2 (the beginning): {value}"
-        )
-    return value

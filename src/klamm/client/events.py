@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from klamm.client.errors import ConfigError
+
 log = logging.getLogger("klamm.client")
 
 
@@ -40,6 +42,12 @@ class Events(enum.Enum):
     START_BATCH_PROCESS = "start_batch_process"
     END_BATCH_PROCESS = "end_batch_process"
     REBALANCING = "rebalancing"
+    RECEIVED_UNSUBSCRIBED_TOPICS = "received_unsubscribed_topics"
+    # KafkaJS's network events. librdkafka sends the requests and reports none of these, so they
+    # never fire; they exist so ported code that listens to them still runs (docs/kafkajs.md).
+    REQUEST = "network.request"
+    REQUEST_TIMEOUT = "network.request_timeout"
+    REQUEST_QUEUE_SIZE = "network.request_queue_size"
     # klamm's additions: rebalance listeners (awaited) and the retry/DLQ pattern.
     PARTITIONS_ASSIGNED = "partitions_assigned"
     PARTITIONS_REVOKED = "partitions_revoked"
@@ -70,10 +78,12 @@ class EventEmitter:
         # Fire-and-forget listener tasks are kept so they are not garbage-collected mid-run.
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def on(self, event: Events, listener: Listener) -> Callable[[], None]:
-        """Add a listener; returns a function that removes it (as KafkaJS does)."""
-        if not isinstance(event, Events):
-            raise TypeError(f"event must be a klamm.Events member, not {event!r}")
+    def on(self, event: Events | str, listener: Listener) -> Callable[[], None]:
+        """Add a listener; returns a function that removes it (as KafkaJS does). `event` is an
+        `Events` member or KafkaJS's name of it, e.g. "consumer.group_join"."""
+        event = self.event_named(event)
+        if not callable(listener):
+            raise ConfigError(f"listener must be a function, not {listener!r}")
         self._listeners.setdefault(event, []).append(listener)
 
         def remove() -> None:
@@ -82,6 +92,17 @@ class EventEmitter:
                 listeners.remove(listener)
 
         return remove
+
+    def event_named(self, event: Events | str) -> Events:
+        """The `Events` member for `event`: a member, or its type string for this client."""
+        if isinstance(event, Events):
+            return event
+        if isinstance(event, str):
+            for member in Events:
+                if event == f"{self._prefix}.{member.value}":
+                    return member
+        names = ", ".join(f"{self._prefix}.{m.value}" for m in Events)
+        raise ConfigError(f"event name should be an Events member or one of {names}: {event!r}")
 
     def has_listeners(self, event: Events) -> bool:
         return bool(self._listeners.get(event))
@@ -152,5 +173,5 @@ class Connectable:
     async def __aexit__(self, *exc: object) -> None:
         await self.disconnect()
 
-    def on(self, event: Events, listener: Listener) -> Callable[[], None]:
+    def on(self, event: Events | str, listener: Listener) -> Callable[[], None]:
         return self.events.on(event, listener)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import confluent_kafka
 
+from klamm.client.errors import ConfigError
 from klamm.client.messages import KafkaMessage, MessageList
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class Batch:
     def high_watermark(self) -> int:
         """The partition's end offset as of the last fetch response (next offset to be written)."""
         if self._high_watermark is None:
-            self._high_watermark = self._consumer._cached_high_watermark(
+            self._high_watermark = self._consumer.high_watermark(
                 self.topic, self.partition, fallback=self.last_offset() + 1
             )
         return self._high_watermark
@@ -88,11 +89,11 @@ class EachMessagePayload:
 
     async def heartbeat(self) -> None:
         """librdkafka heartbeats on its own thread; kept so KafkaJS code ports unchanged."""
-        self._consumer._note_heartbeat()
+        self._consumer.heartbeat_event()
 
     def pause(self) -> Resume:
         """Pause this partition after the current message; returns a function that resumes it."""
-        return self._consumer._pause_one(self.topic, self.partition)
+        return _pause_one(self._consumer, self.topic, self.partition)
 
 
 class EachBatchPayload:
@@ -104,32 +105,44 @@ class EachBatchPayload:
 
     def resolve_offset(self, offset: int) -> None:
         """Mark `offset` processed: the next commit will commit `offset + 1`."""
-        self._consumer._resolve(self.batch.topic, self.batch.partition, offset + 1)
+        try:
+            next_offset = int(offset) + 1  # KafkaJS passes offsets as strings
+        except (TypeError, ValueError):
+            raise ConfigError(f"resolve_offset() takes an offset, not {offset!r}") from None
+        self._consumer.resolve((self.batch.topic, self.batch.partition), next_offset)
 
     async def heartbeat(self) -> None:
-        self._consumer._note_heartbeat()
+        self._consumer.heartbeat_event()
 
     async def commit_offsets_if_necessary(self, offsets: Any = None) -> None:
         """With no argument: commit resolved offsets when the auto-commit interval or threshold
         says so. With KafkaJS's `{"topics": [...]}` shape (or a list of {topic, partition,
         offset}): commit exactly those."""
         if offsets is None:
-            self._consumer._commit_if_necessary()
+            self._consumer.commit_if_necessary()
         else:
             await self._consumer.commit_offsets(offsets)
 
-    def uncommitted_offsets(self) -> dict[tuple[str, int], int]:
-        return self._consumer._uncommitted()
+    def uncommitted_offsets(self) -> dict[str, Any]:
+        """KafkaJS's shape: `{"topics": [{"topic", "partitions": [{"partition", "offset"}]}]}`,
+        offsets being the next to read (what a commit would store)."""
+        return self._consumer.uncommitted_offsets()
 
     def is_running(self) -> bool:
-        return self._consumer._is_running()
+        return self._consumer.is_running()
 
     def is_stale(self) -> bool:
         """True once this partition was seeked, paused or revoked: stop processing the batch."""
-        return self._consumer._is_stale(self.batch.topic, self.batch.partition)
+        return self._consumer.is_stale(self.batch.topic, self.batch.partition)
 
     def pause(self) -> Resume:
-        return self._consumer._pause_one(self.batch.topic, self.batch.partition)
+        return _pause_one(self._consumer, self.batch.topic, self.batch.partition)
+
+
+def _pause_one(consumer: Consumer, topic: str, partition: int) -> Resume:
+    spec = [{"topic": topic, "partitions": [partition]}]
+    consumer.pause(spec)
+    return lambda: consumer.resume(spec)
 
 
 EachMessageHandler = Callable[[EachMessagePayload], Awaitable[None]]

@@ -16,11 +16,15 @@ message (each_message) or batch (each_batch): what is left is rewound and fetche
 any pending rebalance has been served. KafkaJS reacts to a rebalance at its next heartbeat alike.
 
 Failure policy per message (each_message) or per batch (each_batch, from its first unresolved
-message): retry with the RetryPolicy's backoff; when retries are exhausted, with a dead-letter topic
-the message is produced there (original key/value/headers + metadata headers), resolved, and
-consumption moves on; without one, KafkaJS's restart: resolved offsets are committed, the
-partition is rewound to the failed message, and CRASH is emitted with `restart=True` (or the
-consumer stops, if `restart_on_failure` says so).
+message), KafkaJS's retrier (src/retry/index.js): retry with the RetryPolicy's backoff; an error
+no retry can help is not retried: one whose `retriable` is False, and a programming error
+(`PROGRAMMING_ERRORS`: KafkaJS's RangeError, ReferenceError, SyntaxError, TypeError). Then, with a
+dead-letter topic, the message is produced there (original key/value/headers + metadata headers),
+resolved, and consumption moves on. Without one, the consumer crashes as KafkaJS's does: the run
+loop ends with NumberOfRetriesExceeded (retries ran out: the consumer restarts) or
+NonRetriableError (not retriable, or a programming error: it does not; KafkaJS 2.2.4 observed in
+tests/parity/test_consumer_crash.py), and the consumer's crash handler (consumer.py) commits what
+was resolved, leaves the group, and restarts or not.
 """
 
 from __future__ import annotations
@@ -36,7 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 import confluent_kafka
 
-from klamm.client.errors import KafkaError, from_librdkafka
+from klamm.client.errors import (
+    KafkaError,
+    NonRetriableError,
+    NumberOfRetriesExceeded,
+    from_librdkafka,
+)
 from klamm.client.events import Events
 from klamm.client.messages import KafkaMessage, MessageList
 from klamm.client.patterns.dlq import dead_letter_headers
@@ -51,6 +60,8 @@ from klamm.client.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from klamm.client.consumer import TP, Consumer
+    from klamm.client.offsets import OffsetManager
+    from klamm.client.subscription import SubscriptionState
 
 log = logging.getLogger("klamm.client")
 
@@ -67,8 +78,28 @@ _message_error = confluent_kafka.Message.error
 _message_partition: Callable[[Any], int] = confluent_kafka.Message.partition  # type: ignore[assignment]
 
 
-class _Restart(Exception):
-    """Internal: retries exhausted without a dead-letter topic; the partition was rewound."""
+# Errors of the handler's code that no retry can fix, so they are not retried: the Python kin of
+# KafkaJS's UNRECOVERABLE_ERRORS (RangeError, ReferenceError, SyntaxError, TypeError). A
+# KeyError or ValueError may well come from data that a retry sees fixed (a lookup that lands
+# later), so those are retried, as KafkaJS retries a plain Error.
+PROGRAMMING_ERRORS: tuple[type[BaseException], ...] = (
+    TypeError,  # TypeError
+    NameError,  # ReferenceError (UnboundLocalError is a NameError)
+    AttributeError,  # TypeError: reading a property of undefined
+    SyntaxError,  # SyntaxError (a bad exec/eval or import)
+    ImportError,  # a missing module: no retry brings it
+    RecursionError,  # RangeError: maximum call stack size exceeded
+    NotImplementedError,
+    AssertionError,
+)
+
+
+class _Crash(Exception):
+    """Internal: a handler failed for good without a dead-letter topic: the consumer crashes."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class Runner:
@@ -76,6 +107,8 @@ class Runner:
         self,
         consumer: Consumer,
         *,
+        subscription: SubscriptionState,
+        offsets: OffsetManager,
         each_message: EachMessageHandler | None,
         each_batch: EachBatchHandler | None,
         each_batch_auto_resolve: bool,
@@ -85,6 +118,8 @@ class Runner:
         cycle_budget_s: float,
     ) -> None:
         self._consumer = consumer
+        self._subs = subscription
+        self._offsets = offsets
         self._each_message = each_message
         self._each_batch = each_batch
         self._auto_resolve = each_batch_auto_resolve
@@ -93,17 +128,25 @@ class Runner:
         self._dlq = dead_letter_topic
         # The subscription cannot change while running; one plain name (not a "^" regex) means
         # every fetched message is of that topic.
-        topics = consumer._topics
+        topics = subscription.topics()
         self._only_topic = topics[0] if len(topics) == 1 and not topics[0].startswith("^") else None
         self.running = False
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._cycle_budget_s = cycle_budget_s
         self._overdue = False  # the current cycle has spent its budget
+        self._on_crash: Callable[[BaseException], None] = _ignore
 
-    def start(self) -> None:
+    def start(self, on_crash: Callable[[BaseException], None]) -> None:
+        """Run in the background; `on_crash(error)` is called once if the loop ends on an error."""
         self.running = True
+        self._on_crash = on_crash
         self._task = asyncio.create_task(self._loop(), name="klamm-consumer-run")
+
+    def _crash(self, error: BaseException) -> None:
+        self.running = False
+        self._stopping.set()
+        self._on_crash(error)
 
     async def stop(self) -> None:
         self.running = False
@@ -118,21 +161,21 @@ class Runner:
     # -- the cycle ----------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        c = self._consumer
+        c, subs = self._consumer, self._subs
         loop = asyncio.get_running_loop()
         while self.running:
-            epochs = dict(c._seek_epoch)
-            c.events.emit(Events.FETCH_START)
+            epochs = subs.seek_epochs()
+            c.events.emit(Events.FETCH_START, node_id=None)
             fetch_started = time.monotonic()
             try:
-                raws = await loop.run_in_executor(c._thread, self._fetch, c._rd)
+                raws = await c.fetch(self._fetch)
             except confluent_kafka.KafkaException as exc:
                 if not await self._consumer_error(from_librdkafka(exc)):
                     return
                 continue
             if not self.running:
                 return  # messages not processed are fetched again after a restart
-            c._stale.clear()
+            subs.clear_stale()
             batches = self._group(raws, epochs)
             if not batches:
                 continue
@@ -140,6 +183,7 @@ class Runner:
                 Events.FETCH,
                 number_of_batches=len(batches),
                 duration=int((time.monotonic() - fetch_started) * 1000),
+                node_id=None,  # librdkafka fetches from many brokers at once
             )
             self._overdue = False
             budget = loop.call_later(self._cycle_budget_s, self._spend_budget)
@@ -149,18 +193,30 @@ class Runner:
                         await self._process(tp, messages)
                 else:
                     gate = asyncio.Semaphore(self._concurrency)
-                    await asyncio.gather(*(self._gated(gate, tp, m) for tp, m in batches.items()))
+                    # Every partition's work ends before the cycle does, even when one fails.
+                    results = await asyncio.gather(
+                        *(self._gated(gate, tp, m) for tp, m in batches.items()),
+                        return_exceptions=True,
+                    )
+                    failures = [r for r in results if isinstance(r, BaseException)]
+                    crash = next((f for f in failures if isinstance(f, _Crash)), None)
+                    other = next((f for f in failures if not isinstance(f, _Stop)), None)
+                    if failures:
+                        raise crash or other or failures[0]
             except _Stop:
                 return
-            except Exception as exc:  # a failure nothing above handles: stop, never silently
-                log.exception("consumer %s: the run loop failed; stopping", c.group_id)
-                c.events.emit(Events.CRASH, error=exc, group_id=c.group_id, restart=False)
-                self.running = False
-                c._commit_resolved()
+            except _Crash as failed:
+                # What was resolved is committed by the crash handler's stop() (KafkaJS commits
+                # the resolved offsets before it throws).
+                self._crash(failed.error)
+                return
+            except Exception as exc:  # a failure nothing above handles: crash, never silently
+                log.exception("consumer %s: the run loop failed", c.group_id)
+                self._crash(exc)
                 return
             finally:
                 budget.cancel()
-            c._commit_resolved()
+            c.commit_resolved()
 
     def _spend_budget(self) -> None:
         self._overdue = True
@@ -179,7 +235,7 @@ class Runner:
         return rest
 
     def _group(self, raws: list[Any], epochs: dict[TP, int]) -> dict[TP, list[Any]]:
-        c = self._consumer
+        subs = self._subs
         if any(map(_message_error, raws)):  # one pass in C; errors are rare
             raws = self._drop_errors(raws)
         if self._only_topic is not None:
@@ -187,10 +243,11 @@ class Runner:
         else:
             batches = self._group_topics(raws)
         for tp in list(batches):
-            if c._seek_epoch.get(tp, 0) != epochs.get(tp, 0):
+            if subs.seek_epoch(tp) != epochs.get(tp, 0):
                 # seek() ran while we were fetching: these messages may predate it.
                 del batches[tp]
-            elif tp not in c._assigned:
+                self._consumer.seek_again(tp)
+            elif not subs.is_assigned(tp):
                 del batches[tp]
         return batches
 
@@ -235,9 +292,7 @@ class Runner:
             log.warning("consumer %s: %s; retrying", c.group_id, error)
             await self._sleep(_ERROR_BACKOFF_S)
             return self.running
-        log.error("consumer %s crashed: %s", c.group_id, error)
-        c.events.emit(Events.CRASH, error=error, group_id=c.group_id, restart=False)
-        self.running = False
+        self._crash(error)
         return False
 
     # -- one partition's batch ----------------------------------------------------------------
@@ -245,7 +300,7 @@ class Runner:
     async def _process(self, tp: TP, raws: list[Any]) -> None:
         c = self._consumer
         if self._overdue:  # out of time this cycle: fetch it again after the next poll
-            c._interrupt(tp, raws[0].offset())
+            c.rewind(tp, raws[0].offset())
             return
         messages = MessageList(raws)
         events = c.events
@@ -258,7 +313,7 @@ class Runner:
             else:
                 assert self._each_batch is not None
                 await self._process_batch(tp, messages, self._each_batch)
-        except _Restart:
+        except _Stale:
             return
         if events.has_listeners(Events.END_BATCH_PROCESS):
             duration = int((time.monotonic() - started) * 1000)
@@ -267,7 +322,7 @@ class Runner:
     def _batch_fields(self, tp: TP, raws: list[Any]) -> dict[str, Any]:
         """KafkaJS's batch event payload (computed only when someone listens)."""
         first, last = raws[0].offset(), raws[-1].offset()
-        high = self._consumer._cached_high_watermark(tp[0], tp[1], fallback=last + 1)
+        high = self._consumer.high_watermark(tp[0], tp[1], fallback=last + 1)
         return {
             "topic": tp[0],
             "partition": tp[1],
@@ -282,16 +337,16 @@ class Runner:
     async def _process_messages(
         self, tp: TP, messages: MessageList, handler: EachMessageHandler
     ) -> None:
-        c = self._consumer
+        c, offsets = self._consumer, self._offsets
         topic, partition = tp
-        stale, paused = c._stale, c._paused
+        stale, paused = self._subs.stale_set(), self._subs.paused_set()
         # With an auto-commit interval or threshold, each message is resolved as it is done, so
         # a commit can happen within the batch. Without (the default), commits wait for the end
         # of the batch, so the loop keeps the next offset to resolve in a local and resolves it
         # once, when the batch ends however it ends: no call and no (topic, partition) hashing
         # per message, about a third of this loop's cost. No rebalance can happen meanwhile
         # (see consumer.py), and seek() and pause() mark the partition stale, checked below.
-        commit_as_we_go = c._commits_within_batches()
+        commit_as_we_go = offsets.commits_within_batches()
         done: int | None = None  # the next offset, after the last message handled
         try:
             # The per-message hot path: the retry machinery is entered only after a failure,
@@ -300,36 +355,41 @@ class Runner:
                 if not self.running:
                     raise _Stop
                 if self._overdue or (stale and tp in stale) or (paused and tp in paused):
-                    c._interrupt(tp, raw.offset())
+                    c.rewind(tp, raw.offset())
                     return
                 msg = KafkaMessage(raw)
                 payload = EachMessagePayload(c, topic, partition, msg)
                 try:
                     await handler(payload)
                 except Exception as exc:
-                    if done is not None:  # retries may commit (restart) or resolve (DLQ)
-                        c._resolve_tp(tp, done)
+                    if done is not None:  # retries may commit (crash) or resolve (DLQ)
+                        c.resolve(tp, done)
                         done = None
                     retry = functools.partial(handler, payload)
                     await self._with_retry(tp, msg, retry, failed=exc)
+                if stale and tp in stale:
+                    # The handler seeked: the seek sets the position and what is committed
+                    # (KafkaJS's offset manager drops the resolved offsets on seek).
+                    done = None
+                    return
                 if commit_as_we_go:
-                    c._resolve_tp(tp, raw.offset() + 1)
-                    c._commit_if_necessary()
+                    c.resolve(tp, raw.offset() + 1)
+                    c.commit_if_necessary()
                 else:
                     done = raw.offset() + 1
         finally:
             if done is not None:
-                c._resolve_tp(tp, done)
+                c.resolve(tp, done)
 
     async def _process_batch(
         self, tp: TP, messages: MessageList, handler: EachBatchHandler
     ) -> None:
-        c = self._consumer
+        c, subs = self._consumer, self._subs
         topic, partition = tp
 
         def pending() -> MessageList:
             # A retried batch starts after what the handler resolved before it failed.
-            position = c._positions.get(tp)
+            position = self._offsets.position(tp)
             if position is None or position <= messages[0].offset:
                 return messages  # the common case: nothing of this batch resolved yet
             return MessageList([m._raw for m in messages if m.offset >= position])
@@ -343,13 +403,13 @@ class Runner:
                 return
             if not self.running:
                 raise _Stop
-            if c._is_stale(topic, partition):
-                c._interrupt(tp, todo[0].offset)
+            if subs.is_stale(tp):
+                c.rewind(tp, todo[0].offset)
                 return
             failed = await self._with_retry(tp, None, call, remaining=pending)
             if failed is None:
-                if self._auto_resolve and not c._is_stale(topic, partition):
-                    c._resolve(topic, partition, messages[-1].offset + 1)
+                if self._auto_resolve and not subs.is_stale(tp):
+                    c.resolve(tp, messages[-1].offset + 1)
                     return
                 # The handler stopped early (paused, stale, or resolved only part of the batch
                 # without auto-resolve): what it left unresolved is fetched again, as KafkaJS
@@ -357,7 +417,7 @@ class Runner:
                 # past a message no handler saw.
                 rest = pending()
                 if rest:
-                    c._interrupt(tp, rest[0].offset)
+                    c.rewind(tp, rest[0].offset)
                 return
             # Retries exhausted and the first unresolved message went to the dead-letter topic
             # (and was resolved): go on with the rest of the batch.
@@ -372,10 +432,11 @@ class Runner:
     ) -> int | None:
         """Run `call` with retries (`failed`: the first attempt already ran and raised this).
         Returns None on success, or the offset that was dead-lettered (batch mode). Raises
-        _Restart when the partition was rewound instead."""
+        _Crash when the consumer must crash instead."""
         c = self._consumer
         delays = self._retry.delays_ms()
         attempt = 0
+        delay: int | None = None
         while True:
             if failed is not None:
                 error: Exception = failed
@@ -393,10 +454,14 @@ class Runner:
                     return None
                 message = pending[0]
             assert message is not None
-            if not self.running or c._is_stale(*tp):
-                c._interrupt(tp, message.offset)
-                raise _Restart
-            delay = next(delays, None)
+            if not self.running or self._subs.is_stale(tp):
+                c.rewind(tp, message.offset)
+                raise _Stop if not self.running else _Stale
+            hopeless = isinstance(error, PROGRAMMING_ERRORS) or (
+                getattr(error, "retriable", None) is False
+            )
+            last_delay = delay
+            delay = None if hopeless else next(delays, None)
             if delay is not None:
                 attempt += 1
                 log.warning(
@@ -419,16 +484,28 @@ class Runner:
                 )
                 await self._sleep(delay / 1000)
                 if not self.running:
-                    c._interrupt(tp, message.offset)
+                    c.rewind(tp, message.offset)
                     raise _Stop
                 continue
             if self._dlq is not None:
                 refused = await self._send_to_dead_letter(tp, message, error, attempt)
                 if refused is None:
-                    c._resolve(tp[0], tp[1], message.offset + 1)
+                    c.resolve(tp, message.offset + 1)
                     return message.offset
                 error = refused  # the dead-letter topic cannot take it: as without one
-            await self._restart(tp, message, error)
+            log.error("handler failed on %s[%d]@%d: %r; the consumer crashes",
+                      tp[0], tp[1], message.offset, error)  # fmt: skip
+            if hopeless or getattr(error, "retriable", None) is False:
+                # KafkaJS's retrier: NonRetriableError, caused by the error; no restart follows.
+                crash: KafkaError = NonRetriableError(f"{type(error).__name__}: {error}")
+                crash.__cause__ = error
+            else:
+                crash = NumberOfRetriesExceeded(
+                    error,
+                    retry_count=attempt,
+                    retry_time_ms=last_delay or self._retry.initial_retry_time_ms,
+                )
+            raise _Crash(crash)
 
     async def _send_to_dead_letter(
         self, tp: TP, message: KafkaMessage, error: BaseException, retries: int
@@ -436,7 +513,7 @@ class Runner:
         """None once the message is in the dead-letter topic. A retriable failure (the cluster
         unreachable) is retried until the send works or the consumer stops: the partition waits,
         in order. Any other failure (the message too large once the headers are added) is
-        returned, and the partition restarts at the message as it would without a DLQ."""
+        returned, and the consumer crashes as it would without a DLQ."""
         while True:
             try:
                 await self._dead_letter(tp, message, error, retries)
@@ -450,7 +527,7 @@ class Runner:
                             tp[0], tp[1], message.offset, exc, _ERROR_BACKOFF_S)  # fmt: skip
             await self._sleep(_ERROR_BACKOFF_S)
             if not self.running:
-                self._consumer._interrupt(tp, message.offset)
+                self._consumer.rewind(tp, message.offset)
                 raise _Stop
 
     async def _dead_letter(
@@ -467,7 +544,7 @@ class Runner:
             retry_count=retries,
             failed_at_ms=int(time.time() * 1000),
         )
-        producer = await c._dead_letter_producer()
+        producer = await c.dead_letter_producer()
         await producer.send(
             topic=self._dlq,
             messages=[{"key": message.key, "value": message.value, "headers": headers}],
@@ -491,32 +568,6 @@ class Runner:
             retry_count=retries,
         )
 
-    async def _restart(self, tp: TP, message: KafkaMessage, error: BaseException) -> None:
-        c = self._consumer
-        c._commit_resolved()
-        restart = True
-        if self._retry.restart_on_failure is not None:
-            try:
-                restart = bool(await self._retry.restart_on_failure(error))
-            except Exception:
-                log.exception("restart_on_failure raised; not restarting")
-                restart = False
-        log.error(
-            "handler failed on %s[%d]@%d after all retries: %r; %s",
-            tp[0],
-            tp[1],
-            message.offset,
-            error,
-            "restarting the partition from it" if restart else "stopping the consumer",
-        )
-        c.events.emit(Events.CRASH, error=error, group_id=c.group_id, restart=restart)
-        c._interrupt(tp, message.offset)
-        if not restart:
-            self.running = False
-            self._stopping.set()
-            raise _Stop
-        raise _Restart
-
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake at once when stop() is called."""
         with contextlib.suppress(TimeoutError):
@@ -525,3 +576,12 @@ class Runner:
 
 class _Stop(Exception):
     """Internal: the consumer is stopping; leave the batch unfinished (it is fetched again)."""
+
+
+class _Stale(Exception):
+    """Internal: the partition was seeked, paused or revoked while its handler failed; it was
+    rewound, and its batch ends here."""
+
+
+def _ignore(error: BaseException) -> None:
+    pass
