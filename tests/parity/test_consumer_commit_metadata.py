@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import confluent_kafka
-import pytest
 
 from klamm.testing import EmbeddedBroker
 from tests.parity.harness import assert_parity
