@@ -375,9 +375,14 @@ class Broker:
         deleted = self.logs.forget_topic(name)
         # Removing the files (seconds for thousands of partitions) runs in a worker thread, not
         # the admin one, so creations do not queue behind it; the name is free again at once.
-        purge = asyncio.get_running_loop().run_in_executor(None, self.logs.purge_deleted, deleted)
-        self._purges.add(purge)
-        purge.add_done_callback(self._purges.discard)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside the event loop (a test's thread): purge inline
+            self.logs.purge_deleted(deleted)
+        else:
+            purge = loop.run_in_executor(None, self.logs.purge_deleted, deleted)
+            self._purges.add(purge)
+            purge.add_done_callback(self._purges.discard)
         log.info("deleted topic %s", name)
 
     def create_partitions(self, name: str, total: int) -> None:
