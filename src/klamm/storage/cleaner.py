@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import struct
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -90,10 +89,6 @@ DEFAULT_PRODUCER_EXPIRATION_MS = 86_400_000
 # same order of memory. When the map fills, the cleaning stops after that segment and the rest
 # stays dirty for the next run.
 DEFAULT_MAX_MAP_KEYS = 1_000_000
-# Reads of segment files step this much at a time: big enough that per-batch work dominates,
-# small enough to keep memory flat on a 1 GiB segment.
-READ_CHUNK = 1 << 20
-_CRC = struct.Struct(">I")  # the batch CRC field, at byte 17
 
 
 # --- results ---------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ Files in the partition directory:
     recovery-point        decimal text: every segment with a smaller base offset is sealed and
                           was fsynced; written (atomically) by `flush()` after a roll
     damaged/              what recovery set aside (recovery.py): never read, never deleted
+    cleaner-offset        the cleaner's checkpoint (cleaner_manager.py owns it; see below)
+    <base>-<end>.log.cleaned / .log.swap
+                          a segment replacement being written / committed (`replace_segments`;
+                          recovery.py finishes or rolls it back at open)
 
 Crash behaviour:
   * Appends are not fsynced; `flush()` fsyncs every segment written since the previous flush

@@ -375,8 +375,8 @@ def read_checkpoint(
 
 
 def check_cleaner_offset(directory: Path, name: str, log_end: int | None) -> None:
-    """The cleaner's checkpoint is read by cleaner.py, which treats an unusable one as "all
-    dirty". Its presence also says the log may have offset gaps, so it stays; an
+    """The cleaner's checkpoint is read by cleaner_manager.py, which treats an unusable one as
+    "all dirty". Its presence also says the log may have offset gaps, so it stays; an
     implausible value is only reported."""
     try:
         text = (directory / name).read_bytes().decode("ascii", "replace")
