@@ -122,3 +122,21 @@ def test_summaries_describe_each_segment_in_memory(tmp_path: Path) -> None:
     assert plog.segment_first_timestamp(1) is None  # no segment starts there
     plog.close()
     assert plog.summaries() is None and plog.snapshot() is None
+
+
+def test_a_replacement_must_name_exactly_the_segments_it_replaces(tmp_path: Path) -> None:
+    """After a crash, recovery deletes every segment the `.swap` name's range covers: a range
+    reaching into the next segment would delete it, so such a swap is refused up front."""
+    plog = filled(tmp_path / "p-0")
+    snap = plog.snapshot()
+    assert snap is not None
+    with snap:
+        olds = [r.segment for r in snap.segments[:2]]
+        too_far = snap.segments[2].next_offset  # covers the third segment too
+    before = everything(plog)
+    new, _ = replacement_keeping_last_batch(plog, [0, 1], too_far)
+    assert not plog.replace_segments(olds, new)
+    new.discard()
+    assert not plog.replace_segments([], new)
+    assert everything(plog) == before
+    plog.close()

@@ -770,20 +770,25 @@ class PartitionLog:
         """Atomically replace the run of sealed segments `olds` by `new` (finished), on disk
         and in memory; the caller then owns nothing (`new` belongs to the log). False, with
         nothing changed (the caller discards `new`), if `olds` are no longer a run of this
-        log's sealed segments (retention, DeleteRecords or close ran meanwhile) or the log is
-        offline. Crash-safe: the rename to `.swap` is the commit point (recovery.py). If a
-        rename or fsync fails after it, the log goes offline and OSError is raised: reopening
-        it completes the swap."""
+        log's sealed segments (retention, DeleteRecords or close ran meanwhile), if `new`'s
+        range [base, end) does not cover exactly them, or if the log is offline.
+        Crash-safe: the rename to `.swap` is the commit point (recovery.py). If a rename or
+        fsync fails after it, the log goes offline and OSError is raised: reopening it
+        completes the swap."""
         swap = new.path.with_name(new.path.name[: -len(CLEANED_SUFFIX)] + SWAP_SUFFIX)
         with self._flush_lock, self._lock:
             segments = self._segments
-            at = next((i for i, s in enumerate(segments) if s is olds[0]), None)
+            at = next((i for i, s in enumerate(segments) if olds and s is olds[0]), None)
             if (
                 self._closed
                 or self._offline is not None
                 or at is None
                 or at + len(olds) >= len(segments)  # never the active segment
                 or any(a is not b for a, b in zip(segments[at : at + len(olds)], olds, strict=True))
+                # Recovery after a crash deletes the segments its name's range covers: exactly
+                # `olds`, never the segment after them.
+                or new.base_offset != olds[0].base_offset
+                or not olds[-1].base_offset < new.end <= segments[at + len(olds)].base_offset
             ):
                 return False
             os.replace(new.path, swap)
