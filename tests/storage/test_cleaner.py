@@ -18,7 +18,8 @@ from klamm.protocol.record_batch import (
     decode_batch,
     parse_header,
 )
-from klamm.storage.cleaner import CLEANER_OFFSET_FILE, Cleaner, LogCleaner
+from klamm.storage.cleaner import Cleaner, LogCleaner
+from klamm.storage.cleaner_manager import CLEANER_OFFSET_FILE
 from klamm.storage.config import LogConfig
 from klamm.storage.log import PartitionLog
 from klamm.storage.log_manager import LogManager
@@ -108,9 +109,9 @@ def test_tombstones_get_a_horizon_then_go(open_log: Opener) -> None:
     assert header.base_timestamp == NOW + COMPACT.delete_retention_ms
     assert decode_batch(plog.read(gone, 1)).records[0].timestamp == 1_000  # still the record's
     # Nothing dirty, but the horizon makes the log due again once it has passed.
-    assert cleaner.priority(plog, NOW + 1) is None
+    assert cleaner.manager.priority(plog, NOW + 1) is None
     later = NOW + COMPACT.delete_retention_ms
-    assert cleaner.priority(plog, later) == float("inf")
+    assert cleaner.manager.priority(plog, later) == float("inf")
     result = cleaner.clean(plog, later)
     assert result is not None and result.tombstones_removed == 1
     assert all(k != b"k0" for _, k, _ in rows(plog))
@@ -152,12 +153,12 @@ def test_priority_follows_the_dirty_ratio(open_log: Opener) -> None:
     plog = open_log(config)
     updates(plog, 10)
     cleaner = Cleaner()
-    assert cleaner.priority(plog, NOW) == 1.0  # never cleaned: all dirty
+    assert cleaner.manager.priority(plog, NOW) == 1.0  # never cleaned: all dirty
     cleaner.clean(plog, NOW)
-    assert cleaner.priority(plog, NOW) is None  # nothing dirty now
+    assert cleaner.manager.priority(plog, NOW) is None  # nothing dirty now
     delete = open_log(LogConfig(segment_bytes=600), Path(plog.directory.parent / "d-0"))
     updates(delete, 10)
-    assert cleaner.priority(delete, NOW) is None  # not compacted
+    assert cleaner.manager.priority(delete, NOW) is None  # not compacted
 
 
 def test_max_compaction_lag_forces_cleaning(open_log: Opener) -> None:
@@ -169,8 +170,8 @@ def test_max_compaction_lag_forces_cleaning(open_log: Opener) -> None:
     cleaner = Cleaner()
     cleaner.clean(plog, NOW)
     updates(plog, 2)
-    assert cleaner.priority(plog, 3_000) is None
-    assert cleaner.priority(plog, 7_000) == float("inf")
+    assert cleaner.manager.priority(plog, 3_000) is None
+    assert cleaner.manager.priority(plog, 7_000) == float("inf")
 
 
 def test_producer_last_batch_survives_as_empty_header(open_log: Opener) -> None:

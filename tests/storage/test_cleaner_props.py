@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from storage_helpers import FakeClock
 
-import klamm.storage.cleaner as cleaner_mod
-from klamm.storage.cleaner import Cleaner, recover_interrupted
+import klamm.storage.log as log_mod
+from klamm.storage.cleaner import Cleaner
 from klamm.storage.log import PartitionLog
+from klamm.storage.recovery import recover_interrupted_swaps
 from klamm.storage.segment import LogSegment
 
 NOW = 10_000
@@ -100,7 +101,8 @@ class Crash(BaseException):
 
 
 def crash_after(count: int, m: pytest.MonkeyPatch) -> Callable[[], bool]:
-    """Make the `count`-th file-system step of the cleaner raise Crash; returns "crashed?"."""
+    """Make the `count`-th file-system step of a compaction (the cleaner's writes and the
+    log's swap) raise Crash; returns "crashed?"."""
     seen = [0]
 
     def step() -> None:
@@ -115,9 +117,9 @@ def crash_after(count: int, m: pytest.MonkeyPatch) -> Callable[[], bool]:
 
         return hooked
 
-    m.setattr(cleaner_mod.os, "replace", wrap(cleaner_mod.os.replace))
-    m.setattr(cleaner_mod.os, "fsync", wrap(cleaner_mod.os.fsync))
-    m.setattr(cleaner_mod, "fsync_dir", wrap(cleaner_mod.fsync_dir))
+    m.setattr(log_mod.os, "replace", wrap(log_mod.os.replace))
+    m.setattr(log_mod.os, "fsync", wrap(log_mod.os.fsync))
+    m.setattr(log_mod, "fsync_dir", wrap(log_mod.fsync_dir))
     m.setattr(LogSegment, "delete", wrap(LogSegment.delete))
     return lambda: seen[0] >= count
 
@@ -171,13 +173,13 @@ def test_recovery_rolls_back_cleaned_and_completes_swap(tmp_path: Path) -> None:
     directory = tmp_path / "p-0"
     stem = f"{bases[0]:020d}-{bases[2]:020d}"
     (directory / f"{stem}.log.cleaned").write_bytes(b"half written")
-    assert recover_interrupted(directory) is False
+    assert recover_interrupted_swaps(directory) is False
     assert not (directory / f"{stem}.log.cleaned").exists()
     # A complete swap file replaces every segment in its range, even if some are gone already.
     first = (directory / f"{bases[1]:020d}.log").read_bytes()
     (directory / f"{bases[0]:020d}.log").unlink()
     (directory / f"{stem}.log.swap").write_bytes(first)
-    assert recover_interrupted(directory) is True
+    assert recover_interrupted_swaps(directory) is True
     names = sorted(p.name for p in directory.iterdir())
     assert f"{bases[1]:020d}.log" not in names and f"{bases[0]:020d}.log" in names
     reopened = PartitionLog.open(directory, COMPACT, FakeClock())

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from klamm.storage.config import validate_topic_configs
-from klamm.storage.errors import InvalidConfig
+from klamm.storage import InvalidConfig, validate_topic_configs
 
 FlushPolicy = Literal["fsync", "os"]
 # Kafka's listener security protocols (`listeners=SASL_SSL://host:port`).

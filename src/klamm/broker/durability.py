@@ -36,7 +36,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from klamm.storage.errors import LogClosed
+from klamm.storage import LogClosed
 
 if TYPE_CHECKING:
     from klamm.broker.config import FlushPolicy

@@ -40,10 +40,14 @@ from klamm.broker.transactions import (
 )
 from klamm.broker.transactions.state import TXN_TOPIC
 from klamm.protocol.errors import ErrorCode
-from klamm.storage.cleaner import LogCleaner
-from klamm.storage.errors import StorageError
-from klamm.storage.handles import SegmentFiles
-from klamm.storage.log_manager import InternalTopic, LogManager, TopicInfo
+from klamm.storage import (
+    InternalTopic,
+    LogCleaner,
+    LogManager,
+    SegmentFiles,
+    StorageError,
+    TopicInfo,
+)
 
 log = logging.getLogger("klamm.broker")
 

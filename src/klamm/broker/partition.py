@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from klamm.protocol.record_batch import iter_batches
 
 if TYPE_CHECKING:
-    from klamm.storage.log import PartitionLog
+    from klamm.storage import PartitionLog
 
 
 class FetchWaiter:

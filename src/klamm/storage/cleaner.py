@@ -30,46 +30,31 @@ What a cleaning does (Kafka's Cleaner.java, LogCleaner.scala):
      is re-encoded with its original base offset, last offset delta, producer fields, leader
      epoch and codec. Offsets never change: compaction leaves gaps, which readers skip.
 
-Files (in the partition directory, next to the segments):
-
-    cleaner-offset                        decimal text, written atomically: the first dirty
-                                          offset. Its presence also means "this log has been
-                                          compacted, so offsets may have gaps" (see recover).
-    <base>-<end>.log.cleaned              a group's rewritten segment, being written
-    <base>-<end>.log.swap                 the same file once complete and fsynced: it replaces
-                                          every segment with a base offset in [base, end)
-
-Crash behaviour: the rename `.cleaned` -> `.swap` (then fsync of the directory) is the commit
-point of one group. After it the old segments are deleted and `.swap` is renamed to
-`<base>.log`. `recover_interrupted()`, called by PartitionLog.open before it scans the
-directory, deletes every `.cleaned` file (roll back: the old segments are intact) and completes
-every `.swap` (roll forward: delete the segment files in its range, which may already be gone,
-then rename it). Both steps are idempotent, so a crash during recovery is recovered the same way.
-The checkpoint is only a hint: a stale one costs a re-cleaning, never data.
+Who owns what: the cleaner manager (cleaner_manager.py) keeps each log's checkpoint (the first
+dirty offset, `cleaner-offset`) and delete horizons and says which logs are due; the log
+(log.py) owns its segments: the cleaner reads them through `PartitionLog.snapshot()` (a
+SegmentReader per segment, scanned by segment.py's one batch scan), writes each group's
+rewritten segment through `begin_replacement`, and has the log swap it in with
+`replace_segments`, whose `.cleaned`/`.swap` protocol, and the recovery of a swap a crash
+interrupted, are the log's (recovery.py, "Segment replacement"). A crash anywhere leaves a
+prefix of the groups swapped: nothing lost, nothing resurrected. The checkpoint is only a hint:
+a stale one costs a re-cleaning, never data.
 
 Concurrency: cleaning runs in a worker thread while the broker appends and reads. The cleaner
-reads segment files through its own file descriptors (opened under the log's `_lock`, so the
-files exist then; an unlinked file stays readable), does every read and write without holding
-the log's locks, and takes `_flush_lock` then `_lock` (log.py's order) only to swap a group in:
-there it checks that the group's segments are still the log's (retention or DeleteRecords may
-have deleted some, `close` may have run) and otherwise abandons the group. The active segment is
-never rewritten, so appends are never blocked by more than a swap (renames and deletes, no data
-copying). One cleaning at a time per log: LogCleaner serialises its runs.
+holds none of the log's locks while it reads or writes; `replace_segments` abandons a group
+(returns False) whose segments are no longer the log's (retention or DeleteRecords deleted
+some, `close` ran). The active segment is never rewritten, so appends are never blocked by more
+than a swap (renames and deletes, no data copying). One cleaning at a time per log: LogCleaner
+serialises its runs.
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
 import logging
-import os
-import re
-import struct
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from klamm.protocol.compression import Compression
 from klamm.protocol.errors import InvalidRecordBatch
@@ -78,7 +63,6 @@ from klamm.protocol.record_batch import (
     CONTROL_ABORT,
     CONTROL_COMMIT,
     HEADER,
-    HEADER_SIZE,
     BatchHeader,
     Record,
     batch_with_header,
@@ -86,39 +70,16 @@ from klamm.protocol.record_batch import (
     control_type,
     decode_batch,
 )
-from klamm.storage.config import LONG_MAX, LogConfig
+from klamm.storage.cleaner_manager import CleanerManager, first_dirty, lag_bound
+from klamm.storage.config import LogConfig
 from klamm.storage.errors import StorageError
-from klamm.storage.log import (
-    CLEANER_OFFSET_FILE,
-    MAX_RELATIVE_OFFSET,
-    fsync_dir,
-    write_atomically,
-)
-from klamm.storage.segment import (
-    LOG_SUFFIX,
-    LogSegment,
-    segment_name,
-)
+from klamm.storage.log import MAX_RELATIVE_OFFSET, PartitionLog
+from klamm.storage.log_manager import LogManager
+from klamm.storage.segment import SegmentReader
 
-if TYPE_CHECKING:
-    from klamm.storage.log import PartitionLog
-    from klamm.storage.log_manager import LogManager
-
-__all__ = [
-    "CLEANER_OFFSET_FILE",
-    "CleanResult",
-    "Cleaner",
-    "CleanerStats",
-    "LogCleaner",
-    "recover_interrupted",
-]
+__all__ = ["CleanResult", "Cleaner", "CleanerStats", "LogCleaner"]
 
 log = logging.getLogger("klamm.storage.cleaner")
-
-CLEANED_SUFFIX = ".log.cleaned"
-SWAP_SUFFIX = ".log.swap"
-_TEMP_FILE = re.compile(r"^(\d{20})-(\d{20})\.log\.(cleaned|swap)$")
-_SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
 
 # Kafka's producer.id.expiration.ms default (1 day): a producer silent for longer is forgotten by
 # the broker, so its last batch no longer needs to be kept for its producer state.
@@ -128,47 +89,6 @@ DEFAULT_PRODUCER_EXPIRATION_MS = 86_400_000
 # same order of memory. When the map fills, the cleaning stops after that segment and the rest
 # stays dirty for the next run.
 DEFAULT_MAX_MAP_KEYS = 1_000_000
-# Reads of segment files step this much at a time: big enough that per-batch work dominates,
-# small enough to keep memory flat on a 1 GiB segment.
-READ_CHUNK = 1 << 20
-_CRC = struct.Struct(">I")  # the batch CRC field, at byte 17
-
-
-# --- recovery (called from PartitionLog.open) ------------------------------------------------
-
-
-def recover_interrupted(directory: Path) -> bool:
-    """Finish or roll back a compaction interrupted by a crash (see the module docstring).
-    Returns True if the log has ever been compacted, i.e. its offsets may have gaps."""
-    compacted = (directory / CLEANER_OFFSET_FILE).exists()
-    temps: list[tuple[int, int, str, Path]] = []
-    segment_files: list[tuple[int, Path]] = []
-    for path in directory.iterdir():
-        match = _TEMP_FILE.match(path.name)
-        if match is not None:
-            temps.append((int(match.group(1)), int(match.group(2)), match.group(3), path))
-            continue
-        seg = _SEGMENT_FILE.match(path.name)
-        if seg is not None:
-            segment_files.append((int(seg.group(1)), path))
-    changed = False
-    for base, end, kind, path in sorted(temps):
-        changed = True
-        if kind == "cleaned":
-            log.info(
-                "log %s: rolling back interrupted compaction of [%d, %d)", directory, base, end
-            )
-            path.unlink(missing_ok=True)
-            continue
-        log.info("log %s: completing interrupted compaction of [%d, %d)", directory, base, end)
-        compacted = True
-        for seg_base, seg_path in segment_files:
-            if base <= seg_base < end:
-                seg_path.unlink(missing_ok=True)
-        os.replace(path, directory / (segment_name(base) + LOG_SUFFIX))
-    if changed:
-        fsync_dir(directory)
-    return compacted
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -216,83 +136,6 @@ class CleanerStats:
         return sum(r.records_removed for r in self.results)
 
 
-# --- snapshot of a log -----------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _SegmentView:
-    """One segment as it was when the cleaning started, read through the cleaner's own fd."""
-
-    segment: LogSegment
-    base_offset: int
-    next_offset: int
-    size: int
-    max_timestamp: int
-    created_ms: int
-    fd: int
-
-    def batches(self) -> Iterator[tuple[BatchHeader, bytes]]:
-        """Every whole batch in [0, size), with its bytes."""
-        pos = 0
-        buf = b""
-        buf_start = 0
-        while self.size - pos >= HEADER_SIZE:
-            rel = pos - buf_start
-            if len(buf) - rel < HEADER_SIZE:
-                buf = os.pread(self.fd, min(READ_CHUNK, self.size - pos), pos)
-                buf_start, rel = pos, 0
-                if len(buf) < HEADER_SIZE:
-                    return
-            header = BatchHeader(*HEADER.unpack_from(buf, rel))
-            if header.size < HEADER_SIZE or pos + header.size > self.size:
-                return  # cannot happen below the size the log reported; stop, never guess
-            if rel + header.size > len(buf):
-                buf = os.pread(self.fd, max(min(READ_CHUNK, self.size - pos), header.size), pos)
-                buf_start, rel = pos, 0
-            yield header, buf[rel : rel + header.size]
-            pos += header.size
-
-    def first_timestamp(self) -> int:
-        head = os.pread(self.fd, HEADER_SIZE, 0)
-        if len(head) < HEADER_SIZE:
-            return -1
-        return BatchHeader(*HEADER.unpack_from(head)).base_timestamp
-
-
-def _snapshot(plog: PartitionLog) -> tuple[list[_SegmentView], LogConfig, int] | None:
-    """Views of every segment (the last one active) with fds of our own; None if closed."""
-    views: list[_SegmentView] = []
-    with plog._lock:
-        if plog._closed or plog._offline is not None:
-            return None
-        try:
-            for seg in plog._segments:
-                fd = os.open(seg.log_path, os.O_RDONLY)
-                views.append(
-                    _SegmentView(
-                        seg, seg.base_offset, seg.next_offset, seg.size, seg.max_timestamp,
-                        seg.created_ms, fd,
-                    )
-                )  # fmt: skip
-        except OSError:
-            _close_views(views)
-            raise
-        return views, plog._config, plog.log_start_offset
-
-
-def _close_views(views: list[_SegmentView]) -> None:
-    for view in views:
-        with contextlib.suppress(OSError):
-            os.close(view.fd)
-
-
-def _read_checkpoint(directory: Path) -> int | None:
-    try:
-        return int((directory / CLEANER_OFFSET_FILE).read_text().strip())
-    except (FileNotFoundError, ValueError, UnicodeDecodeError):
-        return None
-
-
 # --- transactions, read from the log ---------------------------------------------------------
 
 
@@ -314,7 +157,7 @@ class _TxnFacts:
         return i >= 0 and ranges[i][0] <= header.base_offset <= ranges[i][1]
 
 
-def _scan_transactions(views: list[_SegmentView]) -> _TxnFacts:
+def _scan_transactions(views: list[SegmentReader]) -> _TxnFacts:
     facts = _TxnFacts()
     open_txns: dict[int, int] = {}
     for view in views:
@@ -395,53 +238,19 @@ class _Pass:
 
 class Cleaner:
     """Compacts PartitionLogs (see the module docstring). Thread-safe across different logs;
-    LogCleaner runs one cleaning at a time."""
+    LogCleaner runs one cleaning at a time. `manager` keeps the checkpoints and says which
+    logs are due (cleaner_manager.py); by default one of its own."""
 
     def __init__(
         self,
         *,
         producer_expiration_ms: int = DEFAULT_PRODUCER_EXPIRATION_MS,
         max_map_keys: int = DEFAULT_MAX_MAP_KEYS,
+        manager: CleanerManager | None = None,
     ) -> None:
         self._producer_expiration_ms = producer_expiration_ms
         self._max_map_keys = max_map_keys
-        # log directory -> earliest delete horizon left by its last cleaning: the log is due again
-        # then, even without new dirty data, so expired tombstones do not linger (KIP-534).
-        self._horizons: dict[Path, int] = {}
-        self._horizons_lock = threading.Lock()
-
-    # --- is a log due? -----------------------------------------------------------------------
-
-    def priority(self, plog: PartitionLog, now_ms: int) -> float | None:
-        """The log's dirty ratio if it is due for cleaning (infinity when max.compaction.lag.ms
-        or a passed delete horizon forces it), else None. Reads only in-memory sizes and at most
-        one batch header."""
-        checkpoint = _read_checkpoint(plog.directory)
-        with plog._lock:
-            config = plog._config
-            if plog._closed or plog._offline is not None or not config.compact:
-                return None
-            cleanable = _lag_bound(plog._segments[:-1], config, now_ms)
-            if not cleanable:
-                return None
-            first_dirty = _first_dirty(checkpoint, cleanable[0].base_offset, plog.log_end_offset)
-            dirty = [s for s in cleanable if s.next_offset > first_dirty]
-            forced = False
-            if dirty and config.max_compaction_lag_ms < LONG_MAX:
-                head = dirty[0].pread(0, HEADER_SIZE)
-                if len(head) == HEADER_SIZE:
-                    first_ts = BatchHeader(*HEADER.unpack_from(head)).base_timestamp
-                    forced = 0 <= first_ts < now_ms - config.max_compaction_lag_ms
-            total = sum(s.size for s in cleanable)
-            dirty_bytes = sum(s.size for s in dirty)
-        with self._horizons_lock:
-            horizon = self._horizons.get(plog.directory)
-        if forced or (horizon is not None and horizon <= now_ms):
-            return float("inf")
-        if not dirty_bytes or not total:
-            return None
-        ratio = dirty_bytes / total
-        return ratio if ratio >= config.min_cleanable_dirty_ratio else None
+        self.manager = manager or CleanerManager()
 
     # --- cleaning ------------------------------------------------------------------------------
 
@@ -450,28 +259,24 @@ class Cleaner:
         there is nothing cleanable (or the log is closed, or not compacted). Raises OSError,
         StorageError or InvalidRecordBatch (a corrupt batch) with the log unchanged or
         consistently swapped."""
-        checkpoint = _read_checkpoint(plog.directory)
-        snap = _snapshot(plog)
+        checkpoint = self.manager.checkpoint(plog)
+        snap = plog.snapshot()
         if snap is None:
             return None
-        views, config, _ = snap
-        if not config.compact:
-            _close_views(views)
-            return None
-        try:
-            return self._clean(plog, views, config, now_ms, checkpoint)
-        finally:
-            _close_views(views)
+        with snap:
+            if not snap.config.compact:
+                return None
+            return self._clean(plog, snap.segments, snap.config, now_ms, checkpoint)
 
     def _clean(
         self,
         plog: PartitionLog,
-        views: list[_SegmentView],
+        views: list[SegmentReader],
         config: LogConfig,
         now_ms: int,
         checkpoint: int | None,
     ) -> CleanResult | None:
-        cleanable = _lag_bound(views[:-1], config, now_ms)
+        cleanable = lag_bound(views[:-1], config, now_ms)
         facts = _scan_transactions(views)
         if facts.first_unstable is not None:
             # Data of an open transaction may still be aborted: stop before its segment.
@@ -481,28 +286,18 @@ class Cleaner:
                 cleanable.pop()
         if not cleanable:
             return None
-        first_dirty = _first_dirty(checkpoint, cleanable[0].base_offset, views[-1].next_offset)
-        offset_map, cleanable = self._build_map(cleanable, first_dirty, facts)
+        dirty_from = first_dirty(checkpoint, cleanable[0].base_offset, views[-1].next_offset)
+        offset_map, cleanable = self._build_map(cleanable, dirty_from, facts)
         end = views[len(cleanable)].base_offset
-        result = CleanResult(plog.directory, first_dirty, end)
+        result = CleanResult(plog.directory, dirty_from, end)
         state = _Pass(config, now_ms, offset_map, facts, self._producer_expiration_ms, result)
-        if checkpoint is None:
-            # Before the first swap: from now on the log may have gaps, and recovery must know.
-            write_atomically(plog.directory / CLEANER_OFFSET_FILE, f"{first_dirty}\n".encode())
+        self.manager.start_cleaning(plog, dirty_from, checkpoint)  # before the first swap
         groups = _group(cleanable, config)
         for i, group in enumerate(groups):
             group_end = groups[i + 1][0].base_offset if i + 1 < len(groups) else end
             self._clean_group(plog, group, group_end, state)
-        if not result.groups_abandoned:
-            try:
-                write_atomically(plog.directory / CLEANER_OFFSET_FILE, f"{end}\n".encode())
-            except OSError as exc:  # a stale checkpoint only costs a re-cleaning
-                log.warning("log %s: cannot write cleaner checkpoint: %s", plog.directory, exc)
-        with self._horizons_lock:
-            if state.next_horizon is None:
-                self._horizons.pop(plog.directory, None)
-            else:
-                self._horizons[plog.directory] = state.next_horizon
+        cleaned_to = None if result.groups_abandoned else end
+        self.manager.done_cleaning(plog, cleaned_to, state.next_horizon)
         log.info(
             "log %s: compacted [%d, %d): %d -> %d bytes, %d records and %d markers removed",
             plog.directory, cleanable[0].base_offset, end, result.bytes_before,
@@ -511,8 +306,8 @@ class Cleaner:
         return result
 
     def _build_map(
-        self, cleanable: list[_SegmentView], first_dirty: int, facts: _TxnFacts
-    ) -> tuple[dict[bytes, int], list[_SegmentView]]:
+        self, cleanable: list[SegmentReader], first_dirty: int, facts: _TxnFacts
+    ) -> tuple[dict[bytes, int], list[SegmentReader]]:
         """Key -> offset of its latest record in the dirty part. When the map fills, the
         cleanable range ends after the segment that filled it (at least one dirty segment)."""
         offset_map: dict[bytes, int] = {}
@@ -532,7 +327,7 @@ class Cleaner:
         return offset_map, cleanable
 
     def _clean_group(
-        self, plog: PartitionLog, group: list[_SegmentView], end: int, state: _Pass
+        self, plog: PartitionLog, group: list[SegmentReader], end: int, state: _Pass
     ) -> None:
         """Rewrite one group into `<base>-<end>.log.cleaned` and swap it in (or drop the file
         if nothing would change)."""
@@ -541,14 +336,10 @@ class Cleaner:
         before = sum(v.size for v in group)
         result.segments_before += len(group)
         result.bytes_before += before
-        path = plog.directory / f"{segment_name(base)}-{segment_name(end)}{CLEANED_SUFFIX}"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        # The rewritten segment is built in memory as it is written, through this fd; the file
-        # takes the segment's own name at the swap.
-        new = LogSegment.adopt_file(
-            plog.directory, base, state.config.index_interval_bytes, group[0].created_ms, fd,
-            plog.segment_files,
-        )  # fmt: skip
+        # The rewritten segment is built in memory as it is written; its file takes the
+        # segment's own name at the swap.
+        replacement = plog.begin_replacement(base, end, group[0].created_ms)
+        new = replacement.segment
         swapped = False
         try:
             changed = len(group) > 1
@@ -563,9 +354,8 @@ class Cleaner:
                 result.segments_after += 1
                 result.bytes_after += before
                 return
-            os.fsync(fd)
-            new.seal()
-            swapped = self._swap(plog, group, new, path)
+            replacement.finish()
+            swapped = plog.replace_segments([view.segment for view in group], replacement)
             if swapped:
                 result.segments_after += 1
                 result.bytes_after += new.size
@@ -575,8 +365,7 @@ class Cleaner:
                 result.bytes_after += before
         finally:
             if not swapped:
-                new.close()
-                path.unlink(missing_ok=True)
+                replacement.discard()
 
     def _filter(self, header: BatchHeader, blob: bytes, state: _Pass) -> bytes | None:
         """The batch to write in place of `blob`: `blob` itself when nothing changes, a
@@ -653,78 +442,12 @@ class Cleaner:
         state.note_horizon(horizon)
         return _encode(header, decode_batch(blob).records, horizon)
 
-    def _swap(
-        self, plog: PartitionLog, group: list[_SegmentView], new: LogSegment, path: Path
-    ) -> bool:
-        """Replace the group's segments by `new` (whose file is `path`), on disk and in the log.
-        False, with nothing changed, if the group's segments are no longer the log's."""
-        olds = [view.segment for view in group]
-        swap = path.with_name(path.name[: -len(CLEANED_SUFFIX)] + SWAP_SUFFIX)
-        directory = plog.directory
-        with plog._flush_lock, plog._lock:
-            segments = plog._segments
-            at = next((i for i, s in enumerate(segments) if s is olds[0]), None)
-            if (
-                plog._closed
-                or plog._offline is not None
-                or at is None
-                or at + len(olds) >= len(segments)  # never the active segment
-                or any(a is not b for a, b in zip(segments[at : at + len(olds)], olds, strict=True))
-            ):
-                return False
-            os.replace(path, swap)
-            try:
-                fsync_dir(directory)  # the commit point: from here recovery rolls forward
-                for seg in olds:
-                    seg.delete()
-                    plog._dirty.pop(seg.base_offset, None)
-                os.replace(swap, new.log_path)
-                fsync_dir(directory)
-            except OSError as exc:
-                # Memory no longer matches the files; reopening the log completes the swap.
-                plog._offline = f"compaction swap failed: {exc}"
-                log.error("log %s: compaction swap failed, log offline: %s", directory, exc)
-                raise
-            segments[at : at + len(olds)] = [new]
-            plog._bases[at : at + len(olds)] = [new.base_offset]
-            plog._dirty[new.base_offset] = new  # the next flush writes its index files
-            return True
 
-
-class _Aged(Protocol):
-    max_timestamp: int
-    created_ms: int
-
-
-_S = TypeVar("_S", bound=_Aged)
-
-
-def _lag_bound(segments: list[_S], config: LogConfig, now_ms: int) -> list[_S]:
-    """The leading sealed segments old enough for min.compaction.lag.ms."""
-    if config.min_compaction_lag_ms <= 0:
-        return list(segments)
-    out: list[_S] = []
-    for seg in segments:
-        newest = seg.max_timestamp if seg.max_timestamp >= 0 else seg.created_ms
-        if now_ms - newest < config.min_compaction_lag_ms:
-            break
-        out.append(seg)
-    return out
-
-
-def _first_dirty(checkpoint: int | None, first_base: int, log_end: int) -> int:
-    """The checkpoint, unless it is missing, below the log start or beyond the log end (the
-    log was recreated or truncated): then everything is dirty."""
-    if checkpoint is None or checkpoint > log_end:
-        return first_base
-    return max(checkpoint, first_base)
-
-
-def _group(cleanable: list[_SegmentView], config: LogConfig) -> list[list[_SegmentView]]:
+def _group(cleanable: list[SegmentReader], config: LogConfig) -> list[list[SegmentReader]]:
     """Consecutive segments whose total size fits segment.bytes and whose offsets fit a
     segment's relative-offset range become one rewritten segment."""
-    groups: list[list[_SegmentView]] = []
-    current: list[_SegmentView] = []
+    groups: list[list[SegmentReader]] = []
+    current: list[SegmentReader] = []
     size = 0
     for view in cleanable:
         if current and (
@@ -744,28 +467,20 @@ def _group(cleanable: list[_SegmentView], config: LogConfig) -> list[list[_Segme
 
 
 class LogCleaner:
-    """Cleans the compacted logs of a LogManager, dirtiest first. `clean_all` blocks (run it in
-    a worker thread); concurrent calls are serialised."""
+    """Cleans the compacted logs of a LogManager, dirtiest first (as its cleaner's manager
+    ranks them). `clean_all` blocks (run it in a worker thread); concurrent calls are
+    serialised."""
 
-    def __init__(self, manager: LogManager, cleaner: Cleaner | None = None) -> None:
-        self._manager = manager
+    def __init__(self, logs: LogManager, cleaner: Cleaner | None = None) -> None:
+        self._logs = logs
         self.cleaner = cleaner or Cleaner()
         self._lock = threading.Lock()
 
     def clean_all(self, now_ms: int, *, max_logs: int | None = None) -> CleanerStats:
         stats = CleanerStats()
         with self._lock:
-            due: list[tuple[float, PartitionLog]] = []
-            for _, _, plog in self._manager.logs():
-                try:
-                    priority = self.cleaner.priority(plog, now_ms)
-                except (OSError, StorageError) as exc:
-                    log.warning("log %s: cannot measure dirtiness: %s", plog.directory, exc)
-                    continue
-                if priority is not None:
-                    due.append((priority, plog))
-            due.sort(key=lambda item: -item[0])
-            for _, plog in due[:max_logs]:
+            logs = (plog for _, _, plog in self._logs.logs())
+            for plog in self.cleaner.manager.filthiest(logs, now_ms, max_logs):
                 try:
                     result = self.cleaner.clean(plog, now_ms)
                 except (OSError, StorageError, InvalidRecordBatch) as exc:

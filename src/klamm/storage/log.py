@@ -10,6 +10,10 @@ Files in the partition directory:
     recovery-point        decimal text: every segment with a smaller base offset is sealed and
                           was fsynced; written (atomically) by `flush()` after a roll
     damaged/              what recovery set aside (recovery.py): never read, never deleted
+    cleaner-offset        the cleaner's checkpoint (cleaner_manager.py owns it; see below)
+    <base>-<end>.log.cleaned / .log.swap
+                          a segment replacement being written / committed (`replace_segments`;
+                          recovery.py finishes or rolls it back at open)
 
 Crash behaviour:
   * Appends are not fsynced; `flush()` fsyncs every segment written since the previous flush
@@ -23,8 +27,11 @@ Crash behaviour:
     `log-start-offset` past the log end (it would hide every record), or either one not a
     non-negative decimal, is ignored with a warning and moved into damaged/ (left in place it
     would come back into force once the log grew past it). An implausible `cleaner-offset`
-    is only reported: cleaner.py treats it as "all dirty", and its presence says the log may
-    have gaps.
+    is only reported: the cleaner manager (cleaner_manager.py, which owns that file) treats it
+    as "all dirty", and its presence says the log may have gaps.
+  * A segment replacement (`replace_segments`, what compaction does) interrupted by a crash
+    is finished or rolled back by `open()` before anything else is read (recovery.py,
+    "Segment replacement").
 
 Damage (a torn tail, a garbled batch in any segment, a missing or overlapping segment file):
 recovery never unlinks acknowledged data and logs exactly what it skipped (file, byte range,
@@ -51,11 +58,20 @@ readable at its original offsets, and never hands an offset out twice.
     succeed): later appends and flushes raise KafkaStorageError until the log is reopened.
 
 Concurrency contract: `append`, `read` and the other operations may be called from the broker's
-event-loop thread while `flush()` (and `enforce_retention`, `delete_records_before`, `close`)
-run in worker threads. `_lock` guards every in-memory structure and is held only briefly;
-`flush()` does its fsyncs outside it, holding `_flush_lock`, which anything that closes segment
-file descriptors also takes first, so an fd is never closed (and reused) under a running fsync.
+event-loop thread while `flush()` (and `enforce_retention`, `delete_records_before`,
+`replace_segments`, `close`) run in worker threads. `_lock` guards every in-memory structure
+and is held only briefly; `flush()` does its fsyncs outside it, holding `_flush_lock`, which
+anything that closes segment file descriptors also takes first, so an fd is never closed (and
+reused) under a running fsync.
 Lock order: `_flush_lock` before `_lock`.
+
+Compaction works from outside through three public steps, none of which holds a lock while it
+reads or writes data: `snapshot()` opens a SegmentReader (its own descriptor) per segment under
+`_lock`; the cleaner reads and writes the replacement (`begin_replacement`) without locks; and
+`replace_segments` takes `_flush_lock` then `_lock` only to rename and delete files and to
+swap the segment list, after checking that the segments it replaces are still this log's
+(retention, DeleteRecords or `close` may have run). The active segment is never replaced, so
+appends wait at most for a swap's renames and deletes, never for data being copied.
 
 Descriptors: segment files are opened through a `SegmentFiles` cache (handles.py) shared by
 every log of a LogManager, which may close any segment's file from any thread when it needs
@@ -81,6 +97,8 @@ from pathlib import Path
 
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
 from klamm.protocol.record_batch import (
+    HEADER,
+    HEADER_SIZE,
     BatchHeader,
     assign_offsets,
     find_by_timestamp,
@@ -91,30 +109,43 @@ from klamm.storage.config import LogConfig
 from klamm.storage.errors import KafkaStorageError, LogClosed, OffsetOutOfRange
 from klamm.storage.handles import FileUnavailable, SegmentFiles, default_files
 from klamm.storage.recovery import (
+    CLEANED_SUFFIX,
     DAMAGED_DIR,
+    SWAP_SUFFIX,
     check_cleaner_offset,
     move_aside,
     read_checkpoint,
+    recover_interrupted_swaps,
+    replacement_name,
     set_aside_cut,
     set_aside_segment,
 )
 from klamm.storage.segment import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
+    SEGMENT_FILE,
     TIME_INDEX_SUFFIX,
     LogSegment,
+    SegmentReader,
     segment_name,
 )
 
-__all__ = ["AppendResult", "PartitionLog"]
+__all__ = [
+    "AppendResult",
+    "LogSnapshot",
+    "PartitionLog",
+    "SegmentReplacement",
+    "SegmentSummary",
+]
 
 log = logging.getLogger("klamm.storage")
 
 CLEAN_SHUTDOWN_FILE = ".klamm_cleanshutdown"
 LOG_START_OFFSET_FILE = "log-start-offset"
 RECOVERY_POINT_FILE = "recovery-point"
-CLEANER_OFFSET_FILE = "cleaner-offset"  # the log cleaner's checkpoint (cleaner.py)
-_SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
+# The cleaner's checkpoint, owned by cleaner_manager.py; its presence tells `open` that the log
+# has been compacted, so its offsets may have gaps.
+CLEANER_OFFSET_FILE = "cleaner-offset"
 _OTHER_STATE_FILE = re.compile(r"^\d{20}\.snapshot$")
 
 MAX_OFFSET = 2**63 - 1  # offsets are i64 on the wire and in the index files
@@ -126,6 +157,63 @@ MAX_RELATIVE_OFFSET = 2**31 - 1
 # batches_from reads this much per step: one read covers many small batches while holding the
 # lock only briefly.
 REPLAY_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSummary:
+    """What a log knows in memory about one of its segments (`PartitionLog.summaries`)."""
+
+    base_offset: int
+    next_offset: int
+    size: int
+    max_timestamp: int  # -1 when no batch has a timestamp
+    created_ms: int
+
+
+@dataclass(slots=True)
+class LogSnapshot:
+    """Every segment of a log (the last one active) as it was at `PartitionLog.snapshot`, each
+    read through a descriptor of its own; a context manager that closes them."""
+
+    segments: list[SegmentReader]
+    config: LogConfig
+    log_start_offset: int
+
+    def close(self) -> None:
+        for reader in self.segments:
+            reader.close()
+
+    def __enter__(self) -> LogSnapshot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(slots=True)
+class SegmentReplacement:
+    """A segment being written to replace the log's segments with base offsets in
+    [base_offset, end) (`PartitionLog.begin_replacement`). Append to `segment`; `finish()`
+    makes it durable; then `PartitionLog.replace_segments` swaps it in, or `discard()`."""
+
+    segment: LogSegment  # named as its final `<base>.log`; written through `fd`
+    end: int
+    path: Path  # the `.cleaned` file it is written to until the swap
+    fd: int  # owned by `segment` (held open in the cache until `finish`)
+
+    @property
+    def base_offset(self) -> int:
+        return self.segment.base_offset
+
+    def finish(self) -> None:
+        """fsync the file (before the swap makes it part of the log) and seal the segment."""
+        os.fsync(self.fd)
+        self.segment.seal()
+
+    def discard(self) -> None:
+        """Close and delete the file (not swapped in)."""
+        self.segment.close()
+        self.path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,12 +313,10 @@ class PartitionLog:
             # Durably forget the marker before writing anything: a crash from now on must
             # trigger a full recovery.
             fsync_dir(directory)
-        # Finish or roll back a compaction a crash interrupted (cleaner.py, which imports this
-        # module, hence the late import). A log ever compacted may have offset gaps even if its
-        # cleanup.policy no longer says compact.
-        from klamm.storage.cleaner import recover_interrupted
-
-        compacted = recover_interrupted(directory)
+        # Finish or roll back a segment replacement a crash interrupted. A log ever compacted
+        # may have offset gaps even if its cleanup.policy no longer says compact.
+        swapped = recover_interrupted_swaps(directory)
+        compacted = swapped or (directory / CLEANER_OFFSET_FILE).exists()
         created = now_ms()
         bases = cls._scan_directory(directory, created)
         verify_from: int | None = None  # segments from here on are CRC-checked
@@ -332,7 +418,7 @@ class PartitionLog:
             if path.name.endswith(".tmp") or path.name.endswith(".deleted"):
                 path.unlink(missing_ok=True)
                 continue
-            match = _SEGMENT_FILE.match(path.name)
+            match = SEGMENT_FILE.match(path.name)
             if match is None and _OTHER_STATE_FILE.match(path.name):
                 continue  # producer-state snapshots: owned by producer_state.py
             if match is None:
@@ -361,12 +447,6 @@ class PartitionLog:
     @property
     def config(self) -> LogConfig:
         return self._config
-
-    @property
-    def segment_files(self) -> SegmentFiles:
-        """The cache this log's segment files are opened through (the cleaner's new segments
-        join it)."""
-        return self._files
 
     def update_config(self, config: LogConfig) -> None:
         """Apply new topic settings; they take effect from the next append or retention run."""
@@ -602,7 +682,7 @@ class PartitionLog:
                 continue
             from_offset = max(seg.time_index.lookup(timestamp_ms), first)
             _, position = seg.offset_index.lookup(from_offset)
-            for pos, header in seg.scan(position, verify=False):
+            for pos, header, _, _ in seg.scan(position, verify=False):
                 if header.max_timestamp >= timestamp_ms and header.last_offset >= from_offset:
                     return seg.pread(pos, header.size), header
         return None
@@ -626,6 +706,108 @@ class PartitionLog:
             blob = best.pread(pos, header.size)
         hit = find_by_timestamp(blob, largest, exact=True)
         return hit if hit is not None else (header.base_offset, header.max_timestamp)
+
+    # --- segment replacement (compaction: see the module docstring) --------------------------
+
+    def summaries(self) -> tuple[LogConfig, list[SegmentSummary]] | None:
+        """The config and every segment's in-memory summary (the last one active); None when
+        the log is closed or offline. No file is read."""
+        with self._lock:
+            if self._closed or self._offline is not None:
+                return None
+            return self._config, [
+                SegmentSummary(s.base_offset, s.next_offset, s.size, s.max_timestamp, s.created_ms)
+                for s in self._segments
+            ]
+
+    def segment_first_timestamp(self, segment_base: int) -> int | None:
+        """BaseTimestamp of the first batch of the segment starting at `segment_base`; None
+        if there is no such segment any more, or it is empty."""
+        with self._lock:
+            i = bisect.bisect_left(self._bases, segment_base)
+            if self._closed or i == len(self._bases) or self._bases[i] != segment_base:
+                return None
+            head = self._segments[i].pread(0, HEADER_SIZE)
+        if len(head) < HEADER_SIZE:
+            return None
+        return BatchHeader(*HEADER.unpack_from(head)).base_timestamp
+
+    def snapshot(self) -> LogSnapshot | None:
+        """Every segment as it is now, each with a reader of its own that stays readable
+        whatever happens to the log meanwhile; None when the log is closed or offline. The
+        caller closes it. Raises OSError (no descriptor free) with nothing left open."""
+        readers: list[SegmentReader] = []
+        with self._lock:
+            if self._closed or self._offline is not None:
+                return None
+            try:
+                for seg in self._segments:
+                    readers.append(SegmentReader.open(seg))
+            except OSError:
+                for reader in readers:
+                    reader.close()
+                raise
+            return LogSnapshot(readers, self._config, self._log_start_offset)
+
+    def begin_replacement(self, base: int, end: int, created_ms: int) -> SegmentReplacement:
+        """A new, empty segment at `base` to replace the segments with base offsets in
+        [base, end), written as `<base>-<end>.log.cleaned` (recovery.py rolls that back after
+        a crash) and opened in this log's descriptor cache, held open until `finish()`."""
+        path = self.directory / replacement_name(base, end)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        try:
+            segment = LogSegment.adopt_file(
+                self.directory, base, self._config.index_interval_bytes, created_ms, fd,
+                self._files,
+            )  # fmt: skip
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        return SegmentReplacement(segment, end, path, fd)
+
+    def replace_segments(self, olds: list[LogSegment], new: SegmentReplacement) -> bool:
+        """Atomically replace the run of sealed segments `olds` by `new` (finished), on disk
+        and in memory; the caller then owns nothing (`new` belongs to the log). False, with
+        nothing changed (the caller discards `new`), if `olds` are no longer a run of this
+        log's sealed segments (retention, DeleteRecords or close ran meanwhile), if `new`'s
+        range [base, end) does not cover exactly them, or if the log is offline.
+        Crash-safe: the rename to `.swap` is the commit point (recovery.py). If a rename or
+        fsync fails after it, the log goes offline and OSError is raised: reopening it
+        completes the swap."""
+        swap = new.path.with_name(new.path.name[: -len(CLEANED_SUFFIX)] + SWAP_SUFFIX)
+        with self._flush_lock, self._lock:
+            segments = self._segments
+            at = next((i for i, s in enumerate(segments) if olds and s is olds[0]), None)
+            if (
+                self._closed
+                or self._offline is not None
+                or at is None
+                or at + len(olds) >= len(segments)  # never the active segment
+                or any(a is not b for a, b in zip(segments[at : at + len(olds)], olds, strict=True))
+                # Recovery after a crash deletes the segments its name's range covers: exactly
+                # `olds`, never the segment after them.
+                or new.base_offset != olds[0].base_offset
+                or not olds[-1].base_offset < new.end <= segments[at + len(olds)].base_offset
+            ):
+                return False
+            os.replace(new.path, swap)
+            try:
+                fsync_dir(self.directory)  # the commit point: from here recovery rolls forward
+                for seg in olds:
+                    seg.delete()
+                    self._dirty.pop(seg.base_offset, None)
+                os.replace(swap, new.segment.log_path)
+                fsync_dir(self.directory)
+            except OSError as exc:
+                # Memory no longer matches the files; reopening the log completes the swap.
+                self._offline = f"compaction swap failed: {exc}"
+                log.error("log %s: compaction swap failed, log offline: %s", self.directory, exc)
+                raise
+            segments[at : at + len(olds)] = [new.segment]
+            self._bases[at : at + len(olds)] = [new.base_offset]
+            self._dirty[new.base_offset] = new.segment  # the next flush writes its index files
+            return True
 
     # --- retention -------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
-"""What recovery does with damage it finds in a partition directory: set it aside, never unlink
-it, and put back in the log whatever intact batches follow it. `PartitionLog.open` (log.py)
-decides when; this module does the file work. The policy is described in log.py's docstring.
+"""What recovery does in a partition directory before the log is loaded: finish or roll back a
+segment replacement a crash interrupted, and set damage aside (never unlink it, and put back in
+the log whatever intact batches follow it). `PartitionLog.open` (log.py) decides when; this
+module does the file work. The damage policy is described in log.py's docstring.
 
 Files (inside the partition directory):
 
@@ -9,6 +10,13 @@ Files (inside the partition directory):
                                                    copied here (and fsynced) before the cut
       <segment stem>.<suffix>.<ms>.damaged         a whole segment file set aside (renamed)
       <checkpoint name>.<ms>.damaged               an implausible checkpoint file (renamed)
+
+      <base>-<end>.log.cleaned                     a replacement for the segments with base
+                                                   offsets in [base, end), being written
+      <base>-<end>.log.swap                        the same file once complete and fsynced
+
+(the last two are in the partition directory itself, not in damaged/; see "Segment
+replacement" below.)
 
 Nothing here ends in `.log`, `.tmp` or `.deleted`, so no scan of the partition directory
 mistakes a set-aside file for a segment or a leftover. An operator may inspect them (`klamm`
@@ -20,6 +28,14 @@ Crash behaviour: every step is ordered so that a crash at any point loses nothin
 salvaged segment is written as `<base>.log.tmp`, fsynced and renamed (a leftover `.tmp` is
 removed by the next scan, which then salvages again); if a crash comes after the rename but
 before the truncation, the next open finds the salvaged segment already there and only cuts.
+
+Segment replacement (PartitionLog.replace_segments, which the cleaner calls): the rename
+`.cleaned` -> `.swap` (then fsync of the directory) is the commit point. After it the old
+segments are deleted and `.swap` is renamed to `<base>.log`. `recover_interrupted_swaps()`,
+called by PartitionLog.open before it scans the directory, deletes every `.cleaned` file (roll
+back: the old segments are intact) and completes every `.swap` (roll forward: delete the
+segment files in its range, which may already be gone, then rename it). Both steps are
+idempotent, so a crash during recovery is recovered the same way.
 """
 
 from __future__ import annotations
@@ -43,6 +59,7 @@ from klamm.storage.segment import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
     MAX_RELATIVE_OFFSET,
+    SEGMENT_FILE,
     TIME_INDEX_SUFFIX,
     TXN_INDEX_SUFFIX,
     LogSegment,
@@ -50,12 +67,17 @@ from klamm.storage.segment import (
 )
 
 __all__ = [
+    "CLEANED_SUFFIX",
     "DAMAGED_DIR",
+    "SWAP_SUFFIX",
     "check_cleaner_offset",
     "copy_aside",
     "find_resync",
     "move_aside",
     "read_checkpoint",
+    "read_offset_file",
+    "recover_interrupted_swaps",
+    "replacement_name",
     "set_aside_cut",
     "set_aside_segment",
     "write_segment_from",
@@ -72,6 +94,10 @@ CHUNK = 1 << 20
 _MAGIC_AT = 16  # byte of the batch header holding the magic (after offset, length, epoch)
 _MAGIC = bytes([MAGIC_V2])
 _DECIMAL = re.compile(r"^-?[0-9]{1,19}$")  # a checkpoint's offset: at most an i64's digits
+
+CLEANED_SUFFIX = ".log.cleaned"
+SWAP_SUFFIX = ".log.swap"
+_REPLACEMENT_FILE = re.compile(r"^(\d{20})-(\d{20})\.log\.(cleaned|swap)$")
 
 Pread = Callable[[int, int], bytes]
 
@@ -207,6 +233,55 @@ def write_segment_from(pread: Pread, start: int, end: int, target: Path) -> None
 # --- what PartitionLog.open calls ---------------------------------------------------------
 
 
+def replacement_name(base: int, end: int) -> str:
+    """The `.cleaned` file name of a replacement for the segments with base offsets in
+    [base, end) (see "Segment replacement" above)."""
+    return f"{segment_name(base)}-{segment_name(end)}{CLEANED_SUFFIX}"
+
+
+def recover_interrupted_swaps(directory: Path) -> bool:
+    """Finish or roll back every segment replacement a crash interrupted (see "Segment
+    replacement" above). Returns True if one was completed (the log was compacted, so its
+    offsets may have gaps)."""
+    temps: list[tuple[int, int, str, Path]] = []
+    segment_files: list[tuple[int, Path]] = []
+    for path in directory.iterdir():
+        match = _REPLACEMENT_FILE.match(path.name)
+        if match is not None:
+            temps.append((int(match.group(1)), int(match.group(2)), match.group(3), path))
+            continue
+        seg = SEGMENT_FILE.match(path.name)
+        if seg is not None:
+            segment_files.append((int(seg.group(1)), path))
+    completed = False
+    for base, end, kind, path in sorted(temps):
+        if kind == "cleaned":
+            log.info(
+                "log %s: rolling back interrupted compaction of [%d, %d)", directory, base, end
+            )
+            path.unlink(missing_ok=True)
+            continue
+        log.info("log %s: completing interrupted compaction of [%d, %d)", directory, base, end)
+        completed = True
+        for seg_base, seg_path in segment_files:
+            if base <= seg_base < end:
+                seg_path.unlink(missing_ok=True)
+        os.replace(path, directory / (segment_name(base) + LOG_SUFFIX))
+    if temps:
+        _fsync_dir(directory)
+    return completed
+
+
+def read_offset_file(path: Path) -> int | None:
+    """The offset a checkpoint file holds; None when it is absent or not a non-negative
+    decimal (the caller decides what an unusable one means)."""
+    try:
+        text = path.read_bytes().decode("ascii", "replace").strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if _DECIMAL.match(text) and not text.startswith("-") else None
+
+
 def set_aside_cut(
     directory: Path,
     seg: LogSegment,
@@ -300,8 +375,8 @@ def read_checkpoint(
 
 
 def check_cleaner_offset(directory: Path, name: str, log_end: int | None) -> None:
-    """The cleaner's checkpoint is read by cleaner.py, which treats an unusable one as "all
-    dirty". Its presence also says the log may have offset gaps, so it stays; an
+    """The cleaner's checkpoint is read by cleaner_manager.py, which treats an unusable one as
+    "all dirty". Its presence also says the log may have offset gaps, so it stays; an
     implausible value is only reported."""
     try:
         text = (directory / name).read_bytes().decode("ascii", "replace")

@@ -30,8 +30,10 @@ under a running one.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,12 +43,21 @@ from klamm.storage.errors import KafkaStorageError
 from klamm.storage.handles import SegmentFile, SegmentFiles, default_files
 from klamm.storage.index import OffsetIndex, TimeIndex
 
-__all__ = ["LogSegment", "segment_name"]
+__all__ = [
+    "SEGMENT_FILE",
+    "LogSegment",
+    "Scanned",
+    "SegmentReader",
+    "scan_batches",
+    "segment_name",
+]
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
 TXN_INDEX_SUFFIX = ".txnindex"  # written by txn_index.py; deleted with its segment
+# A segment's files: 20 digits (an i64 at most, which the log checks) and one of the suffixes.
+SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
 
 # Recovery and scans read this much at a time: big enough that CRC and header parsing dominate
 # over syscalls, small enough to keep memory flat on a 1 GiB segment.
@@ -58,6 +69,46 @@ MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD  # a batch's BatchLength field can
 # was not written there. It is what catches a garbled base offset (not covered by the CRC) in a
 # compacted log, where offsets may jump forward.
 MAX_RELATIVE_OFFSET = 2**31 - 1
+
+
+# (position, header, buf, rel) of one batch; buf[rel : rel + header.size] is the whole batch when
+# the scan was asked for `whole` batches (or `verify`), else buf may hold only its header.
+Scanned = tuple[int, BatchHeader, bytes, int]
+Pread = Callable[[int, int], bytes]
+
+
+def scan_batches(
+    pread: Pread, start: int, end: int, *, verify: bool, whole: bool = False
+) -> Iterator[Scanned]:
+    """Each batch in [start, end) of a segment file read through `pread(position, size)`,
+    stopping quietly at the first structurally invalid (or, with `verify`, CRC-failing) batch.
+    Reads SCAN_CHUNK at a time; with `whole` (implied by `verify`) every yielded batch is
+    entirely in the buffer yielded with it. The one scan of segment bytes: recovery, fetch
+    and the cleaner all read through it."""
+    whole = whole or verify
+    pos = start
+    buf = b""
+    buf_start = pos
+    while end - pos >= HEADER_SIZE:
+        rel = pos - buf_start
+        if len(buf) - rel < HEADER_SIZE:
+            buf = pread(pos, min(SCAN_CHUNK, end - pos))
+            buf_start, rel = pos, 0
+            if len(buf) < HEADER_SIZE:
+                return
+        header = BatchHeader(*HEADER.unpack_from(buf, rel))
+        if header.batch_length < MIN_BATCH_LENGTH or pos + header.size > end:
+            return
+        if whole and rel + header.size > len(buf):
+            buf = pread(pos, max(min(SCAN_CHUNK, end - pos), header.size))
+            buf_start, rel = pos, 0
+        if verify:
+            try:
+                check_batch(buf, rel)
+            except InvalidRecordBatch:
+                return
+        yield pos, header, buf, rel
+        pos += header.size
 
 
 def segment_name(base_offset: int) -> str:
@@ -204,7 +255,7 @@ class LogSegment:
         self._bytes_since_index = 0
         expected = self.offset_index.last()[0]
         end = start
-        for pos, header in self.scan(start, verify=verify, end=file_size):
+        for pos, header, _, _ in self.scan(start, verify=verify, end=file_size):
             ok = header.base_offset >= expected if allow_gaps else header.base_offset == expected
             if (
                 not ok
@@ -227,35 +278,9 @@ class LogSegment:
         self.size = end
         return end
 
-    def scan(
-        self, start: int, *, verify: bool, end: int | None = None
-    ) -> Iterator[tuple[int, BatchHeader]]:
-        """(position, header) of each batch in [start, end), stopping quietly at the first
-        structurally invalid (or, with `verify`, CRC-failing) batch."""
-        limit = self.size if end is None else end
-        pos = start
-        buf = b""
-        buf_start = pos
-        while limit - pos >= HEADER_SIZE:
-            rel = pos - buf_start
-            if len(buf) - rel < HEADER_SIZE:
-                buf = self.pread(pos, min(SCAN_CHUNK, limit - pos))
-                buf_start, rel = pos, 0
-                if len(buf) < HEADER_SIZE:
-                    return
-            header = BatchHeader(*HEADER.unpack_from(buf, rel))
-            if header.batch_length < MIN_BATCH_LENGTH or pos + header.size > limit:
-                return
-            if verify:
-                if rel + header.size > len(buf):
-                    buf = self.pread(pos, max(min(SCAN_CHUNK, limit - pos), header.size))
-                    buf_start, rel = pos, 0
-                try:
-                    check_batch(buf, rel)
-                except InvalidRecordBatch:
-                    return
-            yield pos, header
-            pos += header.size
+    def scan(self, start: int, *, verify: bool, end: int | None = None) -> Iterator[Scanned]:
+        """`scan_batches` over this segment's file, from `start` to `end` (its size)."""
+        return scan_batches(self.pread, start, self.size if end is None else end, verify=verify)
 
     def _track(self, header: BatchHeader, position: int) -> None:
         """Account for a batch now stored at `position` (indexes, maxima, size)."""
@@ -348,7 +373,7 @@ class LogSegment:
         """(position, header) of the first batch whose last offset >= `offset`: the batch
         holding it, or the next one after a gap. Scans at most one index interval."""
         _, start = self.offset_index.lookup(offset)
-        for pos, header in self.scan(start, verify=False, end=self.size):
+        for pos, header, _, _ in self.scan(start, verify=False, end=self.size):
             if header.last_offset >= offset:
                 return pos, header
         return None
@@ -357,7 +382,7 @@ class LogSegment:
         """End position of the run of whole batches from `start` that fits in `max_bytes`
         (at least one batch when `min_one`)."""
         end = start
-        for pos, header in self.scan(start, verify=False, end=self.size):
+        for pos, header, _, _ in self.scan(start, verify=False, end=self.size):
             if pos + header.size - start > max_bytes and not (min_one and pos == start):
                 break
             end = pos + header.size
@@ -370,7 +395,7 @@ class LogSegment:
         prev_next = self.base_offset
         max_ts, max_off, end = -1, -1, 0
         starts: dict[int, int] = {}
-        for pos, header in self.scan(0, verify=True, end=self.size):
+        for pos, header, _, _ in self.scan(0, verify=True, end=self.size):
             assert pos == end, "1: batches back to back"
             assert header.base_offset >= prev_next, "1: base offsets increase"
             starts[pos] = header.base_offset
@@ -383,3 +408,44 @@ class LogSegment:
         for off, pos in zip(self.offset_index.offsets, self.offset_index.positions, strict=True):
             assert starts.get(pos) == off, "3: index entry points at its batch"
         assert (self.max_timestamp, self.offset_of_max_timestamp) == (max_ts, max_off), "4"
+
+
+class SegmentReader:
+    """A segment as it was when `reader()` was called, read through a descriptor of its own
+    (not the cache's): it stays readable even if the segment is deleted meanwhile (an unlinked
+    file is readable through an open fd), and the cache never closes it. The cleaner reads
+    through these. `close()` it when done; it is a context manager."""
+
+    def __init__(self, segment: LogSegment, fd: int) -> None:
+        self.segment = segment  # what the log's segment-replacement checks identity against
+        self.base_offset = segment.base_offset
+        self.next_offset = segment.next_offset
+        self.size = segment.size
+        self.max_timestamp = segment.max_timestamp
+        self.created_ms = segment.created_ms
+        self._fd = fd
+
+    @classmethod
+    def open(cls, segment: LogSegment) -> SegmentReader:
+        """Open `segment`'s file (the caller holds its log's lock, so it exists). OSError."""
+        return cls(segment, os.open(segment.log_path, os.O_RDONLY))
+
+    def pread(self, position: int, size: int) -> bytes:
+        return os.pread(self._fd, size, position)
+
+    def batches(self) -> Iterator[tuple[BatchHeader, bytes]]:
+        """Every whole batch in [0, size), with its bytes."""
+        for _, header, buf, rel in scan_batches(self.pread, 0, self.size, verify=False, whole=True):
+            yield header, buf[rel : rel + header.size]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self) -> SegmentReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

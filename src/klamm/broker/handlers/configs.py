@@ -15,8 +15,7 @@ from klamm.broker.config import TOPIC_CONFIG_SYNONYMS
 from klamm.broker.context import RequestContext
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
-from klamm.storage.config import TOPIC_CONFIGS, ConfigType, validate_topic_configs
-from klamm.storage.errors import StorageError
+from klamm.storage import TOPIC_CONFIGS, ConfigType, StorageError, validate_topic_configs
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4

@@ -29,7 +29,7 @@ from klamm.broker.partition import FetchWaiter, Partition
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
 from klamm.protocol.record_batch import HEADER_SIZE, iter_batches
-from klamm.storage.errors import OffsetOutOfRange, StorageError
+from klamm.storage import OffsetOutOfRange, StorageError
 
 READ_COMMITTED = 1
 

@@ -24,7 +24,7 @@ from klamm.broker.handlers.metadata import LEADER_EPOCH
 from klamm.broker.partition import Partition
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
-from klamm.storage.errors import StorageError
+from klamm.storage import StorageError
 
 log = logging.getLogger("klamm.broker.list_offsets")
 

@@ -16,8 +16,7 @@ from typing import Any
 from klamm.broker.context import RequestContext
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
-from klamm.storage.errors import InvalidTopicName, StorageError, TopicExists
-from klamm.storage.log_manager import validate_topic_name
+from klamm.storage import InvalidTopicName, StorageError, TopicExists, validate_topic_name
 
 # "Authorized operations not requested" in Kafka's responses.
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)

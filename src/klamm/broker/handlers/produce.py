@@ -42,8 +42,7 @@ from klamm.protocol.record_batch import (
     set_max_timestamp,
     validate_records,
 )
-from klamm.storage.config import LogConfig
-from klamm.storage.errors import LogClosed, StorageError
+from klamm.storage import LogClosed, LogConfig, StorageError
 
 log = logging.getLogger("klamm.broker.produce")
 

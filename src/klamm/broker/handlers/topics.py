@@ -15,7 +15,7 @@ from klamm.broker.handlers.configs import describe_topic_configs
 from klamm.broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
-from klamm.storage.errors import OffsetOutOfRange, StorageError
+from klamm.storage import OffsetOutOfRange, StorageError
 
 # Kafka's controller refuses a CreateTopics or CreatePartitions asking for more than 10,000
 # partitions in all (ReplicationControlManager.MAX_PARTITIONS_PER_BATCH): one request must not

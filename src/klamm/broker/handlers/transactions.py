@@ -20,7 +20,7 @@ from klamm.broker.transactions.coordinator import metadata_topics
 from klamm.broker.transactions.state import STATE_BY_NAME
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
-from klamm.storage.errors import StorageError
+from klamm.storage import StorageError
 
 log = logging.getLogger("klamm.broker.transactions")
 

@@ -65,7 +65,7 @@ from klamm.broker.transactions.state import (
 )
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
 from klamm.protocol.record_batch import BatchHeader, Record, RecordBatch, build_batch, decode_batch
-from klamm.storage.errors import LogClosed, StorageError
+from klamm.storage import LogClosed, StorageError
 
 if TYPE_CHECKING:
     from klamm.broker.node import Broker

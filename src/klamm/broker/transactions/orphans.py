@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from klamm.broker.groups.coordinator import OFFSETS_TOPIC
 from klamm.broker.transactions.state import COORDINATOR_EPOCH, NO_EPOCH, TXN_TOPIC
 from klamm.protocol.errors import ErrorCode
-from klamm.storage.errors import StorageError
+from klamm.storage import StorageError
 
 if TYPE_CHECKING:
     from klamm.broker.node import Broker

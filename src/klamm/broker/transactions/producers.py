@@ -47,23 +47,23 @@ from klamm.protocol.record_batch import (
     decode_batch,
     parse_header,
 )
-from klamm.storage.errors import StorageError
-from klamm.storage.producer_state import (
+from klamm.storage import (
+    AbortedTxn,
     BatchMetadata,
     ProducerEntry,
     Snapshot,
+    StorageError,
+    TxnIndex,
     discard_snapshot,
     load_latest_snapshot,
     open_directory,
     write_snapshot_at,
 )
-from klamm.storage.txn_index import AbortedTxn, TxnIndex
 
 if TYPE_CHECKING:
     from klamm.broker.node import Broker
     from klamm.broker.partition import Partition
-    from klamm.storage.log import PartitionLog
-    from klamm.storage.log_manager import LogManager
+    from klamm.storage import LogManager, PartitionLog
 
 log = logging.getLogger("klamm.broker.producers")
 
