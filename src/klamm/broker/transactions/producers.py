@@ -20,9 +20,9 @@ comparisons (first of all: a producer id the broker never handed out is refused 
 UNKNOWN_PRODUCER_ID, see producer_ids.py; then the transaction coordinator's KIP-890 check,
 given at construction), answers each partition's last stable offset and aborted transactions
 (every `Partition` is built with it), appends transaction markers for the coordinator, and keeps
-the state
-durable: snapshots (klamm.storage.producer_state) at shutdown and periodically, and replay of
-the log tail after the newest snapshot at start-up, so idempotence holds across a crash.
+the state durable: snapshots (klamm.storage.producer_state) at shutdown and periodically, and
+replay of the log tail after the newest snapshot at start-up, so idempotence holds across a
+crash.
 A snapshot belongs to one partition instance: it records its topic id and is written through a
 descriptor of its own log's directory (`write_snapshots`), so a topic deleted and re-created
 between taking and writing it never receives it; at load, one of another topic or naming an
