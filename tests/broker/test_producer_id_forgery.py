@@ -128,7 +128,7 @@ async def _broker(data_dir: Path) -> Broker:
 
 
 def _coordinator(broker: Broker) -> TransactionCoordinator:
-    coord = broker.services["transactions"]
+    coord = broker.transactions
     assert isinstance(coord, TransactionCoordinator)
     return coord
 
@@ -137,7 +137,7 @@ def _append(broker: Broker, data: bytes) -> tuple[ErrorCode, int]:
     partition = broker.partition(TOPIC, 0)
     assert partition is not None
     header = parse_header(data)
-    producers = broker.services["producers"]
+    producers = broker.producers
     check = producers.check_append(partition, header)
     if check is not None:
         return check.error, check.base_offset

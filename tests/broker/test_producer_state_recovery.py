@@ -28,7 +28,7 @@ def produce(broker: Broker, data: bytes) -> tuple[ErrorCode, int]:
     partition = broker.partition("t", 0)
     assert partition is not None
     header = parse_header(data)
-    producers = broker.services["producers"]
+    producers = broker.producers
     check = producers.check_append(partition, header)
     if check is not None:
         return check.error, check.base_offset
@@ -41,7 +41,7 @@ def produce(broker: Broker, data: bytes) -> tuple[ErrorCode, int]:
 async def test_duplicates_recognised_after_restart(tmp_path: Path, with_snapshot: bool) -> None:
     broker = await _broker(tmp_path)
     broker.create_topic("t", 1)
-    coord = broker.services["transactions"]
+    coord = broker.transactions
     while (await coord.init_producer_id(None, 0))[0] < 42:
         pass  # produce refuses ids never handed out: make 42 one
     for i in range(3):

@@ -48,7 +48,7 @@ def _append(broker: Broker, data: bytes) -> tuple[ErrorCode, int]:
     partition = broker.partition(TOPIC, 0)
     assert partition is not None
     header = parse_header(data)
-    producers = broker.services["producers"]
+    producers = broker.producers
     check = producers.check_append(partition, header)
     if check is not None:
         return check.error, check.base_offset
@@ -76,7 +76,7 @@ async def test_snapshot_of_a_deleted_topic_never_lands_in_its_recreated_namesake
 ) -> None:
     broker = await _broker(tmp_path)
     broker.create_topic(TOPIC, 1)
-    coord = broker.services["transactions"]
+    coord = broker.transactions
     assert isinstance(coord, TransactionCoordinator)
     pid, epoch = await coord.init_producer_id("tx", 60_000)
     await coord.add_partitions("tx", pid, epoch, [(TOPIC, 0)])
@@ -94,7 +94,7 @@ async def test_snapshot_of_a_deleted_topic_never_lands_in_its_recreated_namesake
         return encode(snapshot)
 
     monkeypatch.setattr(producer_state, "encode_snapshot", recreate_then_encode)
-    await broker.services["producers"].snapshot_all(only_dirty=True)
+    await broker.producers.snapshot_all(only_dirty=True)
     assert producer_state.encode_snapshot is encode  # the topic was re-created mid-write
 
     assert _append(broker, _batch()) == (ErrorCode.none, 0)  # the new topic's own records
@@ -148,7 +148,7 @@ async def test_matching_snapshots_are_still_used(tmp_path: Path) -> None:
     partition survives a restart, and holds the last stable offset until it ends."""
     broker = await _broker(tmp_path)
     broker.create_topic(TOPIC, 1)
-    coord = broker.services["transactions"]
+    coord = broker.transactions
     assert isinstance(coord, TransactionCoordinator)
     pid, epoch = await coord.init_producer_id("tx", 60_000)
     await coord.add_partitions("tx", pid, epoch, [(TOPIC, 0)])
@@ -162,7 +162,7 @@ async def test_matching_snapshots_are_still_used(tmp_path: Path) -> None:
         partition = broker.partition(TOPIC, 0)
         assert partition is not None
         assert partition.last_stable_offset == 1
-        coord = broker.services["transactions"]
+        coord = broker.transactions
         await coord.end_txn("tx", pid, epoch, commit=True)
         assert partition.last_stable_offset == partition.log.log_end_offset == 3
     finally:

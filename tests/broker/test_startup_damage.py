@@ -42,11 +42,9 @@ async def _prepare(data_dir: Path) -> int:
     broker = await _started(data_dir)
     try:
         broker.create_topic("t", 1)
-        errors = await commit_offsets(
-            broker.services["groups"], "g", -1, "", None, {("t", 0): (42, -1, None)}
-        )
+        errors = await commit_offsets(broker.groups, "g", -1, "", None, {("t", 0): (42, -1, None)})
         assert set(errors.values()) == {0}
-        pid, epoch = await broker.services["transactions"].init_producer_id("tx", 60_000)
+        pid, epoch = await broker.transactions.init_producer_id("tx", 60_000)
         assert epoch == 0
     finally:
         await broker.stop()
@@ -59,7 +57,7 @@ def _metadata_file(data_dir: Path, topic: str) -> Path:
 
 
 def _committed(broker: Broker) -> int:
-    [(_, [row])] = fetch_offsets(broker.services["groups"], "g", [("t", [0])], False)
+    [(_, [row])] = fetch_offsets(broker.groups, "g", [("t", [0])], False)
     return int(row.offset)
 
 
@@ -191,7 +189,7 @@ async def test_damaged_internal_metadata_keeps_offsets_and_transactions(
     broker = await _started(tmp_path)
     try:
         assert _committed(broker) == 42  # the group's offset, replayed from the kept log
-        meta = broker.services["transactions"].txns.get("tx")
+        meta = broker.transactions.txns.get("tx")
         assert meta is not None and (meta.producer_id, meta.producer_epoch) == (pid, 0)
         for topic in (OFFSETS, TXNS):
             info = broker.topic(topic)

@@ -47,7 +47,7 @@ async def broker(tmp_path: Path, clock: Clock) -> AsyncIterator[Broker]:
 
 
 def coord_of(broker: Broker) -> TransactionCoordinator:
-    coord = broker.services["transactions"]
+    coord = broker.transactions
     assert isinstance(coord, TransactionCoordinator)
     return coord
 
@@ -91,7 +91,7 @@ async def test_bad_input(broker: Broker) -> None:
     # A transactional batch to a partition not in the transaction.
     partition = broker.partition("t", 1)
     assert partition is not None
-    check = broker.services["producers"].check_append(partition, txn_header(pid, epoch))
+    check = broker.producers.check_append(partition, txn_header(pid, epoch))
     assert check is not None and check.error == ErrorCode.invalid_txn_state
 
 
@@ -101,7 +101,7 @@ async def test_init_while_ongoing_fences_the_zombie_and_aborts(broker: Broker) -
     await coord.add_partitions("a", pid, epoch, [("t", 0)])
     partition = broker.partition("t", 0)
     assert partition is not None
-    producers = broker.services["producers"]
+    producers = broker.producers
     assert producers.check_append(partition, txn_header(pid, epoch)) is None
     producers.record_append(partition, txn_header(pid, epoch), 0)
     assert producers.state(partition).ongoing == {pid: 0}

@@ -216,7 +216,7 @@ def test_static_member_restart_within_session_timeout_causes_no_rebalance(
 
 def _generation(kafka_broker: Any, group: str) -> int:
     """The group's generation, straight from the coordinator of the in-process broker."""
-    return int(kafka_broker.broker.services["groups"].groups[group].generation)
+    return int(kafka_broker.broker.groups.groups[group].generation)
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["clean", "sigkill"])

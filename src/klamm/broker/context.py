@@ -57,7 +57,6 @@ class Session:
     # The SASL exchange on a SASL_* listener (None on PLAINTEXT/SSL): until it completes only
     # ApiVersions, SaslHandshake and SaslAuthenticate are served (klamm.broker.auth).
     sasl: SaslAuthenticator | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
     produce_order: InOrder = field(default_factory=InOrder)  # see InOrder; the produce handler's
 
 
@@ -75,6 +74,3 @@ class RequestContext:
         """The response entity for this request's API and version, from plain values."""
         cls = response_type(self.header.api_key, self.header.api_version)
         return build(cls, **fields)
-
-    def response_cls(self) -> Any:
-        return response_type(self.header.api_key, self.header.api_version)

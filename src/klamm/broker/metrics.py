@@ -68,7 +68,7 @@ class BrokerCollector:
         yield from (start, end, high, size)
 
     def _groups(self) -> Iterator[Metric]:
-        coordinator = self._broker.services["groups"]
+        coordinator = self._broker.groups
         members = GaugeMetricFamily(
             "klamm_consumer_group_members", "Members of each group.", labels=["group", "state"]
         )

@@ -1,9 +1,11 @@
-"""The broker node: its topics and partitions, its services, and its listener.
+"""The broker node: its topics and partitions, its coordinators, and its listener.
 
 `Broker` is the one object handlers reach through `ctx.broker`. It owns the storage
 (`LogManager`), the serving state of each partition (`Partition`), the group commit, and the
-coordinators; `start()` recovers everything from the data directory and opens the listener,
-`stop()` closes it and flushes everything to disk.
+coordinators (`groups`, `producers`, `transactions`), which it builds in its constructor, each
+given the narrow view of the broker it needs (interfaces.py) and its other collaborators;
+`start()` recovers everything from the data directory and opens the listener, `stop()` closes
+it and flushes everything to disk.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from klamm.broker.connections import Connections
 from klamm.broker.durability import GroupCommit
 from klamm.broker.groups import GroupCoordinator
 from klamm.broker.groups.coordinator import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIG
+from klamm.broker.interfaces import Service
 from klamm.broker.listener import Listener, raise_fd_limit
 from klamm.broker.metrics import MetricsServer
 from klamm.broker.partition import Partition
@@ -38,8 +41,10 @@ from klamm.broker.transactions import (
     ProducerStateService,
     TransactionCoordinator,
 )
+from klamm.broker.transactions.producers import AppendCheck
 from klamm.broker.transactions.state import TXN_TOPIC
 from klamm.protocol.errors import ErrorCode
+from klamm.protocol.record_batch import BatchHeader
 from klamm.storage import (
     InternalTopic,
     LogCleaner,
@@ -110,9 +115,6 @@ class Broker:
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._listener: Listener | None = None
         self._background: list[asyncio.Task[Any]] = []
-        # Coordinators register themselves here (groups, transactions): objects with
-        # `async start()` and `async stop()`.
-        self.services: dict[str, Any] = {}
         # SASL_* listeners: users' salted SCRAM keys. The passwords are dropped from the
         # config kept here, so the running broker holds none.
         self.credentials: CredentialStore | None = None
@@ -121,6 +123,18 @@ class Broker:
             if not self.credentials:
                 log.warning("SASL is on but no users are configured: every login will fail")
         self.config = config.replace(sasl_users={})
+        # The coordinators. The producer id allocator is shared: the transaction coordinator
+        # hands ids out, the producer state refuses any it never handed out.
+        producer_ids = ProducerIdAllocator()
+        self.groups = GroupCoordinator(self)
+        self.producers = ProducerStateService(
+            self, self.logs, producer_ids, txn_check=self._check_txn_append
+        )
+        self.transactions = TransactionCoordinator(
+            self, producers=self.producers, groups=self.groups, producer_ids=producer_ids
+        )
+        # Those started, in start order; stop() stops them in reverse.
+        self._running: list[Service] = []
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -150,15 +164,14 @@ class Broker:
         recovered = len(self.logs.topics())
         for name, info in self.logs.topics().items():
             self._attach(name, info)
-        await self._start_services()
+        await self._start_coordinators()
         try:
             self._listener = await Listener.bind(
                 self.config.host, self.config.port, lambda: KafkaConnection(self), tls,
                 self.logs.segment_files.release_idle,
             )  # fmt: skip
         except OSError as exc:
-            for service in reversed(list(self.services.values())):
-                await service.stop()
+            await self._stop_coordinators()
             await asyncio.to_thread(self.logs.close)
             raise StartupError(
                 f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
@@ -170,7 +183,7 @@ class Broker:
                 self.config.metrics_host, self.config.metrics_port
             )
             log.info("metrics at http://%s:%d/metrics", self.config.metrics_host, self.metrics_port)
-        self._background.append(asyncio.create_task(self._retention_loop()))
+        self._background.append(asyncio.create_task(self._log_maintenance_loop()))
         log.info(
             "klamm broker %s listening on %s://%s:%d (advertised %s:%d), %d topics recovered, "
             "started in %.0f ms, fd limit %s", self.cluster_id, self.config.security_protocol,
@@ -178,10 +191,15 @@ class Broker:
             (time.monotonic() - started) * 1000, fd_limit or "unlimited",
         )  # fmt: skip
 
-    async def _start_services(self) -> None:
+    async def _start_coordinators(self) -> None:
         """Start the coordinators, or refuse to start the broker with one line saying why when
         an internal log they need did not open (a coordinator without its log would start
-        empty and forget every group's offsets or every open transaction)."""
+        empty and forget every group's offsets or every open transaction).
+
+        The order: the group coordinator, then the producer state (loaded before anything can
+        be appended), then the transaction coordinator, whose start-up completes decided
+        transactions by writing their markers through the producer state and their offsets'
+        outcome through the group coordinator."""
         problem: str | None = None
         for name in INTERNAL_TOPICS:
             info = self.logs.topic(name)
@@ -192,23 +210,31 @@ class Broker:
                     break
             if problem is not None:
                 break
-        started: list[Any] = []
         if problem is None:
-            for service in self._make_services():
-                self.services[service.name] = service
-            try:
-                for service in self.services.values():
+            in_order: tuple[Service, ...] = (self.groups, self.producers, self.transactions)
+            for service in in_order:
+                try:
                     await service.start()
-                    started.append(service)
-            except StorageError as exc:
-                problem = f"the {service.name} coordinator cannot start: {exc}"
+                except StorageError as exc:
+                    problem = f"the {service.name} coordinator cannot start: {exc}"
+                    break
+                self._running.append(service)
         if problem is None:
             return
-        for service in reversed(started):
-            await service.stop()
-        self.services.clear()
+        await self._stop_coordinators()
         await asyncio.to_thread(self.logs.close)
         raise StartupError(problem)
+
+    async def _stop_coordinators(self) -> None:
+        """Stop the coordinators started, in reverse start order."""
+        while self._running:
+            await self._running.pop().stop()
+
+    def _check_txn_append(self, header: BatchHeader, partition: Partition) -> AppendCheck | None:
+        """The producer state's KIP-890 check of a transactional batch, answered by the
+        transaction coordinator. The producer state is built first (the coordinator writes its
+        markers through it), so it is given this method, which reaches the coordinator."""
+        return self.transactions.check_txn_append(header, partition)
 
     def _tls_context(self) -> ssl.SSLContext | None:
         """SSL / SASL_SSL: asyncio's transport does TLS and the connection sees plaintext."""
@@ -233,8 +259,7 @@ class Broker:
             connection.close()
         for task in self._background:
             task.cancel()
-        for service in reversed(list(self.services.values())):
-            await service.stop()
+        await self._stop_coordinators()
         await self.durability.wait_idle()
         self.durability.close()
         await asyncio.to_thread(self._admin.shutdown)  # a creation under way finishes first
@@ -242,18 +267,9 @@ class Broker:
         await asyncio.to_thread(self.logs.close)
         log.info("klamm broker stopped cleanly")
 
-    def _make_services(self) -> list[Any]:
-        """The coordinators, in start order ("producers" before "transactions": the transaction
-        coordinator's start-up writes markers through the producer state). Both share the producer
-        id allocator: the coordinator hands ids out, produce refuses any it never handed out."""
-        producer_ids = ProducerIdAllocator()
-        return [
-            GroupCoordinator(self),
-            ProducerStateService(self, producer_ids),
-            TransactionCoordinator(self, producer_ids=producer_ids),
-        ]
-
-    async def _retention_loop(self) -> None:
+    async def _log_maintenance_loop(self) -> None:
+        """Every log.retention.check.interval.ms: delete what retention allows, then compact
+        the cleanup.policy=compact logs, then clamp high watermarks to what is left."""
         interval = self.config.retention_check_interval_ms / 1000
         while True:
             await asyncio.sleep(interval)
@@ -286,7 +302,9 @@ class Broker:
                     if name not in INTERNAL_TOPICS:  # those stop the start, saying why
                         log.error("partition %s-%d is offline: its log did not open", name, index)
                     continue
-                self._partitions[key] = Partition(name, index, plog, internal=info.internal)
+                self._partitions[key] = Partition(
+                    name, index, plog, internal=info.internal, transactions=self.producers
+                )
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self._partitions.get((topic, index))

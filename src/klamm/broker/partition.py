@@ -12,8 +12,7 @@ partition with many parked fetches never re-reads data on the event loop per app
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from klamm.protocol.record_batch import iter_batches
 
@@ -47,20 +46,38 @@ class FetchWaiter:
         return woken
 
 
+class TransactionState(Protocol):
+    """Where a partition learns about its transactions: the broker's producer state
+    (klamm.broker.transactions.producers), given to each partition when it is attached."""
+
+    def stable_offset(self, partition: Partition) -> int:
+        """First offset of the partition's earliest open transaction, else its log end."""
+        ...
+
+    def aborted_transactions(
+        self, partition: Partition, start: int, end: int
+    ) -> list[dict[str, int]]: ...
+
+
 class Partition:
     __slots__ = (
+        "_transactions",
         "_waiters",
-        "aborted_hook",
         "high_watermark",
         "index",
         "internal",
         "log",
-        "stable_offset_hook",
         "topic",
     )
 
     def __init__(
-        self, topic: str, index: int, log: PartitionLog, *, internal: bool = False
+        self,
+        topic: str,
+        index: int,
+        log: PartitionLog,
+        *,
+        internal: bool = False,
+        transactions: TransactionState | None = None,
     ) -> None:
         self.topic = topic
         self.index = index
@@ -70,8 +87,8 @@ class Partition:
         # After recovery the whole log on disk is the durable prefix.
         self.high_watermark = log.log_end_offset
         self._waiters: set[FetchWaiter] = set()
-        self.stable_offset_hook: Callable[[Partition], int] | None = None
-        self.aborted_hook: Callable[[Partition, int, int], list[dict[str, int]]] | None = None
+        # None: a partition without transactions (tests of the fetch and durability paths).
+        self._transactions = transactions
 
     def advance_high_watermark(self, offset: int) -> None:
         if offset <= self.high_watermark:
@@ -86,18 +103,17 @@ class Partition:
 
     @property
     def last_stable_offset(self) -> int:
-        """First offset of the earliest open transaction, else the high watermark.
-        Transactions (klamm.broker.transactions) replace `stable_offset_hook`."""
-        if self.stable_offset_hook is not None:
-            return min(self.stable_offset_hook(self), self.high_watermark)
+        """First offset of the earliest open transaction, else the high watermark."""
+        if self._transactions is not None:
+            return min(self._transactions.stable_offset(self), self.high_watermark)
         return self.high_watermark
 
     def aborted_transactions(self, start: int, end: int) -> list[dict[str, int]]:
         """Aborted transactions overlapping [start, end): (producer_id, first_offset) pairs for
         read_committed fetches."""
-        if self.aborted_hook is None:
+        if self._transactions is None:
             return []
-        return self.aborted_hook(self, start, end)
+        return self._transactions.aborted_transactions(self, start, end)
 
     def reset_high_watermark(self) -> None:
         """After truncation or deletion of records: clamp to what the log now holds."""

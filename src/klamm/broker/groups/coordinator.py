@@ -61,7 +61,7 @@ from klamm.protocol.record_batch import (
 from klamm.storage import StorageError
 
 if TYPE_CHECKING:
-    from klamm.broker.node import Broker
+    from klamm.broker.interfaces import CoordinatorHost
 
 log = logging.getLogger("klamm.broker.groups")
 
@@ -152,7 +152,7 @@ class GroupCoordinator:
 
     def __init__(
         self,
-        broker: Broker,
+        broker: CoordinatorHost,
         scheduler: Scheduler | None = None,
         initial_quiet_ms: int = INITIAL_QUIET_MS,
     ) -> None:
@@ -790,3 +790,7 @@ class GroupCoordinator:
         from klamm.broker.groups import operations
 
         await operations.complete_txn_offsets(self, producer_id, commit, producer_epoch)
+
+    def pending_txn_producers(self) -> list[int]:
+        """Producers with transactional offsets still pending (their transaction not ended)."""
+        return self.offsets.pending_producers()

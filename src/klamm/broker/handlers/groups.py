@@ -20,11 +20,6 @@ KEY_TYPE_GROUP = 0
 KEY_TYPE_TRANSACTION = 1
 
 
-def _coordinator(ctx: RequestContext) -> GroupCoordinator | None:
-    coordinator: GroupCoordinator | None = ctx.broker.services.get("groups")
-    return coordinator
-
-
 def _client_host(ctx: RequestContext) -> str:
     # Kafka shows the peer address as "/ip" (InetAddress.toString of an unresolved host).
     host = ctx.session.peer.rsplit(":", 1)[0] if ctx.session.peer else ""
@@ -76,39 +71,34 @@ def handle_find_coordinator(ctx: RequestContext, request: Any) -> Any:
 
 
 async def handle_join_group(ctx: RequestContext, request: Any) -> Any:
-    coordinator = _coordinator(ctx)
     session_timeout = int(request.session_timeout.total_seconds() * 1000)
     rebalance = getattr(request, "rebalance_timeout", None)
-    if coordinator is None:
-        result_error, result = ErrorCode.coordinator_not_available, None
-    else:
-        result = await coordinator.join_group(
-            JoinRequest(
-                group_id=request.group_id,
-                member_id=request.member_id,
-                group_instance_id=getattr(request, "group_instance_id", None),
-                protocol_type=request.protocol_type,
-                protocols=[(p.name, p.metadata) for p in request.protocols],
-                session_timeout_ms=session_timeout,
-                # v0 has no rebalance timeout: Kafka uses the session timeout.
-                rebalance_timeout_ms=(
-                    session_timeout if rebalance is None else int(rebalance.total_seconds() * 1000)
-                ),
-                require_known_member_id=ctx.version >= 4,
-                client_id=ctx.header.client_id or "",
-                client_host=_client_host(ctx),
-            )
+    result = await ctx.broker.groups.join_group(
+        JoinRequest(
+            group_id=request.group_id,
+            member_id=request.member_id,
+            group_instance_id=getattr(request, "group_instance_id", None),
+            protocol_type=request.protocol_type,
+            protocols=[(p.name, p.metadata) for p in request.protocols],
+            session_timeout_ms=session_timeout,
+            # v0 has no rebalance timeout: Kafka uses the session timeout.
+            rebalance_timeout_ms=(
+                session_timeout if rebalance is None else int(rebalance.total_seconds() * 1000)
+            ),
+            require_known_member_id=ctx.version >= 4,
+            client_id=ctx.header.client_id or "",
+            client_host=_client_host(ctx),
         )
-        result_error = result.error
-    if result is None or result_error not in (ErrorCode.none,):
+    )
+    if result.error != ErrorCode.none:
         return ctx.response(
             throttle_time=0,
-            error_code=result_error,
+            error_code=result.error,
             generation_id=-1,
             protocol_type=None,
             protocol_name=None if ctx.version >= 7 else "",
             leader="",
-            member_id=result.member_id if result is not None else request.member_id,
+            member_id=result.member_id,
             members=[],
         )
     return ctx.response(
@@ -127,12 +117,7 @@ async def handle_join_group(ctx: RequestContext, request: Any) -> Any:
 
 
 async def handle_sync_group(ctx: RequestContext, request: Any) -> Any:
-    coordinator = _coordinator(ctx)
-    if coordinator is None:
-        return ctx.response(
-            throttle_time=0, error_code=ErrorCode.coordinator_not_available, assignment=b""
-        )
-    result = await coordinator.sync_group(
+    result = await ctx.broker.groups.sync_group(
         request.group_id,
         request.generation_id,
         request.member_id,
@@ -151,10 +136,7 @@ async def handle_sync_group(ctx: RequestContext, request: Any) -> Any:
 
 
 def handle_heartbeat(ctx: RequestContext, request: Any) -> Any:
-    coordinator = _coordinator(ctx)
-    if coordinator is None:
-        return ctx.response(throttle_time=0, error_code=ErrorCode.coordinator_not_available)
-    error = coordinator.heartbeat(
+    error = ctx.broker.groups.heartbeat(
         request.group_id,
         request.generation_id,
         request.member_id,
@@ -164,15 +146,11 @@ def handle_heartbeat(ctx: RequestContext, request: Any) -> Any:
 
 
 def handle_leave_group(ctx: RequestContext, request: Any) -> Any:
-    coordinator = _coordinator(ctx)
     if ctx.version >= 3:
         leaving = [(m.member_id, m.group_instance_id) for m in request.members]
     else:
         leaving = [(request.member_id, None)]
-    if coordinator is None:
-        top, errors = ErrorCode.coordinator_not_available, [ErrorCode.none for _ in leaving]
-    else:
-        top, errors = coordinator.leave_group(request.group_id, leaving)
+    top, errors = ctx.broker.groups.leave_group(request.group_id, leaving)
     if ctx.version < 3 and top == ErrorCode.none:
         top = errors[0]  # v0-2 carry the one member's error at the top level
     return ctx.response(
@@ -189,7 +167,6 @@ def handle_leave_group(ctx: RequestContext, request: Any) -> Any:
 
 
 async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
-    coordinator = _coordinator(ctx)
     offsets: dict[tuple[str, int], tuple[int, int, str | None]] = {}
     for topic in request.topics:
         for p in topic.partitions:
@@ -199,17 +176,14 @@ async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
                 epoch,
                 p.committed_metadata,
             )
-    if coordinator is None:
-        errors = dict.fromkeys(offsets, ErrorCode.coordinator_not_available)
-    else:
-        errors = await operations.commit_offsets(
-            coordinator,
-            request.group_id,
-            request.generation_id_or_member_epoch,
-            request.member_id,
-            getattr(request, "group_instance_id", None),
-            offsets,
-        )
+    errors = await operations.commit_offsets(
+        ctx.broker.groups,
+        request.group_id,
+        request.generation_id_or_member_epoch,
+        request.member_id,
+        getattr(request, "group_instance_id", None),
+        offsets,
+    )
     return ctx.response(
         throttle_time=0,
         topics=[
@@ -229,16 +203,16 @@ async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
 
 
 def _fetch_group(
-    coordinator: GroupCoordinator | None,
+    coordinator: GroupCoordinator,
     group_id: str,
     topics: Any,
     require_stable: bool,
-) -> tuple[ErrorCode, list[dict[str, Any]]]:
+) -> list[dict[str, Any]]:
+    """One group's committed offsets (errors per partition: the request has no group-level
+    failure this one coordinator can produce)."""
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
-    if coordinator is None:
-        return ErrorCode.coordinator_not_available, []
     fetched = operations.fetch_offsets(coordinator, group_id, wanted, require_stable)
-    return ErrorCode.none, [
+    return [
         {
             "name": name,
             "partitions": [
@@ -257,30 +231,26 @@ def _fetch_group(
 
 
 def handle_offset_fetch(ctx: RequestContext, request: Any) -> Any:
-    coordinator = _coordinator(ctx)
+    coordinator = ctx.broker.groups
     require_stable = bool(getattr(request, "require_stable", False))
     if ctx.version >= 8:
         groups = []
         for group in request.groups:
-            error, topics = _fetch_group(coordinator, group.group_id, group.topics, require_stable)
-            groups.append({"group_id": group.group_id, "topics": topics, "error_code": error})
+            topics = _fetch_group(coordinator, group.group_id, group.topics, require_stable)
+            groups.append(
+                {"group_id": group.group_id, "topics": topics, "error_code": ErrorCode.none}
+            )
         return ctx.response(throttle_time=0, groups=groups)
     # v1 cannot express "all topics" (null topics arrive as an empty list there).
-    topics_in = request.topics
-    error, topics = _fetch_group(coordinator, request.group_id, topics_in, require_stable)
-    if ctx.version < 2 and error:
-        # v0-1 have no top-level error: put it on every partition asked for.
-        for topic in topics:
-            for p in topic["partitions"]:
-                p["error_code"] = error
-    return ctx.response(throttle_time=0, topics=topics, error_code=error)
+    topics = _fetch_group(coordinator, request.group_id, request.topics, require_stable)
+    return ctx.response(throttle_time=0, topics=topics, error_code=ErrorCode.none)
 
 
 # --- admin --------------------------------------------------------------------------------------
 
 
 def handle_describe_groups(ctx: RequestContext, request: Any) -> Any:
-    coordinator = _coordinator(ctx)
+    coordinator = ctx.broker.groups
     include_ops = bool(getattr(request, "include_authorized_operations", False))
     ops = (
         operations.GROUP_AUTHORIZED_OPERATIONS
@@ -292,19 +262,6 @@ def handle_describe_groups(ctx: RequestContext, request: Any) -> Any:
     # repeat one (the Java admin and librdkafka build the list from a set), and 1M copies of ""
     # cost 9 s of encoding on the event loop for nothing.
     for group_id in dict.fromkeys(request.groups):
-        if coordinator is None:
-            groups.append(
-                {
-                    "error_code": ErrorCode.coordinator_not_available,
-                    "group_id": group_id,
-                    "group_state": "",
-                    "protocol_type": "",
-                    "protocol_data": "",
-                    "members": [],
-                    "authorized_operations": ops,
-                }
-            )
-            continue
         summary = operations.describe_group(coordinator, group_id)
         groups.append(
             {
@@ -321,13 +278,8 @@ def handle_describe_groups(ctx: RequestContext, request: Any) -> Any:
 
 
 def handle_list_groups(ctx: RequestContext, request: Any) -> Any:
-    coordinator = _coordinator(ctx)
-    if coordinator is None:
-        return ctx.response(
-            throttle_time=0, error_code=ErrorCode.coordinator_not_available, groups=[]
-        )
     states = list(getattr(request, "states_filter", ()) or ())
-    listed = operations.list_groups(coordinator, states)
+    listed = operations.list_groups(ctx.broker.groups, states)
     return ctx.response(
         throttle_time=0,
         error_code=ErrorCode.none,
@@ -339,12 +291,8 @@ def handle_list_groups(ctx: RequestContext, request: Any) -> Any:
 
 
 async def handle_delete_groups(ctx: RequestContext, request: Any) -> Any:
-    coordinator = _coordinator(ctx)
     names = list(request.groups_names)
-    if coordinator is None:
-        errors = [ErrorCode.coordinator_not_available for _ in names]
-    else:
-        errors = await operations.delete_groups(coordinator, names)
+    errors = await operations.delete_groups(ctx.broker.groups, names)
     return ctx.response(
         throttle_time=0,
         results=[
@@ -355,13 +303,8 @@ async def handle_delete_groups(ctx: RequestContext, request: Any) -> Any:
 
 
 async def handle_offset_delete(ctx: RequestContext, request: Any) -> Any:
-    coordinator = _coordinator(ctx)
     wanted = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
-    errors: dict[tuple[str, int], ErrorCode] = {}
-    if coordinator is None:
-        top = ErrorCode.coordinator_not_available
-    else:
-        top, errors = await operations.delete_offsets(coordinator, request.group_id, wanted)
+    top, errors = await operations.delete_offsets(ctx.broker.groups, request.group_id, wanted)
     return ctx.response(
         throttle_time=0,
         error_code=top,

@@ -192,7 +192,7 @@ def _append(ctx: RequestContext, result: _PartitionResult) -> None:
             result.fail(ErrorCode.invalid_timestamp, problem)
             return
     # Idempotence and transactions: sequence and epoch checks before anything is written.
-    producers = broker.services["producers"]
+    producers = broker.producers
     check = producers.check_append(partition, header)
     if check is not None:
         # A duplicate of one of the producer's last batches: answer with its original offset.

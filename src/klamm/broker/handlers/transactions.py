@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from klamm.broker.context import RequestContext
-from klamm.broker.transactions import ProducerStateService, TransactionCoordinator, TxnError
+from klamm.broker.transactions import TxnError
 from klamm.broker.transactions.coordinator import metadata_topics
 from klamm.broker.transactions.state import STATE_BY_NAME
 from klamm.protocol.api_versions import ApiKey
@@ -51,13 +51,8 @@ def _fenced(ctx: RequestContext, code: ErrorCode) -> ErrorCode:
     return code
 
 
-def _coordinator(ctx: RequestContext) -> TransactionCoordinator:
-    coord: TransactionCoordinator = ctx.broker.services["transactions"]
-    return coord
-
-
 async def handle_init_producer_id(ctx: RequestContext, request: Any) -> Any:
-    coord = _coordinator(ctx)
+    coord = ctx.broker.transactions
     pid, epoch, error = -1, -1, ErrorCode.none
     timeout_ms = int(request.transaction_timeout.total_seconds() * 1000)
     try:
@@ -71,7 +66,7 @@ async def handle_init_producer_id(ctx: RequestContext, request: Any) -> Any:
 
 
 async def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> Any:
-    coord = _coordinator(ctx)
+    coord = ctx.broker.transactions
     wanted = [(t.name, p) for t in request.v3_and_below_topics for p in t.partitions]
     results: dict[tuple[str, int], ErrorCode]
     try:
@@ -105,22 +100,21 @@ async def _error_of(ctx: RequestContext, call: Awaitable[object]) -> ErrorCode:
 
 
 async def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> Any:
-    call = _coordinator(ctx).add_offsets(
+    call = ctx.broker.transactions.add_offsets(
         request.transactional_id, request.producer_id, request.producer_epoch, request.group_id
     )
     return ctx.response(throttle_time=0, error_code=await _error_of(ctx, call))
 
 
 async def handle_end_txn(ctx: RequestContext, request: Any) -> Any:
-    call = _coordinator(ctx).end_txn(
+    call = ctx.broker.transactions.end_txn(
         request.transactional_id, request.producer_id, request.producer_epoch, request.committed
     )
     return ctx.response(throttle_time=0, error_code=await _error_of(ctx, call))
 
 
 async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
-    coord = _coordinator(ctx)
-    groups = ctx.broker.services["groups"]
+    coord = ctx.broker.transactions
     offsets: dict[tuple[str, int], tuple[int, int, str | None]] = {}
     for topic in request.topics:
         for p in topic.partitions:
@@ -138,7 +132,7 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
     except TxnError as exc:
         errors = dict.fromkeys(offsets, _fenced(ctx, exc.code))
     else:
-        errors = await groups.prepare_txn_offsets(
+        errors = await ctx.broker.groups.prepare_txn_offsets(
             request.group_id, request.producer_id, request.producer_epoch, offsets,
             generation=getattr(request, "generation_id", -1),
             member_id=getattr(request, "member_id", ""),
@@ -156,7 +150,7 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
 async def handle_write_txn_markers(ctx: RequestContext, request: Any) -> Any:
     """Markers by hand (an operator ending a hanging transaction); see
     klamm.broker.transactions.orphans for what is refused and why."""
-    coord = _coordinator(ctx)
+    coord = ctx.broker.transactions
     markers = []
     for marker in request.markers:
         wanted = [(t.name, p) for t in marker.topics for p in t.partition_indexes]
@@ -175,7 +169,7 @@ async def handle_write_txn_markers(ctx: RequestContext, request: Any) -> Any:
 
 
 def handle_describe_producers(ctx: RequestContext, request: Any) -> Any:
-    producers: ProducerStateService = ctx.broker.services["producers"]
+    producers = ctx.broker.producers
     topics = []
     for topic in request.topics:
         partitions = []
@@ -201,7 +195,7 @@ def _time(ms: int) -> datetime.datetime:
 
 
 def handle_describe_transactions(ctx: RequestContext, request: Any) -> Any:
-    coord = _coordinator(ctx)
+    coord = ctx.broker.transactions
     states = []
     for txn_id in request.transactional_ids:
         meta = coord.txns.get(txn_id)
@@ -223,7 +217,7 @@ def handle_describe_transactions(ctx: RequestContext, request: Any) -> Any:
 
 
 def handle_list_transactions(ctx: RequestContext, request: Any) -> Any:
-    coord = _coordinator(ctx)
+    coord = ctx.broker.transactions
     unknown = [s for s in request.state_filters if s not in STATE_BY_NAME]
     wanted_states = {STATE_BY_NAME[s] for s in request.state_filters if s in STATE_BY_NAME}
     wanted_pids = set(request.producer_id_filters)

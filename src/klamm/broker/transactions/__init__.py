@@ -2,8 +2,8 @@
 
 state.py        the transaction state machine, as data, and its records
 producer_ids.py which producer ids were handed out (InitProducerId) and which never were
-producers.py    per-partition producer state (sequences, LSO, aborted txns): service "producers"
-coordinator.py  the transaction coordinator: service "transactions"
+producers.py    per-partition producer state (sequences, LSO, aborted txns): Broker.producers
+coordinator.py  the transaction coordinator: Broker.transactions
 orphans.py      open transactions the coordinator lost, and markers written by hand
 """
 

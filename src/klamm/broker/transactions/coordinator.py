@@ -38,10 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from klamm.broker.transactions.orphans import Orphans
 from klamm.broker.transactions.producer_ids import ProducerIdAllocator
@@ -68,7 +67,7 @@ from klamm.protocol.record_batch import BatchHeader, Record, RecordBatch, build_
 from klamm.storage import LogClosed, StorageError
 
 if TYPE_CHECKING:
-    from klamm.broker.node import Broker
+    from klamm.broker.interfaces import CoordinatorHost
     from klamm.broker.partition import Partition
 
 log = logging.getLogger("klamm.broker.transactions")
@@ -98,25 +97,39 @@ def _unavailable(exc: StorageError) -> TxnError:
     return TxnError(ErrorCode.not_coordinator, f"the coordinator cannot write: {exc}")
 
 
+class TxnOffsets(Protocol):
+    """What the transaction coordinator needs of the group coordinator: the offsets that
+    transactions committed (TxnOffsetCommit), pending until their transaction ends."""
+
+    async def complete_txn_offsets(
+        self, producer_id: int, commit: bool, producer_epoch: int = -1
+    ) -> None: ...
+
+    def pending_txn_producers(self) -> list[int]: ...
+
+
 class TransactionCoordinator:
     name = "transactions"
 
     def __init__(
-        self, broker: Broker, *, sweep_interval_ms: int = SWEEP_INTERVAL_MS,
-        producer_ids: ProducerIdAllocator | None = None,
+        self, broker: CoordinatorHost, *, producers: ProducerStateService, groups: TxnOffsets,
+        producer_ids: ProducerIdAllocator, sweep_interval_ms: int = SWEEP_INTERVAL_MS,
     ) -> None:  # fmt: skip
         self.broker = broker
+        # Markers go through the producer state (the partitions' LSO follows them); a
+        # transaction's offsets are the group coordinator's.
+        self.producers = producers
+        self.groups = groups
         self.txns: dict[str, TxnMetadata] = {}
         self._by_pid: dict[int, TxnMetadata] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         # Shared with the produce path (ProducerStateService), which refuses unallocated ids.
-        self.producer_ids = producer_ids if producer_ids is not None else ProducerIdAllocator()
+        self.producer_ids = producer_ids
         self._sweep_interval_ms = sweep_interval_ms
         self._task: asyncio.Task[None] | None = None
         # Open transactions this coordinator does not know, and markers by hand (orphans.py).
-        self.orphans = Orphans(self)
+        self.orphans = Orphans(self, broker, producers, groups)
         self._log: Partition | None = None
-        self.producers: ProducerStateService | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -130,10 +143,6 @@ class TransactionCoordinator:
         batches = await asyncio.to_thread(lambda: list(plog.batches_from(0)))
         for header, blob in batches:
             self._replay_batch(header, blob)
-        producers = broker.services.get("producers")
-        if isinstance(producers, ProducerStateService):
-            self.producers = producers
-            producers.txn_check = self.check_txn_append
         await self.complete_prepared()
         self._task = asyncio.create_task(self._sweep_loop())
 
@@ -388,18 +397,14 @@ class TransactionCoordinator:
         ]  # fmt: skip
         await self._write_markers(partitions, meta.producer_id, meta.producer_epoch, commit)
         if meta.groups:
-            groups = self.broker.services.get("groups")
-            if groups is not None:
-                try:
-                    done = groups.complete_txn_offsets(
-                        meta.producer_id, commit, meta.producer_epoch
-                    )
-                    if inspect.isawaitable(done):
-                        await done
-                except StorageError as exc:
-                    log.warning("transaction %s: writing its offsets' outcome failed: %s",
-                                meta.transactional_id, exc)  # fmt: skip
-                    raise _unavailable(exc) from exc
+            try:
+                await self.groups.complete_txn_offsets(
+                    meta.producer_id, commit, meta.producer_epoch
+                )
+            except StorageError as exc:
+                log.warning("transaction %s: writing its offsets' outcome failed: %s",
+                            meta.transactional_id, exc)  # fmt: skip
+                raise _unavailable(exc) from exc
         completed = transition(
             meta, S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT,
             partitions=frozenset(), groups=frozenset(), last_update_ms=self.broker.now_ms(),
@@ -430,8 +435,6 @@ class TransactionCoordinator:
         still hold when they land) and wait until they are durable: per partition, None or the
         storage error that refused it. Anything else is a bug and raised."""
         outcome: dict[Partition, StorageError | None] = {}
-        if self.producers is None:
-            return outcome
         waits: dict[Partition, asyncio.Future[None]] = {}
         for partition in partitions:
             try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from klamm.broker.groups.coordinator import OFFSETS_TOPIC
 from klamm.broker.transactions.state import COORDINATOR_EPOCH, NO_EPOCH, TXN_TOPIC
@@ -30,9 +30,10 @@ from klamm.protocol.errors import ErrorCode
 from klamm.storage import StorageError
 
 if TYPE_CHECKING:
-    from klamm.broker.node import Broker
+    from klamm.broker.interfaces import CoordinatorHost
     from klamm.broker.partition import Partition
-    from klamm.broker.transactions.coordinator import TransactionCoordinator
+    from klamm.broker.transactions.coordinator import TransactionCoordinator, TxnOffsets
+    from klamm.broker.transactions.producers import ProducerStateService
 
 log = logging.getLogger("klamm.broker.transactions")
 
@@ -43,9 +44,14 @@ ORPHAN_SCAN_BATCH = 500
 
 
 class Orphans:
-    def __init__(self, coordinator: TransactionCoordinator) -> None:
+    def __init__(
+        self, coordinator: TransactionCoordinator, broker: CoordinatorHost,
+        producers: ProducerStateService, groups: TxnOffsets,
+    ) -> None:  # fmt: skip
         self._coordinator = coordinator
-        self._broker: Broker = coordinator.broker
+        self._broker = broker
+        self._producers = producers
+        self._groups = groups
         # (topic, partition, producer id, first offset) -> when the sweep first saw it orphaned;
         # ("__consumer_offsets", -1, producer id, -1) for pending transactional offsets.
         self._seen: dict[tuple[str, int, int, int], int] = {}
@@ -88,30 +94,27 @@ class Orphans:
             seen[key] = since
             return now - since >= timeout
 
-        if self._coordinator.producers is not None:
-            for i, partition in enumerate(list(self._broker.partitions())):
-                if i and i % ORPHAN_SCAN_BATCH == 0:
-                    await asyncio.sleep(0)  # let requests in between: see ORPHAN_SCAN_BATCH
-                # Cheap filter: only a partition whose LSO trails its high watermark has an
-                # open transaction that holds anyone back.
-                if partition.internal or partition.last_stable_offset >= partition.high_watermark:
+        for i, partition in enumerate(list(self._broker.partitions())):
+            if i and i % ORPHAN_SCAN_BATCH == 0:
+                await asyncio.sleep(0)  # let requests in between: see ORPHAN_SCAN_BATCH
+            # Cheap filter: only a partition whose LSO trails its high watermark has an open
+            # transaction that holds anyone back.
+            if partition.internal or partition.last_stable_offset >= partition.high_watermark:
+                continue
+            for producer in self._producers.describe(partition):
+                start, pid = producer["current_txn_start_offset"], producer["producer_id"]
+                if start < 0 or self._coordinator.knows_open(pid):
                     continue
-                for producer in self._coordinator.producers.describe(partition):
-                    start, pid = producer["current_txn_start_offset"], producer["producer_id"]
-                    if start < 0 or self._coordinator.knows_open(pid):
-                        continue
-                    key = (partition.topic, partition.index, pid, start)
-                    where = f"partition {partition.topic}-{partition.index} (from offset {start})"
-                    if note(key, where):
-                        due.append((partition, pid, producer["producer_epoch"],
-                                    producer["coordinator_epoch"]))  # fmt: skip
-        groups: Any = self._broker.services.get("groups")
-        if groups is not None:
-            for pid in groups.offsets.pending_producers():
-                if not self._coordinator.knows_open(pid) and note(
-                    (OFFSETS_TOPIC, -1, pid, -1), OFFSETS_TOPIC
-                ):
-                    due.append((None, pid, NO_EPOCH, COORDINATOR_EPOCH))
+                key = (partition.topic, partition.index, pid, start)
+                where = f"partition {partition.topic}-{partition.index} (from offset {start})"
+                if note(key, where):
+                    due.append((partition, pid, producer["producer_epoch"],
+                                producer["coordinator_epoch"]))  # fmt: skip
+        for pid in self._groups.pending_txn_producers():
+            if not self._coordinator.knows_open(pid) and note(
+                (OFFSETS_TOPIC, -1, pid, -1), OFFSETS_TOPIC
+            ):
+                due.append((None, pid, NO_EPOCH, COORDINATOR_EPOCH))
         self._seen = seen
         aborted: list[tuple[str, int, int]] = []
         for target, pid, epoch, coordinator_epoch in due:
@@ -120,7 +123,7 @@ class Orphans:
             if target is None:
                 where, index = OFFSETS_TOPIC, -1
                 try:
-                    await groups.complete_txn_offsets(pid, False, epoch)
+                    await self._groups.complete_txn_offsets(pid, False, epoch)
                 except StorageError as exc:
                     log.warning("dropping the pending offsets of producer %d failed: %s", pid, exc)
                     continue
@@ -157,7 +160,6 @@ class Orphans:
         `__consumer_offsets` ends the producer's pending transactional offset commits."""
         results: dict[tuple[str, int], ErrorCode] = {}
         targets: dict[Partition, tuple[str, int]] = {}
-        groups: Any = self._broker.services.get("groups")
         for tp in dict.fromkeys(partitions):
             partition = self._broker.partition(*tp)
             if partition is None:
@@ -165,9 +167,10 @@ class Orphans:
             elif self._coordinator.knows_open(producer_id):
                 results[tp] = ErrorCode.invalid_txn_state
             elif partition.internal:
-                results[tp] = ErrorCode.invalid_topic_exception
-                if tp[0] == OFFSETS_TOPIC and groups is not None:
-                    results[tp] = ErrorCode.none  # answered below
+                # Only __consumer_offsets takes a marker (it ends pending offsets, below).
+                results[tp] = (
+                    ErrorCode.none if tp[0] == OFFSETS_TOPIC else ErrorCode.invalid_topic_exception
+                )
             else:
                 results[tp] = self._check_marker(partition, producer_id, epoch, coordinator_epoch)
                 if results[tp] == ErrorCode.none:
@@ -181,9 +184,9 @@ class Orphans:
                             producer_id, partition.topic, partition.index, failure)  # fmt: skip
                 results[targets[partition]] = failure.code
         for tp, code in results.items():
-            if tp[0] == OFFSETS_TOPIC and code == ErrorCode.none and groups is not None:
+            if tp[0] == OFFSETS_TOPIC and code == ErrorCode.none:
                 try:
-                    await groups.complete_txn_offsets(producer_id, commit, epoch)
+                    await self._groups.complete_txn_offsets(producer_id, commit, epoch)
                 except StorageError as exc:
                     results[tp] = exc.code
         done = [f"{t}-{p}" for t, p in results if results[(t, p)] == ErrorCode.none]
@@ -197,8 +200,7 @@ class Orphans:
         self, partition: Partition, producer_id: int, epoch: int, coordinator_epoch: int
     ) -> ErrorCode:
         """Kafka's checks of a marker against the producer's state in the partition."""
-        assert self._coordinator.producers is not None
-        for producer in self._coordinator.producers.describe(partition):
+        for producer in self._producers.describe(partition):
             if producer["producer_id"] != producer_id:
                 continue
             if epoch < producer["producer_epoch"]:

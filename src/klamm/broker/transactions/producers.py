@@ -14,13 +14,15 @@ ProducerStateManager does into `check()` (validate, no side effects) and `update
    segments) may start at any sequence: since KIP-360 Kafka no longer answers
    UNKNOWN_PRODUCER_ID for this, and clients that got it would only bump their epoch.
 
-`ProducerStateService` (broker service "producers") holds one `PartitionProducers` per
-partition, answers the produce path's `check_append` / `record_append` hooks with a dict
-lookup and a few integer comparisons (first of all: a producer id the broker never handed out
-is refused with UNKNOWN_PRODUCER_ID, see producer_ids.py), installs the partition's LSO and
-aborted-transaction hooks, appends transaction markers for the coordinator, and keeps the state
-durable: snapshots (klamm.storage.producer_state) at shutdown and periodically, and replay of
-the log tail after the newest snapshot at start-up, so idempotence holds across a crash.
+`ProducerStateService` (`Broker.producers`) holds one `PartitionProducers` per partition,
+answers the produce path's `check_append` / `record_append` with a dict lookup and a few integer
+comparisons (first of all: a producer id the broker never handed out is refused with
+UNKNOWN_PRODUCER_ID, see producer_ids.py; then the transaction coordinator's KIP-890 check,
+given at construction), answers each partition's last stable offset and aborted transactions
+(every `Partition` is built with it), appends transaction markers for the coordinator, and keeps
+the state durable: snapshots (klamm.storage.producer_state) at shutdown and periodically, and
+replay of the log tail after the newest snapshot at start-up, so idempotence holds across a
+crash.
 A snapshot belongs to one partition instance: it records its topic id and is written through a
 descriptor of its own log's directory (`write_snapshots`), so a topic deleted and re-created
 between taking and writing it never receives it; at load, one of another topic or naming an
@@ -61,7 +63,7 @@ from klamm.storage import (
 )
 
 if TYPE_CHECKING:
-    from klamm.broker.node import Broker
+    from klamm.broker.interfaces import CoordinatorHost
     from klamm.broker.partition import Partition
     from klamm.storage import LogManager, PartitionLog
 
@@ -291,26 +293,27 @@ def _mismatch(snapshot: Snapshot, plog: PartitionLog) -> str | None:
     return None
 
 
+# Is a transactional batch part of its producer's ongoing transaction, and does that include
+# the partition (KIP-890 part 1)? None if so, else why not: the transaction coordinator's answer.
 TxnCheck = Callable[[BatchHeader, "Partition"], AppendCheck | None]
 
 
 class ProducerStateService:
-    """Broker service "producers": see the module docstring."""
+    """The broker's producer state (`Broker.producers`): see the module docstring."""
 
     name = "producers"
 
     def __init__(
-        self, broker: Broker, producer_ids: ProducerIdAllocator,
-        snapshot_interval_s: float = SNAPSHOT_INTERVAL_S,
+        self, broker: CoordinatorHost, logs: LogManager, producer_ids: ProducerIdAllocator,
+        txn_check: TxnCheck, snapshot_interval_s: float = SNAPSHOT_INTERVAL_S,
     ) -> None:  # fmt: skip
         self.broker = broker
+        self._logs = logs  # where snapshots go: write_snapshots checks the log is still served
         self._producer_ids = producer_ids
+        self._txn_check = txn_check
         self._states: dict[Partition, PartitionProducers] = {}
         self._interval = snapshot_interval_s
         self._task: asyncio.Task[None] | None = None
-        # Set by the transaction coordinator: is a transactional batch part of an ongoing
-        # transaction that includes this partition (KIP-890 part 1)?
-        self.txn_check: TxnCheck | None = None
 
     async def start(self) -> None:
         partitions = [p for p in self.broker.partitions() if not p.topic.startswith("__")]
@@ -319,7 +322,7 @@ class ProducerStateService:
             lambda: [load_partition(p.log, i) for p, i in zip(partitions, ids, strict=True)]
         )
         for partition, state in zip(partitions, loaded, strict=True):
-            self._install(partition, state)
+            self._states[partition] = state
             # Ids still named here were handed out, even if the transaction log that recorded
             # their reservation was lost: never hand them out again (producer_ids.py).
             for producer_id in state.producers:
@@ -338,7 +341,7 @@ class ProducerStateService:
         if state is None:
             # A partition created after start-up (new, so its log is empty or tiny).
             state = load_partition(partition.log, self._topic_id(partition))
-            self._install(partition, state)
+            self._states[partition] = state
         return state
 
     def check_append(self, partition: Partition, header: BatchHeader) -> AppendCheck | None:
@@ -352,8 +355,8 @@ class ProducerStateService:
                 -1,
             )
         result = self.state(partition).check(header)
-        if result is None and header.is_transactional and self.txn_check is not None:
-            result = self.txn_check(header, partition)
+        if result is None and header.is_transactional:
+            result = self._txn_check(header, partition)
         return result
 
     def record_append(self, partition: Partition, header: BatchHeader, base_offset: int) -> None:
@@ -378,19 +381,18 @@ class ProducerStateService:
         )
         return self.broker.durability.appended(partition)
 
-    # --- partition hooks ------------------------------------------------------------------------
+    # --- what partitions ask (partition.TransactionState) --------------------------------------
 
-    def _install(self, partition: Partition, state: PartitionProducers) -> None:
-        self._states[partition] = state
-        partition.stable_offset_hook = self._stable_offset
-        partition.aborted_hook = self._aborted
-
-    def _stable_offset(self, partition: Partition) -> int:
+    def stable_offset(self, partition: Partition) -> int:
+        """First offset of the partition's earliest open transaction, else its log end (also
+        for a partition whose state is not loaded yet: it has seen no produce since start-up)."""
         state = self._states.get(partition)
         first = state.first_unstable_offset() if state is not None else None
         return partition.log.log_end_offset if first is None else first
 
-    def _aborted(self, partition: Partition, start: int, end: int) -> list[dict[str, int]]:
+    def aborted_transactions(
+        self, partition: Partition, start: int, end: int
+    ) -> list[dict[str, int]]:
         state = self._states.get(partition)
         if state is None or not state.aborted:
             return []
@@ -424,7 +426,7 @@ class ProducerStateService:
     async def snapshot_all(self, *, only_dirty: bool) -> None:
         work = self.collect_snapshots(only_dirty=only_dirty)
         if work:
-            await asyncio.to_thread(write_snapshots, work, self.broker.logs)
+            await asyncio.to_thread(write_snapshots, work, self._logs)
 
     def collect_snapshots(self, *, only_dirty: bool) -> list[PendingSnapshot]:
         """Take the snapshots on the event loop (a consistent cut: appends also run here); the
