@@ -71,9 +71,12 @@ class BrokerConfig:
     topic_defaults: dict[str, str] = field(default_factory=dict)
     # --- file descriptors (klamm-specific; Kafka keeps one fd per segment for ever) ---
     # klamm.log.segment.open.files.max: segment files kept open (LRU), active ones included;
-    # others are reopened on demand. 256 leaves most of a 1024 fd limit to connections; the
-    # broker lowers it to a quarter of its fd limit if that is smaller.
-    segment_open_files_max: int = 256
+    # others are reopened on demand. None (the default): a quarter of the process's fd limit,
+    # as raised at start (256 of the common 1024, 5000 of a 20000 hard limit), leaving the rest
+    # to connections; a set value is lowered to that quarter too. Partitions written at once
+    # beyond the capacity make the cache reopen files on every append and flush, so the
+    # default grows with what the system allows rather than staying at 256.
+    segment_open_files_max: int | None = None
     # --- security (klamm.broker.auth) ---
     # The listener's protocol: SASL_* authenticate every connection, *SSL encrypt it.
     security_protocol: SecurityProtocol = "PLAINTEXT"

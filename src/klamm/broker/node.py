@@ -68,6 +68,8 @@ INTERNAL_TOPICS = {
 # Segment files may hold at most 1/4 of the process's descriptors (the default cache size
 # of 256 is a quarter of the common 1024 limit); the rest are for connections and the like.
 FD_SHARE_FOR_SEGMENTS = 4
+# Segment files kept open when the process has no fd limit at all (RLIM_INFINITY).
+UNLIMITED_FDS_SEGMENT_FILES = 65536
 
 _Prepared = TypeVar("_Prepared")
 
@@ -98,7 +100,7 @@ class Broker:
         self.durability = GroupCommit(config.flush_policy)
         self.logs = LogManager(
             Path(config.data_dir), now_ms, dict(config.topic_defaults), INTERNAL_TOPICS,
-            SegmentFiles(config.segment_open_files_max),
+            SegmentFiles(config.segment_open_files_max or UNLIMITED_FDS_SEGMENT_FILES),
             max_partitions=config.max_broker_partitions,
         )  # fmt: skip
         # Topic creation's and growth's file work (a directory, a segment and an fsync per
@@ -141,14 +143,15 @@ class Broker:
     async def start(self) -> None:
         tls = self._tls_context()  # first: a bad certificate fails the start before recovery
         fd_limit = raise_fd_limit()  # before recovery opens files and connections arrive
-        if (
-            fd_limit is not None
-            and fd_limit // FD_SHARE_FOR_SEGMENTS < self.config.segment_open_files_max
-        ):
+        if fd_limit is not None:
             # Most descriptors are for connections: segment files get at most a quarter.
-            self.logs.segment_files.limit_capacity(fd_limit // FD_SHARE_FOR_SEGMENTS)
-            log.info("at most %d segment files open (a quarter of the fd limit %d)",
-                     self.logs.segment_files.capacity, fd_limit)  # fmt: skip
+            share = fd_limit // FD_SHARE_FOR_SEGMENTS
+            if self.config.segment_open_files_max is None:
+                self.logs.segment_files.set_capacity(share)
+            else:
+                self.logs.segment_files.limit_capacity(share)
+        log.info("at most %d segment files open (fd limit %s)",
+                 self.logs.segment_files.capacity, fd_limit or "unlimited")  # fmt: skip
         data_dir = Path(self.config.data_dir)
         started = time.monotonic()
         try:

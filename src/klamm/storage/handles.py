@@ -188,6 +188,12 @@ class SegmentFiles:
                 self._shrink(self.capacity)
         return file
 
+    def set_capacity(self, capacity: int) -> None:
+        """Make the capacity `capacity` (at least 1), closing files now if it shrank."""
+        with self._lock:
+            self.capacity = max(1, capacity)
+            self._shrink(self.capacity)
+
     def limit_capacity(self, capacity: int) -> None:
         """Lower the capacity to `capacity` (at least 1; never raises it), closing files now."""
         with self._lock:
