@@ -150,7 +150,7 @@ class Broker:
                 self.logs.segment_files.set_capacity(share)
             else:
                 self.logs.segment_files.limit_capacity(share)
-        log.info("at most %d segment files open (fd limit %s)",
+        log.debug("at most %d segment files open (fd limit %s)",
                  self.logs.segment_files.capacity, fd_limit or "unlimited")  # fmt: skip
         data_dir = Path(self.config.data_dir)
         started = time.monotonic()
