@@ -117,7 +117,7 @@ class PartitionLogWriter:
 
     @property
     def name(self) -> str:
-        return f"{self._partition.topic}-{self._partition.index}"
+        return self._partition.log.directory.name  # `topic-partition`, as on disk
 
     def append(self, batch: bytes) -> None:
         self._partition.log.append(bytearray(batch))

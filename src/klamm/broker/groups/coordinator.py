@@ -1,13 +1,22 @@
 """The group coordinator: classic-protocol membership (join, sync, heartbeat, leave), its timers,
-and the `__consumer_offsets` log that makes it survive restarts.
+the group admin operations (describe, list, delete), and the entry points of offset operations,
+over the `__consumer_offsets` log that makes it survive restarts.
 
-Flow of a request: the coordinator validates against in-memory state, mutates it, and when the
-change must survive a crash it appends records to `__consumer_offsets` and waits for the fsync
-(`broker.durability.appended`) before answering. At start-up `start()` reads that log from the
-beginning and `replay`s every record, so offsets take the same path live and at recovery. Group
-metadata records are snapshots of a group written when a generation's assignment is fixed (leader
-SyncGroup), when a static member is replaced, and when a group empties; a group loaded from one is
-Stable with its members, each of whom must heartbeat within its session timeout to stay.
+Owners (Kafka's GroupCoordinatorShard, GroupMetadataManager, OffsetMetadataManager): this class
+owns the groups and their membership; `offsets.OffsetManager` owns committed offsets; the
+coordinator runtime (`broker/coordinator_runtime.py`) owns the log: it appends records, waits
+until they are durable, and replays them into memory through `replay` below, which dispatches
+each record to its owner; at start-up it replays the whole log the same way, skipping what it
+cannot read. A failed write raises `CoordinatorUnavailable`, answered NOT_COORDINATOR.
+
+Flow of a change: validate against the in-memory state, build the records that express it
+without touching the state, make them durable, then apply them (build -> persist -> replay;
+STYLE.md 5, 6): a write the disk refuses changes nothing. Offset records are applied by replay.
+Group metadata records are snapshots of a group written when a generation's assignment is fixed
+(leader SyncGroup), when a static member is replaced, and when a group empties; live, the change
+they snapshot is applied by the operation once the snapshot is durable (timers and parked
+requests live only in memory); a group loaded from one is Stable with its members, each of whom
+must heartbeat within its session timeout to stay.
 
 First-join latency (why not Kafka's fixed 3 s). Kafka holds the first join phase of an Empty group
 for group.initial.rebalance.delay.ms (3 s, extended while members keep arriving) so that
@@ -19,8 +28,6 @@ started by one process or deployment wave on one machine). A lone consumer there
 assignment ~200 ms after joining; a burst of consumers still lands in one generation; a member
 that arrives later than the quiet window only costs one ordinary rebalance, as in Kafka.
 
-Membership operations are in this module; offset and admin operations, offsets retention
-included, in `operations.py`.
 Concurrency: everything runs on the broker's event loop; awaits happen only around the log
 append, and each continuation re-checks the group's generation and state.
 """
@@ -28,37 +35,30 @@ append, and each continuation re-checks the group's generation and state.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from klamm.broker.coordinator_runtime import (
+    CoordinatorRuntime,
+    CoordinatorUnavailable,
+    PartitionLogWriter,
+)
 from klamm.broker.groups.group import ClassicGroup, Member
-from klamm.broker.groups.offsets import OffsetStore
+from klamm.broker.groups.offsets import Commit, FetchedOffset, OffsetManager, TopicPartition
 from klamm.broker.groups.records import (
     GroupKey,
-    Key,
+    GroupRecord,
+    GroupRecordSerde,
+    GroupValue,
     OffsetKey,
-    RecordFormatError,
-    Value,
-    decode_key,
-    decode_value,
-    encode_key,
-    encode_value,
+    OffsetValue,
 )
 from klamm.broker.groups.state import CAN_REBALANCE, GroupState
-from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
-from klamm.protocol.record_batch import (
-    CONTROL_COMMIT,
-    Record,
-    RecordBatch,
-    build_batch,
-    build_control_batch,
-    control_type,
-    decode_batch,
-)
-from klamm.storage.errors import StorageError
+from klamm.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     from klamm.broker.node import Broker
@@ -124,17 +124,41 @@ class SyncResult:
     protocol: str | None = None
 
 
+@dataclass(slots=True)
+class GroupSummary:
+    group_id: str
+    state: str
+    protocol_type: str
+    protocol: str
+    members: list[dict[str, object]] = field(default_factory=list)
+
+
 def append_error(exc: BaseException, what: str) -> ErrorCode:
-    """The error a client gets when a write to __consumer_offsets failed, as Kafka's group
-    coordinator maps a failed append (GroupCoordinatorService, GroupMetadataManager): a failed
-    disk (KAFKA_STORAGE_ERROR) or a closed log (NOT_LEADER_OR_FOLLOWER) is NOT_COORDINATOR, which
-    every client treats as "look the coordinator up again and retry"; anything else is a bug,
-    logged with its traceback, and UNKNOWN_SERVER_ERROR. Either way the connection stays up."""
-    if isinstance(exc, StorageError):
-        log.warning("%s: writing %s failed: %s", what, OFFSETS_TOPIC, exc)
-        return ErrorCode.not_coordinator
+    """The error a client gets when a write to __consumer_offsets failed: the runtime's code for
+    a log that refused it (NOT_COORDINATOR, already logged by the runtime, which every client
+    treats as "look the coordinator up again and retry"); anything else is a bug, logged with
+    its traceback, and UNKNOWN_SERVER_ERROR. Either way the connection stays up."""
+    if isinstance(exc, CoordinatorUnavailable):
+        return exc.code
     log.error("%s: writing %s failed", what, OFFSETS_TOPIC, exc_info=exc)
     return ErrorCode.unknown_server_error
+
+
+def _partition_count(broker: Broker) -> Callable[[str], int | None]:
+    def count(topic: str) -> int | None:
+        info = broker.topic(topic)
+        return None if info is None else int(info.num_partitions)
+
+    return count
+
+
+def _rejoined(member: Member, req: JoinRequest, member_id: str) -> None:
+    """A static member's restarted instance takes over `member` under `member_id`."""
+    member.member_id = member_id
+    member.session_timeout_ms = req.session_timeout_ms
+    member.rebalance_timeout_ms = req.rebalance_timeout_ms
+    member.client_id, member.client_host = req.client_id, req.client_host
+    member.protocols = req.protocols
 
 
 def _cancel(timer: Timer | None) -> None:
@@ -162,8 +186,9 @@ class GroupCoordinator:
         self.scheduler: Scheduler = scheduler or LoopScheduler()
         self.initial_quiet_ms = initial_quiet_ms
         self.groups: dict[str, ClassicGroup] = {}
-        self.offsets = OffsetStore()
-        self._partition: Any = None
+        # Committed offsets have their own owner (Kafka's OffsetMetadataManager).
+        self.offsets = OffsetManager(_partition_count(broker), broker.now_ms)
+        self._runtime: CoordinatorRuntime[GroupRecord] | None = None
         self._expiry_timer: Timer | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -172,11 +197,14 @@ class GroupCoordinator:
     async def start(self) -> None:
         if self.broker.topic(OFFSETS_TOPIC) is None:
             self.broker.create_topic(OFFSETS_TOPIC, 1, dict(OFFSETS_TOPIC_CONFIG), internal=True)
-        self._partition = self.broker.partition(OFFSETS_TOPIC, 0)
-        plog = self._partition.log
-        loaded = await asyncio.to_thread(lambda: list(plog.batches_from(plog.log_start_offset)))
-        for header, data in loaded:
-            self._replay_batch(header.base_offset, data)
+        partition = self.broker.partition(OFFSETS_TOPIC, 0)
+        assert partition is not None, "just created"
+        self._runtime = CoordinatorRuntime(
+            PartitionLogWriter(partition, self.broker.durability), GroupRecordSerde(),
+            self.replay, now_ms=self.now_ms, logger=log,
+            replay_end_txn=self.offsets.replay_end_txn,
+        )  # fmt: skip
+        await self._runtime.load()
         for group in self.groups.values():
             for member in group.members.values():
                 self._schedule_heartbeat(group, member)
@@ -199,71 +227,40 @@ class GroupCoordinator:
 
     # --- persistence and replay -----------------------------------------------------------------
 
-    async def persist(
+    async def _write(
         self,
-        records: list[tuple[Key, Value | None]],
+        records: Sequence[GroupRecord],
         *,
+        replay: bool = True,
         producer_id: int = -1,
         producer_epoch: int = -1,
     ) -> None:
-        """Append records to __consumer_offsets and wait until they are durable."""
-        now = self.now_ms()
-        batch = RecordBatch(
-            records=[
-                Record(i, now, encode_key(key), encode_value(value))
-                for i, (key, value) in enumerate(records)
-            ],
-            transactional=producer_id >= 0,
-            producer_id=producer_id,
-            producer_epoch=producer_epoch,
+        """Make records durable in __consumer_offsets, then (unless `replay` is False: a group
+        snapshot whose change the caller applies) replay them. CoordinatorUnavailable if the log
+        refuses them, nothing applied."""
+        assert self._runtime is not None, "start() loads the log first"
+        await self._runtime.write(
+            records, replay=replay, producer_id=producer_id, producer_epoch=producer_epoch
         )
-        await self._append(build_batch(batch))
 
-    async def persist_marker(self, producer_id: int, producer_epoch: int, commit: bool) -> None:
-        marker = build_control_batch(
-            commit=commit,
-            producer_id=producer_id,
-            producer_epoch=producer_epoch,
-            coordinator_epoch=0,
-            timestamp_ms=self.now_ms(),
-        )
-        await self._append(marker)
+    async def _write_snapshot(self, group_id: str, value: GroupValue) -> None:
+        await self._write([(GroupKey(group_id), value)], replay=False)
 
-    async def _append(self, batch: bytes) -> None:
-        self._partition.log.append(bytearray(batch))
-        await self.broker.durability.appended(self._partition)
-
-    def _replay_batch(self, base_offset: int, data: bytes) -> None:
-        try:
-            batch = decode_batch(data)
-            if batch.control:
-                self.offsets.complete(batch.producer_id, control_type(batch) == CONTROL_COMMIT)
-                return
-            producer = batch.producer_id if batch.transactional else None
-            for record in batch.records:
-                if record.key is None:
-                    continue
-                key = decode_key(record.key)
-                self.replay(key, decode_value(key, record.value), producer)
-        except (InvalidRecordBatch, RecordFormatError, ValueError) as exc:
-            # A batch or record we cannot read must not stop the broker: skip it, loudly.
-            log.error("skipping unreadable batch in %s-0 at offset %d: %s",
-                      OFFSETS_TOPIC, base_offset, exc)  # fmt: skip
-
-    def replay(self, key: Key, value: Value | None, producer_id: int | None = None) -> None:
-        """Apply one durable record to the in-memory state (start-up and live offset commits)."""
+    def replay(self, record: GroupRecord, producer_id: int | None = None) -> None:
+        """Apply one durable record to the in-memory state, dispatched to its owner (start-up,
+        and live writes once durable). `producer_id`: the record's transactional producer."""
+        key, value = record
         if isinstance(key, OffsetKey):
-            if producer_id is not None:
-                self.offsets.apply_pending(producer_id, key, value)  # type: ignore[arg-type]
-                return
-            self.offsets.apply(key, value)  # type: ignore[arg-type]
-            if value is not None and key.group not in self.groups:
+            assert value is None or isinstance(value, OffsetValue)
+            self.offsets.replay(key, value, producer_id)
+            if producer_id is None and value is not None and key.group not in self.groups:
                 self.groups[key.group] = ClassicGroup(key.group, state_timestamp=self.now_ms())
             return
         if value is None:
             self.groups.pop(key.group, None)
         else:
-            self.groups[key.group] = ClassicGroup.from_value(key.group, value)  # type: ignore[arg-type]
+            assert isinstance(value, GroupValue)
+            self.groups[key.group] = ClassicGroup.from_value(key.group, value)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -279,24 +276,7 @@ class GroupCoordinator:
 
     def _store_group_soon(self, group: ClassicGroup) -> None:
         """Persist a group snapshot no request is waiting on (a group that emptied)."""
-        self._spawn(self.persist([(GroupKey(group.group_id), group.to_value())]))
-
-    # --- lookups --------------------------------------------------------------------------------
-
-    def _validate_member(
-        self, group: ClassicGroup, member_id: str, instance_id: str | None
-    ) -> ErrorCode:
-        """Kafka validateCurrentMember: the static instance's current id must be this one."""
-        if instance_id is not None:
-            current = group.static_members.get(instance_id)
-            if current is None:
-                return ErrorCode.unknown_member_id
-            if current != member_id:
-                return ErrorCode.fenced_instance_id
-            return ErrorCode.none
-        if member_id not in group.members:
-            return ErrorCode.unknown_member_id
-        return ErrorCode.none
+        self._spawn(self._write_snapshot(group.group_id, group.to_value()))
 
     # --- JoinGroup ------------------------------------------------------------------------------
 
@@ -348,27 +328,27 @@ class GroupCoordinator:
             return await self._add_member_and_rebalance(group, req, new_id)
         # A known instance restarted (KIP-345): it takes over its old membership under a new
         # id, and the old id is fenced.
-        old = group.members[old_id]
-        _resolve(old.join_future, JoinResult(ErrorCode.fenced_instance_id, old_id))
-        _resolve(old.sync_future, SyncResult(ErrorCode.fenced_instance_id))
-        old.join_future = old.sync_future = None
-        member = group.replace_static(instance, old_id, new_id)
-        member.session_timeout_ms = req.session_timeout_ms
-        member.rebalance_timeout_ms = req.rebalance_timeout_ms
-        member.client_id, member.client_host = req.client_id, req.client_host
-        member.protocols = req.protocols
         if group.is_(S.STABLE) and group.protocol in {name for name, _ in req.protocols}:
             # Same generation, same assignment, no rebalance; a leader is told it leads but
-            # gets no member list, so it does not reassign.
-            self._schedule_heartbeat(group, member)
+            # gets no member list, so it does not reassign. The replacement is stored before it
+            # is applied: if the write fails, the old member stays as it was (Kafka reverts it).
             generation = group.generation
+            replacement = dataclasses.replace(
+                group.members[old_id], join_future=None, sync_future=None, heartbeat_timer=None
+            )
+            _rejoined(replacement, req, new_id)
+            value = group.to_value(replacing=(old_id, replacement))
             try:
-                await self.persist([(GroupKey(group.group_id), group.to_value())])
+                await self._write_snapshot(group.group_id, value)
             except Exception as exc:
                 error = append_error(exc, f"group {group.group_id}: static member replacement")
-                return JoinResult(error, new_id)
-            if group.generation != generation or new_id not in group.members:
+                return JoinResult(error)
+            if group.static_members.get(instance) != old_id or group.generation != generation:
+                # The group moved on while the snapshot was written (the old member left, a
+                # rebalance began): the member joins again, as after any rebalance.
                 return JoinResult(ErrorCode.rebalance_in_progress, new_id)
+            member = self._replace_static_member(group, req, old_id, new_id)
+            self._schedule_heartbeat(group, member)
             return JoinResult(
                 ErrorCode.none,
                 member_id=new_id,
@@ -377,7 +357,20 @@ class GroupCoordinator:
                 protocol=group.protocol,
                 leader=group.leader or "",
             )
+        member = self._replace_static_member(group, req, old_id, new_id)
         return await self._rebalance_and_wait(group, member, "static member rejoined")
+
+    def _replace_static_member(
+        self, group: ClassicGroup, req: JoinRequest, old_id: str, new_id: str
+    ) -> Member:
+        old = group.members[old_id]
+        _resolve(old.join_future, JoinResult(ErrorCode.fenced_instance_id, old_id))
+        _resolve(old.sync_future, SyncResult(ErrorCode.fenced_instance_id))
+        old.join_future = old.sync_future = None
+        assert req.group_instance_id is not None
+        member = group.replace_static(req.group_instance_id, old_id, new_id)
+        _rejoined(member, req, new_id)
+        return member
 
     async def _join_known_member(self, group: ClassicGroup, req: JoinRequest) -> JoinResult:
         if req.member_id in group.pending_members:
@@ -385,7 +378,7 @@ class GroupCoordinator:
                 return JoinResult(ErrorCode.unknown_member_id, req.member_id)
             _cancel(group.pending_members.pop(req.member_id))
             return await self._add_member_and_rebalance(group, req, req.member_id)
-        error = self._validate_member(group, req.member_id, req.group_instance_id)
+        error = group.validate_member(req.member_id, req.group_instance_id)
         if error:
             return JoinResult(error, req.member_id)
         member = group.members[req.member_id]
@@ -421,9 +414,7 @@ class GroupCoordinator:
             protocols=req.protocols,
         )
         group.add(member)
-        now = self.now_ms()
         group.new_member_added = True
-        group.last_member_added_ms = now
         if group.initial_phase:
             self._restart_quiet_timer(group)
         return await self._rebalance_and_wait(group, member, f"new member {member_id}")
@@ -585,7 +576,7 @@ class GroupCoordinator:
             return SyncResult(ErrorCode.unknown_member_id)
         if group.is_(S.DEAD):
             return SyncResult(ErrorCode.coordinator_not_available)
-        error = self._validate_member(group, member_id, instance_id)
+        error = group.validate_member(member_id, instance_id)
         if error:
             return SyncResult(error)
         if generation != group.generation:
@@ -611,17 +602,15 @@ class GroupCoordinator:
         return await future
 
     async def _store_assignment(self, group: ClassicGroup, assignments: dict[str, bytes]) -> None:
+        """Store the leader's assignment, then give it to the members (members the leader left
+        out get an empty one, as in Kafka); if it cannot be stored, the generation is over."""
         generation = group.generation
-        for member in group.members.values():
-            # Members the leader left out get an empty assignment, as in Kafka.
-            member.assignment = assignments.get(member.member_id, b"")
         try:
-            await self.persist([(GroupKey(group.group_id), group.to_value())])
+            await self._write_snapshot(group.group_id, group.to_value(assignments=assignments))
         except Exception as exc:
             error = append_error(exc, f"group {group.group_id}: storing the assignment")
             if group.generation == generation and group.is_(S.COMPLETING_REBALANCE):
                 for m in group.members.values():
-                    m.assignment = b""
                     _resolve(m.sync_future, SyncResult(error))
                     m.sync_future = None
                 self.prepare_rebalance(group, "storing the assignment failed")
@@ -630,6 +619,7 @@ class GroupCoordinator:
             return  # a newer rebalance started meanwhile; its errors reached the members
         group.transition(S.STABLE, self.now_ms())
         for member in group.members.values():
+            member.assignment = assignments.get(member.member_id, b"")
             future, member.sync_future = member.sync_future, None
             _resolve(future, self._sync_result(group, member))
 
@@ -648,7 +638,7 @@ class GroupCoordinator:
             return ErrorCode.coordinator_not_available
         if group.is_(S.EMPTY):
             return ErrorCode.unknown_member_id
-        error = self._validate_member(group, member_id, instance_id)
+        error = group.validate_member(member_id, instance_id)
         if error:
             return error
         if generation != group.generation:
@@ -755,38 +745,207 @@ class GroupCoordinator:
         self._expiry_timer = self.scheduler.call_later(interval, fire)
 
     async def expire_offsets(self) -> int:
-        """Delete offsets past retention (see operations.expire_offsets)."""
-        from klamm.broker.groups import operations
+        """Delete offsets past retention, and groups left Empty with none (Kafka
+        cleanupGroupMetadata). Returns how many offsets were removed."""
+        now = self.now_ms()
+        retention = self.config.offsets_retention_ms
+        removed = 0
+        for group_id in list(self.groups):
+            group = self.groups[group_id]
+            if self.offsets.has_pending(group_id):
+                continue
+            if group.is_(S.STABLE):
+                subscribed = group.subscribed_topics()
+                if subscribed is None:
+                    continue  # cannot tell which topics it still reads: keep everything
+                keys = self.offsets.expired(group_id, now, retention, None, subscribed)
+            elif group.is_(S.EMPTY):
+                empty_since = group.state_timestamp if group.protocol_type else None
+                keys = self.offsets.expired(group_id, now, retention, empty_since)
+            else:
+                continue
+            records: list[GroupRecord] = [(k, None) for k in keys]
+            remaining = len(self.offsets.of_group(group_id)) - len(keys)
+            drop_group = remaining == 0 and not group.members and not group.pending_members
+            if drop_group:
+                records.append((GroupKey(group_id), None))
+            if not records:
+                continue
+            # Replayed here rather than by the runtime: the group is dropped only if it is still
+            # the Empty one decided on (a member may have joined while the write waited).
+            await self._write(records, replay=False)
+            for key in keys:
+                self.offsets.replay(key, None, None)
+            removed += len(keys)
+            if drop_group and self.groups.get(group_id) is group and group.is_(S.EMPTY):
+                group.transition(S.DEAD, now)
+                del self.groups[group_id]
+        return removed
 
-        return await operations.expire_offsets(self)
+    # --- offsets (owned by self.offsets) ---------------------------------------------------------
 
-    # --- hooks for the transaction coordinator --------------------------------------------------
+    async def commit_offsets(
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        instance_id: str | None,
+        offsets: dict[TopicPartition, Commit],
+    ) -> dict[TopicPartition, ErrorCode]:
+        """OffsetCommit: an error per partition."""
+        group = self.groups.get(group_id)
+        if group is None:
+            if generation >= 0:
+                # A member of a group we do not know (expired, deleted): its generation is stale.
+                return dict.fromkeys(offsets, ErrorCode.illegal_generation)
+            group = ClassicGroup(group_id, state_timestamp=self.now_ms())
+            self.groups[group_id] = group
+        error = group.validate_offset_commit(
+            generation, member_id, instance_id, transactional=False
+        )
+        if error:
+            self._maybe_drop_empty(group)
+            return dict.fromkeys(offsets, error)
+        member = group.members.get(member_id)
+        if member is not None:
+            self._schedule_heartbeat(group, member)  # a commit proves the member is alive
+        errors, records = self.offsets.commit_records(group_id, offsets)
+        if records:
+            try:
+                await self._write(records)
+            except Exception as exc:
+                return dict.fromkeys(offsets, append_error(exc, f"group {group_id}: OffsetCommit"))
+        self._maybe_drop_empty(group)
+        return errors
+
+    def fetch_offsets(
+        self, group_id: str, topics: list[tuple[str, list[int]]] | None, require_stable: bool
+    ) -> list[tuple[str, list[FetchedOffset]]]:
+        """OffsetFetch (`topics` None: every partition the group has committed)."""
+        return self.offsets.fetch(group_id, topics, require_stable)
+
+    async def delete_offsets(
+        self, group_id: str, partitions: list[TopicPartition]
+    ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
+        """OffsetDelete: only for partitions of topics the group is not consuming."""
+        group = self.groups.get(group_id)
+        if not group_id:
+            return ErrorCode.invalid_group_id, {}
+        if group is None or group.is_(S.DEAD):
+            return ErrorCode.group_id_not_found, {}
+        subscribed: frozenset[str] | None = frozenset()
+        if not group.is_(S.EMPTY):
+            subscribed = group.subscribed_topics()
+        if subscribed is None:
+            return ErrorCode.non_empty_group, {}
+        errors, records = self.offsets.delete_records(group_id, partitions, subscribed)
+        if records:
+            try:
+                await self._write(records)
+            except Exception as exc:
+                # Kafka answers a failed append of OffsetDelete at the top level.
+                return append_error(exc, f"group {group_id}: OffsetDelete"), {}
+        return ErrorCode.none, errors
+
+    # --- transactional offset commits (called by the transaction coordinator) -------------------
 
     async def prepare_txn_offsets(
         self,
         group_id: str,
         producer_id: int,
         producer_epoch: int,
-        offsets: dict[tuple[str, int], tuple[int, int, str | None]],
+        offsets: dict[TopicPartition, Commit],
         *,
         generation: int = -1,
         member_id: str = "",
         group_instance_id: str | None = None,
-    ) -> dict[tuple[str, int], ErrorCode]:
+    ) -> dict[TopicPartition, ErrorCode]:
         """TxnOffsetCommit: store offsets as pending until `complete_txn_offsets`. `offsets`
         maps (topic, partition) to (offset, leader epoch, metadata)."""
-        from klamm.broker.groups import operations
-
-        return await operations.prepare_txn_offsets(
-            self, group_id, producer_id, producer_epoch, offsets,
-            generation, member_id, group_instance_id,
-        )  # fmt: skip
+        group = self.groups.get(group_id)
+        if group is not None and (generation >= 0 or member_id or group_instance_id is not None):
+            # TxnOffsetCommit v3+ carries the member (KIP-447): fence zombies of old generations.
+            error = group.validate_offset_commit(
+                generation, member_id, group_instance_id, transactional=True
+            )
+            if error:
+                return dict.fromkeys(offsets, error)
+        errors, records = self.offsets.commit_records(group_id, offsets)
+        if records:
+            try:
+                await self._write(records, producer_id=producer_id, producer_epoch=producer_epoch)
+            except Exception as exc:
+                error = append_error(exc, f"group {group_id}: TxnOffsetCommit")
+                return dict.fromkeys(offsets, error)
+            self.groups.setdefault(group_id, ClassicGroup(group_id, state_timestamp=self.now_ms()))
+        return errors
 
     async def complete_txn_offsets(
         self, producer_id: int, commit: bool, producer_epoch: int = -1
     ) -> None:
         """The transaction ended: make its offsets visible (commit) or drop them (abort); the
-        marker is durable in __consumer_offsets before this returns."""
-        from klamm.broker.groups import operations
+        marker is durable in __consumer_offsets before this returns (CoordinatorUnavailable if
+        it cannot be written)."""
+        if producer_id not in self.offsets.pending_producers():
+            return
+        assert self._runtime is not None, "start() loads the log first"
+        await self._runtime.write_end_txn(producer_id, producer_epoch, commit)
 
-        await operations.complete_txn_offsets(self, producer_id, commit, producer_epoch)
+    # --- describe / list / delete -----------------------------------------------------------------
+
+    def describe_group(self, group_id: str) -> GroupSummary:
+        group = self.groups.get(group_id)
+        if group is None:
+            return GroupSummary(group_id, S.DEAD.value, "", "")
+        stable = group.is_(S.STABLE)
+        members: list[dict[str, object]] = [
+            {
+                "member_id": m.member_id,
+                "group_instance_id": m.group_instance_id,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                # Kafka shows metadata and assignment only once the generation is Stable.
+                "member_metadata": m.metadata(group.protocol) if stable else b"",
+                "member_assignment": m.assignment if stable else b"",
+            }
+            for m in group.members.values()
+        ]
+        return GroupSummary(
+            group_id,
+            group.state.value,
+            group.protocol_type or "",
+            (group.protocol or "") if stable else "",
+            members,
+        )
+
+    def list_groups(self, states: list[str]) -> list[tuple[str, str, str]]:
+        wanted = {s.lower() for s in states}
+        return [
+            (group.group_id, group.protocol_type or "", group.state.value)
+            for group in self.groups.values()
+            if not group.is_(S.DEAD) and (not wanted or group.state.value.lower() in wanted)
+        ]
+
+    async def delete_groups(self, group_ids: list[str]) -> list[ErrorCode]:
+        results: list[ErrorCode] = []
+        for group_id in group_ids:
+            group = self.groups.get(group_id)
+            if not group_id:
+                results.append(ErrorCode.invalid_group_id)
+            elif group is None or group.is_(S.DEAD):
+                results.append(ErrorCode.group_id_not_found)
+            elif not group.is_(S.EMPTY) or group.pending_members:
+                results.append(ErrorCode.non_empty_group)
+            else:
+                records = self.offsets.group_tombstones(group_id)
+                records.append((GroupKey(group_id), None))
+                try:
+                    await self._write(records)
+                except Exception as exc:
+                    results.append(append_error(exc, f"group {group_id}: DeleteGroups"))
+                    continue
+                if group.is_(S.EMPTY):
+                    group.transition(S.DEAD, self.now_ms())
+                self.groups.pop(group_id, None)
+                results.append(ErrorCode.none)
+        return results

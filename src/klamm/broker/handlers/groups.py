@@ -11,10 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from klamm.broker.context import RequestContext
-from klamm.broker.groups import GroupCoordinator, operations
+from klamm.broker.groups import GroupCoordinator
 from klamm.broker.groups.coordinator import JoinRequest
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
+
+# DescribeGroups authorized_operations when the client asks (DESCRIBE, DELETE, READ bits of
+# Kafka's AclOperation codes 8, 6, 3; no authorizer means everything is allowed). When it does
+# not ask, Kafka sends INT32_MIN ("not provided"), which kafka-python checks.
+GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 
 KEY_TYPE_GROUP = 0
 KEY_TYPE_TRANSACTION = 1
@@ -202,8 +208,7 @@ async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
     if coordinator is None:
         errors = dict.fromkeys(offsets, ErrorCode.coordinator_not_available)
     else:
-        errors = await operations.commit_offsets(
-            coordinator,
+        errors = await coordinator.commit_offsets(
             request.group_id,
             request.generation_id_or_member_epoch,
             request.member_id,
@@ -237,7 +242,7 @@ def _fetch_group(
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
     if coordinator is None:
         return ErrorCode.coordinator_not_available, []
-    fetched = operations.fetch_offsets(coordinator, group_id, wanted, require_stable)
+    fetched = coordinator.fetch_offsets(group_id, wanted, require_stable)
     return ErrorCode.none, [
         {
             "name": name,
@@ -282,11 +287,7 @@ def handle_offset_fetch(ctx: RequestContext, request: Any) -> Any:
 def handle_describe_groups(ctx: RequestContext, request: Any) -> Any:
     coordinator = _coordinator(ctx)
     include_ops = bool(getattr(request, "include_authorized_operations", False))
-    ops = (
-        operations.GROUP_AUTHORIZED_OPERATIONS
-        if include_ops
-        else operations.AUTHORIZED_OPERATIONS_OMITTED
-    )
+    ops = GROUP_AUTHORIZED_OPERATIONS if include_ops else AUTHORIZED_OPERATIONS_OMITTED
     groups = []
     # Each group id once, in request order. Kafka answers a repeated id again; clients never
     # repeat one (the Java admin and librdkafka build the list from a set), and 1M copies of ""
@@ -305,7 +306,7 @@ def handle_describe_groups(ctx: RequestContext, request: Any) -> Any:
                 }
             )
             continue
-        summary = operations.describe_group(coordinator, group_id)
+        summary = coordinator.describe_group(group_id)
         groups.append(
             {
                 "error_code": ErrorCode.invalid_group_id if not group_id else ErrorCode.none,
@@ -327,7 +328,7 @@ def handle_list_groups(ctx: RequestContext, request: Any) -> Any:
             throttle_time=0, error_code=ErrorCode.coordinator_not_available, groups=[]
         )
     states = list(getattr(request, "states_filter", ()) or ())
-    listed = operations.list_groups(coordinator, states)
+    listed = coordinator.list_groups(states)
     return ctx.response(
         throttle_time=0,
         error_code=ErrorCode.none,
@@ -344,7 +345,7 @@ async def handle_delete_groups(ctx: RequestContext, request: Any) -> Any:
     if coordinator is None:
         errors = [ErrorCode.coordinator_not_available for _ in names]
     else:
-        errors = await operations.delete_groups(coordinator, names)
+        errors = await coordinator.delete_groups(names)
     return ctx.response(
         throttle_time=0,
         results=[
@@ -361,7 +362,7 @@ async def handle_offset_delete(ctx: RequestContext, request: Any) -> Any:
     if coordinator is None:
         top = ErrorCode.coordinator_not_available
     else:
-        top, errors = await operations.delete_offsets(coordinator, request.group_id, wanted)
+        top, errors = await coordinator.delete_offsets(request.group_id, wanted)
     return ctx.response(
         throttle_time=0,
         error_code=top,

@@ -394,10 +394,10 @@ class TransactionCoordinator:
                     )
                     if inspect.isawaitable(done):
                         await done
-                except StorageError as exc:
+                except CoordinatorUnavailable as exc:
                     log.warning("transaction %s: writing its offsets' outcome failed: %s",
                                 meta.transactional_id, exc)  # fmt: skip
-                    raise _unavailable(exc) from exc
+                    raise TxnError(exc.code, str(exc)) from exc
         completed = transition(
             meta, S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT,
             partitions=frozenset(), groups=frozenset(), last_update_ms=self.broker.now_ms(),
