@@ -277,3 +277,40 @@ def test_sync_group_and_static_rejoin_on_a_full_disk(
             rejoined = _join(wire, "full-disk-static", instance="i-2")
             assert rejoined.error_code == ErrorCode.not_coordinator
             alive(wire)
+
+
+def test_a_static_member_replacement_that_cannot_be_stored_is_reverted(
+    broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Build -> persist -> apply: when the snapshot naming the restarted instance's new member id
+    cannot be written, the old member keeps the instance, as in Kafka (which reverts the
+    replacement). The old code left the replacement in memory: the old id was fenced and the
+    group held a member id that no durable record and no client knew."""
+    group, instance = "full-disk-static-revert", "i-3"
+    with Wire(broker.bootstrap) as wire:
+        joined = _join(wire, group, instance)
+        deadline = time.monotonic() + 10
+        while (synced := _sync(wire, group, joined, instance)).error_code:
+            assert time.monotonic() < deadline, synced
+            joined = _join(wire, group, instance)
+        with full_disk(monkeypatch, OFFSETS_LOG):
+            rejoined = _join(wire, group, instance)
+            assert rejoined.error_code == ErrorCode.not_coordinator
+        heartbeat = wire.request(
+            12, 4, group_id=group, generation_id=joined.generation_id,
+            member_id=joined.member_id, group_instance_id=instance,
+        )  # fmt: skip
+        assert heartbeat.error_code == ErrorCode.none  # still the member: not fenced
+        [described] = wire.request(
+            15, 5, groups=[group], include_authorized_operations=False
+        ).groups
+        assert described.group_state == "Stable"
+        assert [m.member_id for m in described.members] == [joined.member_id]
+        # Room again: the instance restarts and takes over under a new id.
+        rejoined = _join(wire, group, instance)
+        assert rejoined.error_code == ErrorCode.none
+        assert rejoined.member_id != joined.member_id
+        [described] = wire.request(
+            15, 5, groups=[group], include_authorized_operations=False
+        ).groups
+        assert [m.member_id for m in described.members] == [rejoined.member_id]

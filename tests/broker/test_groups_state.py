@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from klamm.broker.groups import operations
 from klamm.broker.groups.group import ClassicGroup, Member
 from klamm.broker.groups.state import GroupState, IllegalTransition
 from klamm.protocol.errors import ErrorCode
@@ -154,7 +153,7 @@ async def test_third_member_triggers_rebalance_and_everyone_rejoins(h: Harness) 
     assert c.groups["g"].state is S.PREPARING_REBALANCE
     assert c.heartbeat("g", 1, follower, None) == E.rebalance_in_progress
     # Commits with the current generation still work while revoking (eager clients).
-    ok = await operations.commit_offsets(c, "g", 1, follower, None, {("orders", 0): (5, -1, "")})
+    ok = await c.commit_offsets("g", 1, follower, None, {("orders", 0): (5, -1, "")})
     assert ok == {("orders", 0): E.none}
     rejoins = [h.join("g", leader), h.join("g", follower)]
     await settle()
@@ -163,7 +162,7 @@ async def test_third_member_triggers_rebalance_and_everyone_rejoins(h: Harness) 
     assert sum(len(r.members) for r in results) == 3
     assert c.groups["g"].state is S.COMPLETING_REBALANCE
     # Commits are refused until the assignment is out.
-    busy = await operations.commit_offsets(c, "g", 2, leader, None, {("orders", 0): (6, -1, "")})
+    busy = await c.commit_offsets("g", 2, leader, None, {("orders", 0): (6, -1, "")})
     assert busy == {("orders", 0): E.rebalance_in_progress}
     h.check()
 
@@ -243,31 +242,27 @@ async def test_batch_leave_of_static_members(h: Harness) -> None:
 async def test_offsets_commit_fetch_metadata_and_errors(h: Harness) -> None:
     c = h.coordinator
     commits = {("orders", 0): (10, 3, "ümlaut metadata"), ("orders", 1): (20, -1, None)}
-    assert await operations.commit_offsets(c, "simple", -1, "", None, commits) == {
+    assert await c.commit_offsets("simple", -1, "", None, commits) == {
         ("orders", 0): E.none,
         ("orders", 1): E.none,
     }
-    bad = await operations.commit_offsets(
-        c, "simple", -1, "", None, {("missing", 0): (1, -1, ""), ("orders", 9): (1, -1, "")}
+    bad = await c.commit_offsets(
+        "simple", -1, "", None, {("missing", 0): (1, -1, ""), ("orders", 9): (1, -1, "")}
     )
     assert set(bad.values()) == {E.unknown_topic_or_partition}
-    big = await operations.commit_offsets(
-        c, "simple", -1, "", None, {("orders", 2): (1, -1, "x" * 5000)}
-    )
+    big = await c.commit_offsets("simple", -1, "", None, {("orders", 2): (1, -1, "x" * 5000)})
     assert big == {("orders", 2): E.offset_metadata_too_large}
-    stale = await operations.commit_offsets(
-        c, "unknown", 3, "m", None, {("orders", 0): (1, -1, "")}
-    )
+    stale = await c.commit_offsets("unknown", 3, "m", None, {("orders", 0): (1, -1, "")})
     assert stale == {("orders", 0): E.illegal_generation}
-    [(_topic, rows)] = operations.fetch_offsets(c, "simple", [("orders", [0, 1, 5])], False)
+    [(_topic, rows)] = c.fetch_offsets("simple", [("orders", [0, 1, 5])], False)
     assert [(r.offset, r.leader_epoch, r.metadata) for r in rows] == [
         (10, 3, "ümlaut metadata"),
         (20, -1, ""),
         (-1, -1, ""),
     ]
-    everything = operations.fetch_offsets(c, "simple", None, False)
+    everything = c.fetch_offsets("simple", None, False)
     assert [(t, [r.partition for r in rows]) for t, rows in everything] == [("orders", [0, 1])]
-    assert operations.fetch_offsets(c, "nobody", None, False) == []
+    assert c.fetch_offsets("nobody", None, False) == []
 
 
 async def test_a_commit_without_membership_into_an_active_group_is_unknown_member(
@@ -279,18 +274,16 @@ async def test_a_commit_without_membership_into_an_active_group_is_unknown_membe
     leader, _follower = await form_group(h, "busy", 2)
     c = h.coordinator
     commit = {("orders", 0): (5, -1, "")}
-    assert await operations.commit_offsets(c, "busy", -1, "", None, commit) == {
+    assert await c.commit_offsets("busy", -1, "", None, commit) == {
         ("orders", 0): E.unknown_member_id
     }
-    assert await operations.commit_offsets(c, "busy", 1, leader, None, commit) == {
-        ("orders", 0): E.none
-    }
+    assert await c.commit_offsets("busy", 1, leader, None, commit) == {("orders", 0): E.none}
 
 
 async def test_state_and_offsets_survive_restart(h: Harness) -> None:
     leader, follower = await form_group(h, "g", 2)
     c = h.coordinator
-    await operations.commit_offsets(c, "g", 1, leader, None, {("orders", 3): (42, 0, "meta")})
+    await c.commit_offsets("g", 1, leader, None, {("orders", 3): (42, 0, "meta")})
     c = await h.restart()
     group = c.groups["g"]
     assert group.state is S.STABLE and group.generation == 1
@@ -298,7 +291,7 @@ async def test_state_and_offsets_survive_restart(h: Harness) -> None:
     assert c.heartbeat("g", 1, follower, None) == E.none, "members carry on after a restart"
     sync = await c.sync_group("g", 1, follower, None, None, None, {})
     assert sync.assignment == follower.encode()
-    [(_, [row])] = operations.fetch_offsets(c, "g", [("orders", [3])], False)
+    [(_, [row])] = c.fetch_offsets("g", [("orders", [3])], False)
     assert (row.offset, row.leader_epoch, row.metadata) == (42, 0, "meta")
     # A member that does not come back after the restart is evicted by its session timeout.
     for _ in range(12):
@@ -314,14 +307,14 @@ async def test_an_unreadable_offsets_batch_is_skipped_at_start(
     """A batch whose records cannot be decoded (CRC intact, record count wrong) is skipped
     with an error naming its offset; the broker starts and keeps every readable offset."""
     c = h.coordinator
-    await operations.commit_offsets(c, "solo", -1, "", None, {("orders", 0): (8, -1, "")})
+    await c.commit_offsets("solo", -1, "", None, {("orders", 0): (8, -1, "")})
     wrong_count = bytearray(build_batch(RecordBatch([Record(0, h.clock.now, b"k", b"v")])))
     struct.pack_into(">i", wrong_count, 23, 2)  # last offset delta
     struct.pack_into(">i", wrong_count, 57, 3)  # records count: claims three, holds one
     struct.pack_into(">I", wrong_count, 17, crc_of(wrong_count, 0, len(wrong_count)))
     offset = h.broker.partition("__consumer_offsets", 0).log.append(wrong_count).base_offset
     c = await h.restart()
-    [(_, [row])] = operations.fetch_offsets(c, "solo", [("orders", [0])], False)
+    [(_, [row])] = c.fetch_offsets("solo", [("orders", [0])], False)
     assert row.offset == 8
     assert f"__consumer_offsets-0 at offset {offset}:" in caplog.text
 
@@ -330,8 +323,8 @@ async def test_empty_group_offsets_expire_after_retention(tmp_path: Path) -> Non
     h = Harness(tmp_path, offsets_retention_ms=60_000)
     c = await h.start()
     (leader,) = await form_group(h, "g", 1)
-    await operations.commit_offsets(c, "g", 1, leader, None, {("orders", 0): (7, -1, "")})
-    await operations.commit_offsets(c, "solo", -1, "", None, {("orders", 0): (8, -1, "")})
+    await c.commit_offsets("g", 1, leader, None, {("orders", 0): (7, -1, "")})
+    await c.commit_offsets("solo", -1, "", None, {("orders", 0): (8, -1, "")})
     c.leave_group("g", [(leader, None)])
     await settle()
     await h.clock.advance(30_000)
@@ -339,40 +332,40 @@ async def test_empty_group_offsets_expire_after_retention(tmp_path: Path) -> Non
     await h.clock.advance(31_000)
     assert await c.expire_offsets() == 2
     assert "g" not in c.groups and "solo" not in c.groups
-    assert operations.fetch_offsets(c, "g", None, False) == []
+    assert c.fetch_offsets("g", None, False) == []
     c = await h.restart()
-    assert "g" not in c.groups and operations.fetch_offsets(c, "solo", None, False) == []
+    assert "g" not in c.groups and c.fetch_offsets("solo", None, False) == []
 
 
 async def test_delete_groups(h: Harness) -> None:
     c = h.coordinator
     await form_group(h, "busy", 1)
-    await operations.commit_offsets(c, "idle", -1, "", None, {("orders", 0): (1, -1, "")})
-    result = await operations.delete_groups(c, ["busy", "idle", "ghost", ""])
+    await c.commit_offsets("idle", -1, "", None, {("orders", 0): (1, -1, "")})
+    result = await c.delete_groups(["busy", "idle", "ghost", ""])
     assert result == [E.non_empty_group, E.none, E.group_id_not_found, E.invalid_group_id]
     assert "idle" not in c.groups
     c = await h.restart()
-    assert "idle" not in c.groups and operations.fetch_offsets(c, "idle", None, False) == []
+    assert "idle" not in c.groups and c.fetch_offsets("idle", None, False) == []
 
 
 async def test_transactional_offsets(h: Harness) -> None:
     c = h.coordinator
     errors = await c.prepare_txn_offsets("g", 7, 0, {("orders", 0): (100, -1, "txn")})
     assert errors == {("orders", 0): E.none}
-    [(_, [row])] = operations.fetch_offsets(c, "g", [("orders", [0])], True)
+    [(_, [row])] = c.fetch_offsets("g", [("orders", [0])], True)
     assert row.error == E.unstable_offset_commit
-    [(_, [row])] = operations.fetch_offsets(c, "g", [("orders", [0])], False)
+    [(_, [row])] = c.fetch_offsets("g", [("orders", [0])], False)
     assert row.offset == -1, "not visible before the commit"
     await c.prepare_txn_offsets("g", 8, 0, {("orders", 1): (5, -1, "")})
     c = await h.restart()  # pending state is replayed
-    [(_, [row])] = operations.fetch_offsets(c, "g", [("orders", [0])], True)
+    [(_, [row])] = c.fetch_offsets("g", [("orders", [0])], True)
     assert row.error == E.unstable_offset_commit
     await c.complete_txn_offsets(7, True)
     await c.complete_txn_offsets(8, False)
-    [(_, rows)] = operations.fetch_offsets(c, "g", [("orders", [0, 1])], True)
+    [(_, rows)] = c.fetch_offsets("g", [("orders", [0, 1])], True)
     assert [(r.offset, r.error) for r in rows] == [(100, E.none), (-1, E.none)]
     c = await h.restart()
-    [(_, rows)] = operations.fetch_offsets(c, "g", [("orders", [0, 1])], True)
+    [(_, rows)] = c.fetch_offsets("g", [("orders", [0, 1])], True)
     assert [r.offset for r in rows] == [100, -1]
 
 
@@ -380,34 +373,34 @@ async def test_offset_delete_refuses_subscribed_topics(h: Harness) -> None:
     c = h.coordinator
     sub = b"\x00\x01" + b"\x00\x00\x00\x01" + b"\x00\x06orders" + b"\x00\x00\x00\x00"
     (leader,) = await form_group(h, "g", 1, protocols=[("range", sub)])
-    await operations.commit_offsets(c, "g", 1, leader, None, {("orders", 0): (1, -1, "")})
-    top, errors = await operations.delete_offsets(c, "g", [("orders", 0)])
+    await c.commit_offsets("g", 1, leader, None, {("orders", 0): (1, -1, "")})
+    top, errors = await c.delete_offsets("g", [("orders", 0)])
     assert (top, errors) == (E.none, {("orders", 0): E.group_subscribed_to_topic})
-    assert (await operations.delete_offsets(c, "ghost", []))[0] == E.group_id_not_found
+    assert (await c.delete_offsets("ghost", []))[0] == E.group_id_not_found
     c.leave_group("g", [(leader, None)])
     await settle()
-    top, errors = await operations.delete_offsets(c, "g", [("orders", 0)])
+    top, errors = await c.delete_offsets("g", [("orders", 0)])
     assert errors == {("orders", 0): E.none}
-    assert operations.fetch_offsets(c, "g", None, False) == []
+    assert c.fetch_offsets("g", None, False) == []
 
 
 async def test_describe_and_list(h: Harness) -> None:
     c = h.coordinator
     leader, follower = await form_group(h, "g", 2)
-    await operations.commit_offsets(c, "solo", -1, "", None, {("orders", 0): (1, -1, "")})
-    summary = operations.describe_group(c, "g")
+    await c.commit_offsets("solo", -1, "", None, {("orders", 0): (1, -1, "")})
+    summary = c.describe_group("g")
     assert (summary.state, summary.protocol_type, summary.protocol) == (
         "Stable",
         "consumer",
         "range",
     )
     assert {m["member_assignment"] for m in summary.members} == {leader.encode(), follower.encode()}
-    assert operations.describe_group(c, "ghost").state == "Dead"
-    assert sorted(operations.list_groups(c, [])) == [
+    assert c.describe_group("ghost").state == "Dead"
+    assert sorted(c.list_groups([])) == [
         ("g", "consumer", "Stable"),
         ("solo", "", "Empty"),
     ]
-    assert operations.list_groups(c, ["empty"]) == [("solo", "", "Empty")]
+    assert c.list_groups(["empty"]) == [("solo", "", "Empty")]
 
 
 async def test_stable_group_loses_offsets_of_topics_it_no_longer_reads(tmp_path: Path) -> None:
@@ -423,7 +416,7 @@ async def test_stable_group_loses_offsets_of_topics_it_no_longer_reads(tmp_path:
         h, "live", 1, protocols=[("range", subscription)], session_ms=600_000
     )
     offsets = {("orders", 0): (7, -1, ""), ("old-topic", 0): (3, -1, "")}
-    await operations.commit_offsets(c, "live", 1, member, None, offsets)
+    await c.commit_offsets("live", 1, member, None, offsets)
     assert set(c.offsets.of_group("live")) == {("orders", 0), ("old-topic", 0)}
     assert c.groups["live"].subscribed_topics() == frozenset({"orders"})
     await h.clock.advance(59_000)

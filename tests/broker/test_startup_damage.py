@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from klamm.broker.config import BrokerConfig
-from klamm.broker.groups.operations import commit_offsets, fetch_offsets
 from klamm.broker.node import Broker, StartupError
 from klamm.protocol.errors import ErrorCode
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch
@@ -42,7 +41,7 @@ async def _prepare(data_dir: Path) -> int:
     broker = await _started(data_dir)
     try:
         broker.create_topic("t", 1)
-        errors = await commit_offsets(broker.groups, "g", -1, "", None, {("t", 0): (42, -1, None)})
+        errors = await broker.groups.commit_offsets("g", -1, "", None, {("t", 0): (42, -1, None)})
         assert set(errors.values()) == {0}
         pid, epoch = await broker.transactions.init_producer_id("tx", 60_000)
         assert epoch == 0
@@ -57,7 +56,7 @@ def _metadata_file(data_dir: Path, topic: str) -> Path:
 
 
 def _committed(broker: Broker) -> int:
-    [(_, [row])] = fetch_offsets(broker.groups, "g", [("t", [0])], False)
+    [(_, [row])] = broker.groups.fetch_offsets("g", [("t", [0])], False)
     return int(row.offset)
 
 

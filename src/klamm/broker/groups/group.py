@@ -19,6 +19,7 @@ from typing import Any
 
 from klamm.broker.groups.records import GroupValue, MemberValue, subscribed_topics
 from klamm.broker.groups.state import GroupState, IllegalTransition
+from klamm.protocol.errors import ErrorCode
 
 
 @dataclass(slots=True)
@@ -54,7 +55,8 @@ class Member:
         """Same protocols, same metadata, same order: a rejoin that needs no rebalance."""
         return self.protocols == protocols
 
-    def to_value(self, protocol: str | None) -> MemberValue:
+    def to_value(self, protocol: str | None, assignment: bytes | None = None) -> MemberValue:
+        """As stored; `assignment` stands in for the member's own before it is applied."""
         return MemberValue(
             member_id=self.member_id,
             group_instance_id=self.group_instance_id,
@@ -63,7 +65,7 @@ class Member:
             rebalance_timeout=self.rebalance_timeout_ms,
             session_timeout=self.session_timeout_ms,
             subscription=self.metadata(protocol),
-            assignment=self.assignment,
+            assignment=self.assignment if assignment is None else assignment,
         )
 
 
@@ -85,7 +87,6 @@ class ClassicGroup:
     # Join phase bookkeeping (see coordinator: initial delay and quiet window).
     initial_phase: bool = False
     new_member_added: bool = False
-    last_member_added_ms: int = 0
     join_timer: Any = None
     quiet_timer: Any = None
     sync_timer: Any = None
@@ -139,6 +140,40 @@ class ClassicGroup:
             self.pending_sync.discard(old_id)
             self.pending_sync.add(new_id)
         return member
+
+    def validate_member(self, member_id: str, instance_id: str | None) -> ErrorCode:
+        """Kafka validateCurrentMember: the static instance's current id must be this one."""
+        if instance_id is not None:
+            current = self.static_members.get(instance_id)
+            if current is None:
+                return ErrorCode.unknown_member_id
+            if current != member_id:
+                return ErrorCode.fenced_instance_id
+            return ErrorCode.none
+        if member_id not in self.members:
+            return ErrorCode.unknown_member_id
+        return ErrorCode.none
+
+    def validate_offset_commit(
+        self, generation: int, member_id: str, instance_id: str | None, *, transactional: bool
+    ) -> ErrorCode:
+        """Kafka ClassicGroup.validateOffsetCommit."""
+        if self.is_(GroupState.DEAD):
+            return ErrorCode.coordinator_not_available
+        if generation < 0 and self.is_(GroupState.EMPTY):
+            return ErrorCode.none  # a "simple" consumer (assign()) or an admin committing
+        if generation >= 0 or member_id or instance_id is not None:
+            error = self.validate_member(member_id, instance_id)
+            if error:
+                return error
+            if generation != self.generation:
+                return ErrorCode.illegal_generation
+        elif not transactional:
+            # No member and no generation: commits are accepted only while the group is empty.
+            return ErrorCode.unknown_member_id
+        if not transactional and self.is_(GroupState.COMPLETING_REBALANCE):
+            return ErrorCode.rebalance_in_progress
+        return ErrorCode.none
 
     def has_all_members_joined(self) -> bool:
         return not self.pending_members and all(m.awaiting_join for m in self.members.values())
@@ -204,14 +239,34 @@ class ClassicGroup:
 
     # --- persistence ---------------------------------------------------------------------------
 
-    def to_value(self) -> GroupValue:
+    def to_value(
+        self,
+        *,
+        assignments: dict[str, bytes] | None = None,
+        replacing: tuple[str, Member] | None = None,
+    ) -> GroupValue:
+        """The group as stored. Built before a change is applied (build -> persist -> apply):
+        `assignments` are the leader's assignment not yet given to the members (a member left
+        out gets an empty one), `replacing` (old id, member) a static member's replacement."""
+        members = list(self.members.values())
+        leader = self.leader
+        if replacing is not None:
+            old_id, new = replacing
+            members = [new if m.member_id == old_id else m for m in members]
+            leader = new.member_id if leader == old_id else leader
         return GroupValue(
             protocol_type=self.protocol_type or "",
             generation=self.generation,
             protocol=self.protocol,
-            leader=self.leader,
+            leader=leader,
             state_timestamp=self.state_timestamp,
-            members=tuple(m.to_value(self.protocol) for m in self.members.values()),
+            members=tuple(
+                m.to_value(
+                    self.protocol,
+                    None if assignments is None else assignments.get(m.member_id, b""),
+                )
+                for m in members
+            ),
         )
 
     @classmethod

@@ -1,31 +1,64 @@
-"""Committed offsets of every group, and transactional commits waiting for their transaction.
+"""Committed offsets of every group, and transactional commits waiting for their transaction:
+the owner of offsets (Kafka's OffsetMetadataManager, beside the group coordinator's membership as
+Kafka's GroupMetadataManager).
 
-Pure in-memory state rebuilt from `__consumer_offsets`: the coordinator applies each offset record
-once it is durable (live) or as it reads the log (start-up), through the same `apply` methods.
+Pure in-memory state rebuilt from `__consumer_offsets`, and no I/O: the operations below decide
+from the state which records express a change (`commit_records`, `delete_records`, ...) without
+touching it; the coordinator makes those records durable through its runtime, which then applies
+them with `replay` — the same method start-up runs over the log (STYLE.md 5, 6).
 
 Transactional commits (TxnOffsetCommit) are held per producer id until the transaction
-coordinator decides: COMMIT moves them into the committed map, ABORT drops them. While any are
-pending for a partition, OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT there.
+coordinator decides: COMMIT moves them into the committed map, ABORT drops them (`replay_end_txn`,
+for the marker in the log). While any are pending for a partition, OffsetFetch with
+require_stable answers UNSTABLE_OFFSET_COMMIT there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-from klamm.broker.groups.records import OffsetKey, OffsetValue
+from klamm.broker.groups.records import GroupRecord, OffsetKey, OffsetValue
+from klamm.protocol.errors import ErrorCode
 
 TopicPartition = tuple[str, int]
+# (offset, leader epoch, metadata) as a client commits it.
+Commit = tuple[int, int, str | None]
+# Kafka's offset.metadata.max.bytes.
+OFFSET_METADATA_MAX_BYTES = 4096
 
 
-class OffsetStore:
-    def __init__(self) -> None:
+@dataclass(slots=True)
+class FetchedOffset:
+    partition: int
+    offset: int = -1
+    leader_epoch: int = -1
+    metadata: str = ""  # Kafka's NO_METADATA
+    error: ErrorCode = ErrorCode.none
+
+
+class OffsetManager:
+    def __init__(
+        self, partition_count: Callable[[str], int | None], now_ms: Callable[[], int]
+    ) -> None:
+        """`partition_count(topic)`: how many partitions the topic has, None if it does not
+        exist (commits to unknown partitions are refused)."""
+        self._partition_count = partition_count
+        self._now_ms = now_ms
         self._committed: dict[str, dict[TopicPartition, OffsetValue]] = {}
         # producer id -> group -> partition -> offset
         self._pending: dict[int, dict[str, dict[TopicPartition, OffsetValue]]] = {}
 
-    # --- applying records ---------------------------------------------------------------------
+    # --- replay (live, once durable, and at start-up) -----------------------------------------
 
-    def apply(self, key: OffsetKey, value: OffsetValue | None) -> None:
+    def replay(self, key: OffsetKey, value: OffsetValue | None, producer_id: int | None) -> None:
+        """Apply one offset record; `producer_id` is set for a transactional commit, which stays
+        pending until its transaction's marker."""
+        if producer_id is not None:
+            if value is not None:
+                groups = self._pending.setdefault(producer_id, {})
+                groups.setdefault(key.group, {})[(key.topic, key.partition)] = value
+            return
         tp = (key.topic, key.partition)
         if value is None:
             offsets = self._committed.get(key.group)
@@ -36,26 +69,91 @@ class OffsetStore:
             return
         self._committed.setdefault(key.group, {})[tp] = value
 
-    def apply_pending(self, producer_id: int, key: OffsetKey, value: OffsetValue | None) -> None:
-        if value is None:
-            return
-        groups = self._pending.setdefault(producer_id, {})
-        groups.setdefault(key.group, {})[(key.topic, key.partition)] = value
-
-    def complete(self, producer_id: int, commit: bool) -> list[tuple[OffsetKey, OffsetValue]]:
-        """End a transaction's offset commits; returns what became visible."""
+    def replay_end_txn(self, producer_id: int, commit: bool) -> None:
+        """A transaction's marker: its pending commits become visible (commit) or vanish."""
         groups = self._pending.pop(producer_id, {})
-        applied: list[tuple[OffsetKey, OffsetValue]] = []
         if not commit:
-            return applied
+            return
         for group, offsets in groups.items():
             for (topic, partition), value in offsets.items():
-                key = OffsetKey(group, topic, partition)
-                self.apply(key, value)
-                applied.append((key, value))
-        return applied
+                self.replay(OffsetKey(group, topic, partition), value, None)
+
+    # --- decisions: the records of a change, state untouched ----------------------------------
+
+    def partition_error(self, topic: str, partition: int) -> ErrorCode:
+        count = self._partition_count(topic)
+        if count is None or not 0 <= partition < count:
+            return ErrorCode.unknown_topic_or_partition
+        return ErrorCode.none
+
+    def commit_records(
+        self, group_id: str, offsets: dict[TopicPartition, Commit]
+    ) -> tuple[dict[TopicPartition, ErrorCode], list[GroupRecord]]:
+        """OffsetCommit / TxnOffsetCommit: an error per partition, and the records of those
+        that may be committed."""
+        now = self._now_ms()
+        errors: dict[TopicPartition, ErrorCode] = {}
+        records: list[GroupRecord] = []
+        for (topic, partition), (offset, epoch, metadata) in offsets.items():
+            error = self.partition_error(topic, partition)
+            if not error and len((metadata or "").encode()) > OFFSET_METADATA_MAX_BYTES:
+                error = ErrorCode.offset_metadata_too_large
+            errors[(topic, partition)] = error
+            if not error:
+                value = OffsetValue(offset, epoch, metadata or "", now)
+                records.append((OffsetKey(group_id, topic, partition), value))
+        return errors, records
+
+    def delete_records(
+        self, group_id: str, partitions: list[TopicPartition], subscribed: frozenset[str]
+    ) -> tuple[dict[TopicPartition, ErrorCode], list[GroupRecord]]:
+        """OffsetDelete: tombstones for committed offsets of topics the group does not read."""
+        errors: dict[TopicPartition, ErrorCode] = {}
+        records: list[GroupRecord] = []
+        committed = self._committed.get(group_id, {})
+        for topic, partition in partitions:
+            error = self.partition_error(topic, partition)
+            if not error and topic in subscribed:
+                error = ErrorCode.group_subscribed_to_topic
+            errors[(topic, partition)] = error
+            if not error and (topic, partition) in committed:
+                records.append((OffsetKey(group_id, topic, partition), None))
+        return errors, records
+
+    def group_tombstones(self, group_id: str) -> list[GroupRecord]:
+        """Tombstones for every committed offset of a group (DeleteGroups)."""
+        return [(OffsetKey(group_id, t, p), None) for (t, p) in self._committed.get(group_id, {})]
 
     # --- queries ------------------------------------------------------------------------------
+
+    def fetch(
+        self, group_id: str, topics: list[tuple[str, list[int]]] | None, require_stable: bool
+    ) -> list[tuple[str, list[FetchedOffset]]]:
+        """OffsetFetch: committed offsets of `topics` (None: every partition the group has
+        committed)."""
+        committed = self._committed.get(group_id, {})
+        if topics is None:
+            by_topic: dict[str, list[int]] = {}
+            for topic, partition in sorted(committed):
+                by_topic.setdefault(topic, []).append(partition)
+            topics = list(by_topic.items())
+        result: list[tuple[str, list[FetchedOffset]]] = []
+        for topic, partitions in topics:
+            rows: list[FetchedOffset] = []
+            for partition in partitions:
+                tp = (topic, partition)
+                if require_stable and self.is_pending(group_id, tp):
+                    rows.append(FetchedOffset(partition, error=ErrorCode.unstable_offset_commit))
+                    continue
+                value = committed.get(tp)
+                if value is None:
+                    rows.append(FetchedOffset(partition))
+                else:
+                    rows.append(
+                        FetchedOffset(partition, value.offset, value.leader_epoch, value.metadata)
+                    )
+            result.append((topic, rows))
+        return result
 
     def get(self, group: str, tp: TopicPartition) -> OffsetValue | None:
         return self._committed.get(group, {}).get(tp)

@@ -28,6 +28,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from klamm.broker.coordinator_runtime import UnreadableRecord
+
 OFFSET_KEY_VERSION = 1
 OFFSET_VALUE_VERSION = 3
 GROUP_KEY_VERSION = 2
@@ -38,7 +40,7 @@ _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
 
 
-class RecordFormatError(ValueError):
+class RecordFormatError(UnreadableRecord):
     """A key or value in __consumer_offsets that this broker cannot read."""
 
 
@@ -254,3 +256,24 @@ def subscribed_topics(subscription: bytes) -> frozenset[str] | None:
         return frozenset(r.str() for _ in range(max(count, 0)))
     except RecordFormatError:
         return None
+
+
+# One record of the log as the coordinator handles it (a None value is a tombstone).
+GroupRecord = tuple[Key, Value | None]
+
+
+class GroupRecordSerde:
+    """`RecordSerde` of the group coordinator's runtime: Kafka's layouts above."""
+
+    def serialize(self, record: GroupRecord) -> tuple[bytes, bytes | None]:
+        key, value = record
+        return encode_key(key), encode_value(value)
+
+    def deserialize(self, key: bytes, value: bytes | None) -> GroupRecord:
+        try:
+            decoded = decode_key(key)
+            return decoded, decode_value(decoded, value)
+        except RecordFormatError:
+            raise
+        except ValueError as exc:  # a malformed UTF-8 string, say: unreadable all the same
+            raise RecordFormatError(str(exc)) from exc

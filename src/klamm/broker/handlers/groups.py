@@ -11,10 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from klamm.broker.context import RequestContext
-from klamm.broker.groups import GroupCoordinator, operations
+from klamm.broker.groups import GroupCoordinator
 from klamm.broker.groups.coordinator import JoinRequest
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
+
+# DescribeGroups authorized_operations when the client asks (DESCRIBE, DELETE, READ bits of
+# Kafka's AclOperation codes 8, 6, 3; no authorizer means everything is allowed). When it does
+# not ask, Kafka sends INT32_MIN ("not provided"), which kafka-python checks.
+GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 
 KEY_TYPE_GROUP = 0
 KEY_TYPE_TRANSACTION = 1
@@ -176,8 +182,7 @@ async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
                 epoch,
                 p.committed_metadata,
             )
-    errors = await operations.commit_offsets(
-        ctx.broker.groups,
+    errors = await ctx.broker.groups.commit_offsets(
         request.group_id,
         request.generation_id_or_member_epoch,
         request.member_id,
@@ -211,7 +216,7 @@ def _fetch_group(
     """One group's committed offsets (errors per partition: the request has no group-level
     failure this one coordinator can produce)."""
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
-    fetched = operations.fetch_offsets(coordinator, group_id, wanted, require_stable)
+    fetched = coordinator.fetch_offsets(group_id, wanted, require_stable)
     return [
         {
             "name": name,
@@ -252,17 +257,13 @@ def handle_offset_fetch(ctx: RequestContext, request: Any) -> Any:
 def handle_describe_groups(ctx: RequestContext, request: Any) -> Any:
     coordinator = ctx.broker.groups
     include_ops = bool(getattr(request, "include_authorized_operations", False))
-    ops = (
-        operations.GROUP_AUTHORIZED_OPERATIONS
-        if include_ops
-        else operations.AUTHORIZED_OPERATIONS_OMITTED
-    )
+    ops = GROUP_AUTHORIZED_OPERATIONS if include_ops else AUTHORIZED_OPERATIONS_OMITTED
     groups = []
     # Each group id once, in request order. Kafka answers a repeated id again; clients never
     # repeat one (the Java admin and librdkafka build the list from a set), and 1M copies of ""
     # cost 9 s of encoding on the event loop for nothing.
     for group_id in dict.fromkeys(request.groups):
-        summary = operations.describe_group(coordinator, group_id)
+        summary = coordinator.describe_group(group_id)
         groups.append(
             {
                 "error_code": ErrorCode.invalid_group_id if not group_id else ErrorCode.none,
@@ -279,7 +280,7 @@ def handle_describe_groups(ctx: RequestContext, request: Any) -> Any:
 
 def handle_list_groups(ctx: RequestContext, request: Any) -> Any:
     states = list(getattr(request, "states_filter", ()) or ())
-    listed = operations.list_groups(ctx.broker.groups, states)
+    listed = ctx.broker.groups.list_groups(states)
     return ctx.response(
         throttle_time=0,
         error_code=ErrorCode.none,
@@ -292,7 +293,7 @@ def handle_list_groups(ctx: RequestContext, request: Any) -> Any:
 
 async def handle_delete_groups(ctx: RequestContext, request: Any) -> Any:
     names = list(request.groups_names)
-    errors = await operations.delete_groups(ctx.broker.groups, names)
+    errors = await ctx.broker.groups.delete_groups(names)
     return ctx.response(
         throttle_time=0,
         results=[
@@ -304,7 +305,7 @@ async def handle_delete_groups(ctx: RequestContext, request: Any) -> Any:
 
 async def handle_offset_delete(ctx: RequestContext, request: Any) -> Any:
     wanted = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
-    top, errors = await operations.delete_offsets(ctx.broker.groups, request.group_id, wanted)
+    top, errors = await ctx.broker.groups.delete_offsets(request.group_id, wanted)
     return ctx.response(
         throttle_time=0,
         error_code=top,

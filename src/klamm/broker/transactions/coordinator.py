@@ -2,10 +2,12 @@
 markers, and transaction timeouts (Kafka's TransactionCoordinator.scala).
 
 Replayable (STYLE 5): every operation decides purely from the current metadata what the next
-metadata is (`state.transition`), writes it as a record to `__transaction_state`, waits until the
-record is durable, and only then applies it with `replay()` — the same function start-up runs
-over the whole log. So the in-memory state never runs ahead of the disk, and recovery and live
-traffic share one path.
+metadata is (`state.transition`) and writes it as a record to `__transaction_state` through the
+coordinator runtime (coordinator_runtime.py), which waits until the record is durable and only
+then applies it with `replay()` — the same function start-up runs over the whole log. So the
+in-memory state never runs ahead of the disk, and recovery and live traffic share one path. The
+runtime also owns the policy for records that cannot be read (skipped, logged) and the mapping of
+storage errors (NOT_COORDINATOR).
 
 EndTxn writes PrepareCommit/PrepareAbort (the decision), then a marker to every partition of
 the transaction and the group offsets' outcome, then CompleteCommit/CompleteAbort, and answers
@@ -42,6 +44,11 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from klamm.broker.coordinator_runtime import (
+    CoordinatorRuntime,
+    CoordinatorUnavailable,
+    PartitionLogWriter,
+)
 from klamm.broker.transactions.orphans import Orphans
 from klamm.broker.transactions.producer_ids import ProducerIdAllocator
 from klamm.broker.transactions.producers import AppendCheck, ProducerStateService
@@ -53,7 +60,6 @@ from klamm.broker.transactions.state import (
     PREPARING,
     TXN_TOPIC,
     TxnMetadata,
-    TxnRecordError,
     TxnState,
     decode_key,
     decode_metadata,
@@ -62,8 +68,8 @@ from klamm.broker.transactions.state import (
     encode_metadata,
     transition,
 )
-from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
-from klamm.protocol.record_batch import BatchHeader, Record, RecordBatch, build_batch, decode_batch
+from klamm.protocol.errors import ErrorCode
+from klamm.protocol.record_batch import BatchHeader
 from klamm.storage import LogClosed, StorageError
 
 if TYPE_CHECKING:
@@ -82,6 +88,20 @@ S = TxnState
 _FINISHED = frozenset({S.EMPTY, S.COMPLETE_COMMIT, S.COMPLETE_ABORT})
 # States in which this coordinator will still write the transaction's markers itself.
 _OPEN = frozenset({S.ONGOING, S.PREPARE_COMMIT, S.PREPARE_ABORT, S.PREPARE_EPOCH_FENCE})
+
+
+# A record of __transaction_state as stored: key and value bytes (`replay` decodes them).
+TxnLogRecord = tuple[bytes, bytes | None]
+
+
+class RawSerde:
+    """Records are kept as bytes; `replay` decodes them (raising TxnRecordError)."""
+
+    def serialize(self, record: TxnLogRecord) -> TxnLogRecord:
+        return record
+
+    def deserialize(self, key: bytes, value: bytes | None) -> TxnLogRecord:
+        return key, value
 
 
 class TxnError(Exception):
@@ -129,7 +149,7 @@ class TransactionCoordinator:
         self._task: asyncio.Task[None] | None = None
         # Open transactions this coordinator does not know, and markers by hand (orphans.py).
         self.orphans = Orphans(self, broker, producers, groups)
-        self._log: Partition | None = None
+        self._runtime: CoordinatorRuntime[TxnLogRecord] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -137,12 +157,13 @@ class TransactionCoordinator:
         broker = self.broker
         if broker.topic(TXN_TOPIC) is None:
             broker.create_topic(TXN_TOPIC, 1, {"cleanup.policy": "compact"}, internal=True)
-        self._log = broker.partition(TXN_TOPIC, 0)
-        assert self._log is not None
-        plog = self._log.log
-        batches = await asyncio.to_thread(lambda: list(plog.batches_from(0)))
-        for header, blob in batches:
-            self._replay_batch(header, blob)
+        partition = broker.partition(TXN_TOPIC, 0)
+        assert partition is not None
+        self._runtime = CoordinatorRuntime(
+            PartitionLogWriter(partition, broker.durability), RawSerde(),
+            lambda record, _producer: self.replay(*record), now_ms=broker.now_ms, logger=log,
+        )  # fmt: skip
+        await self._runtime.load()
         await self.complete_prepared()
         self._task = asyncio.create_task(self._sweep_loop())
 
@@ -154,29 +175,10 @@ class TransactionCoordinator:
 
     # --- records -----------------------------------------------------------------------------
 
-    def _replay_batch(self, header: BatchHeader, blob: bytes) -> None:
-        """Replay one stored batch at start-up. A batch or record this coordinator cannot read
-        (damaged, or appended by a client before internal topics refused produce) is skipped
-        with a warning, as Kafka's loader skips unknown keys: the broker must always start, and
-        the transactions it can read are still recovered."""
-        where = f"{TXN_TOPIC}-0"  # the topic's only partition
-        try:
-            records = decode_batch(blob).records
-        except InvalidRecordBatch as exc:
-            log.warning("skipping unreadable batch in %s at offset %d: %s",
-                        where, header.base_offset, exc)  # fmt: skip
-            return
-        for record in records:
-            if record.key is None:
-                continue
-            try:
-                self.replay(record.key, record.value)
-            except TxnRecordError as exc:
-                log.warning("skipping unreadable record in %s at offset %d: %s",
-                            where, record.offset, exc)  # fmt: skip
-
     def replay(self, key: bytes, value: bytes | None) -> None:
-        """Apply one record (raises TxnRecordError, changing nothing, if it cannot be read)."""
+        """Apply one record (raises TxnRecordError, changing nothing, if it cannot be read: the
+        runtime then skips it, as Kafka's loader skips unknown keys. A record is unreadable when
+        damaged or appended by a client before internal topics refused produce)."""
         kind, name = decode_key(key)
         if kind == "pid_block":
             self.producer_ids.replay_block(decode_pid_block(value))
@@ -195,20 +197,13 @@ class TransactionCoordinator:
         self.producer_ids.observe(meta.last_producer_id)
 
     async def _write(self, entries: Iterable[tuple[bytes, bytes | None]]) -> None:
-        """Append records to the transaction log, wait until durable, then apply them."""
-        entries = list(entries)
-        assert self._log is not None
-        now = self.broker.now_ms()
-        batch = build_batch(RecordBatch([Record(i, now, k, v) for i, (k, v) in enumerate(entries)]))
+        """Append records to the transaction log, wait until durable, then apply them. A
+        refused write applied nothing, so memory still matches the disk; the client retries."""
+        assert self._runtime is not None
         try:
-            self._log.log.append(bytearray(batch))
-            await self.broker.durability.appended(self._log)
-        except StorageError as exc:
-            # Nothing was applied, so memory still matches what is durable; the client retries.
-            log.warning("writing %s failed: %s", TXN_TOPIC, exc)
-            raise _unavailable(exc) from exc
-        for key, value in entries:
-            self.replay(key, value)
+            await self._runtime.write(list(entries))
+        except CoordinatorUnavailable as exc:
+            raise TxnError(exc.code, str(exc)) from exc
 
     async def _store(self, meta: TxnMetadata) -> TxnMetadata:
         await self._write([(encode_key("txn", meta.transactional_id), encode_metadata(meta))])
@@ -228,8 +223,11 @@ class TransactionCoordinator:
         "os": a reservation lost to a power cut could hand out ids again, and a reused id makes
         its new producer's first batch look like a retry of the old one's."""
         await self._write([(encode_key("pid_block"), str(end).encode())])
-        assert self._log is not None
-        await asyncio.to_thread(self._log.log.flush)
+        assert self._runtime is not None
+        try:
+            await self._runtime.force()
+        except CoordinatorUnavailable as exc:
+            raise TxnError(exc.code, str(exc)) from exc
 
     # --- InitProducerId ----------------------------------------------------------------------
 
@@ -401,10 +399,10 @@ class TransactionCoordinator:
                 await self.groups.complete_txn_offsets(
                     meta.producer_id, commit, meta.producer_epoch
                 )
-            except StorageError as exc:
+            except CoordinatorUnavailable as exc:
                 log.warning("transaction %s: writing its offsets' outcome failed: %s",
                             meta.transactional_id, exc)  # fmt: skip
-                raise _unavailable(exc) from exc
+                raise TxnError(exc.code, str(exc)) from exc
         completed = transition(
             meta, S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT,
             partitions=frozenset(), groups=frozenset(), last_update_ms=self.broker.now_ms(),

@@ -24,10 +24,10 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from klamm.broker.coordinator_runtime import CoordinatorUnavailable
 from klamm.broker.groups.coordinator import OFFSETS_TOPIC
 from klamm.broker.transactions.state import COORDINATOR_EPOCH, NO_EPOCH, TXN_TOPIC
 from klamm.protocol.errors import ErrorCode
-from klamm.storage import StorageError
 
 if TYPE_CHECKING:
     from klamm.broker.interfaces import CoordinatorHost
@@ -124,7 +124,7 @@ class Orphans:
                 where, index = OFFSETS_TOPIC, -1
                 try:
                     await self._groups.complete_txn_offsets(pid, False, epoch)
-                except StorageError as exc:
+                except CoordinatorUnavailable as exc:
                     log.warning("dropping the pending offsets of producer %d failed: %s", pid, exc)
                     continue
             else:
@@ -187,8 +187,8 @@ class Orphans:
             if tp[0] == OFFSETS_TOPIC and code == ErrorCode.none:
                 try:
                     await self._groups.complete_txn_offsets(producer_id, commit, epoch)
-                except StorageError as exc:
-                    results[tp] = exc.code
+                except CoordinatorUnavailable as exc:
+                    results[tp] = exc.cause.code  # as a data partition's failed marker
         done = [f"{t}-{p}" for t, p in results if results[(t, p)] == ErrorCode.none]
         if done:
             log.warning("%s marker for producer %d (epoch %d) written by hand to %s",

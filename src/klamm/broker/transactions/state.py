@@ -33,6 +33,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from klamm.broker.coordinator_runtime import UnreadableRecord
+
 
 class TxnState(enum.IntEnum):
     EMPTY = 0
@@ -132,7 +134,7 @@ def encode_key(kind: str, name: str = "") -> bytes:
     return json.dumps({"v": _VERSION, "kind": kind, "id": name}, separators=(",", ":")).encode()
 
 
-class TxnRecordError(ValueError):
+class TxnRecordError(UnreadableRecord):
     """A __transaction_state record this version cannot read (not ours, damaged, or newer)."""
 
 
