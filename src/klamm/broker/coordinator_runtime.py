@@ -51,7 +51,7 @@ from klamm.protocol.record_batch import (
     control_type,
     decode_batch,
 )
-from klamm.storage.errors import StorageError
+from klamm.storage import StorageError
 
 if TYPE_CHECKING:
     from klamm.broker.partition import Partition
