@@ -29,6 +29,7 @@ HANDLER_MODULES = (
     "klamm.broker.handlers.list_offsets",
     "klamm.broker.handlers.topics",
     "klamm.broker.handlers.configs",
+    "klamm.broker.handlers.log_dirs",
     "klamm.broker.handlers.groups",
     "klamm.broker.handlers.transactions",
     "klamm.broker.handlers.sasl",
