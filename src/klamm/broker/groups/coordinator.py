@@ -421,9 +421,7 @@ class GroupCoordinator:
             protocols=req.protocols,
         )
         group.add(member)
-        now = self.now_ms()
         group.new_member_added = True
-        group.last_member_added_ms = now
         if group.initial_phase:
             self._restart_quiet_timer(group)
         return await self._rebalance_and_wait(group, member, f"new member {member_id}")

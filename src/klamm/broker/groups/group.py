@@ -85,7 +85,6 @@ class ClassicGroup:
     # Join phase bookkeeping (see coordinator: initial delay and quiet window).
     initial_phase: bool = False
     new_member_added: bool = False
-    last_member_added_ms: int = 0
     join_timer: Any = None
     quiet_timer: Any = None
     sync_timer: Any = None
