@@ -98,4 +98,4 @@ def test_a_stray_public_name_is_caught() -> None:
     module.helper = len  # type: ignore[attr-defined]
     module.sub = types.ModuleType("klamm.example.sub")  # type: ignore[attr-defined]
     module._private = 1  # type: ignore[attr-defined]
-    assert _surface(module) - set(module.__all__) == {"helper"}  # type: ignore[attr-defined]
+    assert _surface(module) - set(module.__all__) == {"helper"}

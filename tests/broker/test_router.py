@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from klamm.broker.router import advertised_versions, load_handlers
+from klamm.broker.router import Handler, advertised_versions, load_handlers
 from klamm.protocol.api_versions import SUPPORTED, ApiKey
 
 
@@ -22,6 +22,6 @@ def test_every_loaded_handler_is_advertised() -> None:
 def test_a_handler_without_a_supported_range_fails_loudly() -> None:
     unsupported = 1000  # no Kafka API has this key
     assert unsupported not in SUPPORTED
-    routes = {ApiKey.METADATA: _handler, unsupported: _handler}
+    routes: dict[int, Handler] = {ApiKey.METADATA: _handler, unsupported: _handler}
     with pytest.raises(RuntimeError, match="1000"):
         advertised_versions(routes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from kio.schema.describe_configs.v1.response import DescribeConfigsResponse as DescribeConfigsV1
 from kio.schema.produce.v3.response import ProduceResponse as ProduceV3
@@ -16,7 +18,12 @@ PARTITION = {"index": 0, "error_code": 0, "base_offset": 7, "log_append_time": -
 def test_a_field_of_another_version_is_left_out() -> None:
     # record_errors and error_message exist from v8: a v3 response simply does not carry them,
     # which is how a handler describes its response once for every version it serves.
-    partition = {**PARTITION, "log_start_offset": 0, "record_errors": [], "error_message": None}
+    partition: dict[str, Any] = {
+        **PARTITION,
+        "log_start_offset": 0,
+        "record_errors": [],
+        "error_message": None,
+    }
     response = build(
         ProduceV3,
         responses=[{"name": "t", "partition_responses": [partition]}],
