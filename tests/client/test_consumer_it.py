@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from client_helpers import FAST_CONSUMER, eventually, wait_until
 
 from klamm import (
     ConfigError,
@@ -22,6 +21,7 @@ from klamm import (
     RequestError,
     RetryPolicy,
 )
+from tests.client.client_helpers import FAST_CONSUMER, eventually, wait_until
 
 
 async def produce(
