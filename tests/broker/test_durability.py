@@ -24,25 +24,7 @@ from klamm.protocol.errors import ErrorCode
 from klamm.protocol.messages import RequestHeader, request_type
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch
 from klamm.storage.errors import LogClosed
-
-
-class FakeLog:
-    def __init__(self) -> None:
-        self.log_end_offset = 0
-        self.log_start_offset = 0
-        self.flushes = 0
-        self.gate = threading.Event()
-        self.gate.set()
-        self.fail = False
-        self.closed = False
-
-    def flush(self) -> None:
-        self.gate.wait(5)
-        if self.closed:
-            raise LogClosed("log is closed")
-        if self.fail:
-            raise OSError("EIO")
-        self.flushes += 1
+from tests.broker.broker_helpers import FakeLog
 
 
 def _partition(name: str) -> tuple[Partition, FakeLog]:
