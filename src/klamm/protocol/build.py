@@ -104,8 +104,8 @@ def build(cls: type[T], /, **fields: Any) -> T:
     """
     plan = _plan(cls)  # type: ignore[arg-type]  # classes are hashable; mypy can't see it for type[T]
     kwargs = {name: convert(fields[name]) for name, convert in plan if name in fields}
-    if len(kwargs) != len(fields):
-        unknown = sorted(set(fields) - _known_names(cls))  # type: ignore[arg-type]  # as above
+    if len(kwargs) != len(fields) and not _known_names(cls).issuperset(fields):  # type: ignore[arg-type]
+        unknown = sorted(set(fields) - _known_names(cls))  # type: ignore[arg-type]
         if unknown:
             raise TypeError(
                 f"{cls.__module__}.{cls.__qualname__}: no version of this message has "
