@@ -1,4 +1,4 @@
-"""klamm.testing.FakeClock: the injected `now_ms` that moves only when told."""
+"""klamm.testing: FakeClock (time that moves only when told) and EmbeddedBroker.call."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from klamm.storage.config import LogConfig
 from klamm.storage.log import PartitionLog
-from klamm.testing import FakeClock
+from klamm.testing import EmbeddedBroker, FakeClock
 from tests.storage.storage_helpers import make_batch
 
 
@@ -35,3 +35,10 @@ def test_a_log_sees_the_fake_time(tmp_path: Path) -> None:
         assert log.enforce_retention(clock.now_ms()) > 0
     finally:
         log.close()
+
+
+def test_call_runs_on_the_broker_loop() -> None:
+    with EmbeddedBroker() as broker:
+        assert broker.call(lambda: broker.broker.config.node_id) == broker.broker.config.node_id
+    with pytest.raises(RuntimeError, match="running broker"):
+        broker.call(lambda: None)
