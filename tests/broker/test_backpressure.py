@@ -4,27 +4,22 @@ in order, and a client that leaves instead releases what the broker held for it.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import io
 import struct
 import time
-import weakref
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
 
 import pytest
 from kio.serial import entity_reader, entity_writer
 
-from klamm.broker.connection import KafkaConnection
 from klamm.protocol.build import build
 from klamm.protocol.errors import ErrorCode
 from klamm.protocol.messages import request_type, response_type
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch
 from klamm.testing import EmbeddedBroker
+from tests.broker.broker_helpers import connection_of, stable
 from tests.broker.wire import Wire
-
-T = TypeVar("T")
 
 FETCH, FETCH_VERSION = 1, 11
 VALUE = 256 * 1024  # each fetch answers with one stored batch of this size
@@ -38,43 +33,6 @@ BOUND = REQUESTS * VALUE // 4
 def broker() -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker() as b:
         yield b
-
-
-def _on_loop(broker: EmbeddedBroker, fn: Callable[[], T]) -> T:
-    """Run `fn` on the broker's event loop thread: its state is only consistent there."""
-
-    async def call() -> T:
-        return fn()
-
-    return asyncio.run_coroutine_threadsafe(call(), broker._loop).result(5)  # type: ignore[arg-type]
-
-
-def _connection(broker: EmbeddedBroker, wire: Wire) -> weakref.ref[KafkaConnection]:
-    """The broker's side of `wire`, once it has accepted it (a weak reference: the test must
-    not keep it alive)."""
-    peer = f"127.0.0.1:{wire.sock.getsockname()[1]}"
-
-    def find() -> weakref.ref[KafkaConnection] | None:
-        found = [c for c in broker.broker.connections if c.session.peer == peer]
-        return weakref.ref(found[0]) if found else None
-
-    deadline = time.monotonic() + 5
-    while (ref := _on_loop(broker, find)) is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert ref is not None, "the broker never accepted the connection"
-    return ref
-
-
-def _stable(broker: EmbeddedBroker, measure: Callable[[], Any]) -> Any:
-    """`measure()` once it has stopped changing: the broker has done all it will do."""
-    deadline = time.monotonic() + 5
-    last, same = None, 0
-    while time.monotonic() < deadline and same < 3:
-        time.sleep(0.1)
-        now = _on_loop(broker, measure)
-        same = same + 1 if now == last else 0
-        last = now
-    return last
 
 
 def _topic_with_a_big_batch(broker: EmbeddedBroker, topic: str) -> None:
@@ -120,14 +78,14 @@ def test_a_client_that_does_not_read_costs_bounded_memory(
 ) -> None:
     started_before = broker.broker.request_counts[FETCH]
     with _non_reading_client(broker, f"bp-{unique}") as wire:
-        ref = _connection(broker, wire)
+        ref = connection_of(broker, wire)
 
         def held() -> tuple[int, int]:
             connection = ref()
             assert connection is not None
             return connection.buffered_bytes(), broker.broker.request_counts[FETCH]
 
-        buffered, started = _stable(broker, held)
+        buffered, started = stable(broker, held)
         assert buffered < BOUND, f"{buffered} bytes buffered for a client that does not read"
         assert started - started_before < REQUESTS  # the rest wait, unread or unstarted
 
@@ -151,8 +109,8 @@ def test_a_client_that_leaves_unread_releases_what_the_broker_held(
     gc.disable()
     try:
         with _non_reading_client(broker, f"bp-gone-{unique}") as wire:
-            ref = _connection(broker, wire)
-            buffered = _stable(broker, lambda: ref().buffered_bytes())  # type: ignore[union-attr]
+            ref = connection_of(broker, wire)
+            buffered = stable(broker, lambda: ref().buffered_bytes())  # type: ignore[union-attr]
             assert buffered > 0  # the broker does hold responses for it
         # closed without reading a byte
         deadline = time.monotonic() + 5

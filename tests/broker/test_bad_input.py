@@ -11,6 +11,7 @@ import pytest
 from klamm.protocol.errors import ErrorCode
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch
 from klamm.testing import EmbeddedBroker
+from tests.broker.broker_helpers import create_topics, one_record_batch, produce
 from tests.broker.wire import Wire
 
 
@@ -24,25 +25,6 @@ def _metadata_ok(broker: EmbeddedBroker) -> None:
     with Wire(broker.bootstrap) as wire:
         response = wire.request(3, 1, topics=[])
         assert response.brokers[0].port == broker.port
-
-
-def produce(
-    wire: Wire, topic: str, records: bytes, version: int = 7, acks: int = -1
-) -> tuple[int, int]:
-    response = wire.request(
-        0, version, transactional_id=None, acks=acks, timeout=5000,
-        topic_data=[{"name": topic, "partition_data": [{"index": 0, "records": records}]}],
-    )  # fmt: skip
-    partition = response.responses[0].partition_responses[0]
-    return partition.error_code, partition.base_offset
-
-
-def _create(wire: Wire, *names: str, partitions: int = 1) -> Any:
-    return wire.request(
-        19, 4, timeout=5000, validate_only=False,
-        topics=[{"name": name, "num_partitions": partitions, "replication_factor": 1,
-                 "assignments": [], "configs": []} for name in names],
-    )  # fmt: skip
 
 
 def _list_offsets(wire: Wire, topic: str, timestamps: dict[int, int]) -> Any:
@@ -62,10 +44,6 @@ def _topic_exists(wire: Wire, name: str) -> bool:
         include_cluster_authorized_operations=False, include_topic_authorized_operations=False,
     )  # fmt: skip
     return bool(response.topics[0].error_code == ErrorCode.none)
-
-
-def _batch(value: bytes = b"v") -> bytes:
-    return build_batch(RecordBatch(records=[Record(0, 1_700_000_000_000, b"k", value)]))
 
 
 def test_garbage_frame_closes_only_that_connection(broker: EmbeddedBroker) -> None:
@@ -112,12 +90,12 @@ def test_api_versions_rejects_bad_client_software_name(broker: EmbeddedBroker) -
 def test_corrupt_batches_are_refused_and_nothing_is_appended(broker: EmbeddedBroker) -> None:
     with Wire(broker.bootstrap) as wire:
         wire.request(3, 4, topics=[{"name": "bad-input"}], allow_auto_topic_creation=True)
-        good = _batch()
+        good = one_record_batch()
         corrupt = bytearray(good)
         corrupt[-1] ^= 0xFF
         assert produce(wire, "bad-input", bytes(corrupt))[0] == ErrorCode.corrupt_message
         assert produce(wire, "bad-input", good[:-5])[0] == ErrorCode.corrupt_message
-        too_big = _batch(b"x" * 2_000_000)
+        too_big = one_record_batch(b"x" * 2_000_000)
         assert produce(wire, "bad-input", too_big)[0] == ErrorCode.message_too_large
         assert produce(wire, "bad-input", good + good)[0] == ErrorCode.invalid_record
         # the log holds only what was accepted
@@ -141,7 +119,10 @@ def test_invalid_topic_names(broker: EmbeddedBroker) -> None:
 
 def test_produce_to_unknown_partition(broker: EmbeddedBroker) -> None:
     with Wire(broker.bootstrap) as wire:
-        assert produce(wire, "never-created", _batch())[0] == ErrorCode.unknown_topic_or_partition
+        assert (
+            produce(wire, "never-created", one_record_batch())[0]
+            == ErrorCode.unknown_topic_or_partition
+        )
 
 
 def test_produce_v2_message_format_is_refused_clearly(broker: EmbeddedBroker) -> None:
@@ -186,20 +167,26 @@ def test_invalid_acks_are_refused_and_nothing_is_appended(
 ) -> None:
     name = f"acks-{acks}"
     with Wire(broker.bootstrap) as wire:
-        assert _create(wire, name).topics[0].error_code == ErrorCode.none
-        assert produce(wire, name, _batch(), acks=acks) == (ErrorCode.invalid_required_acks, -1)
+        assert create_topics(wire, name).topics[0].error_code == ErrorCode.none
+        assert produce(wire, name, one_record_batch(), acks=acks) == (
+            ErrorCode.invalid_required_acks,
+            -1,
+        )
         # Kafka looks for the partition before it looks at acks
-        assert produce(wire, "never-created", _batch(), acks=acks)[0] == (
+        assert produce(wire, "never-created", one_record_batch(), acks=acks)[0] == (
             ErrorCode.unknown_topic_or_partition
         )
-        assert produce(wire, name, _batch()) == (ErrorCode.none, 0)  # nothing went before it
+        assert produce(wire, name, one_record_batch()) == (
+            ErrorCode.none,
+            0,
+        )  # nothing went before it
 
 
 def test_create_topics_with_a_duplicated_name_creates_nothing(broker: EmbeddedBroker) -> None:
     """Which of the two entries would be meant? Kafka answers the name once, with
     INVALID_REQUEST, and creates the other topics of the request."""
     with Wire(broker.bootstrap) as wire:
-        response = _create(wire, "dup-twice", "dup-single", "dup-twice")
+        response = create_topics(wire, "dup-twice", "dup-single", "dup-twice")
         answers = {t.name: (t.error_code, t.error_message) for t in response.topics}
         assert len(response.topics) == 2
         assert answers["dup-twice"] == (ErrorCode.invalid_request, "Duplicate topic name.")
@@ -218,7 +205,7 @@ def test_list_offsets_over_an_unreadable_batch_fails_only_that_partition(
     unreadable = bytearray(build_batch(RecordBatch(records=[Record(0, now + 1000, b"k", b"v")])))
     unreadable[-1] ^= 0xFF
     with Wire(broker.bootstrap) as wire:
-        _create(wire, "unreadable", partitions=2)
+        create_topics(wire, "unreadable", partitions=2)
         # Planted under the produce path's validation, as a damaged disk or an older broker
         # would leave it; the good batch after it moves the high watermark past both.
         broker.broker.partition("unreadable", 0).log.append(unreadable)
@@ -244,7 +231,7 @@ def test_delete_topics_and_create_partitions_refuse_a_duplicated_name(
     """As CreateTopics: the name is answered once with INVALID_REQUEST and left alone (Kafka's
     ControllerApis.deleteTopics and handleCreatePartitionsRequest)."""
     with Wire(broker.bootstrap) as wire:
-        _create(wire, "dup-del", "dup-del-other", "dup-grow")
+        create_topics(wire, "dup-del", "dup-del-other", "dup-grow")
         response = wire.request(20, 5, topic_names=["dup-del", "dup-del-other", "dup-del"],
                                 timeout=5000)  # fmt: skip
         answers = {r.name: (r.error_code, r.error_message) for r in response.responses}

@@ -23,7 +23,7 @@ from klamm.protocol.errors import ErrorCode
 from klamm.protocol.messages import request_type, response_type
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch
 from klamm.testing import EmbeddedBroker
-from tests.broker.test_backpressure import _connection, _on_loop, _stable
+from tests.broker.broker_helpers import connection_of, on_loop, stable
 from tests.broker.wire import Wire
 
 FETCH, METADATA, API_VERSIONS, HANDSHAKE, AUTHENTICATE = 1, 3, 18, 17, 36
@@ -206,8 +206,8 @@ def test_a_peer_that_stops_reading_is_closed_when_idle(
     wire.sock, wire._correlation = sock, 0
     with wire:
         wire.sock.sendall(_frames(wire, FETCH, 11, 10, **_fetch_fields(topic, 0, 1)))  # 9 MB
-        ref = _connection(idle_broker, wire)
-        assert _wait_until(lambda: ref() is None or _on_loop(idle_broker, ref().buffered_bytes) > 0)
+        ref = connection_of(idle_broker, wire)
+        assert _wait_until(lambda: ref() is None or on_loop(idle_broker, ref().buffered_bytes) > 0)
         assert _wait_until(lambda: ref() is None)  # closed and let go of
 
 
@@ -269,7 +269,7 @@ def test_an_idle_connection_holds_no_receive_buffer() -> None:
             wires = [Wire(broker.bootstrap) for _ in range(count)]
             for wire in wires:
                 assert wire.request(API_VERSIONS, 0)
-            assert _wait_until(lambda: _on_loop(broker, lambda: len(broker.broker.connections))
+            assert _wait_until(lambda: on_loop(broker, lambda: len(broker.broker.connections))
                                == count + len(warm))  # fmt: skip
             per_connection = (tracemalloc.get_traced_memory()[0] - before) / count
         finally:
@@ -296,14 +296,14 @@ def test_answers_held_behind_a_parked_fetch_are_bounded_in_bytes(unique: str) ->
             _frames(wire, FETCH, 11, 1, **_fetch_fields(topic, 3000, 1 << 20))
             + _frames(wire, METADATA, 1, METADATAS, topics=[{"name": topic}])
         )
-        ref = _connection(broker, wire)
+        ref = connection_of(broker, wire)
 
         def held() -> tuple[int, int]:
             connection = ref()
             assert connection is not None
             return connection.buffered_bytes(), broker.broker.request_counts[METADATA]
 
-        buffered, started = _stable(broker, held)
+        buffered, started = stable(broker, held)
         assert buffered < HELD_BOUND, f"{buffered} bytes held behind a parked Fetch"
         assert started - started_before < METADATAS  # the rest wait, unread or unstarted
         # Once the Fetch is answered everything arrives, in order.
@@ -323,8 +323,8 @@ def test_a_second_fetch_waits_for_the_first(unique: str) -> None:
         _create_topic(wire, topic)
         before = broker.broker.request_counts[FETCH]
         wire.sock.sendall(_frames(wire, FETCH, 11, 20, **_fetch_fields(topic, 5000, 1)))
-        _connection(broker, wire)
-        started = _stable(broker, lambda: broker.broker.request_counts[FETCH])
+        connection_of(broker, wire)
+        started = stable(broker, lambda: broker.broker.request_counts[FETCH])
         assert started - before == 1
         batch = build_batch(RecordBatch(records=[Record(0, int(time.time() * 1000), b"k", b"v")]))
         with Wire(broker.bootstrap) as producer:

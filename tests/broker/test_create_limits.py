@@ -18,13 +18,13 @@ from klamm.storage import log_manager
 from klamm.storage.config import LogConfig
 from klamm.storage.log import PartitionLog
 from klamm.testing import EmbeddedBroker
-from tests.broker.test_bad_input import _batch, produce
+from tests.broker.broker_helpers import one_record_batch, produce
 from tests.broker.wire import Wire
 
 Created = dict[str, tuple[int, str | None]]
 
 
-def _create(wire: Wire, topics: dict[str, int], *, validate_only: bool = False) -> Created:
+def create_topics(wire: Wire, topics: dict[str, int], *, validate_only: bool = False) -> Created:
     response = wire.request(
         19, 4, timeout=60_000, validate_only=validate_only,
         topics=[{"name": name, "num_partitions": count, "replication_factor": 1,
@@ -96,12 +96,12 @@ def test_other_clients_are_served_while_a_create_topics_runs(gate: _Gate) -> Non
     still answered, the half-made topic is invisible, and a second create of the same name
     waits its turn and gets TOPIC_ALREADY_EXISTS."""
     with EmbeddedBroker() as broker, Wire(broker.bootstrap) as victim:
-        assert _codes(_create(victim, {"victim": 1})) == {"victim": ErrorCode.none}
+        assert _codes(create_topics(victim, {"victim": 1})) == {"victim": ErrorCode.none}
         outcomes: list[Created] = []
 
         def create_huge() -> None:
             with Wire(broker.bootstrap, timeout=60) as admin:
-                outcomes.append(_create(admin, {"huge": 300}))
+                outcomes.append(create_topics(admin, {"huge": 300}))
 
         creators = [threading.Thread(target=create_huge) for _ in range(2)]
         creators[0].start()
@@ -111,7 +111,7 @@ def test_other_clients_are_served_while_a_create_topics_runs(gate: _Gate) -> Non
         # so these timed out after the Wire's 5 s).
         for _ in range(5):
             assert _metadata(victim, ["victim"], create=False) == {"victim": ErrorCode.none}
-            assert produce(victim, "victim", _batch(), acks=-1)[0] == ErrorCode.none
+            assert produce(victim, "victim", one_record_batch(), acks=-1)[0] == ErrorCode.none
         assert _metadata(victim, ["huge"], create=False) == {
             "huge": ErrorCode.unknown_topic_or_partition
         }
@@ -129,7 +129,7 @@ def test_other_clients_are_served_while_a_create_topics_runs(gate: _Gate) -> Non
 def test_other_clients_are_served_while_create_partitions_runs(gate: _Gate) -> None:
     """CreatePartitions made its new partitions on the event loop too."""
     with EmbeddedBroker() as broker, Wire(broker.bootstrap) as victim:
-        assert _codes(_create(victim, {"victim": 1, "grow": 1})) == {"victim": 0, "grow": 0}
+        assert _codes(create_topics(victim, {"victim": 1, "grow": 1})) == {"victim": 0, "grow": 0}
         outcome: list[dict[str, int]] = []
 
         def grow() -> None:
@@ -141,9 +141,9 @@ def test_other_clients_are_served_while_create_partitions_runs(gate: _Gate) -> N
         assert gate.reached.wait(20), "the growth never reached its held partition"
         for _ in range(5):
             assert _metadata(victim, ["victim"], create=False) == {"victim": ErrorCode.none}
-            assert produce(victim, "victim", _batch(), acks=-1)[0] == ErrorCode.none
+            assert produce(victim, "victim", one_record_batch(), acks=-1)[0] == ErrorCode.none
         assert _partitions_of(victim, "grow") == 1  # nothing half-grown is visible
-        assert produce(victim, "grow", _batch(), acks=-1)[0] == ErrorCode.none
+        assert produce(victim, "grow", one_record_batch(), acks=-1)[0] == ErrorCode.none
         gate.release.set()
         grower.join(60)
         assert outcome == [{"grow": ErrorCode.none}]
@@ -167,7 +167,7 @@ def test_deleting_a_topic_removes_its_files_off_the_event_loop(
 
     monkeypatch.setattr(log_manager.LogManager, "purge_deleted", staticmethod(purge_held))
     with EmbeddedBroker() as broker, Wire(broker.bootstrap) as wire:
-        assert _codes(_create(wire, {"doomed": 3})) == {"doomed": ErrorCode.none}
+        assert _codes(create_topics(wire, {"doomed": 3})) == {"doomed": ErrorCode.none}
         response = wire.request(20, 4, topic_names=["doomed"], timeout=30_000)
         assert response.responses[0].error_code == ErrorCode.none
         assert held.reached.wait(20), "the files were never removed"
@@ -176,8 +176,8 @@ def test_deleting_a_topic_removes_its_files_off_the_event_loop(
         assert _metadata(wire, ["doomed"], create=False) == {
             "doomed": ErrorCode.unknown_topic_or_partition
         }
-        assert _codes(_create(wire, {"doomed": 1})) == {"doomed": ErrorCode.none}
-        assert produce(wire, "doomed", _batch()) == (ErrorCode.none, 0)
+        assert _codes(create_topics(wire, {"doomed": 1})) == {"doomed": ErrorCode.none}
+        assert produce(wire, "doomed", one_record_batch()) == (ErrorCode.none, 0)
         held.release.set()
         deadline = time.monotonic() + 20
         while any(path.exists() for path in aside) and time.monotonic() < deadline:
@@ -190,7 +190,7 @@ def test_more_than_10000_partitions_in_one_create_topics_is_a_policy_violation()
     MAX_PARTITIONS_PER_BATCH) before creating anything."""
     with EmbeddedBroker() as broker, Wire(broker.bootstrap) as wire:
         for validate_only in (True, False):
-            created = _create(wire, {"a": 6_000, "b": 4_001}, validate_only=validate_only)
+            created = create_topics(wire, {"a": 6_000, "b": 4_001}, validate_only=validate_only)
             assert _codes(created) == {
                 "a": ErrorCode.policy_violation,
                 "b": ErrorCode.policy_violation,
@@ -200,7 +200,7 @@ def test_more_than_10000_partitions_in_one_create_topics_is_a_policy_violation()
             "a": ErrorCode.unknown_topic_or_partition,
             "b": ErrorCode.unknown_topic_or_partition,
         }
-        assert _codes(_create(wire, {"c": 2, "d": 3})) == {"c": 0, "d": 0}
+        assert _codes(create_topics(wire, {"c": 2, "d": 3})) == {"c": 0, "d": 0}
         assert _create_partitions(wire, {"c": 6_003, "d": 4_003}) == {
             "c": ErrorCode.policy_violation,
             "d": ErrorCode.policy_violation,
@@ -211,15 +211,15 @@ def test_more_than_10000_partitions_in_one_create_topics_is_a_policy_violation()
 def test_max_broker_partitions_refuses_what_would_exceed_it() -> None:
     # The two internal topics (__consumer_offsets, __transaction_state) hold one each.
     with EmbeddedBroker(max_broker_partitions=10) as broker, Wire(broker.bootstrap) as wire:
-        assert _codes(_create(wire, {"six": 6})) == {"six": ErrorCode.none}
-        refused = _create(wire, {"three": 3})
+        assert _codes(create_topics(wire, {"six": 6})) == {"six": ErrorCode.none}
+        refused = create_topics(wire, {"three": 3})
         assert _codes(refused) == {"three": ErrorCode.policy_violation}
         assert "max.broker.partitions" in (refused["three"][1] or "")
-        assert _codes(_create(wire, {"three": 3}, validate_only=True)) == {
+        assert _codes(create_topics(wire, {"three": 3}, validate_only=True)) == {
             "three": ErrorCode.policy_violation
         }
         assert _create_partitions(wire, {"six": 9}) == {"six": ErrorCode.policy_violation}
-        assert _codes(_create(wire, {"two": 2})) == {"two": ErrorCode.none}  # 10 of 10
+        assert _codes(create_topics(wire, {"two": 2})) == {"two": ErrorCode.none}  # 10 of 10
         assert _metadata(wire, ["auto"]) == {"auto": ErrorCode.policy_violation}
         assert _metadata(wire, ["six", "two"], create=False) == {"six": 0, "two": 0}
         assert _partitions_of(wire, "six") == 6

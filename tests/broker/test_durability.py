@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,25 +24,7 @@ from klamm.protocol.errors import ErrorCode
 from klamm.protocol.messages import RequestHeader, request_type
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch
 from klamm.storage.errors import LogClosed
-
-
-class FakeLog:
-    def __init__(self) -> None:
-        self.log_end_offset = 0
-        self.log_start_offset = 0
-        self.flushes = 0
-        self.gate = threading.Event()
-        self.gate.set()
-        self.fail = False
-        self.closed = False
-
-    def flush(self) -> None:
-        self.gate.wait(5)
-        if self.closed:
-            raise LogClosed("log is closed")
-        if self.fail:
-            raise OSError("EIO")
-        self.flushes += 1
+from tests.broker.broker_helpers import FakeLog
 
 
 def _partition(name: str) -> tuple[Partition, FakeLog]:
@@ -163,3 +147,37 @@ def _produce_request(broker: Broker, topic: str) -> tuple[RequestContext, object
         topic_data=[{"name": topic, "partition_data": [{"index": 0, "records": batch}]}],
     )  # fmt: skip
     return RequestContext(broker, header, Session(peer="test")), request
+
+
+async def test_wait_idle_awaits_the_round_instead_of_polling() -> None:
+    """wait_idle sleeps until the running round ends: no timer wakes it meanwhile (it once
+    polled every millisecond)."""
+    commit = GroupCommit("fsync")
+    partition, log = _partition("idle")
+    log.gate.clear()
+    log.log_end_offset = 3
+    durable = commit.appended(partition)
+    loop = asyncio.get_running_loop()
+    timers = 0
+    call_later = loop.call_later
+
+    def counting_call_later(*args: Any, **kwargs: Any) -> Any:
+        nonlocal timers
+        timers += 1
+        return call_later(*args, **kwargs)
+
+    loop.call_later = counting_call_later  # type: ignore[method-assign]
+    try:
+        idle = asyncio.ensure_future(commit.wait_idle())
+        for _ in range(20):  # the loop turns while the fsync is held; wait_idle must not return
+            await asyncio.sleep(0)
+        await asyncio.get_running_loop().run_in_executor(None, time.sleep, 0.05)
+        assert not idle.done()
+        polled, timers = timers, 0
+        log.gate.set()
+        await asyncio.wait_for(idle, 5)
+    finally:
+        del loop.call_later  # back to the class's method
+    assert durable.done() and partition.high_watermark == 3
+    assert polled == 0
+    commit.close()

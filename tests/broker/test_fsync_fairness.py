@@ -18,8 +18,7 @@ from klamm.protocol.build import build
 from klamm.protocol.errors import ErrorCode
 from klamm.protocol.messages import request_type
 from klamm.testing import EmbeddedBroker
-from tests.broker.test_bad_input import _batch, _create, produce
-from tests.broker.test_durability import FakeLog
+from tests.broker.broker_helpers import FakeLog, create_topics, one_record_batch, produce
 from tests.broker.wire import Wire
 
 
@@ -66,7 +65,7 @@ def _produce_everywhere_acks0(wire: Wire, topic: str, partitions: int) -> None:
     """One Produce (no response: acks=0) with one batch for each partition."""
     cls = request_type(0, 7)
     body = io.BytesIO()
-    batch = _batch(b"x" * 100)
+    batch = one_record_batch(b"x" * 100)
     entity_writer(cls)(body, build(
         cls, transactional_id=None, acks=0, timeout=5000,
         topic_data=[{"name": topic, "partition_data": [
@@ -80,8 +79,8 @@ def test_acks_all_latency_stays_low_during_an_acks0_fanout() -> None:
     every 0.2 s) with half the partitions to create."""
     partitions = 1000
     with EmbeddedBroker(flush_policy="fsync") as broker, Wire(broker.bootstrap, 60) as victim:
-        assert _create(victim, "victim").topics[0].error_code == ErrorCode.none
-        assert _create(victim, "flood", partitions=partitions).topics[0].error_code == 0
+        assert create_topics(victim, "victim").topics[0].error_code == ErrorCode.none
+        assert create_topics(victim, "flood", partitions=partitions).topics[0].error_code == 0
         stop = threading.Event()
 
         def flood() -> None:
@@ -98,7 +97,7 @@ def test_acks_all_latency_stays_low_during_an_acks0_fanout() -> None:
             deadline = time.monotonic() + 2
             while time.monotonic() < deadline:
                 sent = time.monotonic()
-                assert produce(victim, "victim", _batch(), acks=-1)[0] == ErrorCode.none
+                assert produce(victim, "victim", one_record_batch(), acks=-1)[0] == ErrorCode.none
                 latencies.append(time.monotonic() - sent)
         finally:
             stop.set()

@@ -11,7 +11,7 @@ from klamm.broker.groups.group import ClassicGroup, Member
 from klamm.broker.groups.state import GroupState, IllegalTransition
 from klamm.protocol.errors import ErrorCode
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch, crc_of
-from tests.broker.test_groups_harness import Harness, settle
+from tests.broker.groups_helpers import Harness, settle
 
 S = GroupState
 E = ErrorCode

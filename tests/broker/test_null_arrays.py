@@ -12,7 +12,7 @@ import pytest
 from klamm.protocol.messages import request_type
 from klamm.testing import EmbeddedBroker
 from tests.broker.wire import Wire
-from tests.protocol.test_protocol_bounds import NULL_ARRAY_CASES, _minimal
+from tests.protocol.protocol_helpers import NULL_ARRAY_CASES, minimal_body
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_every_advertised_api_closes_the_connection_with_one_line(
     for key, version, path in cases:
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="klamm"), Wire(broker.bootstrap) as wire:
-            body = _minimal(request_type(key, version), path, -1)
+            body = minimal_body(request_type(key, version), path, -1)
             wire.send_raw(wire.header(key, version) + body)
             assert wire.is_closed(), f"api {key} v{version}: connection left open"
         lines = [r for r in caplog.records if r.name.startswith("klamm")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from klamm.cli.main import main
-from tests.cli.conftest import Cli
+from tests.cli.cli_helpers import Cli
 
 
 def _exit_code(argv: list[str]) -> int:

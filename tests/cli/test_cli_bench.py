@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from klamm.cli import _common
-from tests.cli.conftest import Cli, closed_port, interrupt
+from tests.cli.cli_helpers import Cli, closed_port, interrupt
 
 SMALL = ["--messages", "2000", "--size", "64", "--latency-samples", "20"]
 

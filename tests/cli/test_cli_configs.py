@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.cli.conftest import Cli
+from tests.cli.cli_helpers import Cli
 
 
 def test_describe_topic_shows_only_overrides(cli: Cli, topic: str) -> None:

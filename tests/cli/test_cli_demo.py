@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from klamm.testing import EmbeddedBroker
-from tests.cli.conftest import Cli, closed_port, interrupt
+from tests.cli.cli_helpers import Cli, closed_port, interrupt
 
 
 def test_demo_rejects_bad_arguments(cli: Cli) -> None:

@@ -11,7 +11,7 @@ from confluent_kafka import Consumer
 
 from klamm.cli import _common
 from klamm.testing import EmbeddedBroker
-from tests.cli.conftest import Cli
+from tests.cli.cli_helpers import Cli
 
 
 def _consume_as_group(cli: Cli, topic: str, group: str) -> None:

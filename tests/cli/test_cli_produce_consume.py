@@ -13,7 +13,7 @@ import pytest
 
 from klamm.cli.main import main
 from klamm.testing import EmbeddedBroker
-from tests.cli.conftest import Cli, closed_port
+from tests.cli.cli_helpers import Cli, closed_port
 
 
 def test_produce_summary_and_consume_values(cli: Cli, topic: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.cli.conftest import Cli, closed_port
+from tests.cli.cli_helpers import Cli, closed_port
 
 
 def test_create_list_describe_delete(cli: Cli, unique: str) -> None:

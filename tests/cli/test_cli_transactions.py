@@ -21,7 +21,7 @@ from tests.broker.txn_wire import (
     stable_offset,
 )
 from tests.broker.wire import Wire
-from tests.cli.conftest import Cli
+from tests.cli.cli_helpers import Cli
 
 CLI = Path(__file__).resolve().parents[2] / "src" / "klamm" / "cli"
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import confluent_kafka
 import pytest
-from client_helpers import FAST_CONSUMER, eventually, wait_until
 
 from klamm import ConfigError, Kafka, KafkaError, RequestError, ResourceTypes, TopicError
 from klamm.client.admin import Admin
+from tests.client.client_helpers import FAST_CONSUMER, eventually, wait_until
 
 
 async def test_topics_lifecycle(kafka: Kafka, unique: str) -> None:

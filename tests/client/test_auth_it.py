@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from client_helpers import FAST_CONSUMER, wait_until
 
 from klamm import AuthenticationError, Kafka, KafkaError, RetryPolicy
 from klamm.testing import EmbeddedBroker
+from tests.client.client_helpers import FAST_CONSUMER, wait_until
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from client_helpers import FAST_CONSUMER, eventually, wait_until
 
 from klamm import (
     ConfigError,
@@ -23,6 +22,7 @@ from klamm import (
     RetryPolicy,
 )
 from klamm.client.errors import NumberOfRetriesExceeded
+from tests.client.client_helpers import FAST_CONSUMER, eventually, wait_until
 
 
 async def produce(

@@ -10,10 +10,10 @@ import uuid
 from typing import Any
 
 import pytest
-from client_helpers import FAST_CONSUMER, eventually, wait_until
 
 from klamm import Event, Events, Kafka, KafkaError, Message, RetryPolicy
 from klamm.patterns import SQLiteStore, idempotent
+from tests.client.client_helpers import FAST_CONSUMER, eventually, wait_until
 
 
 async def read(kafka: Kafka, topic: str, count: int, **options: Any) -> list[Any]:

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from client_helpers import FAST_CONSUMER, wait_until
 
 from klamm import (
     CompressionTypes,
@@ -18,6 +17,7 @@ from klamm import (
     ProducerFencedError,
     StateError,
 )
+from tests.client.client_helpers import FAST_CONSUMER, wait_until
 
 
 async def consume_all(kafka: Kafka, topic: str, count: int) -> list[Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.interop.conftest import RECORDS, Record
+from tests.interop.interop_helpers import RECORDS, Record
 
 # Both refuse a record whose key and value are both null (kafka-python: "Need at least one: key
 # or value"), so their copy of the canonical set leaves that one out.

@@ -12,7 +12,7 @@ import pytest
 
 from klamm.testing import EmbeddedBroker
 from tests.interop.auth_support import USERS, Certs
-from tests.interop.conftest import NodeRunner
+from tests.interop.interop_helpers import NodeRunner
 
 pytestmark = pytest.mark.timeout(60)
 

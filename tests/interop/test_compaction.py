@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from klamm.testing import EmbeddedBroker
-from tests.interop.conftest import throwaway_group_consumer
+from tests.interop.interop_helpers import throwaway_group_consumer
 
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402

@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import for_code
 
-from tests.interop.conftest import (
+from tests.interop.interop_helpers import (
     CODECS,
     COMPRESSIBLE_RECORDS,
     Record,

@@ -28,7 +28,7 @@ from confluent_kafka.admin import (
     OffsetSpec,
 )
 
-from tests.interop.conftest import (
+from tests.interop.interop_helpers import (
     CODECS,
     COMPRESSIBLE_RECORDS,
     RECORDS,

@@ -23,7 +23,7 @@ with warnings.catch_warnings():
     from kafka.admin import ConfigResource, ConfigResourceType, OffsetSpec
     from kafka.errors import InvalidRequestError, TopicAlreadyExistsError
 
-from tests.interop.conftest import (
+from tests.interop.interop_helpers import (
     CODECS,
     COMPRESSIBLE_RECORDS,
     IN_CI,

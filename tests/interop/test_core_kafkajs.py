@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.interop.conftest import (
+from tests.interop.interop_helpers import (
     CODECS,
     COMPRESSIBLE_RECORDS,
     RECORDS,

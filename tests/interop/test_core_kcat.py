@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.interop.conftest import CODECS, Record, assert_compressed, assert_same_records
+from tests.interop.interop_helpers import CODECS, Record, assert_compressed, assert_same_records
 
 pytestmark = pytest.mark.timeout(60)
 

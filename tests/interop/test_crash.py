@@ -20,7 +20,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from klamm.testing import EmbeddedBroker
-from tests.interop.conftest import create_topic
+from tests.interop.interop_helpers import create_topic
 
 PARTITIONS = 3
 KILLS = 4

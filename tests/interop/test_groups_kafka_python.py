@@ -20,7 +20,7 @@ with warnings.catch_warnings():
     from kafka.admin import KafkaAdminClient
     from kafka.structs import OffsetAndMetadata
 
-from tests.interop.conftest import wait_until
+from tests.interop.interop_helpers import wait_until
 from tests.interop.python_clients import FAST_GROUP_CONSUMER
 
 pytestmark = pytest.mark.timeout(90)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.interop.conftest import NodeRunner
+from tests.interop.interop_helpers import NodeRunner
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.interop.conftest import NodeRunner, create_topic
+from tests.interop.interop_helpers import NodeRunner, create_topic
 
 pytestmark = pytest.mark.timeout(90)
 

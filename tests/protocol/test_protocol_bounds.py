@@ -4,27 +4,16 @@ tagged fields the schema does not know are skipped, as Kafka does (KIP-482)."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import struct
-import types
-import typing
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kio.serial._introspect import (
-    EntityField,
-    EntityTupleField,
-    classify_field,
-    get_schema_field_type,
-)
 
-from klamm.protocol.api_versions import ADVERTISED_ONLY, SUPPORTED
 from klamm.protocol.bounds import MAX_REQUEST_ELEMENTS
 from klamm.protocol.errors import MalformedFrame, ProtocolError
 from klamm.protocol.messages import decode_request, request_type
+from tests.protocol.protocol_helpers import DECODED, NULL_ARRAY_CASES, minimal_body
 
 
 def _request(api_key: int, version: int, body: bytes) -> bytes:
@@ -83,12 +72,6 @@ def test_a_tagged_field_overrunning_the_frame_is_malformed() -> None:
         decode_request(_request(18, 3, body))
 
 
-_DECODED = [
-    (key, version)
-    for key, versions in SUPPORTED.items()
-    for version in range(versions.min, versions.max + 1)
-    if version not in ADVERTISED_ONLY.get(key, ())
-]
 # Lengths at the edges (huge, -1, 0) and short fields, in random order.
 _PIECES = st.sampled_from(
     [
@@ -99,87 +82,14 @@ _PIECES = st.sampled_from(
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.sampled_from(_DECODED), st.lists(_PIECES, max_size=14))
+@given(st.sampled_from(DECODED), st.lists(_PIECES, max_size=14))
 def test_any_body_decodes_or_is_a_protocol_error(api: tuple[int, int], pieces: list[bytes]) -> None:
     """Never another exception, and never a native abort (which would kill this process)."""
     with contextlib.suppress(ProtocolError):
         decode_request(_request(*api, b"".join(pieces)))
 
 
-# --- a null (-1) count for an array that may not be null ------------------------------------
-# Bytes of each fixed-size kio type: a minimal body has zeros there.
-_FIXED = {"bool": 1, "int8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4, "int64": 8,
-          "uint64": 8, "float64": 8, "uuid": 16, "error_code": 2, "timedelta_i32": 4,
-          "timedelta_i64": 8, "datetime_i64": 8}  # fmt: skip
-
-
-def _fields(schema: Any) -> list[Any]:
-    return [f for f in dataclasses.fields(schema) if "tag" not in f.metadata]
-
-
-def _nullable(field: Any) -> bool:
-    return typing.get_origin(field.type) is types.UnionType and types.NoneType in typing.get_args(
-        field.type
-    )
-
-
-def _arrays(schema: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """Paths to every array a request may not send as null, through one element of each
-    array on the way."""
-    for field in _fields(schema):
-        kind = classify_field(field)
-        path = (*prefix, field.name)
-        if kind.is_array and not _nullable(field):
-            yield path
-        if isinstance(kind, EntityTupleField | EntityField):
-            yield from _arrays(kind.type_, path)
-
-
-def _minimal(schema: Any, target: tuple[str, ...], count: int) -> bytes:
-    """The smallest body of `schema` (zeros, empty strings and arrays), except along `target`:
-    one element in each array on the way, and `count` (-1: null) as the last array's count."""
-    flexible = schema.__flexible__
-    out = b""
-    for field in _fields(schema):
-        kind = classify_field(field)
-        on_path = bool(target) and target[0] == field.name
-        if kind.is_array:
-            n = (count if len(target) == 1 else 1) if on_path else 0
-            out += _uvarint(n + 1) if flexible else struct.pack(">i", n)
-            if n == 1 and isinstance(kind, EntityTupleField):
-                out += _minimal(kind.type_, target[1:] if on_path else (), count)
-            elif n == 1:
-                out += _minimal_primitive(get_schema_field_type(field), flexible)
-        elif isinstance(kind, EntityField):
-            out += _minimal(kind.type_, target[1:] if on_path else (), count)
-        else:
-            out += _minimal_primitive(get_schema_field_type(field), flexible)
-    return out + (b"\0" if flexible else b"")
-
-
-def _minimal_primitive(kafka_type: str, flexible: bool) -> bytes:
-    if kafka_type in _FIXED:
-        return b"\0" * _FIXED[kafka_type]
-    if flexible:
-        return b"\x01"  # empty compact string or bytes
-    return b"\0\0" if kafka_type == "string" else b"\0\0\0\0"
-
-
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    return bytes([*out, value])
-
-
-NULL_ARRAY_CASES = [
-    (key, version, path)
-    for key, version in _DECODED
-    for path in _arrays(request_type(key, version))
-]
-
-
+# --- a null (-1) count for an array that may not be null (cases: protocol_helpers.py) --------
 def test_every_api_has_an_array_case() -> None:
     """The cases below reach every API whose requests hold a non-nullable array."""
     assert len({key for key, _, _ in NULL_ARRAY_CASES}) >= 25
@@ -191,9 +101,9 @@ def test_a_null_count_for_a_non_nullable_array_is_malformed_in_every_request() -
     for key, version, path in NULL_ARRAY_CASES:
         schema = request_type(key, version)
         # The same body with an empty array decodes: only the null count is wrong.
-        decode_request(_request(key, version, _minimal(schema, path, 0)))
+        decode_request(_request(key, version, minimal_body(schema, path, 0)))
         with pytest.raises(MalformedFrame, match=f"non-nullable array '{path[-1]}'"):
-            decode_request(_request(key, version, _minimal(schema, path, -1)))
+            decode_request(_request(key, version, minimal_body(schema, path, -1)))
 
 
 def test_a_null_count_for_a_nullable_array_is_still_null() -> None:

@@ -16,7 +16,7 @@ from klamm.protocol.errors import ErrorCode
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch
 from klamm.schema import SchemaRegistry
 from tests.broker.wire import Wire
-from tests.schema.conftest import RunningRegistry
+from tests.schema.schema_helpers import RunningRegistry
 
 ORDER = json.dumps(
     {"type": "record", "name": "Order", "fields": [{"name": "id", "type": "string"}]}

@@ -11,7 +11,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from klamm.schema import Schema, SchemaRegistry, SchemaRegistryError, SerdeError, UnknownSchemaError
-from tests.schema.conftest import RunningRegistry
+from tests.schema.schema_helpers import RunningRegistry
 
 AVRO = json.dumps(
     {

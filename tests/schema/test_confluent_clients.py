@@ -18,7 +18,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import descriptor_pool, message_factory
 
 from klamm.schema.formats.protobuf import parse_protobuf
-from tests.schema.conftest import RunningRegistry
+from tests.schema.schema_helpers import RunningRegistry
 
 ORDER_AVRO = json.dumps(
     {

@@ -11,7 +11,7 @@ from typing import Any
 
 from klamm import Events, Kafka, RetryPolicy
 from klamm.schema import Schema, SchemaProducer, SchemaRegistry
-from tests.schema.conftest import RunningRegistry
+from tests.schema.schema_helpers import RunningRegistry
 
 ORDER = json.dumps(
     {

@@ -15,7 +15,7 @@ import pytest
 
 from klamm.schema import Schema, SchemaRegistry, SerdeError
 from klamm.schema.formats.protobuf import parse_protobuf
-from tests.schema.conftest import RunningRegistry
+from tests.schema.schema_helpers import RunningRegistry
 
 JS_DIR = Path(__file__).resolve().parents[1] / "interop" / "js"
 PACKAGE = JS_DIR / "node_modules" / "@kafkajs" / "confluent-schema-registry"

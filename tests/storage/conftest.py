@@ -4,10 +4,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from storage_helpers import FakeClock
 
 from klamm.storage.config import LogConfig
 from klamm.storage.log import PartitionLog
+from klamm.testing import FakeClock
 
 
 @pytest.fixture

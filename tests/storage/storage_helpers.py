@@ -1,21 +1,8 @@
-"""Helpers shared by the storage tests (a plain module: conftest is not importable)."""
+"""Helpers shared by the storage tests (the fake clock is public: klamm.testing.FakeClock)."""
 
 from __future__ import annotations
 
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch
-
-
-class FakeClock:
-    """Injected time for tests: starts at a fixed epoch-ish ms, moves only when told."""
-
-    def __init__(self, start: int = 1_700_000_000_000) -> None:
-        self.now = start
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, ms: int) -> None:
-        self.now += ms
 
 
 def make_batch(

@@ -6,9 +6,6 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from cleaner_helpers import COMPACT, batches, check_compacted_invariants, keyed, marker, rows
-from storage_helpers import FakeClock
-
 from klamm.protocol.compression import Compression
 from klamm.protocol.record_batch import (
     ATTR_DELETE_HORIZON,
@@ -23,6 +20,15 @@ from klamm.storage.cleaner_manager import CLEANER_OFFSET_FILE
 from klamm.storage.config import LogConfig
 from klamm.storage.log import PartitionLog
 from klamm.storage.log_manager import LogManager
+from klamm.testing import FakeClock
+from tests.storage.cleaner_helpers import (
+    COMPACT,
+    batches,
+    check_compacted_invariants,
+    keyed,
+    marker,
+    rows,
+)
 
 Opener = Callable[..., PartitionLog]
 NOW = 10_000  # every test record has a timestamp near 1_000

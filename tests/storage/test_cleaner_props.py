@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cleaner_helpers import COMPACT, Row, check_compacted_invariants, keyed, rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from storage_helpers import FakeClock
 
 import klamm.storage.log as log_mod
 from klamm.storage.cleaner import Cleaner
 from klamm.storage.log import PartitionLog
 from klamm.storage.recovery import recover_interrupted_swaps
 from klamm.storage.segment import LogSegment
+from klamm.testing import FakeClock
+from tests.storage.cleaner_helpers import COMPACT, Row, check_compacted_invariants, keyed, rows
 
 NOW = 10_000
 # Tombstones go on the cleaning after the one that stamps them.

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from storage_helpers import FakeClock, make_batch
 
 from klamm.storage.config import LogConfig
 from klamm.storage.errors import KafkaStorageError, LogClosed
 from klamm.storage.log import PartitionLog
+from klamm.testing import FakeClock
+from tests.storage.storage_helpers import make_batch
 
 CONFIG = LogConfig(segment_bytes=1000, index_interval_bytes=100)
 real_write = os.write
@@ -175,7 +176,7 @@ def test_flush_concurrent_with_appends(tmp_path: Path) -> None:
         try:
             while not stop.is_set():
                 plog.flush()
-                plog.enforce_retention(clock.now)
+                plog.enforce_retention(clock.now_ms())
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -4,12 +4,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from storage_helpers import FakeClock, make_batch
 
 from klamm.protocol.record_batch import decode_batch, iter_batches, records_of
 from klamm.storage.config import LogConfig
 from klamm.storage.errors import OffsetOutOfRange
 from klamm.storage.log import PartitionLog
+from klamm.testing import FakeClock
+from tests.storage.storage_helpers import make_batch
 
 Opener = Callable[..., PartitionLog]
 SMALL = LogConfig(segment_bytes=1000, index_interval_bytes=100)
@@ -171,17 +172,17 @@ def test_max_timestamp(open_log: Opener) -> None:
 def test_retention_by_time(open_log: Opener, clock: FakeClock) -> None:
     config = LogConfig(segment_bytes=1000, retention_ms=1000)
     plog = open_log(config)
-    fill(plog, 40, ts0=clock.now)
+    fill(plog, 40, ts0=clock.now_ms())
     segments = plog.segment_count
-    assert plog.enforce_retention(clock.now) == 0
-    deleted = plog.enforce_retention(clock.now + 1000 + 250)
+    assert plog.enforce_retention(clock.now_ms()) == 0
+    deleted = plog.enforce_retention(clock.now_ms() + 1000 + 250)
     assert 0 < deleted < segments
     assert plog.segment_count == segments - deleted
     assert plog.log_start_offset == plog._segments[0].base_offset
     with pytest.raises(OffsetOutOfRange):
         plog.read(0, 100)
     # Everything but the active segment goes eventually.
-    plog.enforce_retention(clock.now + 10**9)
+    plog.enforce_retention(clock.now_ms() + 10**9)
     assert plog.segment_count == 1
     plog.check_invariants()
 
@@ -192,8 +193,8 @@ def test_retention_takes_the_active_segment_once_it_is_durable(
     """A quiet topic never fills a segment: Kafka still expires its records, rolling an empty
     segment first (a log keeps one). Records not yet below the high watermark stay."""
     plog = open_log(LogConfig(retention_ms=1000))
-    fill(plog, 5, ts0=clock.now)  # 15 records in the one (active) segment
-    later = clock.now + 1000 + 250
+    fill(plog, 5, ts0=clock.now_ms())  # 15 records in the one (active) segment
+    later = clock.now_ms() + 1000 + 250
     assert plog.enforce_retention(later) == 0  # the caller gave no high watermark
     assert plog.enforce_retention(later, durable_end=14) == 0  # offset 14 is not durable yet
     assert plog.enforce_retention(later, durable_end=15) == 1

@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from storage_helpers import FakeClock, make_batch
 
 from klamm.storage.dirlock import DataDirInUse
 from klamm.storage.errors import (
@@ -16,6 +15,8 @@ from klamm.storage.errors import (
     UnknownTopic,
 )
 from klamm.storage.log_manager import LogManager
+from klamm.testing import FakeClock
+from tests.storage.storage_helpers import make_batch
 
 _opened: list[LogManager] = []
 
@@ -206,7 +207,7 @@ def test_flush_and_retention(tmp_path: Path, clock: FakeClock) -> None:
     lm = manager(tmp_path, clock, {"internal.segment.bytes": "1000", "retention.ms": "1000"})
     lm.create_topic("t", 2)
     for i in range(30):
-        lm.log("t", i % 2).append(make_batch(2, timestamp=clock.now, tag=i))  # type: ignore[union-attr]
+        lm.log("t", i % 2).append(make_batch(2, timestamp=clock.now_ms(), tag=i))  # type: ignore[union-attr]
     lm.flush_all()
     assert lm.enforce_retention() == 0
     clock.advance(5000)

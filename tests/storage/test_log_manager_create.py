@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from storage_helpers import FakeClock
 
 from klamm.storage.errors import InvalidTopicName, PolicyViolation, TopicExists, UnknownTopic
 from klamm.storage.log_manager import LogManager
+from klamm.testing import FakeClock
 
 
 def _manager(path: Path, clock: FakeClock, max_partitions: int | None = None) -> LogManager:

@@ -9,10 +9,11 @@ import logging
 from pathlib import Path
 
 import pytest
-from storage_helpers import FakeClock, make_batch
 
 from klamm.storage.errors import KafkaStorageError
 from klamm.storage.log_manager import InternalTopic, LogManager
+from klamm.testing import FakeClock
+from tests.storage.storage_helpers import make_batch
 
 OFFSETS = "__consumer_offsets"
 INTERNAL = {OFFSETS: InternalTopic(1, {"cleanup.policy": "compact"})}

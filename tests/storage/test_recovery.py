@@ -9,12 +9,13 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from storage_helpers import FakeClock, make_batch
 
 from klamm.protocol.record_batch import records_of
 from klamm.storage.config import LogConfig
 from klamm.storage.log import AppendResult, PartitionLog
 from klamm.storage.segment import segment_name
+from klamm.testing import FakeClock
+from tests.storage.storage_helpers import make_batch
 
 CONFIG = LogConfig(segment_bytes=600, index_interval_bytes=120)
 LEADER_EPOCH = range(12, 16)  # not covered by the CRC: a flip there is undetectable by design

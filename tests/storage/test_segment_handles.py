@@ -9,13 +9,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from storage_helpers import FakeClock, make_batch
 
 from klamm.protocol.record_batch import records_of
 from klamm.storage.config import LogConfig
 from klamm.storage.errors import KafkaStorageError
 from klamm.storage.handles import FileUnavailable, SegmentFiles
 from klamm.storage.log import PartitionLog
+from klamm.testing import FakeClock
+from tests.storage.storage_helpers import make_batch
 
 # One batch per segment: every append rolls (the batches are ~100 bytes).
 ROLL_EVERY_BATCH = LogConfig(segment_bytes=50, index_interval_bytes=100)

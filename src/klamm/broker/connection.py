@@ -253,7 +253,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             and self._held < _MAX_HELD_BYTES
         ):
             if self._fetching and _api_key(backlog[0]) == ApiKey.FETCH:
-                break  # started again when the Fetch in flight is answered (_flush)
+                break  # started again when the Fetch in flight is answered (_write_ready)
             if started == _BURST:
                 self._schedule_burst()
                 break
@@ -339,7 +339,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._abort(f"malformed request before authentication: {exc}")
             return False
         if sasl.check_request(api_key) is not None:  # failed: no response, a delayed close
-            self._flush()
+            self._write_ready()
             return False
         if api_key == ApiKey.API_VERSIONS:
             sasl.api_versions_answered()
@@ -352,7 +352,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except AuthenticationFailed:
             # v0 has no way to carry an error: Kafka closes the connection (after the delay),
             # and so do we.
-            self._flush()
+            self._write_ready()
             return
         if sasl.complete:
             self.session.authenticated = True
@@ -414,9 +414,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._held += len(data)
         if slot.fetch:
             self._fetching -= 1
-        self._flush()
+        self._write_ready()
 
-    def _flush(self) -> None:
+    def _write_ready(self) -> None:
+        """Write the responses that are ready in request order (a write, not an fsync)."""
         out: list[bytes] = []
         pending = self._pending
         while pending and pending[0].done:

@@ -66,6 +66,10 @@ class _Lane:
         self._threads = threads
         self.waiting: _Waiting = {}  # for the next round
         self.running = False
+        # Set while no round runs. `waiting` is never non-empty while idle (add() starts a round,
+        # a finished round starts the next), so idle means nothing left to make durable.
+        self.idle = asyncio.Event()
+        self.idle.set()
         self.rounds = 0
 
     def add(self, partition: Partition, end: int, futures: list[asyncio.Future[None]]) -> None:
@@ -78,6 +82,7 @@ class _Lane:
 
     def _start_round(self, loop: asyncio.AbstractEventLoop) -> None:
         self.running = True
+        self.idle.clear()
         batch, self.waiting = self.waiting, {}
         queue = collections.deque(batch)
         workers = [
@@ -113,6 +118,8 @@ class _Lane:
                     future.set_exception(failure)
         if self.waiting:
             self._start_round(loop)
+        else:
+            self.idle.set()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -153,9 +160,11 @@ class GroupCommit:
 
     async def wait_idle(self) -> None:
         """Wait until no round is running and nothing is dirty (shutdown, tests)."""
+        # An append may start a round on either lane while we wait on the other: done only when
+        # both are idle at the same moment.
         lanes = (self._urgent, self._lazy)
-        while any(lane.running or lane.waiting for lane in lanes):
-            await asyncio.sleep(0.001)
+        while busy := [lane for lane in lanes if not lane.idle.is_set()]:
+            await busy[0].idle.wait()
 
     def close(self) -> None:
         self._urgent.close()

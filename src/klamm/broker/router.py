@@ -47,7 +47,23 @@ def load_handlers() -> dict[int, Handler]:
 
 
 def advertised_versions(routes: dict[int, Handler]) -> dict[int, tuple[int, int]]:
+    """The version range ApiVersions advertises for each routed API.
+
+    A handler whose API has no SUPPORTED range would be unreachable (clients only send what is
+    advertised) and untested: that is a contributor's mistake, so the broker refuses to start.
+    """
+    missing = sorted(key for key in routes if key not in SUPPORTED)
+    if missing:
+        names = ", ".join(_api_name(key) for key in missing)
+        raise RuntimeError(
+            f"handlers without a SUPPORTED version range in klamm.protocol.api_versions: {names}"
+        )
     return {key: (r.min, r.max) for key, r in SUPPORTED.items() if key in routes}
+
+
+def _api_name(key: int) -> str:
+    names = [name for name, value in vars(ApiKey).items() if value == key and name.isupper()]
+    return f"{names[0]} ({key})" if names else str(key)
 
 
 def handle_api_versions(ctx: RequestContext, request: Any) -> Any:

@@ -3,8 +3,10 @@
 kio has one frozen dataclass per API version. Handlers describe a response once, as keyword
 arguments holding the union of the fields of every version they serve; `build(cls, **fields)`
 keeps the fields `cls` has, converts plain values to what kio's writers expect (ints to
-`ErrorCode`, milliseconds to `timedelta`, dicts to nested entities) and leaves out the rest. A
-required field the handler did not give raises TypeError: a version mismatch is a bug, not
+`ErrorCode`, milliseconds to `timedelta`, dicts to nested entities) and leaves out the fields
+other versions of the same message have. A name that no version of the message has raises
+TypeError (it is a typo, and silently dropping it would hide a missing field from every client),
+and so does a required field the handler did not give: a version mismatch is a bug, not
 something to paper over with a default.
 """
 
@@ -12,6 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib
+import pkgutil
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -65,10 +70,47 @@ def _plan(cls: Any) -> tuple[tuple[str, _Convert], ...]:
     return tuple((f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls))
 
 
+# kio generates one module per API, version and message: kio.schema.<api>.v<N>.<message>; a
+# nested entity keeps its class name (the JSON schema's struct name) in every version's module.
+_KIO_MODULE = re.compile(r"^(kio\.schema\.\w+)\.v\d+\.(\w+)$")
+
+
+@cache
+def _known_names(cls: type) -> frozenset[str]:
+    """Field names of `cls` in any version of its message: what a handler may pass to build()."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    match = _KIO_MODULE.match(cls.__module__)
+    if match is None:  # not a versioned kio message: only its own fields are known
+        return frozenset(names)
+    package, message = match.groups()
+    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        if re.fullmatch(r"v\d+", info.name) is None:
+            continue
+        try:
+            module = importlib.import_module(f"{package}.{info.name}.{message}")
+        except ModuleNotFoundError:  # this version has no such message (e.g. a header package)
+            continue
+        other = getattr(module, cls.__qualname__, None)
+        if other is not None and dataclasses.is_dataclass(other):
+            names.update(f.name for f in dataclasses.fields(other))
+    return frozenset(names)
+
+
 def build(cls: type[T], /, **fields: Any) -> T:
-    """Instantiate kio entity `cls`, keeping only the fields it declares."""
+    """Instantiate kio entity `cls`, keeping only the fields it declares.
+
+    Raises TypeError for a name no version of the message has, so a typo fails the first test
+    that builds the message instead of leaving a field out of every response.
+    """
     plan = _plan(cls)  # type: ignore[arg-type]  # classes are hashable; mypy can't see it for type[T]
     kwargs = {name: convert(fields[name]) for name, convert in plan if name in fields}
+    if len(kwargs) != len(fields) and not _known_names(cls).issuperset(fields):  # type: ignore[arg-type]
+        unknown = sorted(set(fields) - _known_names(cls))  # type: ignore[arg-type]
+        if unknown:
+            raise TypeError(
+                f"{cls.__module__}.{cls.__qualname__}: no version of this message has "
+                f"field(s) {', '.join(unknown)}"
+            )
     return cls(**kwargs)
 
 

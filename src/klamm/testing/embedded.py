@@ -21,13 +21,15 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from klamm.broker.config import BrokerConfig
 
 Mode = Literal["thread", "subprocess"]
+T = TypeVar("T")
 
 
 class EmbeddedBroker:
@@ -100,6 +102,18 @@ class EmbeddedBroker:
         """Start again on the same data directory and port."""
         self.stop()
         self.start()
+
+    def call(self, fn: Callable[[], T], timeout: float = 5.0) -> T:
+        """Run `fn` on the broker's event loop thread and return its result (thread mode):
+        the broker's state is consistent only there, between two of its callbacks."""
+        loop = self._loop
+        if self._thread is None or loop is None:
+            raise RuntimeError("call() needs a running broker in mode='thread'")
+
+        async def run() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout)
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
