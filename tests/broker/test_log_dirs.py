@@ -7,7 +7,7 @@ import pytest
 
 from klamm.protocol.errors import ErrorCode
 from klamm.testing import EmbeddedBroker
-from tests.broker.test_bad_input import _batch, _create, produce
+from tests.broker.broker_helpers import create_topics, one_record_batch, produce
 from tests.broker.wire import Wire
 
 
@@ -25,8 +25,8 @@ def _sizes(result: object) -> dict[tuple[str, int], int]:
 @pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_every_partition_and_its_size(broker: EmbeddedBroker, version: int) -> None:
     with Wire(broker.bootstrap) as wire:
-        _create(wire, "dirs", partitions=2)
-        assert produce(wire, "dirs", _batch(b"x" * 1000))[0] == ErrorCode.none
+        create_topics(wire, "dirs", partitions=2)
+        assert produce(wire, "dirs", one_record_batch(b"x" * 1000))[0] == ErrorCode.none
         response = wire.request(35, version, topics=None)
     [result] = response.results
     assert result.error_code == ErrorCode.none
@@ -40,7 +40,7 @@ def test_every_partition_and_its_size(broker: EmbeddedBroker, version: int) -> N
 
 def test_named_partitions_only_those_hosted(broker: EmbeddedBroker) -> None:
     with Wire(broker.bootstrap) as wire:
-        _create(wire, "dirs-named", partitions=3)
+        create_topics(wire, "dirs-named", partitions=3)
         response = wire.request(35, 4, topics=[
             {"topic": "dirs-named", "partitions": [2, 0, 2, 7]},
             {"topic": "no-such-topic", "partitions": [0]},

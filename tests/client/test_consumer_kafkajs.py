@@ -10,9 +10,9 @@ import re
 from typing import Any
 
 import pytest
-from client_helpers import FAST_CONSUMER, wait_until
 
 from klamm import ConfigError, Event, Events, Kafka, RetryPolicy
+from tests.client.client_helpers import FAST_CONSUMER, wait_until
 
 
 async def produce(kafka: Kafka, topic: str, values: list[bytes]) -> None:

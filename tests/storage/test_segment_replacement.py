@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage_helpers import FakeClock, make_batch
-
 from klamm.protocol.record_batch import parse_header
 from klamm.storage.config import LogConfig
 from klamm.storage.log import PartitionLog, SegmentReplacement
+from klamm.testing import FakeClock
+from tests.storage.storage_helpers import make_batch
 
 SMALL = LogConfig(segment_bytes=300, cleanup_policy=("compact",))
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from storage_helpers import FakeClock, make_batch
-
 import klamm.storage
 from klamm.storage.config import LogConfig
 from klamm.storage.log import PartitionLog
+from klamm.testing import FakeClock
+from tests.storage.storage_helpers import make_batch
 
 STORAGE = Path(klamm.storage.__file__).parent
 BROKER = STORAGE.parent / "broker"
