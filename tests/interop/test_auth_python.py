@@ -109,8 +109,9 @@ def test_kafka_python_wrong_password(
     conf = kp_conf("SASL_PLAINTEXT", mechanism, None, password="nope")
     started = time.monotonic()
     with caplog.at_level(logging.ERROR, logger="kafka"), pytest.raises(KafkaError):
-        # kafka-python retries bootstrap until bootstrap_timeout_ms whatever the error.
-        KafkaAdminClient(bootstrap_servers=sasl_broker.bootstrap, bootstrap_timeout_ms=1500, **conf)
+        # kafka-python retries bootstrap until bootstrap_timeout_ms whatever the error (3 s: a
+        # SCRAM exchange plus the broker's failed-login delay on a loaded 2-core machine).
+        KafkaAdminClient(bootstrap_servers=sasl_broker.bootstrap, bootstrap_timeout_ms=3000, **conf)
     assert time.monotonic() - started < 5
     assert "SaslAuthenticationFailedError" in caplog.text
     assert "Authentication failed" in caplog.text
