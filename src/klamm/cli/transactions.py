@@ -17,26 +17,18 @@ coordinator reports as holding a transaction open (ListTransactions); `abort` wr
 marker into the partition with the producer's id and epochs, as kafka-transactions.sh does.
 A klamm broker refuses to abort a transaction its coordinator still holds open.
 
-confluent-kafka's AdminClient has none of these APIs, so this command sends them itself: one
-blocking connection per broker, one request at a time, message bodies from kio through
-klamm.protocol, the brokers and partition leaders from librdkafka's metadata. It speaks
+confluent-kafka's AdminClient has none of these APIs, so this command sends them through
+klamm.client.wire (one blocking connection per request), message bodies built from plain values
+by klamm.protocol.build, the brokers and partition leaders from librdkafka's metadata. It speaks
 PLAINTEXT and SSL (`-X security.protocol=SSL -X ssl.ca.location=...`), not SASL.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import socket
 import ssl
-import struct
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
-
-from kio.serial import entity_reader, entity_writer
-from kio.serial.errors import DecodeError
 
 from klamm.cli._common import (
     CliError,
@@ -51,19 +43,18 @@ from klamm.cli._common import (
     table,
     topic_metadata,
 )
+from klamm.client.wire import (
+    DESCRIBE_PRODUCERS,
+    LIST_TRANSACTIONS,
+    WRITE_TXN_MARKERS,
+    RawClient,
+    WireError,
+    request_type,
+)
 from klamm.protocol.build import build
 from klamm.protocol.errors import ErrorCode
-from klamm.protocol.framing import frame
-from klamm.protocol.messages import request_type, response_type
 
-# The API versions used: each is served by Kafka 3.x and 4.x alike (WriteTxnMarkers v0 is gone
-# in Kafka 4, v1 exists since 2.4), and by klamm.
-DESCRIBE_PRODUCERS = (61, 0)
-LIST_TRANSACTIONS = (66, 0)
-WRITE_TXN_MARKERS = (27, 1)
 CLIENT_ID = "klamm-cli"
-# The largest response accepted: these answers are a few KiB; a broker saying more is not one.
-MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 # Kafka's transaction.max.timeout.ms default, in minutes: no transaction may legally stay open
 # longer, so kafka-transactions.sh find-hanging uses it as its default too.
 DEFAULT_MAX_TRANSACTION_TIMEOUT_MIN = 15
@@ -128,8 +119,7 @@ def list_command(args: argparse.Namespace) -> int:
     _tls(args)  # refuse what this command cannot speak before connecting at all
     rows = []
     for node, address in sorted(_brokers(args).items()):
-        with _connect(args, address) as broker:
-            response = broker.request(*LIST_TRANSACTIONS, state_filters=[], producer_id_filters=[])
+        response = _ask(args, address, LIST_TRANSACTIONS, state_filters=[], producer_id_filters=[])
         _check(response.error_code, f"broker {node}")
         rows += [
             {"transactional_id": t.transactional_id, "coordinator": node,
@@ -227,15 +217,14 @@ def abort_command(args: argparse.Namespace) -> int:
             args.producer_epoch,
             args.coordinator_epoch,
         )
-    with _connect(args, _leader(args, topic, index)) as broker:
-        response = broker.request(
-            *WRITE_TXN_MARKERS,
-            markers=[{
-                "producer_id": pid, "producer_epoch": epoch, "transaction_result": False,
-                "coordinator_epoch": coordinator_epoch,
-                "topics": [{"name": topic, "partition_indexes": [index]}],
-            }],
-        )  # fmt: skip
+    response = _ask(
+        args, _leader(args, topic, index), WRITE_TXN_MARKERS,
+        markers=[{
+            "producer_id": pid, "producer_epoch": epoch, "transaction_result": False,
+            "coordinator_epoch": coordinator_epoch,
+            "topics": [{"name": topic, "partition_indexes": [index]}],
+        }],
+    )  # fmt: skip
     code = response.markers[0].topics[0].partitions[0].error_code
     if code == ErrorCode.invalid_txn_state:
         raise CliError(f"{where}: the coordinator holds the transaction of producer {pid} open; "
@@ -295,10 +284,9 @@ def _describe_producers(
         by_leader.setdefault(leader, []).append(index)
     found: dict[int, list[dict[str, int]]] = {}
     for leader, wanted in by_leader.items():
-        with _connect(args, leader) as broker:
-            response = broker.request(
-                *DESCRIBE_PRODUCERS, topics=[{"name": topic, "partition_indexes": wanted}]
-            )
+        response = _ask(
+            args, leader, DESCRIBE_PRODUCERS, topics=[{"name": topic, "partition_indexes": wanted}]
+        )
         for partition in response.topics[0].partitions:
             _check(partition.error_code, f"{topic}-{partition.partition_index}")
             found[partition.partition_index] = [
@@ -317,24 +305,24 @@ def _open_producer_ids(args: argparse.Namespace, producer_ids: set[int]) -> set[
         return set()
     known = set()
     for node, address in _brokers(args).items():
-        with _connect(args, address) as broker:
-            response = broker.request(
-                *LIST_TRANSACTIONS, state_filters=sorted(OPEN_STATES),
-                producer_id_filters=sorted(producer_ids),
-            )  # fmt: skip
+        response = _ask(
+            args, address, LIST_TRANSACTIONS, state_filters=sorted(OPEN_STATES),
+            producer_id_filters=sorted(producer_ids),
+        )  # fmt: skip
         _check(response.error_code, f"broker {node}")
         known |= {t.producer_id for t in response.transaction_states
                   if t.transaction_state in OPEN_STATES}  # fmt: skip
     return known
 
 
-@contextmanager
-def _connect(args: argparse.Namespace, address: tuple[str, int]) -> Iterator[_Connection]:
-    connection = _Connection(address, args.timeout, _tls(args))
+def _ask(args: argparse.Namespace, address: tuple[str, int], api_key: int, **fields: Any) -> Any:
+    """One request to the broker at `address`, its body built from `fields`; the broker's
+    failures become the command's one-line error."""
+    client = RawClient(CLIENT_ID, _tls(args), args.timeout)
     try:
-        yield connection
-    finally:
-        connection.close()
+        return client.request(*address, api_key, build(request_type(api_key), **fields))
+    except WireError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -352,82 +340,3 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     if "ssl.certificate.location" in props:
         context.load_cert_chain(props["ssl.certificate.location"], props.get("ssl.key.location"))
     return context
-
-
-class _Connection:
-    """One blocking connection to one broker; `request` sends one request, reads its answer."""
-
-    def __init__(
-        self, address: tuple[str, int], timeout: float, tls: ssl.SSLContext | None
-    ) -> None:
-        host, port = address
-        self._where = f"{host}:{port}"
-        try:
-            sock = socket.create_connection(address, timeout)
-            self._sock = tls.wrap_socket(sock, server_hostname=host) if tls else sock
-        except OSError as exc:
-            raise CliError(f"cannot connect to {self._where}: {exc.strerror or exc}") from None
-        self._correlation = 0
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def request(self, api_key: int, version: int, **fields: Any) -> Any:
-        cls = request_type(api_key, version)
-        body = io.BytesIO()
-        entity_writer(cls)(body, build(cls, **fields))
-        self._correlation += 1
-        client = CLIENT_ID.encode()
-        header = struct.pack(">hhih", api_key, version, self._correlation, len(client)) + client
-        if cls.__flexible__:
-            header += b"\0"  # no tagged fields
-        try:
-            self._sock.sendall(frame(header + body.getvalue()))
-            (size,) = struct.unpack(">i", self._read(4))
-            if not 4 <= size <= MAX_RESPONSE_BYTES:
-                raise CliError(f"{self._where} sent a response of {size} bytes")
-            answer = self._read(size)
-        except TimeoutError:
-            raise CliError(f"timed out waiting for {self._where}") from None
-        except OSError as exc:
-            raise CliError(f"lost the connection to {self._where}: {exc}") from None
-        (correlation,) = struct.unpack_from(">i", answer, 0)
-        if correlation != self._correlation:
-            raise CliError(f"{self._where} answered request {correlation}, not {self._correlation}")
-        response = response_type(api_key, version)
-        try:
-            pos = _skip_tagged_fields(answer, 4) if response.__flexible__ else 4
-            value, _ = entity_reader(response)(answer, pos)
-        except (DecodeError, IndexError, struct.error) as exc:
-            raise CliError(f"{self._where} sent a response that cannot be read: {exc}") from None
-        return value
-
-    def _read(self, n: int) -> bytes:
-        data = bytearray()
-        while len(data) < n:
-            chunk = self._sock.recv(n - len(data))
-            if not chunk:
-                raise CliError(f"{self._where} closed the connection (unsupported request?)")
-            data += chunk
-        return bytes(data)
-
-
-def _skip_tagged_fields(buf: bytes, pos: int) -> int:
-    """Past a flexible response header's tagged fields (count, then tag/size/bytes each)."""
-    count, pos = _uvarint(buf, pos)
-    for _ in range(count):
-        _, pos = _uvarint(buf, pos)
-        size, pos = _uvarint(buf, pos)
-        pos += size
-    return pos
-
-
-def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
