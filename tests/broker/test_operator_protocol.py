@@ -1,0 +1,86 @@
+"""The operator protocol answered as Kafka 4 answers it (issue 13): DescribeConfigs' types,
+documentation, sources and synonyms; Kafka's wording where clients match on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from klamm.broker.config import BrokerConfig
+from klamm.protocol.errors import ErrorCode
+from klamm.testing import EmbeddedBroker
+from tests.broker.wire import Wire
+
+RESOURCE_TOPIC, RESOURCE_BROKER = 2, 4
+TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
+TYPE_BOOLEAN, TYPE_STRING, TYPE_INT, TYPE_LONG = 1, 2, 3, 5
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[EmbeddedBroker]:
+    config = BrokerConfig(topic_defaults={"segment.bytes": "2097152"})
+    with EmbeddedBroker(config=config, advertised_host="kafka.example") as b:
+        yield b
+
+
+def _describe(wire: Wire, resource_type: int, name: str, **flags: bool) -> dict[str, Any]:
+    response = wire.request(
+        32, 4, include_synonyms=flags.get("synonyms", False),
+        include_documentation=flags.get("documentation", False),
+        resources=[{"resource_type": resource_type, "resource_name": name,
+                    "configuration_keys": None}],
+    )  # fmt: skip
+    (result,) = response.results
+    assert result.error_code == ErrorCode.none, result.error_message
+    return {c.name: c for c in result.configs}
+
+
+def test_topic_configs_carry_type_and_synonyms_only_when_asked(broker: EmbeddedBroker) -> None:
+    with Wire(broker.bootstrap) as wire:
+        created = wire.request(
+            19, 4, timeout=5000, validate_only=False,
+            topics=[{"name": "described", "num_partitions": 1, "replication_factor": 1,
+                     "assignments": [], "configs": [{"name": "retention.ms", "value": "1234"}]}],
+        )  # fmt: skip
+        assert created.topics[0].error_code == ErrorCode.none
+        plain = _describe(wire, RESOURCE_TOPIC, "described")
+        full = _describe(wire, RESOURCE_TOPIC, "described", synonyms=True, documentation=True)
+    assert all(not c.synonyms and c.documentation is None for c in plain.values())
+    assert plain["retention.ms"].config_type == TYPE_LONG
+    assert plain["cleanup.policy"].config_type == 7  # LIST
+    assert all(c.config_type != 0 for c in plain.values())  # never UNKNOWN
+    assert all(c.documentation for c in full.values())
+    retention = full["retention.ms"]
+    assert (retention.value, retention.config_source) == ("1234", TOPIC_CONFIG)
+    assert [(s.name, s.value, s.source) for s in retention.synonyms] == [
+        ("retention.ms", "1234", TOPIC_CONFIG),
+        ("log.retention.ms", "604800000", DEFAULT_CONFIG),
+    ]
+    segment = full["segment.bytes"]  # set broker-wide: its broker name is the synonym
+    assert (segment.value, segment.config_source) == ("2097152", STATIC_BROKER_CONFIG)
+    assert [(s.name, s.source) for s in segment.synonyms] == [
+        ("log.segment.bytes", STATIC_BROKER_CONFIG),
+        ("log.segment.bytes", DEFAULT_CONFIG),
+    ]
+
+
+def test_broker_configs_have_kafka_sources_types_and_read_only(broker: EmbeddedBroker) -> None:
+    with Wire(broker.bootstrap) as wire:
+        plain = _describe(wire, RESOURCE_BROKER, "0")
+        full = _describe(wire, RESOURCE_BROKER, "0", synonyms=True, documentation=True)
+    listeners = plain["advertised.listeners"]
+    assert listeners.value == f"PLAINTEXT://kafka.example:{broker.port}"
+    assert (listeners.config_source, listeners.read_only) == (STATIC_BROKER_CONFIG, True)
+    assert listeners.config_type == TYPE_STRING and not listeners.synonyms
+    assert plain["num.partitions"].config_source == DEFAULT_CONFIG  # left at Kafka's default
+    assert plain["num.partitions"].config_type == TYPE_INT
+    assert plain["auto.create.topics.enable"].config_type == TYPE_BOOLEAN
+    assert plain["log.segment.bytes"].config_source == STATIC_BROKER_CONFIG
+    assert all(c.config_type != 0 and c.read_only for c in plain.values())
+    assert all(c.documentation for c in full.values())
+    assert [(s.value, s.source) for s in full["log.segment.bytes"].synonyms] == [
+        ("2097152", STATIC_BROKER_CONFIG),
+        ("1073741824", DEFAULT_CONFIG),
+    ]
