@@ -84,3 +84,57 @@ def test_broker_configs_have_kafka_sources_types_and_read_only(broker: EmbeddedB
         ("2097152", STATIC_BROKER_CONFIG),
         ("1073741824", DEFAULT_CONFIG),
     ]
+
+
+def _create_one(wire: Wire, name: str, **overrides: Any) -> Any:
+    topic = {"name": name, "num_partitions": 1, "replication_factor": 1, "assignments": [],
+             "configs": []}  # fmt: skip
+    topic.update(overrides)
+    response = wire.request(19, 7, timeout=5000, validate_only=False, topics=[topic])
+    (result,) = response.topics
+    return result
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code", "message"),
+    [
+        ({"configs": [{"name": "no.such.config", "value": "1"}]}, ErrorCode.invalid_config,
+         "Unknown topic config name: no.such.config"),
+        ({"replication_factor": 3}, ErrorCode.invalid_replication_factor,
+         "Unable to replicate the partition 3 time(s): The target replication factor of 3 "
+         "cannot be reached because only 1 broker(s) are registered."),
+        ({"replication_factor": 0}, ErrorCode.invalid_replication_factor,
+         "Replication factor was set to an invalid non-positive value."),
+        ({"num_partitions": 0}, ErrorCode.invalid_partitions,
+         "Number of partitions was set to an invalid non-positive value."),
+        ({"num_partitions": -1, "replication_factor": -1,
+          "assignments": [{"partition_index": 0, "broker_ids": [5]}]},
+         ErrorCode.invalid_replica_assignment,
+         "The manual partition assignment includes broker 5, but no such broker is registered."),
+        ({"assignments": [{"partition_index": 0, "broker_ids": [0]}], "replication_factor": -1},
+         ErrorCode.invalid_request,
+         "A manual partition assignment was specified, but numPartitions was not set to -1."),
+    ],
+)  # fmt: skip
+def test_create_topics_errors_in_kafka_words(
+    broker: EmbeddedBroker, overrides: dict[str, Any], code: ErrorCode, message: str
+) -> None:
+    with Wire(broker.bootstrap) as wire:
+        result = _create_one(wire, "worded", **overrides)
+    assert (result.error_code, result.error_message) == (code, message)
+
+
+def test_existing_topic_and_altered_unknown_config_in_kafka_words(broker: EmbeddedBroker) -> None:
+    with Wire(broker.bootstrap) as wire:
+        assert _create_one(wire, "exists").error_code == ErrorCode.none
+        again = _create_one(wire, "exists")
+        altered = wire.request(
+            33, 2, validate_only=False,
+            resources=[{"resource_type": RESOURCE_TOPIC, "resource_name": "exists",
+                        "configs": [{"name": "no.such.config", "value": "1"}]}],
+        )  # fmt: skip
+    assert (again.error_code, again.error_message) == (
+        ErrorCode.topic_already_exists,
+        "Topic 'exists' already exists.",
+    )
+    assert altered.responses[0].error_message == "Unknown topic config name: no.such.config"
