@@ -138,3 +138,32 @@ def test_existing_topic_and_altered_unknown_config_in_kafka_words(broker: Embedd
         "Topic 'exists' already exists.",
     )
     assert altered.responses[0].error_message == "Unknown topic config name: no.such.config"
+
+
+def test_txn_offset_commit_checks_only_that_the_topic_exists(broker: EmbeddedBroker) -> None:
+    """Kafka's TxnOffsetCommit refuses an unknown topic, not a partition index the topic lacks
+    (KafkaApis checks metadataCache.contains(topic)); klamm's retriable refusal made kafka-python
+    retry until its transaction timed out."""
+    with Wire(broker.bootstrap) as wire:
+        assert _create_one(wire, "txn-src").error_code == ErrorCode.none
+        init = wire.request(22, 4, transactional_id="op-txn", transaction_timeout=60_000,
+                            producer_id=-1, producer_epoch=-1)  # fmt: skip
+        pid, epoch = init.producer_id, init.producer_epoch
+        added = wire.request(25, 3, transactional_id="op-txn", producer_id=pid,
+                             producer_epoch=epoch, group_id="op-group")  # fmt: skip
+        assert added.error_code == ErrorCode.none
+        committed = wire.request(
+            28, 3, transactional_id="op-txn", group_id="op-group", producer_id=pid,
+            producer_epoch=epoch, generation_id=-1, member_id="", group_instance_id=None,
+            topics=[{"name": name, "partitions": [
+                {"partition_index": 7, "committed_offset": 3, "committed_leader_epoch": -1,
+                 "committed_metadata": None}]} for name in ("txn-src", "no-such-topic")],
+        )  # fmt: skip
+        ended = wire.request(26, 3, transactional_id="op-txn", producer_id=pid,
+                             producer_epoch=epoch, committed=True)  # fmt: skip
+    codes = {t.name: t.partitions[0].error_code for t in committed.topics}
+    assert codes == {
+        "txn-src": ErrorCode.none,
+        "no-such-topic": ErrorCode.unknown_topic_or_partition,
+    }
+    assert ended.error_code == ErrorCode.none
