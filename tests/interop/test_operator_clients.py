@@ -4,6 +4,7 @@ DescribeTopicPartitions; kafka-python's describe_topic_partitions sends it.)"""
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Iterator
 
@@ -98,3 +99,32 @@ def test_kafka_python_partition_tools(
     codes = [(r.topic, p.partition_id, p.error_code)
              for r in elected.replica_election_results for p in r.partition_result]  # fmt: skip
     assert codes == [(name, 0, 84), (name, 1, 84)]  # ELECTION_NOT_NEEDED
+
+
+def test_kafka_python_commits_offsets_of_a_partition_the_topic_lacks(
+    bootstrap: str, topic_factory: Callable[..., str], unique: str
+) -> None:
+    """Kafka's TxnOffsetCommit checks only that the topic exists; klamm refused the partition
+    with a retriable error and kafka-python retried until its transaction timed out (60 s)."""
+    from kafka import KafkaProducer
+    from kafka.structs import OffsetAndMetadata
+
+    src = topic_factory(1)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"kp-op-{unique}")
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send_offsets_to_transaction(
+            {TopicPartition(src, 3): OffsetAndMetadata(7, "", -1)}, f"kp-op-g-{unique}"
+        )
+        started = time.monotonic()
+        producer.commit_transaction()
+        assert time.monotonic() - started < 30  # was 60 s of retries, then fenced
+    finally:
+        producer.close(timeout=5)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets(f"kp-op-g-{unique}")[f"kp-op-g-{unique}"]
+    finally:
+        admin.close()
+    assert offsets[TopicPartition(src, 3)].offset == 7
