@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from confluent_kafka import ElectionType, KafkaException, TopicCollection
@@ -19,6 +20,8 @@ with warnings.catch_warnings():  # kafka-python 3.0.12: see test_core_kafka_pyth
     from kafka import KafkaAdminClient, TopicPartition
     from kafka.admin import ConfigResource, ConfigResourceType
     from kafka.errors import InvalidReplicationAssignmentError
+
+from tests.interop.interop_helpers import NodeRunner
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -128,3 +131,20 @@ def test_kafka_python_commits_offsets_of_a_partition_the_topic_lacks(
     finally:
         admin.close()
     assert offsets[TopicPartition(src, 3)].offset == 7
+
+
+def test_kafkajs_synonyms_and_reassignments(node: NodeRunner, bootstrap: str, unique: str) -> None:
+    out: dict[str, Any] = node(
+        "operator_admin.js", {"bootstrap": bootstrap, "topic": f"kjs-op-{unique}"}
+    )
+    assert out["plainSynonyms"] == []
+    assert out["synonyms"] == [
+        ["retention.ms", "1234", 1],  # TOPIC_CONFIG
+        ["log.retention.ms", "604800000", 5],  # DEFAULT_CONFIG
+    ]
+    assert out["listed"] == {"topics": []}
+    assert out["kept"] is True  # [this broker]: the replica set it has
+    assert out["refused"] == {
+        "name": "KafkaJSAggregateError",
+        "types": ["INVALID_REPLICA_ASSIGNMENT"],
+    }
