@@ -62,14 +62,17 @@ def test_broker_configs(cli: Cli) -> None:
     described = cli("configs", "describe", "broker", "0", "--json")
     assert described.code == 0, described.err
     configs = {c["name"]: c for c in described.json()["configs"]}
-    assert "num.partitions" in configs
+    # Without --all, what the broker's configuration sets (STATIC_BROKER_CONFIG), as Kafka
+    # reports it: settings left at Kafka's default (num.partitions=1) are DEFAULT_CONFIG.
+    assert "advertised.listeners" in configs and "num.partitions" not in configs
     # With --all, the defaults topics inherit, under their broker-level names, as Kafka lists.
     every = cli("configs", "describe", "broker", "0", "--all", "--json").json()["configs"]
     defaults = {c["name"]: c["value"] for c in every}
     assert defaults["log.retention.ms"] == "604800000"
     assert defaults["log.retention.hours"] == "168"
     assert defaults["message.max.bytes"] == "1048588"
-    assert "num.partitions" in cli("configs", "describe", "broker", "0").out
+    assert defaults["num.partitions"] == "1"
+    assert "num.partitions" in cli("configs", "describe", "broker", "0", "--all").out
 
     unknown = cli("configs", "describe", "broker", "7")
     assert unknown.code == 1 and unknown.err == "klamm configs: unknown broker id 7 (brokers: 0)\n"

@@ -72,7 +72,8 @@ def minimal_body(schema: Any, target: tuple[str, ...], count: int) -> bytes:
             elif n == 1:
                 out += _minimal_primitive(get_schema_field_type(field), flexible)
         elif isinstance(kind, EntityField):
-            out += minimal_body(kind.type_, target[1:] if on_path else (), count)
+            marker = b"\x01" if _nullable(field) else b""  # a nullable struct, present
+            out += marker + minimal_body(kind.type_, target[1:] if on_path else (), count)
         else:
             out += _minimal_primitive(get_schema_field_type(field), flexible)
     return out + (b"\0" if flexible else b"")

@@ -30,6 +30,8 @@ HANDLER_MODULES = (
     "klamm.broker.handlers.topics",
     "klamm.broker.handlers.configs",
     "klamm.broker.handlers.log_dirs",
+    "klamm.broker.handlers.topic_partitions",
+    "klamm.broker.handlers.replicas",
     "klamm.broker.handlers.groups",
     "klamm.broker.handlers.transactions",
     "klamm.broker.handlers.sasl",

@@ -118,6 +118,20 @@ def _skip(size: int) -> Step:
     return skip
 
 
+def _nullable_entity(item: Step) -> Step:
+    """A nullable struct (DescribeTopicPartitions' cursor): an int8 marker, -1 for null, then
+    the struct when present (Kafka's generated readers)."""
+
+    def entity(buf: bytes, pos: int, walk: Walk) -> int:
+        if pos >= len(buf):
+            raise MalformedFrame(f"request ends inside a field at byte {pos}")
+        if buf[pos] >= 0x80:  # negative: null (Kafka reads any negative marker so)
+            return pos + 1
+        return item(buf, pos + 1, walk)
+
+    return entity
+
+
 def _signed_length(width: int) -> Callable[[bytes, int], tuple[int, int]]:
     """A legacy (non-flexible) length prefix: int16 for strings, int32 for bytes and arrays."""
 
@@ -237,7 +251,10 @@ def _compile(schema: Any) -> tuple[list[Step], int]:
             _, item_size = _compile(kind.type_)
             item = _walker(kind.type_)
             flush()
-            if isinstance(kind, EntityField):
+            if isinstance(kind, EntityField) and _nullable(field):
+                steps.append(_nullable_entity(item))
+                smallest += 1
+            elif isinstance(kind, EntityField):
                 steps.append(item)
                 smallest += item_size
             else:

@@ -219,7 +219,8 @@ def validate_topic_configs(configs: Mapping[str, str], *, stored: bool = False) 
     for name, raw in configs.items():
         definition = TOPIC_CONFIGS.get(name) or INTERNAL_TOPIC_CONFIGS.get(name)
         if definition is None:
-            raise InvalidConfig(f"unknown topic config {name!r}")
+            # Kafka's words (LogConfig.validateNames), which frameworks' own tests look for.
+            raise InvalidConfig(f"Unknown topic config name: {name}")
         if raw is None:
             raise InvalidConfig(f"config {name!r} has no value")
         try:

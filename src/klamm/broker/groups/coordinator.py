@@ -350,7 +350,10 @@ class GroupCoordinator:
             )
             if error:
                 return dict.fromkeys(offsets, error)
-        errors, records = self.offsets.commit_records(group_id, offsets)
+        # Kafka checks only that the topic exists here: a partition index the topic lacks is
+        # committed as asked. Refusing it made kafka-python retry the (retriable) error until
+        # its transaction timed out and it was fenced.
+        errors, records = self.offsets.commit_records(group_id, offsets, topic_only=True)
         if records:
             try:
                 await self._write(records, producer_id=producer_id, producer_epoch=producer_epoch)

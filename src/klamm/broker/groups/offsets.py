@@ -80,22 +80,24 @@ class OffsetManager:
 
     # --- decisions: the records of a change, state untouched ----------------------------------
 
-    def partition_error(self, topic: str, partition: int) -> ErrorCode:
+    def partition_error(self, topic: str, partition: int, *, topic_only: bool = False) -> ErrorCode:
+        """UNKNOWN_TOPIC_OR_PARTITION unless the partition exists (`topic_only`: the topic)."""
         count = self._partition_count(topic)
-        if count is None or not 0 <= partition < count:
+        if count is None or not (topic_only or 0 <= partition < count):
             return ErrorCode.unknown_topic_or_partition
         return ErrorCode.none
 
     def commit_records(
-        self, group_id: str, offsets: dict[TopicPartition, Commit]
+        self, group_id: str, offsets: dict[TopicPartition, Commit], *, topic_only: bool = False
     ) -> tuple[dict[TopicPartition, ErrorCode], list[GroupRecord]]:
         """OffsetCommit / TxnOffsetCommit: an error per partition, and the records of those
-        that may be committed."""
+        that may be committed. `topic_only`: accept any partition index of an existing topic,
+        as Kafka's TxnOffsetCommit does (KafkaApis checks `metadataCache.contains(topic)`)."""
         now = self._now_ms()
         errors: dict[TopicPartition, ErrorCode] = {}
         records: list[GroupRecord] = []
         for (topic, partition), (offset, epoch, metadata) in offsets.items():
-            error = self.partition_error(topic, partition)
+            error = self.partition_error(topic, partition, topic_only=topic_only)
             if not error and len((metadata or "").encode()) > OFFSET_METADATA_MAX_BYTES:
                 error = ErrorCode.offset_metadata_too_large
             errors[(topic, partition)] = error

@@ -9,9 +9,11 @@ that users usually ask about, and the topic defaults under their broker names (l
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from klamm.broker.config import TOPIC_CONFIG_SYNONYMS
+from klamm.broker.config import TOPIC_CONFIG_SYNONYMS, BrokerConfig
 from klamm.broker.context import RequestContext
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
@@ -20,19 +22,20 @@ from klamm.storage import TOPIC_CONFIGS, ConfigType, StorageError, validate_topi
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
 
-# ConfigSource in DescribeConfigsResponse.
-SOURCE_DYNAMIC_TOPIC = 1
-SOURCE_STATIC_BROKER = 4
-SOURCE_DEFAULT = 5
+# ConfigSource in DescribeConfigsResponse (Kafka's DescribeConfigsResponse.ConfigSource).
+SOURCE_TOPIC = 1  # TOPIC_CONFIG: a per-topic override
+SOURCE_STATIC = 4  # STATIC_BROKER_CONFIG: set in the broker's configuration at start
+SOURCE_DEFAULT = 5  # DEFAULT_CONFIG: Kafka's default
 
-# ConfigType in DescribeConfigsResponse v3+.
+# ConfigType in DescribeConfigsResponse v3+ (Kafka's DescribeConfigsResponse.ConfigType).
+TYPE_BOOLEAN, TYPE_STRING, TYPE_INT, TYPE_LONG, TYPE_DOUBLE, TYPE_LIST = 1, 2, 3, 5, 6, 7
 _WIRE_TYPE = {
-    ConfigType.BOOLEAN: 1,
-    ConfigType.STRING: 2,
-    ConfigType.INT: 3,
-    ConfigType.LONG: 5,
-    ConfigType.DOUBLE: 6,
-    ConfigType.LIST: 7,
+    ConfigType.BOOLEAN: TYPE_BOOLEAN,
+    ConfigType.STRING: TYPE_STRING,
+    ConfigType.INT: TYPE_INT,
+    ConfigType.LONG: TYPE_LONG,
+    ConfigType.DOUBLE: TYPE_DOUBLE,
+    ConfigType.LIST: TYPE_LIST,
 }
 
 # IncrementalAlterConfigs operations.
@@ -40,8 +43,17 @@ OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
 
 
 def describe_topic_configs(
-    ctx: RequestContext, topic: str, keys: tuple[str, ...] | None, *, documentation: bool = False
+    ctx: RequestContext,
+    topic: str,
+    keys: tuple[str, ...] | None,
+    *,
+    synonyms: bool = False,
+    documentation: bool = False,
 ) -> list[dict[str, Any]]:
+    """Kafka's ConfigHelper.createTopicConfigEntry: a topic override (TOPIC_CONFIG) wins over
+    the broker-level setting under its broker name (log.retention.ms: STATIC_BROKER_CONFIG),
+    which wins over Kafka's default (DEFAULT_CONFIG). The synonyms list every level that sets
+    the config, highest first, and travel only when asked for (include_synonyms)."""
     info = ctx.broker.topic(topic)
     overrides = info.configs if info is not None else {}
     broker_defaults = ctx.broker.config.topic_defaults
@@ -49,80 +61,187 @@ def describe_topic_configs(
     for name, definition in sorted(TOPIC_CONFIGS.items()):
         if keys is not None and name not in keys:
             continue
-        synonyms = []
+        levels = []
         if name in overrides:
-            value, source = overrides[name], SOURCE_DYNAMIC_TOPIC
-            synonyms.append({"name": name, "value": value, "source": SOURCE_DYNAMIC_TOPIC})
-        elif name in broker_defaults:
-            value, source = broker_defaults[name], SOURCE_STATIC_BROKER
-        else:
-            value, source = definition.default, SOURCE_DEFAULT
-        if name in broker_defaults:
-            synonyms.append(
-                {"name": name, "value": broker_defaults[name], "source": SOURCE_STATIC_BROKER}
+            levels.append({"name": name, "value": overrides[name], "source": SOURCE_TOPIC})
+        broker_name = TOPIC_CONFIG_SYNONYMS.get(name)
+        if broker_name is not None:
+            if name in broker_defaults:
+                levels.append(
+                    {"name": broker_name, "value": broker_defaults[name], "source": SOURCE_STATIC}
+                )
+            levels.append(
+                {"name": broker_name, "value": definition.default, "source": SOURCE_DEFAULT}
             )
-        synonyms.append({"name": name, "value": definition.default, "source": SOURCE_DEFAULT})
+        value = levels[0]["value"] if levels else definition.default
         out.append(
             {
                 "name": name,
                 "value": value,
                 "read_only": False,
-                "config_source": source,
+                "config_source": levels[0]["source"] if levels else SOURCE_DEFAULT,
                 "is_sensitive": False,
-                "synonyms": synonyms,
-                "config_type": _WIRE_TYPE.get(definition.type, 0),
+                "synonyms": levels if synonyms else [],
+                "config_type": _WIRE_TYPE[definition.type],
                 "documentation": definition.doc if documentation else None,
             }
         )
     return out
 
 
-def _topic_defaults(ctx: RequestContext) -> dict[str, tuple[str, int]]:
-    """Broker-level topic defaults: name -> (value, source)."""
-    configured = ctx.broker.config.topic_defaults
-    out = {}
-    for topic_name, broker_name in TOPIC_CONFIG_SYNONYMS.items():
-        if topic_name in configured:
-            out[broker_name] = (configured[topic_name], SOURCE_STATIC_BROKER)
-        else:
-            out[broker_name] = (TOPIC_CONFIGS[topic_name].default, SOURCE_DEFAULT)
-    retention_ms = int(out["log.retention.ms"][0])
-    if retention_ms > 0 and retention_ms % 3_600_000 == 0:  # what most people look for
-        out["log.retention.hours"] = (str(retention_ms // 3_600_000), out["log.retention.ms"][1])
-    return out
+@dataclass(frozen=True, slots=True)
+class _BrokerSetting:
+    """One broker config a DescribeConfigs on the broker lists (Kafka's KafkaConfig entry)."""
+
+    type: int  # DescribeConfigsResponse ConfigType
+    # Kafka's default as text; None where Kafka has none (advertised.listeners, node.id and
+    # log.dirs are always written in a KRaft broker's server.properties: STATIC_BROKER_CONFIG).
+    default: str | None
+    doc: str
+    value: Callable[[BrokerConfig], str]
 
 
-def _describe_broker(ctx: RequestContext, keys: tuple[str, ...] | None) -> list[dict[str, Any]]:
-    config = ctx.broker.config
+def _advertised_listeners(config: BrokerConfig) -> str:
     host, port = config.advertised
-    values = {
-        "node.id": str(config.node_id),
-        "broker.id": str(config.node_id),
-        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
-        "auto.create.topics.enable": "true" if config.auto_create_topics else "false",
-        "num.partitions": str(config.num_partitions),
-        "log.dirs": str(config.data_dir),
-        "socket.request.max.bytes": str(config.max_request_bytes),
-        "group.initial.rebalance.delay.ms": str(config.group_initial_rebalance_delay_ms),
-        "group.min.session.timeout.ms": str(config.group_min_session_timeout_ms),
-        "group.max.session.timeout.ms": str(config.group_max_session_timeout_ms),
-        "transaction.max.timeout.ms": str(config.transaction_max_timeout_ms),
-        "offsets.retention.minutes": str(config.offsets_retention_ms // 60_000),
+    return f"{config.security_protocol}://{host}:{port}"
+
+
+_BROKER_SETTINGS: dict[str, _BrokerSetting] = {
+    "advertised.listeners": _BrokerSetting(
+        TYPE_STRING, None, "Listeners to publish to clients.", _advertised_listeners
+    ),
+    "auto.create.topics.enable": _BrokerSetting(
+        TYPE_BOOLEAN,
+        "true",
+        "Enable auto creation of topic on the server.",
+        lambda c: "true" if c.auto_create_topics else "false",
+    ),
+    "broker.id": _BrokerSetting(
+        TYPE_INT, None, "The broker id (the node.id in KRaft mode).", lambda c: str(c.node_id)
+    ),
+    "group.initial.rebalance.delay.ms": _BrokerSetting(
+        TYPE_INT,
+        "3000",
+        "The time the group coordinator waits for more members to join a new group before "
+        "performing the first rebalance.",
+        lambda c: str(c.group_initial_rebalance_delay_ms),
+    ),
+    "group.max.session.timeout.ms": _BrokerSetting(
+        TYPE_INT,
+        "1800000",
+        "The maximum allowed session timeout for registered consumers.",
+        lambda c: str(c.group_max_session_timeout_ms),
+    ),
+    "group.min.session.timeout.ms": _BrokerSetting(
+        TYPE_INT,
+        "6000",
+        "The minimum allowed session timeout for registered consumers.",
+        lambda c: str(c.group_min_session_timeout_ms),
+    ),
+    "log.dirs": _BrokerSetting(
+        TYPE_STRING,
+        None,
+        "The directories in which the log data is kept.",
+        lambda c: str(c.data_dir),
+    ),
+    "node.id": _BrokerSetting(
+        TYPE_INT,
+        None,
+        "The node ID associated with the roles this process is playing.",
+        lambda c: str(c.node_id),
+    ),
+    "num.partitions": _BrokerSetting(
+        TYPE_INT,
+        "1",
+        "The default number of log partitions per topic.",
+        lambda c: str(c.num_partitions),
+    ),
+    "offsets.retention.minutes": _BrokerSetting(
+        TYPE_INT,
+        "10080",
+        "For subscribed consumers, committed offset of a specific partition will be expired and "
+        "discarded after this period once the group is empty.",
+        lambda c: str(c.offsets_retention_ms // 60_000),
+    ),
+    "socket.request.max.bytes": _BrokerSetting(
+        TYPE_INT,
+        "104857600",
+        "The maximum number of bytes in a socket request.",
+        lambda c: str(c.max_request_bytes),
+    ),
+    "transaction.max.timeout.ms": _BrokerSetting(
+        TYPE_INT,
+        "900000",
+        "The maximum allowed timeout for transactions.",
+        lambda c: str(c.transaction_max_timeout_ms),
+    ),
+}
+
+
+def _broker_entry(
+    name: str,
+    value: str,
+    source: int,
+    default: str | None,
+    config_type: int,
+    doc: str,
+    *,
+    synonyms: bool,
+    documentation: bool,
+) -> dict[str, Any]:
+    """Kafka's ConfigHelper.createBrokerConfigEntry for a broker klamm cannot reconfigure
+    while it runs: every entry is read-only (Kafka marks only its dynamic configs writable, and
+    klamm's AlterConfigs takes topic resources only)."""
+    levels = [{"name": name, "value": value, "source": source}]
+    if source != SOURCE_DEFAULT and default is not None:
+        levels.append({"name": name, "value": default, "source": SOURCE_DEFAULT})
+    return {
+        "name": name,
+        "value": value,
+        "read_only": True,
+        "config_source": source,
+        "is_sensitive": False,
+        "synonyms": levels if synonyms else [],
+        "config_type": config_type,
+        "documentation": doc if documentation else None,
     }
-    entries = {name: (value, SOURCE_STATIC_BROKER) for name, value in values.items()}
-    entries.update(_topic_defaults(ctx))
+
+
+def _describe_broker(
+    ctx: RequestContext, keys: tuple[str, ...] | None, *, synonyms: bool, documentation: bool
+) -> list[dict[str, Any]]:
+    config = ctx.broker.config
+    entries = {}
+    for name, setting in _BROKER_SETTINGS.items():
+        value = setting.value(config)
+        # klamm does not keep which settings a file named; a value equal to Kafka's default
+        # reads as DEFAULT_CONFIG, as it would in Kafka had the file left it out.
+        source = SOURCE_DEFAULT if value == setting.default else SOURCE_STATIC
+        entries[name] = (value, source, setting.default, setting.type, setting.doc)
+    # The topic defaults under their broker names (log.retention.ms ...).
+    for topic_name, broker_name in TOPIC_CONFIG_SYNONYMS.items():
+        definition = TOPIC_CONFIGS[topic_name]
+        configured = config.topic_defaults.get(topic_name)
+        value = definition.default if configured is None else configured
+        source = SOURCE_DEFAULT if configured is None else SOURCE_STATIC
+        kind = _WIRE_TYPE[definition.type]
+        entries[broker_name] = (value, source, definition.default, kind, definition.doc)
+    retention_ms = int(entries["log.retention.ms"][0])
+    if retention_ms > 0 and retention_ms % 3_600_000 == 0:  # what most people look for
+        source = entries["log.retention.ms"][1]
+        doc = "The number of hours to keep a log file before deleting it."
+        entries["log.retention.hours"] = (
+            str(retention_ms // 3_600_000),
+            source,
+            "168",
+            TYPE_INT,
+            doc,
+        )
     return [
-        {
-            "name": name,
-            "value": value,
-            "read_only": True,
-            "config_source": source,
-            "is_sensitive": False,
-            "synonyms": [],
-            "config_type": 0,
-            "documentation": None,
-        }
-        for name, (value, source) in sorted(entries.items())
+        _broker_entry(
+            name, value, source, default, kind, doc, synonyms=synonyms, documentation=documentation
+        )
+        for name, (value, source, default, kind, doc) in sorted(entries.items())
         if keys is None or name in keys
     ]
 
@@ -146,7 +265,9 @@ def _distinct_resources(resources: Any) -> list[Any]:
 
 def handle_describe_configs(ctx: RequestContext, request: Any) -> Any:
     results = []
-    documentation = getattr(request, "include_documentation", False)
+    # Both flags are absent from v0 (which always carried synonyms: none then).
+    synonyms = bool(getattr(request, "include_synonyms", False))
+    documentation = bool(getattr(request, "include_documentation", False))
     for resource in _distinct_resources(request.resources):
         entry: dict[str, Any] = {
             "error_code": ErrorCode.none,
@@ -162,14 +283,20 @@ def handle_describe_configs(ctx: RequestContext, request: Any) -> Any:
                 entry["error_message"] = f"topic {resource.resource_name!r} does not exist"
             else:
                 entry["configs"] = describe_topic_configs(
-                    ctx, resource.resource_name, keys, documentation=documentation
+                    ctx,
+                    resource.resource_name,
+                    keys,
+                    synonyms=synonyms,
+                    documentation=documentation,
                 )
         elif resource.resource_type == RESOURCE_BROKER:
             if resource.resource_name not in ("", str(ctx.broker.config.node_id)):
                 entry["error_code"] = ErrorCode.invalid_request
                 entry["error_message"] = f"unknown broker {resource.resource_name!r}"
             else:
-                entry["configs"] = _describe_broker(ctx, keys)
+                entry["configs"] = _describe_broker(
+                    ctx, keys, synonyms=synonyms, documentation=documentation
+                )
         else:
             entry["error_code"] = ErrorCode.invalid_request
             entry["error_message"] = f"resource type {resource.resource_type} is not supported"

@@ -15,7 +15,7 @@ from klamm.broker.handlers.configs import describe_topic_configs
 from klamm.broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
-from klamm.storage import OffsetOutOfRange, StorageError
+from klamm.storage import OffsetOutOfRange, StorageError, TopicExists
 
 # Kafka's controller refuses a CreateTopics or CreatePartitions asking for more than 10,000
 # partitions in all (ReplicationControlManager.MAX_PARTITIONS_PER_BATCH): one request must not
@@ -56,26 +56,61 @@ async def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> d
         entry["error_code"], entry["error_message"] = code, message
         return entry
 
+    # The checks and their words are Kafka's controller's (ReplicationControlManager.createTopic
+    # and validateManualPartitionAssignment): admin tools and frameworks match on them.
     node = broker.config.node_id
     num_partitions = topic.num_partitions
     if topic.assignments:
-        if topic.num_partitions != -1 or topic.replication_factor != -1:
+        if topic.replication_factor != -1:
             return fail(
                 ErrorCode.invalid_request,
-                "both partition assignments and partition count/replication factor were given",
+                "A manual partition assignment was specified, but replication factor was not "
+                "set to -1.",
             )
-        if any(list(a.broker_ids) != [node] for a in topic.assignments):
-            return fail(ErrorCode.invalid_replica_assignment, f"the only broker is {node}")
+        if topic.num_partitions != -1:
+            return fail(
+                ErrorCode.invalid_request,
+                "A manual partition assignment was specified, but numPartitions was not set to -1.",
+            )
+        for assignment in topic.assignments:
+            replicas = list(assignment.broker_ids)
+            if not replicas:
+                return fail(
+                    ErrorCode.invalid_replica_assignment,
+                    "The manual partition assignment includes an empty replica list.",
+                )
+            stranger = next((r for r in replicas if r != node), None)
+            if stranger is not None:
+                return fail(
+                    ErrorCode.invalid_replica_assignment,
+                    f"The manual partition assignment includes broker {stranger}, but no such "
+                    "broker is registered.",
+                )
+            if len(replicas) > 1:
+                return fail(
+                    ErrorCode.invalid_replica_assignment,
+                    f"The manual partition assignment includes the broker {node} more than once.",
+                )
         num_partitions = len(topic.assignments)
-    if num_partitions == -1:
-        num_partitions = broker.config.num_partitions
-    if num_partitions <= 0:
-        return fail(ErrorCode.invalid_partitions, "number of partitions must be at least 1")
-    if topic.replication_factor not in (-1, 1):
+    elif topic.replication_factor < -1 or topic.replication_factor == 0:
         return fail(
             ErrorCode.invalid_replication_factor,
-            f"replication factor {topic.replication_factor} is larger than the 1 available broker",
+            "Replication factor was set to an invalid non-positive value.",
         )
+    elif num_partitions < -1 or num_partitions == 0:
+        return fail(
+            ErrorCode.invalid_partitions,
+            "Number of partitions was set to an invalid non-positive value.",
+        )
+    elif topic.replication_factor > 1:
+        factor = topic.replication_factor
+        return fail(
+            ErrorCode.invalid_replication_factor,
+            f"Unable to replicate the partition {factor} time(s): The target replication factor "
+            f"of {factor} cannot be reached because only 1 broker(s) are registered.",
+        )
+    if num_partitions == -1:
+        num_partitions = broker.config.num_partitions
     configs = {c.name: c.value for c in topic.configs}
     try:
         if validate_only:
@@ -85,6 +120,8 @@ async def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> d
         # The files are made in the broker's admin thread: a 10,000-partition topic takes
         # seconds there, during which the loop keeps serving everyone else.
         info = await broker.create_topic_in_thread(topic.name, num_partitions, configs)
+    except TopicExists as exc:
+        return fail(exc.code, f"Topic '{topic.name}' already exists.")
     except StorageError as exc:
         return fail(exc.code, str(exc))
     entry.update(
