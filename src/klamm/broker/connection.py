@@ -86,6 +86,11 @@ _MAX_PENDING = 1000
 # meet it; a client pipelining big answers (Metadata of thousands of partitions, say) behind a
 # parked Fetch is held to this, not to 1,000 answers of any size.
 _MAX_HELD_BYTES = 1024 * 1024
+# A failed login's answer goes out first and the close this much later: a client reading the
+# answer and the EOF in one go may drop the answer (kafka-python 3.0 does, and then reports a
+# lost connection instead of the authentication error). Reading stays paused meanwhile, so the
+# wait serves no further guess.
+CLOSE_AFTER_FAILED_LOGIN_S = 0.25
 
 
 class _Slot:
@@ -364,11 +369,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._finish(slot, length_prefixed(reply))
 
     def _fail_login(self, out: list[bytes], reason: str) -> None:
-        """Answer a failed login (`out`: its error response, if the protocol has one) and close,
-        both after connection.failed.authentication.delay.ms, as Kafka does (KIP-306,
-        KAFKA-10798): it slows password guessing to one guess per delay per connection, and a
-        timer costs no one else anything. Clients that drop data read together with the EOF
-        (kafka-python 3.0) still see the error: close() sends it before the FIN."""
+        """Answer a failed login (`out`: its error response, if the protocol has one) after
+        connection.failed.authentication.delay.ms, as Kafka does (KIP-306, KAFKA-10798): it
+        slows password guessing to one guess per delay per connection, and a timer costs no one
+        else anything. The close follows CLOSE_AFTER_FAILED_LOGIN_S later: kafka-python 3.0
+        drops an answer it reads together with the EOF, and then reports a lost connection
+        instead of the authentication error."""
         if self._close_scheduled:
             return
         self._close_scheduled = True
@@ -386,10 +392,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def _answer_and_close(self, out: list[bytes]) -> None:
         transport = self._transport
-        if transport is not None and not self._closed:
-            if out:
-                transport.writelines(out)
+        if transport is None or self._closed:
+            return
+        if not out:
             self.close()
+            return
+        transport.writelines(out)
+        assert self._loop is not None
+        self._timers["failed"] = self._loop.call_later(CLOSE_AFTER_FAILED_LOGIN_S, self.close)
 
     def _finished(self, task: asyncio.Task[Any], slot: _Slot, ctx: RequestContext) -> None:
         self._tasks.discard(task)
