@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from klamm.storage.config import LONG_MAX, LogConfig
+from klamm.storage.durable_files import write_atomically
 from klamm.storage.errors import StorageError
-from klamm.storage.log import CLEANER_OFFSET_FILE, PartitionLog, write_atomically
+from klamm.storage.log import CLEANER_OFFSET_FILE, PartitionLog
 from klamm.storage.recovery import read_offset_file
 
 __all__ = ["CLEANER_OFFSET_FILE", "CleanerManager", "first_dirty", "lag_bound"]

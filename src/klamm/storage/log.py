@@ -106,6 +106,7 @@ from klamm.protocol.record_batch import (
     parse_header,
 )
 from klamm.storage.config import LogConfig
+from klamm.storage.durable_files import fsync_dir, write_atomically
 from klamm.storage.errors import KafkaStorageError, LogClosed, OffsetOutOfRange
 from klamm.storage.handles import FileUnavailable, SegmentFiles, default_files
 from klamm.storage.recovery import (
@@ -225,29 +226,6 @@ class AppendResult:
     segment_base_offset: int
     position: int  # of the batch in its segment file
     size: int
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """tmp + fsync + rename + fsync(dir): after a crash `path` holds the old or new bytes."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 class PartitionLog:

@@ -68,6 +68,7 @@ from typing import Any
 
 from klamm.storage.config import LogConfig, validate_topic_configs
 from klamm.storage.dirlock import DataDirLock
+from klamm.storage.durable_files import fsync_dir, write_atomically
 from klamm.storage.errors import (
     InvalidPartitions,
     InvalidTopicName,
@@ -79,7 +80,7 @@ from klamm.storage.errors import (
     UnknownTopic,
 )
 from klamm.storage.handles import SegmentFiles
-from klamm.storage.log import PartitionLog, fsync_dir, write_atomically
+from klamm.storage.log import PartitionLog
 from klamm.storage.recovery import DAMAGED_DIR
 
 __all__ = [

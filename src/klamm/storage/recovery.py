@@ -55,6 +55,7 @@ from klamm.protocol.record_batch import (
     BatchHeader,
     check_batch,
 )
+from klamm.storage.durable_files import fsync_dir
 from klamm.storage.segment import (
     INDEX_SUFFIX,
     LOG_SUFFIX,
@@ -108,14 +109,6 @@ def damaged_dir(directory: Path) -> Path:
     return aside
 
 
-def _fsync_dir(directory: Path) -> None:  # log.fsync_dir; log.py imports this module
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _copy(pread: Pread, start: int, end: int, target: Path) -> None:
     """Copy [start, end) through `pread` into a new file `target`, fsynced."""
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -155,7 +148,7 @@ def copy_aside(directory: Path, stem: str, pread: Pread, start: int, end: int,
     aside = damaged_dir(directory)
     target = aside / f"{stem}.log.{start}-{end}.{now_ms}{DAMAGED_SUFFIX}"
     _copy(pread, start, end, target)
-    _fsync_dir(aside)
+    fsync_dir(aside)
     return target
 
 
@@ -164,8 +157,8 @@ def move_aside(path: Path, now_ms: int) -> Path:
     aside = damaged_dir(path.parent)
     target = aside / f"{path.name}.{now_ms}{DAMAGED_SUFFIX}"
     os.replace(path, target)
-    _fsync_dir(aside)
-    _fsync_dir(path.parent)
+    fsync_dir(aside)
+    fsync_dir(path.parent)
     return target
 
 
@@ -227,7 +220,7 @@ def write_segment_from(pread: Pread, start: int, end: int, target: Path) -> None
     tmp = target.with_name(target.name + ".tmp")
     _copy(pread, start, end, tmp)
     os.replace(tmp, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 # --- what PartitionLog.open calls ---------------------------------------------------------
@@ -268,7 +261,7 @@ def recover_interrupted_swaps(directory: Path) -> bool:
                 seg_path.unlink(missing_ok=True)
         os.replace(path, directory / (segment_name(base) + LOG_SUFFIX))
     if temps:
-        _fsync_dir(directory)
+        fsync_dir(directory)
     return completed
 
 
