@@ -279,8 +279,8 @@ def test_accept_errors_are_logged_and_the_listener_recovers(tmp_path: Path) -> N
     issue: connections were dropped silently)."""
     broker = LimitedBroker(tmp_path / "data", tmp_path / "broker.log")
     broker.start()
+    wires: list[Wire] = []
     try:
-        wires = []
         for _ in range(FD_LIMIT + 20):  # the kernel completes handshakes the broker never accepts
             wires.append(Wire(broker.bootstrap, timeout=10))
         deadline = time.monotonic() + 10
@@ -299,6 +299,8 @@ def test_accept_errors_are_logged_and_the_listener_recovers(tmp_path: Path) -> N
             assert response.brokers[0].port == broker.port
         assert "accepting connections again" in broker.log()
     finally:
+        for wire in wires:  # a failure above must not leave 276 sockets to the next test
+            wire.close()
         broker.stop()
 
 

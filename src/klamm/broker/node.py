@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from klamm.broker.auth import CredentialStore
 from klamm.broker.auth.tls import server_context
+from klamm.broker.authorizer.interface import AllowEverything, Authorizer
 from klamm.broker.config import BrokerConfig
 from klamm.broker.connection import KafkaConnection
 from klamm.broker.connections import Connections
@@ -120,6 +121,8 @@ class Broker:
         # SASL_* listeners: users' salted SCRAM keys. The passwords are dropped from the
         # config kept here, so the running broker holds none.
         self.credentials: CredentialStore | None = None
+        # Who may do what (klamm.broker.authorizer): everything, until an authorizer is set.
+        self.authorizer: Authorizer = AllowEverything()
         if config.sasl_enabled:
             self.credentials = CredentialStore(config.sasl_users, config.scram_iterations)
             if not self.credentials:
