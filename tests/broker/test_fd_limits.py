@@ -161,6 +161,16 @@ class LimitedBroker:
         assert self.process is not None
         return len(os.listdir(f"/proc/{self.process.pid}/fd"))
 
+    def open_fds_or_none(self) -> int | None:
+        """open_fds(), or None when the process is gone (for failure messages)."""
+        try:
+            return self.open_fds()
+        except (AssertionError, OSError):
+            return None
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -290,8 +300,14 @@ def test_accept_errors_are_logged_and_the_listener_recovers(tmp_path: Path) -> N
         assert broker.log().count("cannot accept connections") == 1  # rate-limited
         for wire in wires[: FD_LIMIT // 2]:
             wire.close()
-        for wire in wires[FD_LIMIT // 2 :]:  # the waiting ones are accepted and served
-            assert wire.request(18, 3, client_software_name="t", client_software_version="1")
+        for index, wire in enumerate(wires[FD_LIMIT // 2 :], FD_LIMIT // 2):
+            try:  # the waiting ones are accepted and served
+                assert wire.request(18, 3, client_software_name="t", client_software_version="1")
+            except OSError as exc:
+                raise AssertionError(
+                    f"connection {index}: {exc!r}; broker exit code {broker.exit_code()}, "
+                    f"{broker.open_fds_or_none()} fds open; log:\n{broker.log()[-3000:]}"
+                ) from exc
         for wire in wires:
             wire.close()
         with Wire(broker.bootstrap) as wire:
