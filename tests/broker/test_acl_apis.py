@@ -30,6 +30,8 @@ from klamm.broker.config import (
 )
 from klamm.broker.coordinator_runtime import UnreadableRecord
 from klamm.protocol.errors import ErrorCode
+from klamm.storage.errors import KafkaStorageError
+from klamm.storage.log import PartitionLog
 from klamm.testing import EmbeddedBroker
 from tests.broker.wire import Wire
 
@@ -315,3 +317,25 @@ def test_klamm_broker_flags_turn_the_authorizer_on() -> None:
     assert config.authorizer_class_name == STANDARD
     assert config.super_users == ("User:admin", "User:ops")
     assert not build_config(build_parser().parse_args(["broker"])).authorizer_enabled
+
+
+def test_a_write_the_disk_refuses_answers_storage_error_and_changes_nothing(
+    wire: Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert create(wire, creation("kept")) == [(ErrorCode.none, None)]
+    real_append = PartitionLog.append
+
+    def append(self: PartitionLog, batch: bytearray, leader_epoch: int = 0) -> Any:
+        if self.directory.name == "__klamm_acls-0":
+            raise KafkaStorageError(f"cannot append to {self.directory}: No space left on device")
+        return real_append(self, batch, leader_epoch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PartitionLog, "append", append)
+        ((code, message),) = create(wire, creation("lost"))
+        assert code == ErrorCode.kafka_storage_error and "No space left on device" in message
+        (result,) = delete(wire, describe_filter())
+        assert result.error_code == ErrorCode.kafka_storage_error and not result.matching_acls
+        assert {name for _, name, *_ in described(wire)} == {"kept"}
+    assert create(wire, creation("now")) == [(ErrorCode.none, None)]
+    assert {name for _, name, *_ in described(wire)} == {"kept", "now"}
