@@ -181,9 +181,8 @@ def test_invalid_acls_get_kafkas_errors_and_the_valid_ones_are_created(wire: Wir
         (ErrorCode.invalid_request, "Invalid operation ANY"),
         (ErrorCode.invalid_request, "Invalid operation UNKNOWN"),
         (ErrorCode.invalid_request, "Invalid permissionType ANY"),
-        (ErrorCode.invalid_request,
-         "Invalid principal 'alice': expected a string in format principalType:principalName "
-         "(for example User:alice)"),
+        (ErrorCode.invalid_request, "Could not parse principal from `alice` (no colon is "
+         "present separating the principal type from the principal name)"),
         (ErrorCode.none, None),
     ]  # fmt: skip
     assert {name for _, name, *_ in described(wire)} == {"t", "u"}
