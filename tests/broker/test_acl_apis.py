@@ -338,3 +338,14 @@ def test_a_write_the_disk_refuses_answers_storage_error_and_changes_nothing(
         assert {name for _, name, *_ in described(wire)} == {"kept"}
     assert create(wire, creation("now")) == [(ErrorCode.none, None)]
     assert {name for _, name, *_ in described(wire)} == {"kept", "now"}
+
+
+def test_an_authorizer_nobody_can_use_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="klamm.broker"):
+        with EmbeddedBroker(authorizer_class_name=STANDARD):
+            pass
+        with EmbeddedBroker(super_users=("User:admin",)):
+            pass
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("no ACLs and no super.users" in w for w in warnings), warnings
+    assert any("no authorizer is configured: it has no effect" in w for w in warnings), warnings
