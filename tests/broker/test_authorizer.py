@@ -122,9 +122,13 @@ def test_hosts_exact_address_or_wildcard() -> None:
     assert a.authorize(session(peer="10.0.0.1:4000"), OP.READ, TOPIC, "t")
     assert not a.authorize(session(peer="10.0.0.2:4000"), OP.READ, TOPIC, "t")
     assert client_host("::1:5555") == "::1"
-    assert authorizer(acl("t", OP.READ, host="::1")).authorize(
-        session(peer="::1:5555"), OP.READ, TOPIC, "t"
-    )
+    # Addresses compare as addresses: Java's IPv6 form (what Kafka's ACLs carry) and Python's
+    # are one, and an IPv4 client on a dual-stack socket is its IPv4 address, as Java sees it.
+    for written, peer in (("::1", "::1:5555"), ("0:0:0:0:0:0:0:1", "::1:5555"),
+                          ("10.0.0.7", "::ffff:10.0.0.7:5555")):  # fmt: skip
+        a = authorizer(acl("t", OP.READ, host=written))
+        assert a.authorize(session(peer=peer), OP.READ, TOPIC, "t"), (written, peer)
+        assert not a.authorize(session(peer="10.9.9.9:1"), OP.READ, TOPIC, "t")
 
 
 def test_no_acl_found_is_decided_per_resource() -> None:

@@ -28,6 +28,8 @@ exactly what is durable.
 from __future__ import annotations
 
 import collections
+import functools
+import ipaddress
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -44,7 +46,7 @@ from klamm.broker.authorizer.model import (
 if TYPE_CHECKING:
     from klamm.broker.context import Session
 
-__all__ = ["WILDCARD_PRINCIPAL", "StandardAuthorizer", "client_host"]
+__all__ = ["WILDCARD_PRINCIPAL", "StandardAuthorizer", "address", "client_host"]
 
 # The principal of an ACL for every user (Kafka's WILDCARD_PRINCIPAL).
 WILDCARD_PRINCIPAL = "User:*"
@@ -59,15 +61,33 @@ IMPLIES_DESCRIBE_CONFIGS = frozenset((Operation.DESCRIBE_CONFIGS, Operation.ALTE
 # operation, resource) questions than this between two ACL changes, and when it does see more,
 # the cache starts over rather than grow without bound.
 DECISION_CACHE_MAX = 65_536
+# Canonical forms of addresses kept (ACL hosts and clients' addresses): a few thousand distinct
+# clients and ACL hosts is a large deployment; beyond, the least recently used are parsed again.
+HOST_CACHE_MAX = 4096
 
 # pattern name -> principal -> the ACLs of that pattern and principal
 _ByName = dict[str, dict[str, list[AclBinding]]]
 
 
+@functools.lru_cache(maxsize=HOST_CACHE_MAX)
+def address(host: str) -> str:
+    """An address in one canonical form, so an ACL's host and a client's compare equal however
+    they are written: `0:0:0:0:0:0:0:1` (Java's form, which Kafka's ACLs carry) and `::1` are
+    one address, and an IPv4 client on a dual-stack socket (`::ffff:10.0.0.1`) is `10.0.0.1`, as
+    Java reports it. Anything that is not an IP address (`*`, a host name) stays as written."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
 def client_host(peer: str) -> str:
     """The client's address as ACL hosts name it: the session's `ip:port` without the port."""
     host = peer.rpartition(":")[0]
-    return host.strip("[]") if host else peer
+    return address(host) if host else peer
 
 
 class StandardAuthorizer:
@@ -170,7 +190,7 @@ class StandardAuthorizer:
             found = True
             for who in (principal, WILDCARD_PRINCIPAL):
                 for acl in by_principal.get(who, ()):
-                    if acl.host != WILDCARD and acl.host != host:
+                    if acl.host != WILDCARD and address(acl.host) != host:
                         continue
                     if not _applies(acl, operation):
                         continue
@@ -235,7 +255,7 @@ class StandardAuthorizer:
             for name, by_principal in index.items():
                 for who in dict.fromkeys((principal, WILDCARD_PRINCIPAL)):
                     for acl in by_principal.get(who, ()):
-                        if acl.host not in (host, WILDCARD):
+                        if acl.host != WILDCARD and address(acl.host) != host:
                             continue
                         if acl.operation not in (operation, Operation.ALL):
                             continue
