@@ -114,6 +114,18 @@ class BrokerConfig:
     # 30 s is Kafka clients' request.timeout.ms: a client has given up on its own by then;
     # a real login takes a few round trips. Negative: never.
     sasl_authentication_timeout_ms: int = 30_000
+    # --- authorization (klamm.broker.authorizer) ---
+    # Kafka's authorizer.class.name: empty (the default) means no authorizer, everything is
+    # allowed and the ACL APIs answer SECURITY_DISABLED; AUTHORIZER_CLASSES turn it on.
+    authorizer_class_name: str = ""
+    # Kafka's super.users (`User:a;User:b`): principals allowed everything, whatever the ACLs.
+    super_users: tuple[str, ...] = ()
+    # Kafka's allow.everyone.if.no.acl.found (false): a resource no ACL matches is denied.
+    allow_everyone_if_no_acl_found: bool = False
+
+    @property
+    def authorizer_enabled(self) -> bool:
+        return bool(self.authorizer_class_name)
 
     @property
     def sasl_enabled(self) -> bool:
@@ -167,7 +179,18 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "ssl.keyfile": ("ssl_keyfile", Path),
     "ssl.cafile": ("ssl_cafile", Path),
     "ssl.client.auth": ("ssl_client_auth", lambda v: _one_of(v, ("none", "requested", "required"))),
+    # authorization
+    "authorizer.class.name": ("authorizer_class_name", lambda v: _authorizer_class(v)),
+    "super.users": ("super_users", lambda v: parse_super_users(v)),
+    "allow.everyone.if.no.acl.found": ("allow_everyone_if_no_acl_found", lambda v: _bool(v)),
 }
+
+# authorizer.class.name values that turn on klamm's StandardAuthorizer: Kafka's (KRaft) and its
+# predecessor's (ZooKeeper mode, same semantics), so a Kafka server.properties works unchanged.
+AUTHORIZER_CLASSES = (
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "kafka.security.authorizer.AclAuthorizer",
+)
 
 # Kafka's ServerTopicConfigSynonyms: the broker-level name of each topic config. In
 # server.properties it sets that config's default for every topic; a broker's DescribeConfigs
@@ -228,6 +251,8 @@ def config_from_properties(props: dict[str, str], base: BrokerConfig) -> BrokerC
             name, convert = _PROPERTY_FIELDS[key]
             try:
                 changes[name] = convert(value)
+            except ConfigFileError:
+                raise
             except ValueError as exc:
                 raise ConfigFileError(f"{key}: invalid value {value!r}") from exc
         elif key in _TOPIC_DEFAULT_KEYS:
@@ -273,6 +298,36 @@ def config_from_properties(props: dict[str, str], base: BrokerConfig) -> BrokerC
     changes["topic_defaults"] = topic_defaults
     changes["sasl_users"] = users
     return base.replace(**changes)
+
+
+def _authorizer_class(value: str) -> str:
+    name = value.strip()
+    if name and name not in AUTHORIZER_CLASSES:
+        raise ConfigFileError(
+            f"authorizer.class.name: klamm has no authorizer {name!r}; "
+            f"use {' or '.join(AUTHORIZER_CLASSES)} (klamm's StandardAuthorizer), or leave it empty"
+        )
+    return name
+
+
+def parse_super_users(value: str) -> tuple[str, ...]:
+    """Kafka's super.users: principals separated by semicolons, each `Type:name`."""
+    users = tuple(u.strip() for u in value.split(";") if u.strip())
+    for user in users:
+        kind, sep, name = user.partition(":")
+        if not (kind and sep and name):
+            raise ConfigFileError(
+                f"super.users: {user!r} is not a principal; expected Type:name (User:admin), "
+                "several separated by ';'"
+            )
+    return users
+
+
+def _bool(value: str) -> bool:
+    """Kafka's boolean settings: true or false, in any case."""
+    if value.strip().lower() not in ("true", "false"):
+        raise ValueError(value)
+    return value.strip().lower() == "true"
 
 
 def _at_least(value: str, minimum: int) -> int:

@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from klamm.broker.auth import CredentialStore
 from klamm.broker.auth.tls import server_context
 from klamm.broker.authorizer.interface import AllowEverything, Authorizer
+from klamm.broker.authorizer.standard import StandardAuthorizer
+from klamm.broker.authorizer.store import ACLS_TOPIC, ACLS_TOPIC_CONFIG, AclStore
 from klamm.broker.config import BrokerConfig
 from klamm.broker.connection import KafkaConnection
 from klamm.broker.connections import Connections
@@ -63,6 +65,7 @@ log = logging.getLogger("klamm.broker")
 INTERNAL_TOPICS = {
     OFFSETS_TOPIC: InternalTopic(1, OFFSETS_TOPIC_CONFIG),
     TXN_TOPIC: InternalTopic(1, {"cleanup.policy": "compact"}),
+    ACLS_TOPIC: InternalTopic(1, ACLS_TOPIC_CONFIG),  # made once an authorizer is configured
 }
 
 
@@ -121,8 +124,14 @@ class Broker:
         # SASL_* listeners: users' salted SCRAM keys. The passwords are dropped from the
         # config kept here, so the running broker holds none.
         self.credentials: CredentialStore | None = None
-        # Who may do what (klamm.broker.authorizer): everything, until an authorizer is set.
+        # Who may do what (klamm.broker.authorizer): everything, unless authorizer.class.name
+        # names one; then the ACL store (None without) owns the ACLs the authorizer decides by.
         self.authorizer: Authorizer = AllowEverything()
+        self.acls: AclStore | None = None
+        if config.authorizer_enabled:
+            standard = StandardAuthorizer(config.super_users, config.allow_everyone_if_no_acl_found)
+            self.authorizer = standard
+            self.acls = AclStore(self, standard)
         if config.sasl_enabled:
             self.credentials = CredentialStore(config.sasl_users, config.scram_iterations)
             if not self.credentials:
@@ -217,7 +226,9 @@ class Broker:
             if problem is not None:
                 break
         if problem is None:
-            in_order: tuple[Service, ...] = (self.groups, self.producers, self.transactions)
+            # The ACLs first: nothing is authorized before they are loaded.
+            acls: tuple[Service, ...] = () if self.acls is None else (self.acls,)
+            in_order = (*acls, self.groups, self.producers, self.transactions)
             for service in in_order:
                 try:
                     await service.start()

@@ -35,6 +35,7 @@ HANDLER_MODULES = (
     "klamm.broker.handlers.groups",
     "klamm.broker.handlers.transactions",
     "klamm.broker.handlers.sasl",
+    "klamm.broker.handlers.acls",
 )
 
 # KIP-511: ClientSoftwareName/Version must match this, else INVALID_REQUEST.

@@ -15,11 +15,13 @@ from typing import Any
 
 from klamm.broker.auth import MECHANISMS
 from klamm.broker.config import (
+    AUTHORIZER_CLASSES,
     SECURITY_PROTOCOLS,
     BrokerConfig,
     ConfigFileError,
     config_from_properties,
     parse_properties,
+    parse_super_users,
     parse_users,
 )
 from klamm.cli import logs
@@ -84,6 +86,15 @@ def register(subparsers: Any) -> None:
                           help="TLS certificate chain (SSL / SASL_SSL)")  # fmt: skip
     security.add_argument("--ssl-keyfile", type=Path, default=None, metavar="PEM",
                           help="TLS private key (default: in --ssl-certfile)")  # fmt: skip
+    # Authorization (klamm.broker.authorizer): Kafka's StandardAuthorizer and its ACLs.
+    authz = parser.add_argument_group("authorization")
+    authz.add_argument("--authorizer", action="store_true",
+                       help="check every request against ACLs (Kafka's StandardAuthorizer; "
+                       "manage them with `klamm acls`). Without ACLs only --super-users may "
+                       "do anything")  # fmt: skip
+    authz.add_argument("--super-users", default=None, metavar="PRINCIPALS",
+                       help="principals allowed everything, ';'-separated "
+                       "(User:admin;User:ops), as Kafka's super.users")  # fmt: skip
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])  # fmt: skip
     parser.add_argument("--log-format", default="text", choices=["text", "json"],
@@ -117,6 +128,10 @@ def build_config(args: argparse.Namespace) -> BrokerConfig:
     if args.metrics is not None:
         changes["metrics_host"], changes["metrics_port"] = args.metrics
     changes.update(_security_changes(args, config))
+    if getattr(args, "authorizer", False):
+        changes["authorizer_class_name"] = AUTHORIZER_CLASSES[0]
+    if getattr(args, "super_users", None) is not None:
+        changes["super_users"] = parse_super_users(args.super_users)
     config = config.replace(**changes)
     if config.tls_enabled and config.ssl_certfile is None:
         raise ConfigFileError(f"a {config.security_protocol} listener needs --ssl-certfile")

@@ -654,9 +654,8 @@ class Admin(Connectable):
             )
 
     # -- ACLs ---------------------------------------------------------------------------------
-    # KafkaJS's ACL calls. klamm's broker does not serve the ACL APIs yet (CreateAcls,
-    # DescribeAcls, DeleteAcls): against it these raise a RequestError saying the broker does not
-    # support them; against Kafka (and once klamm's broker serves them) they work as in KafkaJS.
+    # KafkaJS's ACL calls (CreateAcls, DescribeAcls, DeleteAcls). A broker without an authorizer
+    # (Kafka's or klamm's) answers them SECURITY_DISABLED, raised as a RequestError.
 
     async def create_acls(self, *, acl: Sequence[Mapping[str, Any]]) -> bool:
         """`acl=[{"resource_type", "resource_name", "resource_pattern_type", "principal",

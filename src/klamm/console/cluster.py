@@ -669,7 +669,8 @@ class Cluster:
 
     async def acls(self) -> list[dict[str, str]] | None:
         """Every ACL (DescribeAcls with a match-all filter); None when the cluster does not
-        serve ACLs (no authorizer, or a broker without the API, such as klamm today)."""
+        serve ACLs (a broker without the API). librdkafka drops DescribeAcls' error code, so a
+        broker without an authorizer (SECURITY_DISABLED) lists none."""
         match_all = rd.AclBindingFilter(
             rd.ResourceType.ANY, None, rd.ResourcePatternType.ANY, None, None,
             rd.AclOperation.ANY, rd.AclPermissionType.ANY,

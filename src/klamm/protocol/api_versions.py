@@ -50,6 +50,9 @@ class ApiKey:
     END_TXN = 26
     WRITE_TXN_MARKERS = 27
     TXN_OFFSET_COMMIT = 28
+    DESCRIBE_ACLS = 29
+    CREATE_ACLS = 30
+    DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
     DESCRIBE_LOG_DIRS = 35
@@ -99,6 +102,10 @@ SUPPORTED: dict[int, VersionRange] = {
     # hanging transaction (kafka-transactions.sh abort, klamm transactions abort).
     ApiKey.WRITE_TXN_MARKERS: VersionRange(1, 2),
     ApiKey.TXN_OFFSET_COMMIT: VersionRange(0, 3),
+    # Kafka 4 serves 1-3 (v0 removed by KIP-896); v2 is the flexible form.
+    ApiKey.DESCRIBE_ACLS: VersionRange(1, 3),
+    ApiKey.CREATE_ACLS: VersionRange(1, 3),
+    ApiKey.DELETE_ACLS: VersionRange(1, 3),
     ApiKey.DESCRIBE_CONFIGS: VersionRange(1, 4),
     ApiKey.ALTER_CONFIGS: VersionRange(0, 2),
     # Kafka 4 serves 1-4 (v0 removed by KIP-896).

@@ -221,6 +221,11 @@ def _properties(config: BrokerConfig) -> str:
     if config.metrics_port is not None:
         lines.append(f"klamm.metrics.port={config.metrics_port}")
     lines += _security_properties(config)
+    if config.authorizer_enabled:
+        lines.append(f"authorizer.class.name={config.authorizer_class_name}")
+        lines.append(f"super.users={';'.join(config.super_users)}")
+        everyone = "true" if config.allow_everyone_if_no_acl_found else "false"
+        lines.append(f"allow.everyone.if.no.acl.found={everyone}")
     return "\n".join(lines) + "\n"
 
 
