@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 CLI = Path(__file__).resolve().parents[2] / "src" / "klamm" / "cli"
-OPERATOR_MODULES = ["_common", "topics", "produce", "consume", "groups", "configs", "bench"]
+OPERATOR_MODULES = ["_common", "topics", "produce", "consume", "groups", "configs", "acls", "bench"]
 FORBIDDEN = ("klamm.broker", "klamm.storage", "klamm.protocol")
 
 

@@ -132,6 +132,8 @@ class Broker:
             standard = StandardAuthorizer(config.super_users, config.allow_everyone_if_no_acl_found)
             self.authorizer = standard
             self.acls = AclStore(self, standard)
+        elif config.super_users:
+            log.warning("super.users is set but no authorizer is configured: it has no effect")
         if config.sasl_enabled:
             self.credentials = CredentialStore(config.sasl_users, config.scram_iterations)
             if not self.credentials:

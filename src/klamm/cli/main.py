@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     "groups",
     "transactions",
     "configs",
+    "acls",
     "console",
     "bench",
     "registry",

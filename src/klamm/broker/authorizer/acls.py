@@ -107,12 +107,13 @@ class AclFilter:
 
 
 def principal_error(principal: str) -> str | None:
-    """Kafka's SecurityUtils.parseKafkaPrincipal: `Type:name`, both parts present."""
-    kind, sep, name = principal.partition(":")
-    if not sep or not kind or not name:
+    """Kafka's principal parsing (StandardAcl.parsePrincipal): `Type:name`, split at the first
+    colon. Kafka stores an ACL whose principal has no colon and fails when it decides with it;
+    klamm refuses it up front, in Kafka's words."""
+    if ":" not in principal:
         return (
-            f"Invalid principal {principal!r}: expected a string in format "
-            "principalType:principalName (for example User:alice)"
+            f"Could not parse principal from `{principal}` "
+            "(no colon is present separating the principal type from the principal name)"
         )
     return None
 

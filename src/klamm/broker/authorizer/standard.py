@@ -134,6 +134,10 @@ class StandardAuthorizer:
         found.sort(key=_sort_key)
         return found
 
+    def clear_cache(self) -> None:
+        """Forget every cached decision (they are recomputed on demand; for benchmarks)."""
+        self._decisions.clear()
+
     def _index(self, acl: AclBinding) -> _ByName:
         if acl.pattern_type == PatternType.PREFIXED:
             return self._prefixed[acl.resource_type]

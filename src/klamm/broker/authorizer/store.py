@@ -116,6 +116,11 @@ class AclStore:
         )  # fmt: skip
         await self._runtime.load()
         log.info("authorizer loaded %d ACLs from %s", len(self.authorizer), ACLS_TOPIC)
+        authorizer = self.authorizer
+        if not authorizer and not authorizer.super_users and not authorizer.allow_if_no_acl_found:
+            log.warning("the authorizer is on with no ACLs and no super.users: every request "
+                        "will be denied; name a super user (super.users, --super-users) to "
+                        "create the first ACLs")  # fmt: skip
 
     async def stop(self) -> None:
         async with self._writing:  # a change being written finishes first
