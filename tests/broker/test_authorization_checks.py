@@ -217,6 +217,35 @@ def test_without_authorizer_every_operation_is_reported(open_broker: EmbeddedBro
     assert unasked.topics[0].topic_authorized_operations == INT32_MIN
 
 
+def test_internal_topic_in_a_transaction_is_refused_without_authorizer(
+    open_broker: EmbeddedBroker,
+) -> None:
+    """Kafka's AddPartitionsToTxn leaves internal topics out of those it authorizes, so they
+    are TOPIC_AUTHORIZATION_FAILED even without an authorizer, and nothing is added."""
+    with Wire(open_broker.bootstrap) as wire:
+        init = wire.request(
+            ApiKey.INIT_PRODUCER_ID, 4, transactional_id="tx-internal",
+            transaction_timeout=60_000, producer_id=-1, producer_epoch=-1,
+        )  # fmt: skip
+        assert init.error_code == ErrorCode.none
+        answer = wire.request(
+            ApiKey.ADD_PARTITIONS_TO_TXN, 3, v3_and_below_transactional_id="tx-internal",
+            v3_and_below_producer_id=init.producer_id,
+            v3_and_below_producer_epoch=init.producer_epoch,
+            v3_and_below_topics=[{"name": "t", "partitions": [0]},
+                                 {"name": "__consumer_offsets", "partitions": [0]}],
+        )  # fmt: skip
+    codes = {
+        t.name: p.partition_error_code
+        for t in answer.results_by_topic_v3_and_below
+        for p in t.results_by_partition
+    }
+    assert codes == {
+        "t": ErrorCode.operation_not_attempted,
+        "__consumer_offsets": ErrorCode.topic_authorization_failed,
+    }
+
+
 # --- the cost ------------------------------------------------------------------------------------
 
 

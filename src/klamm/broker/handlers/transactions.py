@@ -100,7 +100,7 @@ async def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> Any
     coord = ctx.broker.transactions
     wanted = [(t.name, p) for t in request.v3_and_below_topics for p in t.partitions]
     results: dict[tuple[str, int], ErrorCode]
-    refused = _add_partitions_refused(ctx, request, wanted) if checks.enabled(ctx) else None
+    refused = _add_partitions_refused(ctx, request, wanted)
     if refused is not None:
         return _add_partitions_response(ctx, refused)
     try:
@@ -118,10 +118,12 @@ def _add_partitions_refused(
 ) -> dict[tuple[str, int], ErrorCode] | None:
     """Kafka's answer when the principal may not add these partitions, else None: the whole
     request fails, refused or unknown partitions with their error, the rest
-    OPERATION_NOT_ATTEMPTED (nothing was added)."""
+    OPERATION_NOT_ATTEMPTED (nothing was added). An internal topic is refused with or without
+    an authorizer: only the coordinators write there, never a client's transaction."""
     if not _txn_allowed(ctx, request.v3_and_below_transactional_id):
         return dict.fromkeys(wanted, ErrorCode.transactional_id_authorization_failed)
-    # Internal topics are never writable by clients: Kafka filters them out before asking.
+    # Internal topics are never writable by clients: Kafka leaves them out of the topics it
+    # asks about, so they are unauthorized even when no authorizer is configured.
     names = {topic for topic, _ in wanted}
     denied = checks.denied(ctx, Operation.WRITE, ResourceType.TOPIC, names)
     denied |= {name for name in names if (info := ctx.broker.topic(name)) and info.internal}
