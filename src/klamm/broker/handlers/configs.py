@@ -5,6 +5,11 @@ topic config with its effective value and where it comes from, as Kafka does (cl
 rely on the full list: research/brokers.md §5.6). Broker resources list the broker-level settings
 that users usually ask about, and the topic defaults under their broker names (log.retention.ms
 ...), read-only.
+
+Authorization, as Kafka's KafkaApis and ConfigAdminManager: describing a topic's configs needs
+DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED), the broker's DESCRIBE_CONFIGS on the
+cluster (CLUSTER_AUTHORIZATION_FAILED); altering needs ALTER_CONFIGS on the same resources. A
+refused resource gets Kafka's error and message and nothing else, whether it exists or not.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from klamm.broker.authorizer import checks
+from klamm.broker.authorizer.model import Operation, ResourceType
 from klamm.broker.config import TOPIC_CONFIG_SYNONYMS, BrokerConfig
 from klamm.broker.context import RequestContext
 from klamm.protocol.api_versions import ApiKey
@@ -263,6 +270,19 @@ def _distinct_resources(resources: Any) -> list[Any]:
     return list(seen.values())
 
 
+def _refusal(
+    ctx: RequestContext, operation: Operation, resource_type: int, name: str
+) -> tuple[ErrorCode, str] | None:
+    """Kafka's error and message when the principal may not `operation` the config resource;
+    None when it may (or the type is one klamm refuses anyway, with its own error)."""
+    if resource_type == RESOURCE_TOPIC:
+        if not checks.allowed(ctx, operation, ResourceType.TOPIC, name):
+            return ErrorCode.topic_authorization_failed, checks.TOPIC_AUTHORIZATION_FAILED
+    elif resource_type == RESOURCE_BROKER and not checks.cluster_allowed(ctx, operation):
+        return ErrorCode.cluster_authorization_failed, checks.CLUSTER_AUTHORIZATION_FAILED
+    return None
+
+
 def handle_describe_configs(ctx: RequestContext, request: Any) -> Any:
     results = []
     # Both flags are absent from v0 (which always carried synonyms: none then).
@@ -277,7 +297,12 @@ def handle_describe_configs(ctx: RequestContext, request: Any) -> Any:
             "configs": [],
         }
         keys = resource.configuration_keys
-        if resource.resource_type == RESOURCE_TOPIC:
+        refusal = _refusal(
+            ctx, Operation.DESCRIBE_CONFIGS, resource.resource_type, resource.resource_name
+        )
+        if refusal is not None:
+            entry["error_code"], entry["error_message"] = refusal
+        elif resource.resource_type == RESOURCE_TOPIC:
             if ctx.broker.topic(resource.resource_name) is None:
                 entry["error_code"] = ErrorCode.unknown_topic_or_partition
                 entry["error_message"] = f"topic {resource.resource_name!r} does not exist"
@@ -313,6 +338,10 @@ def _alter(
         "resource_type": resource.resource_type,
         "resource_name": resource.resource_name,
     }
+    refusal = _refusal(ctx, Operation.ALTER_CONFIGS, resource.resource_type, resource.resource_name)
+    if refusal is not None:
+        entry["error_code"], entry["error_message"] = refusal
+        return entry
     if resource.resource_type != RESOURCE_TOPIC:
         entry["error_code"] = ErrorCode.invalid_request
         entry["error_message"] = "only topic configs can be altered on a klamm broker"

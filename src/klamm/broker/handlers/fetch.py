@@ -15,6 +15,11 @@ only when that cannot decide does the fetch look at the *new* batches of a moved
 at most once, never re-reading what it already counted. The response is read once, when enough
 is available, a partition went away, or `max_wait` passed. Fetch sessions are not offered: every
 response carries session_id 0, which clients treat as "sessionless".
+
+Authorization (KafkaApis.handleFetchRequest): a consumer needs READ on each topic, asked once per
+topic; a follower (replica_id >= 0) needs CLUSTER_ACTION on the cluster. Refused partitions
+answer TOPIC_AUTHORIZATION_FAILED, whether they exist or not, and take no part in the wait:
+like Kafka, the fetch still waits for data on the partitions it may read.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from klamm.broker.authorizer import checks
+from klamm.broker.authorizer.model import Operation, ResourceType
 from klamm.broker.context import RequestContext
 from klamm.broker.partition import FetchWaiter, Partition
 from klamm.protocol.api_versions import ApiKey
@@ -97,9 +104,14 @@ def _end_offset(data: bytes, default: int) -> int:
 
 
 def _collect(
-    ctx: RequestContext, wanted: list[_Wanted], budget: int, read_committed: bool
+    ctx: RequestContext,
+    wanted: list[_Wanted],
+    budget: int,
+    read_committed: bool,
+    denied: frozenset[str],
 ) -> tuple[list[dict[str, Any]], int, bool, dict[Partition, _Progress]]:
-    """One read of the requested partitions: (topics, bytes, any error, progress per partition)."""
+    """One read of the requested partitions: (topics, bytes, any error, progress per partition).
+    Partitions of `denied` topics answer TOPIC_AUTHORIZATION_FAILED and are not read."""
     broker = ctx.broker
     total = 0
     errored = False
@@ -121,6 +133,9 @@ def _collect(
             "records": b"",
         }
         topics[-1]["partitions"].append(entry)
+        if want.topic in denied:
+            entry["error_code"] = ErrorCode.topic_authorization_failed
+            continue
         if partition is None:
             entry["error_code"] = broker.missing_partition_error(want.topic, want.index)
             errored = True
@@ -236,6 +251,20 @@ async def _wait(parked: _ParkedFetch, partitions: Collection[Partition], max_wai
             partition.remove_waiter(waiter)
 
 
+def _denied(ctx: RequestContext, request: Any, wanted: list[_Wanted]) -> frozenset[str]:
+    """The requested topics this fetch may not read (nothing without an authorizer)."""
+    if not checks.enabled(ctx):
+        return frozenset()
+    names = {want.topic for want in wanted}
+    if request.replica_id >= 0:  # a follower: all or nothing, on the cluster
+        return (
+            frozenset()
+            if checks.cluster_allowed(ctx, Operation.CLUSTER_ACTION)
+            else frozenset(names)
+        )
+    return checks.denied(ctx, Operation.READ, ResourceType.TOPIC, names)
+
+
 async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     requested_max = request.max_bytes if request.max_bytes > 0 else 2**31 - 1
     budget = min(requested_max, ctx.broker.config.fetch_max_bytes)
@@ -243,13 +272,14 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     max_wait = min(request.max_wait.total_seconds(), MAX_WAIT_S)
     read_committed = request.isolation_level == READ_COMMITTED
     wanted = _wanted(request)
-    topics, total, errored, progress = _collect(ctx, wanted, budget, read_committed)
+    denied = _denied(ctx, request, wanted)
+    topics, total, errored, progress = _collect(ctx, wanted, budget, read_committed, denied)
     if not (total >= min_bytes or errored or max_wait <= 0 or not progress):
         parked = _ParkedFetch(ctx, progress, total, min_bytes, read_committed)
         if not parked.ready:
             del topics  # not held while parked: the answer is read again when the wait ends
             await _wait(parked, progress, max_wait)
-            topics, _, _, _ = _collect(ctx, wanted, budget, read_committed)
+            topics, _, _, _ = _collect(ctx, wanted, budget, read_committed, denied)
     return ctx.response(
         throttle_time=0,
         error_code=ErrorCode.none,

@@ -11,6 +11,11 @@ stall every other client. A batch that cannot be decoded fails only its partitio
 batch's error (CORRUPT_MESSAGE), as Kafka's ReplicaManager.fetchOffset answers a
 CorruptRecordException, and the connection stays open. Earliest and latest never read records
 and are answered without the thread hop.
+
+Both need DESCRIBE on each topic (KafkaApis.handleListOffsetRequest and
+handleOffsetForLeaderEpochRequest): the partitions of a topic the principal may not describe
+answer TOPIC_AUTHORIZATION_FAILED, whether it exists or not. OffsetForLeaderEpoch from a
+follower (replica_id >= 0) needs CLUSTER_ACTION instead.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import asyncio
 import logging
 from typing import Any
 
+from klamm.broker.authorizer import checks
+from klamm.broker.authorizer.model import Operation, ResourceType
 from klamm.broker.context import RequestContext
 from klamm.broker.handlers.metadata import LEADER_EPOCH
 from klamm.broker.partition import Partition
@@ -123,11 +130,18 @@ def _found(
 async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     duplicated = _duplicated(request.topics)
+    denied = checks.denied(ctx, Operation.DESCRIBE, ResourceType.TOPIC,
+                           (t.name for t in request.topics))  # fmt: skip
     topics = []
     searches: list[tuple[dict[str, Any], Partition, int, str]] = []
     for topic in request.topics:
         entries = []
         for wanted in topic.partitions:
+            if topic.name in denied:
+                entry = _invalid(wanted)
+                entry["error_code"] = ErrorCode.topic_authorization_failed
+                entries.append(entry)
+                continue
             if (topic.name, wanted.partition_index) in duplicated:
                 entries.append(_invalid(wanted))
                 continue
@@ -148,6 +162,15 @@ async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
 def handle_offset_for_leader_epoch(ctx: RequestContext, request: Any) -> Any:
     """Every partition has had one leader epoch (0) since its creation, so the end offset of
     epoch 0 is the log end; a client asking about a later epoch is ahead of us."""
+    names = [topic.topic for topic in request.topics]
+    denied: frozenset[str]
+    if getattr(request, "replica_id", -1) >= 0 and checks.enabled(ctx):  # a follower
+        allowed = checks.cluster_allowed(ctx, Operation.CLUSTER_ACTION)
+        denied = frozenset() if allowed else frozenset(names)
+        refusal = ErrorCode.cluster_authorization_failed
+    else:
+        denied = checks.denied(ctx, Operation.DESCRIBE, ResourceType.TOPIC, names)
+        refusal = ErrorCode.topic_authorization_failed
     topics = []
     for topic in request.topics:
         partitions = []
@@ -159,7 +182,10 @@ def handle_offset_for_leader_epoch(ctx: RequestContext, request: Any) -> Any:
                 "end_offset": -1,
             }
             partition = ctx.broker.partition(topic.topic, wanted.partition)
-            if partition is None:
+            if topic.topic in denied:
+                entry["error_code"] = refusal
+                entry["leader_epoch"] = -1
+            elif partition is None:
                 entry["error_code"] = ErrorCode.unknown_topic_or_partition
                 entry["leader_epoch"] = -1
             elif wanted.leader_epoch > LEADER_EPOCH:

@@ -5,6 +5,9 @@ A single node keeps every partition in `--data-dir`: one result, no future repli
 `topics` null means every partition; otherwise the named partitions this broker hosts, and
 nothing for a name or partition it does not (Kafka's answer too). Sizes come from the logs'
 in-memory segment sizes, so the answer costs no disk access but one statvfs.
+
+It needs DESCRIBE on the cluster (KafkaApis.handleDescribeLogDirsRequest): without it the answer
+is CLUSTER_AUTHORIZATION_FAILED and no directory.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from klamm.broker.authorizer import checks
+from klamm.broker.authorizer.model import Operation
 from klamm.broker.context import RequestContext
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
@@ -19,6 +24,10 @@ from klamm.protocol.errors import ErrorCode
 
 def handle_describe_log_dirs(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
+    if not checks.cluster_allowed(ctx, Operation.DESCRIBE):
+        return ctx.response(
+            throttle_time=0, error_code=ErrorCode.cluster_authorization_failed, results=[]
+        )
     hosted = {name: info.num_partitions for name, info in broker.logs.topics().items()}
     wanted: dict[str, list[int]] = {}
     if request.topics is None:

@@ -5,6 +5,13 @@ and `auto.create.topics.enable` is on, as librdkafka's and kcat's users expect. 
 creating request with LEADER_NOT_AVAILABLE and the next one with the topic; a single node has its
 leader at once, so klamm returns the new topic directly when it is made within
 AUTO_CREATE_WAIT_S (in the broker's admin thread, never on the event loop).
+
+Authorization, as KafkaApis.handleTopicMetadataRequest: a listing of every topic leaves out those
+the principal may not DESCRIBE; a topic named but not describable answers
+TOPIC_AUTHORIZATION_FAILED, whether it exists or not (its existence is not disclosed); an unknown
+topic is auto-created only with CREATE on the cluster or on the topic, else it answers
+TOPIC_AUTHORIZATION_FAILED too. `topic_authorized_operations` (v8+) and
+`cluster_authorized_operations` (v8-10) are filled when asked for, INT32_MIN when not.
 """
 
 from __future__ import annotations
@@ -13,13 +20,15 @@ import asyncio
 import uuid
 from typing import Any
 
+from klamm.broker.authorizer import checks
+from klamm.broker.authorizer.model import Operation, ResourceType
 from klamm.broker.context import RequestContext
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
 from klamm.storage import InvalidTopicName, StorageError, TopicExists, validate_topic_name
 
 # "Authorized operations not requested" in Kafka's responses.
-AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
+AUTHORIZED_OPERATIONS_OMITTED = checks.AUTHORIZED_OPERATIONS_OMITTED
 # Leader epoch of every partition: one node, never an election.
 LEADER_EPOCH = 0
 _NULL_UUID = uuid.UUID(int=0)
@@ -95,23 +104,36 @@ def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     requested = request.topics
     if requested is None or (ctx.version == 0 and not requested):
         names = sorted(broker.logs.topics())
-        return _response(ctx, [topic_entry(ctx, name) for name in names])
+        hidden = checks.denied(ctx, Operation.DESCRIBE, ResourceType.TOPIC, names)
+        topics = [topic_entry(ctx, name) for name in names if name not in hidden]
+        return _response(ctx, request, topics)
+    named = [i.name for i in requested if i.name is not None]
+    denied = checks.denied(ctx, Operation.DESCRIBE, ResourceType.TOPIC, named)
     allow_create = getattr(request, "allow_auto_topic_creation", True)
     if allow_create and broker.config.auto_create_topics:
-        missing = [i.name for i in requested if i.name is not None and broker.topic(i.name) is None]
+        missing = [n for n in named if n not in denied and broker.topic(n) is None]
+        if missing and not checks.cluster_allowed(ctx, Operation.CREATE):
+            uncreatable = checks.denied(ctx, Operation.CREATE, ResourceType.TOPIC, missing)
+            missing = [n for n in missing if n not in uncreatable]
+            denied |= uncreatable
         if missing:
-            return _auto_create_then_answer(ctx, requested, missing)
-    return _response(ctx, _requested_entries(ctx, requested, {}))
+            return _auto_create_then_answer(ctx, request, missing, denied)
+    return _response(ctx, request, _requested_entries(ctx, requested, {}, denied))
 
 
 def _requested_entries(
-    ctx: RequestContext, requested: Any, not_created: dict[str, ErrorCode]
+    ctx: RequestContext,
+    requested: Any,
+    not_created: dict[str, ErrorCode],
+    denied: frozenset[str],
 ) -> list[dict[str, Any]]:
     topics = []
     for item in _distinct(requested):
         name = item.name
         if name is None:  # v10+ lookup by topic id: ids are not served by name-less lookups
             topics.append(_error_entry("", ErrorCode.unknown_topic_id))
+        elif name in denied:
+            topics.append(_error_entry(name, ErrorCode.topic_authorization_failed))
         elif name in not_created and ctx.broker.topic(name) is None:
             topics.append(_error_entry(name, not_created[name]))
         else:
@@ -119,7 +141,9 @@ def _requested_entries(
     return topics
 
 
-async def _auto_create_then_answer(ctx: RequestContext, requested: Any, missing: list[str]) -> Any:
+async def _auto_create_then_answer(
+    ctx: RequestContext, request: Any, missing: list[str], denied: frozenset[str]
+) -> Any:
     """Create up to MAX_AUTO_CREATED_TOPICS of the missing topics, in the broker's admin
     thread, and wait for them at most AUTO_CREATE_WAIT_S. The rest answer LEADER_NOT_AVAILABLE,
     Kafka's answer for a topic whose creation is under way (every client retries it, and the
@@ -151,7 +175,8 @@ async def _auto_create_then_answer(ctx: RequestContext, requested: Any, missing:
             not_created[name] = failure.code
         elif failure is not None:
             raise failure
-    return _response(ctx, _requested_entries(ctx, requested, not_created))
+    entries = _requested_entries(ctx, request.topics, not_created, denied)
+    return _response(ctx, request, entries)
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
@@ -160,8 +185,16 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
-def _response(ctx: RequestContext, topics: list[dict[str, Any]]) -> Any:
+def _response(ctx: RequestContext, request: Any, topics: list[dict[str, Any]]) -> Any:
     broker = ctx.broker
+    if getattr(request, "include_topic_authorized_operations", False):
+        for entry in topics:  # every topic the principal may describe, known or not
+            if entry["error_code"] != ErrorCode.topic_authorization_failed:
+                ops = checks.authorized_operations(ctx, ResourceType.TOPIC, entry["name"])
+                entry["topic_authorized_operations"] = ops
+    cluster_ops = AUTHORIZED_OPERATIONS_OMITTED
+    if getattr(request, "include_cluster_authorized_operations", False):  # v8-10
+        cluster_ops = checks.cluster_authorized_operations(ctx)
     host, port = broker.config.advertised
     node = broker.config.node_id
     return ctx.response(
@@ -170,7 +203,7 @@ def _response(ctx: RequestContext, topics: list[dict[str, Any]]) -> Any:
         cluster_id=broker.cluster_id,
         controller_id=node,
         topics=topics,
-        cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+        cluster_authorized_operations=cluster_ops,
     )
 
 

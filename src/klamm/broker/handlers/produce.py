@@ -15,8 +15,12 @@ otherwise the handler takes a turn in its connection's `produce_order`, so batch
 connection are still appended in request order.
 
 Checks run in Kafka's order (KafkaApis.handleProduceRequest, then ReplicaManager.appendRecords
-and appendToLocalLog): an unknown partition first, then `acks`, then internal topics, then the
-batch itself.
+and appendToLocalLog): authorization first (a transactional batch needs WRITE on its
+transactional id, else every partition fails TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic
+needs WRITE, else its partitions fail TOPIC_AUTHORIZATION_FAILED whether it exists or not), then
+an unknown partition, then `acks`, then internal topics, then the batch itself. Idempotent
+produce needs no check here: Kafka 2.8+ checks IDEMPOTENT_WRITE when the producer id is handed
+out (InitProducerId), and a producer id the broker did not hand out is refused anyway.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import datetime
 import logging
 from typing import Any
 
+from klamm.broker.authorizer import checks
+from klamm.broker.authorizer.model import Operation, ResourceType
 from klamm.broker.context import RequestContext
 from klamm.broker.partition import Partition
 from klamm.broker.schema_validation import SchemaIdIndex
@@ -34,6 +40,7 @@ from klamm.protocol.compression import InflatesTooFar
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
 from klamm.protocol.record_batch import (
     ATTR_LOG_APPEND_TIME,
+    ATTR_TRANSACTIONAL,
     BatchHeader,
     RecordsSummary,
     check_produced_header,
@@ -56,6 +63,11 @@ VALID_ACKS = frozenset({-1, 0, 1})
 # batch.num.messages is 10,000, batch.size 1 MB), so they never pay the thread hop.
 INLINE_RECORDS = 20_000
 INLINE_INFLATE_BYTES = 2 * 1024 * 1024
+
+# Where a record batch keeps its attributes (int16 after baseOffset, batchLength,
+# partitionLeaderEpoch, magic and crc): the transactional flag is read from there before the
+# batch is validated, as Kafka's RequestUtils.hasTransactionalRecords reads each first batch.
+_ATTRIBUTES_AT = 8 + 4 + 4 + 1 + 4
 
 
 class _PartitionResult:
@@ -221,14 +233,66 @@ def _append(ctx: RequestContext, result: _PartitionResult) -> None:
     result.base_offset = appended.base_offset
 
 
+def _transactional(request: Any) -> bool:
+    """Does any partition's first batch carry the transactional flag?"""
+    for topic in request.topic_data:
+        for data in topic.partition_data:
+            records = data.records
+            if (
+                records is not None
+                and len(records) > _ATTRIBUTES_AT + 1
+                and records[_ATTRIBUTES_AT + 1] & ATTR_TRANSACTIONAL  # the low byte (big-endian)
+            ):
+                return True
+    return False
+
+
+def _refused(request: Any, code: ErrorCode, message: str) -> Any:
+    """Every partition of `request` failed with `code`."""
+    results = []
+    for topic in request.topic_data:
+        per_partition = []
+        for data in topic.partition_data:
+            result = _PartitionResult(None)
+            result.fail(code, message)
+            per_partition.append((data.index, result))
+        results.append((topic.name, per_partition))
+    return results
+
+
+def _unauthorized(ctx: RequestContext, request: Any) -> tuple[Any, frozenset[str]]:
+    """(the answer when the whole request is refused or None, the topics it may not write)."""
+    if _transactional(request):
+        txn_id = request.transactional_id
+        if txn_id is None or not checks.allowed(
+            ctx, Operation.WRITE, ResourceType.TRANSACTIONAL_ID, txn_id
+        ):
+            code = ErrorCode.transactional_id_authorization_failed
+            why = checks.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            return _refused(request, code, why), frozenset()
+    names = (topic.name for topic in request.topic_data)
+    return None, checks.denied(ctx, Operation.WRITE, ResourceType.TOPIC, names)
+
+
 async def handle_produce(ctx: RequestContext, request: Any) -> Any:
+    denied: frozenset[str] = frozenset()
+    if checks.enabled(ctx):
+        refused, denied = _unauthorized(ctx, request)
+        if refused is not None:
+            return None if request.acks == 0 else _response(ctx, refused)
     if request.acks not in VALID_ACKS:
-        return _response(ctx, _reject_acks(ctx, request))
+        return _response(ctx, _reject_acks(ctx, request, denied))
     results: list[tuple[str, list[tuple[int, _PartitionResult]]]] = []
     checked: list[_PartitionResult] = []
     for topic in request.topic_data:
         per_partition = []
+        refused_topic = topic.name in denied
         for data in topic.partition_data:
+            if refused_topic:
+                result = _PartitionResult(None)
+                result.fail(ErrorCode.topic_authorization_failed, checks.TOPIC_AUTHORIZATION_FAILED)
+                per_partition.append((data.index, result))
+                continue
             result = _check(ctx, topic.name, data.index, data.records)
             if result.error == ErrorCode.none:
                 checked.append(result)
@@ -287,10 +351,11 @@ def _append_all(
 
 
 def _reject_acks(
-    ctx: RequestContext, request: Any
+    ctx: RequestContext, request: Any, denied: frozenset[str]
 ) -> list[tuple[str, list[tuple[int, _PartitionResult]]]]:
     """INVALID_REQUIRED_ACKS for every partition that exists; an unknown one still answers
-    UNKNOWN_TOPIC_OR_PARTITION, which Kafka checks before it looks at `acks`."""
+    UNKNOWN_TOPIC_OR_PARTITION, and a topic the principal may not write
+    TOPIC_AUTHORIZATION_FAILED, which Kafka checks before it looks at `acks`."""
     why = f"acks must be -1, 0 or 1, not {request.acks}"
     results = []
     for topic in request.topic_data:
@@ -298,7 +363,10 @@ def _reject_acks(
         for data in topic.partition_data:
             partition = ctx.broker.partition(topic.name, data.index)
             result = _PartitionResult(partition)
-            if partition is None:
+            if topic.name in denied:
+                result.partition = None
+                result.fail(ErrorCode.topic_authorization_failed, checks.TOPIC_AUTHORIZATION_FAILED)
+            elif partition is None:
                 result.fail(ErrorCode.unknown_topic_or_partition)
             else:
                 result.fail(ErrorCode.invalid_required_acks, why)

@@ -5,12 +5,18 @@ ReplicationControlManager, gives the answers and their words).
 Every partition has one replica, this broker, which leads it: no reassignment is ever in
 progress, the only replica set a reassignment may ask for is [this broker] (a no-op), and no
 election is ever needed.
+
+Authorization (Kafka's KafkaApis.handleElectLeaders and ControllerApis): ElectLeaders and
+AlterPartitionReassignments need ALTER on the cluster, ListPartitionReassignments DESCRIBE;
+without it the answer is CLUSTER_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from klamm.broker.authorizer import checks
+from klamm.broker.authorizer.model import Operation
 from klamm.broker.context import RequestContext
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
@@ -64,6 +70,23 @@ def _reassign_one(ctx: RequestContext, topic: str, partition: Any) -> dict[str, 
 
 
 def handle_alter_partition_reassignments(ctx: RequestContext, request: Any) -> Any:
+    if not checks.cluster_allowed(ctx, Operation.ALTER):
+        # Kafka's AlterPartitionReassignmentsRequest.getErrorResponse: the error at the top and
+        # on every partition.
+        code, message = ErrorCode.cluster_authorization_failed, checks.CLUSTER_AUTHORIZATION_FAILED
+        change = getattr(request, "allow_replication_factor_change", True)
+        return ctx.response(
+            throttle_time=0,
+            allow_replication_factor_change=change,
+            error_code=code,
+            error_message=message,
+            responses=[
+                {"name": topic.name, "partitions": [
+                    {"partition_index": p.partition_index, "error_code": code,
+                     "error_message": message} for p in topic.partitions]}
+                for topic in request.topics
+            ],
+        )  # fmt: skip
     responses = [
         {
             "name": topic.name,
@@ -82,14 +105,24 @@ def handle_alter_partition_reassignments(ctx: RequestContext, request: Any) -> A
 
 def handle_list_partition_reassignments(ctx: RequestContext, request: Any) -> Any:
     """Nothing is ever being reassigned; unknown topics are left out, as Kafka does."""
+    if not checks.cluster_allowed(ctx, Operation.DESCRIBE):
+        return ctx.response(
+            throttle_time=0, error_code=ErrorCode.cluster_authorization_failed,
+            error_message=checks.CLUSTER_AUTHORIZATION_FAILED, topics=[],
+        )  # fmt: skip
     return ctx.response(throttle_time=0, error_code=ErrorCode.none, error_message=None, topics=[])
 
 
 def handle_elect_leaders(ctx: RequestContext, request: Any) -> Any:
     election_type = getattr(request, "election_type", 0)
-    if election_type not in _ELECTION_TYPES:
-        # Kafka refuses the whole request (InvalidRequestException), each partition included.
-        code, message = ErrorCode.invalid_request, f"Unknown election type {election_type}"
+    refused = not checks.cluster_allowed(ctx, Operation.ALTER)
+    if refused or election_type not in _ELECTION_TYPES:
+        # Kafka refuses the whole request (ClusterAuthorizationException before it looks at the
+        # election type, InvalidRequestException), each partition included.
+        code = ErrorCode.invalid_request
+        message: str | None = f"Unknown election type {election_type}"
+        if refused:
+            code, message = ErrorCode.cluster_authorization_failed, None
         results = [
             {"topic": t.topic, "partition_result": [
                 {"partition_id": p, "error_code": code, "error_message": message}

@@ -9,6 +9,12 @@ next. A cursor makes the broker skip topics named before the cursor's topic and,
 the partitions before its index. Topics asked for by name that do not exist get their error
 (UNKNOWN_TOPIC_OR_PARTITION, or INVALID_TOPIC_EXCEPTION for a name Kafka would refuse); a listing
 of every topic has nothing to report for those.
+
+Authorization (Kafka's DescribeTopicPartitionsRequestHandler): topics the principal may not
+DESCRIBE are left out of a listing of every topic; named ones answer TOPIC_AUTHORIZATION_FAILED
+after the described topics, whether they exist or not. Every described topic carries its
+`topic_authorized_operations` (this API has no flag to ask: Kafka always fills them, every
+operation when no authorizer is configured).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from klamm.broker.authorizer import checks
+from klamm.broker.authorizer.model import Operation, ResourceType
 from klamm.broker.context import RequestContext
 from klamm.broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED, LEADER_EPOCH
 from klamm.protocol.api_versions import ApiKey
@@ -60,6 +68,9 @@ def handle_describe_topic_partitions(ctx: RequestContext, request: Any) -> Any:
             return ctx.response(throttle_time=0, topics=_invalid(request), next_cursor=None)
     if cursor is not None and cursor.partition_index < 0:
         return ctx.response(throttle_time=0, topics=_invalid(request), next_cursor=None)
+    denied = checks.denied(ctx, Operation.DESCRIBE, ResourceType.TOPIC, names)
+    names -= denied
+    refused = [] if every_topic else sorted(denied)
     remaining = max(min(MAX_PARTITIONS_PER_RESPONSE, request.response_partition_limit), 1)
     node = broker.config.node_id
     topics: list[dict[str, Any]] = []
@@ -77,7 +88,11 @@ def handle_describe_topic_partitions(ctx: RequestContext, request: Any) -> Any:
                     code = ErrorCode.unknown_topic_or_partition
                 except InvalidTopicName as exc:
                     code = exc.code
-                topics.append(_error_topic(name, code))
+                entry = _error_topic(name, code)  # Kafka fills its operations too
+                entry["topic_authorized_operations"] = checks.authorized_operations(
+                    ctx, ResourceType.TOPIC, name
+                )
+                topics.append(entry)
             continue
         start = cursor.partition_index if cursor is not None and name == cursor_topic else 0
         end = min(info.num_partitions, start + remaining)
@@ -102,13 +117,16 @@ def handle_describe_topic_partitions(ctx: RequestContext, request: Any) -> Any:
                 "topic_id": info.topic_id,
                 "is_internal": info.internal,
                 "partitions": partitions,
-                "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+                "topic_authorized_operations": checks.authorized_operations(
+                    ctx, ResourceType.TOPIC, name
+                ),
             }
         )
         if end < info.num_partitions:
             next_cursor = {"topic_name": name, "partition_index": end}
             break
         remaining -= len(partitions)
+    topics.extend(_error_topic(name, ErrorCode.topic_authorization_failed) for name in refused)
     return ctx.response(throttle_time=0, topics=topics, next_cursor=next_cursor)
 
 

@@ -3,6 +3,14 @@ DeleteRecords (21), DescribeCluster (60).
 
 One node means replication factor 1: -1 ("broker default") and 1 are accepted, anything larger
 gets INVALID_REPLICATION_FACTOR as Kafka gives when a cluster has fewer brokers than asked for.
+
+Authorization, as Kafka's ControllerApis and KafkaApis: CreateTopics needs CREATE on the cluster
+or on each topic (TOPIC_AUTHORIZATION_FAILED, "Authorization failed."), and a created topic's
+configs are returned only with DESCRIBE_CONFIGS on it (else topic_config_error_code says
+TOPIC_AUTHORIZATION_FAILED); DeleteTopics needs DESCRIBE and DELETE; CreatePartitions ALTER;
+DeleteRecords DELETE, each per topic and answered TOPIC_AUTHORIZATION_FAILED whether the topic
+exists or not. DescribeCluster needs nothing (Kafka serves the broker list to anyone) but fills
+`cluster_authorized_operations` when asked: 0 without DESCRIBE on the cluster.
 """
 
 from __future__ import annotations
@@ -10,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from klamm.broker.authorizer import checks
+from klamm.broker.authorizer.model import Operation, ResourceType
 from klamm.broker.context import RequestContext
 from klamm.broker.handlers.configs import describe_topic_configs
 from klamm.broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED
@@ -48,7 +58,9 @@ def _partition_count(ctx: RequestContext, topic: Any) -> int:
     return max(int(topic.num_partitions), 0)
 
 
-async def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> dict[str, Any]:
+async def _create_one(
+    ctx: RequestContext, topic: Any, validate_only: bool, describable: bool
+) -> dict[str, Any]:
     broker = ctx.broker
     entry = _created_entry(topic.name)
 
@@ -124,6 +136,11 @@ async def _create_one(ctx: RequestContext, topic: Any, validate_only: bool) -> d
         return fail(exc.code, f"Topic '{topic.name}' already exists.")
     except StorageError as exc:
         return fail(exc.code, str(exc))
+    if not describable:
+        # Created, but its configs (and counts) are not the principal's to see.
+        entry["topic_id"] = info.topic_id
+        entry["topic_config_error_code"] = ErrorCode.topic_authorization_failed
+        return entry
     entry.update(
         topic_id=info.topic_id,
         num_partitions=info.num_partitions,
@@ -149,7 +166,16 @@ async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
     A request asking for more than MAX_PARTITIONS_PER_REQUEST partitions in all creates nothing
     and answers every topic POLICY_VIOLATION, as Kafka's controller does."""
     duplicated = _duplicated(topic.name for topic in request.topics)
-    total = sum(_partition_count(ctx, t) for t in request.topics if t.name not in duplicated)
+    names = [topic.name for topic in request.topics]
+    uncreatable: frozenset[str] = frozenset()
+    if not checks.cluster_allowed(ctx, Operation.CREATE):
+        uncreatable = checks.denied(ctx, Operation.CREATE, ResourceType.TOPIC, names)
+    hidden = checks.denied(ctx, Operation.DESCRIBE_CONFIGS, ResourceType.TOPIC, names)
+    total = sum(
+        _partition_count(ctx, t)
+        for t in request.topics
+        if t.name not in duplicated and t.name not in uncreatable
+    )
     answered: set[str] = set()
     topics = []
     for topic in request.topics:
@@ -158,6 +184,11 @@ async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
         answered.add(topic.name)
         if topic.name in duplicated:
             topics.append(_duplicate_entry(topic.name))
+        elif topic.name in uncreatable:
+            entry = _created_entry(topic.name)
+            entry["error_code"] = ErrorCode.topic_authorization_failed
+            entry["error_message"] = "Authorization failed."
+            topics.append(entry)
         elif total > MAX_PARTITIONS_PER_REQUEST:
             entry = _created_entry(topic.name)
             entry["error_code"] = ErrorCode.policy_violation
@@ -167,7 +198,8 @@ async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
             )
             topics.append(entry)
         else:
-            topics.append(await _create_one(ctx, topic, request.validate_only))
+            describable = topic.name not in hidden
+            topics.append(await _create_one(ctx, topic, request.validate_only, describable))
     return ctx.response(throttle_time=0, topics=topics)
 
 
@@ -199,6 +231,11 @@ def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:
     responses = []
     by_id = {info.topic_id: name for name, info in broker.logs.topics().items()}
     duplicated = _duplicated(name if name is not None else topic_id for name, topic_id in names)
+    resolved = [name if name is not None else by_id.get(topic_id) for name, topic_id in names]
+    known = [name for name in resolved if name is not None]
+    # Kafka's ControllerApis.deleteTopics: DESCRIBE and DELETE on each topic.
+    denied = checks.denied(ctx, Operation.DESCRIBE, ResourceType.TOPIC, known)
+    denied |= checks.denied(ctx, Operation.DELETE, ResourceType.TOPIC, known)
     answered: set[Any] = set()
     for name, topic_id in names:
         key = name if name is not None else topic_id
@@ -219,6 +256,11 @@ def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:
             entry["error_message"] = (
                 "Duplicate topic id." if key is topic_id else "Duplicate topic name."
             )
+        elif name is not None and name in denied:
+            entry["error_code"] = ErrorCode.topic_authorization_failed
+            entry["error_message"] = checks.TOPIC_AUTHORIZATION_FAILED
+            if key is topic_id:
+                entry["name"] = None  # the id's name is not the principal's to learn
         elif info is None:
             entry["error_code"] = (
                 ErrorCode.unknown_topic_id if name is None else ErrorCode.unknown_topic_or_partition
@@ -240,11 +282,13 @@ async def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     results = []
     duplicated = _duplicated(topic.name for topic in request.topics)
+    names = (topic.name for topic in request.topics)
+    denied = checks.denied(ctx, Operation.ALTER, ResourceType.TOPIC, names)
     # Kafka's controller bounds the new partitions of one request as it bounds CreateTopics.
     total = 0
     for topic in request.topics:
         current = broker.topic(topic.name)
-        if current is not None and topic.name not in duplicated:
+        if current is not None and topic.name not in duplicated and topic.name not in denied:
             total += max(topic.count - current.num_partitions, 0)
     answered: set[str] = set()
     for topic in request.topics:
@@ -260,6 +304,9 @@ async def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
         if topic.name in duplicated:
             entry["error_code"] = ErrorCode.invalid_request
             entry["error_message"] = "Duplicate topic in request."
+        elif topic.name in denied:
+            entry["error_code"] = ErrorCode.topic_authorization_failed
+            entry["error_message"] = checks.TOPIC_AUTHORIZATION_FAILED
         elif total > MAX_PARTITIONS_PER_REQUEST:
             entry["error_code"] = ErrorCode.policy_violation
             entry["error_message"] = (
@@ -286,6 +333,8 @@ async def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
 
 def handle_delete_records(ctx: RequestContext, request: Any) -> Any:
     """Raise each partition's log start offset; -1 means "up to the high watermark"."""
+    names = (topic.name for topic in request.topics)
+    denied = checks.denied(ctx, Operation.DELETE, ResourceType.TOPIC, names)
     topics = []
     for topic in request.topics:
         partitions = []
@@ -296,7 +345,9 @@ def handle_delete_records(ctx: RequestContext, request: Any) -> Any:
                 "error_code": ErrorCode.none,
             }
             partition = ctx.broker.partition(topic.name, wanted.partition_index)
-            if partition is None:
+            if topic.name in denied:
+                entry["error_code"] = ErrorCode.topic_authorization_failed
+            elif partition is None:
                 entry["error_code"] = ErrorCode.unknown_topic_or_partition
             elif partition.internal:
                 # Kafka's ReplicaManager refuses: the coordinators' state lives there (committed
@@ -325,6 +376,9 @@ def handle_delete_records(ctx: RequestContext, request: Any) -> Any:
 def handle_describe_cluster(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     host, port = broker.config.advertised
+    ops = AUTHORIZED_OPERATIONS_OMITTED
+    if request.include_cluster_authorized_operations:
+        ops = checks.cluster_authorized_operations(ctx)
     return ctx.response(
         throttle_time=0,
         error_code=ErrorCode.none,
@@ -333,7 +387,7 @@ def handle_describe_cluster(ctx: RequestContext, request: Any) -> Any:
         cluster_id=broker.cluster_id,
         controller_id=broker.config.node_id,
         brokers=[{"broker_id": broker.config.node_id, "host": host, "port": port, "rack": None}],
-        cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+        cluster_authorized_operations=ops,
     )
 
 
