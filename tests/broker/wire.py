@@ -62,11 +62,17 @@ class Wire:
         return head
 
     def request(self, api_key: int, version: int, **fields: Any) -> Any:
+        self.send(api_key, version, **fields)
+        return self.read_response(api_key, version)
+
+    def send(self, api_key: int, version: int, **fields: Any) -> int:
+        """Send a request without waiting for its response (pipelining, or acks=0); returns its
+        correlation id."""
         cls = request_type(api_key, version)
         body = io.BytesIO()
         entity_writer(cls)(body, build(cls, **fields))
         self.send_raw(self.header(api_key, version) + body.getvalue())
-        return self.read_response(api_key, version)
+        return self._correlation
 
     def read_response(self, api_key: int, version: int) -> Any:
         frame = self.recv_frame()

@@ -54,7 +54,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from klamm.broker.auth import AuthenticationFailed, SaslAuthenticator
-from klamm.broker.context import RequestContext, Session
+from klamm.broker.context import CloseConnection, RequestContext, Session
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ProtocolError, UnsupportedApi
 from klamm.protocol.framing import FrameDecoder
@@ -96,12 +96,13 @@ CLOSE_AFTER_FAILED_LOGIN_S = 0.25
 class _Slot:
     """A place in the response order; `data` is None until the response is ready."""
 
-    __slots__ = ("data", "done", "fetch")
+    __slots__ = ("close", "data", "done", "fetch")
 
     def __init__(self, fetch: bool = False) -> None:
         self.data: bytes | None = None
         self.done = False
         self.fetch = fetch  # a Fetch: no other Fetch starts until this one is answered
+        self.close = False  # the handler asked to close the connection here (CloseConnection)
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
@@ -414,6 +415,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._complete(slot, ctx, task.result())
 
     def _complete(self, slot: _Slot, ctx: RequestContext, body: Any) -> None:
+        if isinstance(body, CloseConnection):
+            slot.close = True
+            body = None
         self._finish(slot, None if body is None else encode_response(ctx.header, body))
 
     def _finish(self, slot: _Slot, data: bytes | None) -> None:
@@ -430,11 +434,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
         """Write the responses that are ready in request order (a write, not an fsync)."""
         out: list[bytes] = []
         pending = self._pending
+        close = False
         while pending and pending[0].done:
-            data = pending.popleft().data
-            if data is not None:
-                out.append(data)
-                self._held -= len(data)
+            slot = pending.popleft()
+            if slot.data is not None:
+                out.append(slot.data)
+                self._held -= len(slot.data)
+            if slot.close:
+                close = True
+                break
         sasl = self.session.sasl
         if sasl is not None and sasl.failure is not None:
             if not self._closed:  # the error response goes out after the delay, then the close
@@ -444,6 +452,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._transport.writelines(out)
             assert self._loop is not None
             self._last_active = self._loop.time()
+        if close:  # the answers before it are written: close() sends them, then the FIN
+            log.info("%s: closing the connection: a produce with acks=0 failed (as Kafka does)",
+                     self.session.peer)  # fmt: skip
+            self.close()
+            return
         if self._backlog:  # answers made room: start what waits
             self._schedule_burst()
 

@@ -60,6 +60,19 @@ class Session:
     produce_order: InOrder = field(default_factory=InOrder)  # see InOrder; the produce handler's
 
 
+class CloseConnection:
+    """What a handler returns when Kafka closes the connection instead of answering: a failed
+    Produce with acks=0. Its client expects no response, so the close is how it learns that
+    something went wrong (it reconnects and refreshes its metadata); Kafka's KafkaApis does the
+    same (`closeConnection` when an acks=0 produce has any error). Earlier responses on the
+    connection still go out first."""
+
+    __slots__ = ()
+
+
+CLOSE_CONNECTION = CloseConnection()
+
+
 @dataclass(slots=True)
 class RequestContext:
     broker: Broker

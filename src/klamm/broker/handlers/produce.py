@@ -1,9 +1,10 @@
 """Produce (0): validate each partition's batch, append it, and answer per `acks`.
 
-acks=0 gets no response (Kafka's behaviour); acks=1 is answered once the batch is written to
-the log file (it survives a process crash); acks=-1 once the group commit has fsynced it
-(DESIGN.md durability contract). Batches are stored as received: base offset and leader epoch
-are rewritten, nothing else.
+acks=0 gets no response (Kafka's behaviour), and when any partition failed the connection is
+closed instead, which is how Kafka tells such a client (context.CloseConnection); acks=1 is
+answered once the batch is written to the log file (it survives a process crash); acks=-1 once
+the group commit has fsynced it (DESIGN.md durability contract). Batches are stored as
+received: base offset and leader epoch are rewritten, nothing else.
 
 Every batch's records are walked before it is appended (record_batch.validate_records: inflated
 when compressed, exactly the declared records, consecutive offset deltas), as Kafka's
@@ -32,7 +33,7 @@ from typing import Any
 
 from klamm.broker.authorizer import checks
 from klamm.broker.authorizer.model import Operation, ResourceType
-from klamm.broker.context import RequestContext
+from klamm.broker.context import CLOSE_CONNECTION, RequestContext
 from klamm.broker.partition import Partition
 from klamm.broker.schema_validation import SchemaIdIndex
 from klamm.protocol.api_versions import ApiKey
@@ -279,7 +280,7 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
     if checks.enabled(ctx):
         refused, denied = _unauthorized(ctx, request)
         if refused is not None:
-            return None if request.acks == 0 else _response(ctx, refused)
+            return CLOSE_CONNECTION if request.acks == 0 else _response(ctx, refused)
     if request.acks not in VALID_ACKS:
         return _response(ctx, _reject_acks(ctx, request, denied))
     results: list[tuple[str, list[tuple[int, _PartitionResult]]]] = []
@@ -321,7 +322,10 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
     if request.acks == 0:
         for _, future in durable:
             future.add_done_callback(_consume_exception)
-        return None
+        failed = any(
+            r.error != ErrorCode.none for _, per_partition in results for _, r in per_partition
+        )
+        return CLOSE_CONNECTION if failed else None
     if request.acks == -1 and durable:
         outcomes = await asyncio.gather(*(f for _, f in durable), return_exceptions=True)
         for (result, _), outcome in zip(durable, outcomes, strict=True):
