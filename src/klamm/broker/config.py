@@ -160,6 +160,7 @@ _PROPERTY_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "group.initial.rebalance.delay.ms": ("group_initial_rebalance_delay_ms", int),
     "group.min.session.timeout.ms": ("group_min_session_timeout_ms", int),
     "group.max.session.timeout.ms": ("group_max_session_timeout_ms", int),
+    "offsets.retention.minutes": ("offsets_retention_ms", lambda v: _at_least(v, 1) * 60_000),
     "transaction.max.timeout.ms": ("transaction_max_timeout_ms", int),
     "transactional.id.expiration.ms": ("transactional_id_expiration_ms", int),
     "producer.id.expiration.ms": ("producer_id_expiration_ms", int),
@@ -298,6 +299,52 @@ def config_from_properties(props: dict[str, str], base: BrokerConfig) -> BrokerC
     changes["topic_defaults"] = topic_defaults
     changes["sasl_users"] = users
     return base.replace(**changes)
+
+
+def config_to_properties(config: BrokerConfig) -> dict[str, str]:
+    """The settings of `config` that differ from the defaults, as server.properties entries
+    that `config_from_properties` reads back into the same config (a broker started in another
+    process with them behaves as this config says; tests/broker/test_config_round_trip.py holds
+    every field to it)."""
+    default = BrokerConfig()
+    props: dict[str, str] = {
+        "listeners": f"{config.security_protocol}://{config.host}:{config.port}",
+    }
+    if config.advertised_host is not None or config.advertised_port is not None:
+        host, port = config.advertised
+        props["advertised.listeners"] = f"{config.security_protocol}://{host}:{port}"
+    written: set[str] = set()
+    for key, (name, _) in _PROPERTY_FIELDS.items():
+        value = getattr(config, name)
+        if name in written or value == getattr(default, name):
+            continue  # a field with two names (node.id, broker.id) is written under the first
+        written.add(name)
+        props[key] = _property_text(name, value)
+    for topic, value in config.topic_defaults.items():
+        props[TOPIC_CONFIG_SYNONYMS[topic]] = value
+    if config.sasl_users:  # the JAAS form carries any password, ',' and ':' included
+        users = " ".join(f"user_{n}={_jaas_quote(pw)}" for n, pw in config.sasl_users.items())
+        props["sasl.jaas.config"] = f"PlainLoginModule required {users};"
+    return props
+
+
+def _property_text(name: str, value: object) -> str:
+    """A field's value as its property's text (the converter's input in _PROPERTY_FIELDS)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if name == "super_users":
+        return ";".join(value)  # type: ignore[arg-type]
+    if name == "offsets_retention_ms":
+        return str(int(value) // 60_000)  # type: ignore[call-overload]
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, dict):
+        return ",".join(f"{key}:{limit}" for key, limit in value.items())
+    return str(value)
+
+
+def _jaas_quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _authorizer_class(value: str) -> str:

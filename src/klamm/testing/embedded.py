@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-from klamm.broker.config import BrokerConfig
+from klamm.broker.config import BrokerConfig, config_to_properties
 
 Mode = Literal["thread", "subprocess"]
 T = TypeVar("T")
@@ -176,7 +176,7 @@ class EmbeddedBroker:
         self._own_files += [p for p in (self._log_path, config_file)
                             if not p.exists() and p not in self._own_files]  # fmt: skip
         self._log_file = open(self._log_path, "ab")  # noqa: SIM115 - closed in stop()/kill()
-        config_file.write_text(_properties(self.config))
+        config_file.write_text(_properties(self.config.replace(port=self.port)))
         cmd = [sys.executable, "-m", "klamm", "broker", "--listen", f"127.0.0.1:{self.port}",
                "--data-dir", str(self.data_dir), "--config", str(config_file)]  # fmt: skip
         self._process = subprocess.Popen(
@@ -210,45 +210,6 @@ def _free_port() -> int:
 
 
 def _properties(config: BrokerConfig) -> str:
-    lines = [
-        f"auto.create.topics.enable={'true' if config.auto_create_topics else 'false'}",
-        f"num.partitions={config.num_partitions}",
-        f"klamm.flush.policy={config.flush_policy}",
-        f"group.initial.rebalance.delay.ms={config.group_initial_rebalance_delay_ms}",
-        f"group.min.session.timeout.ms={config.group_min_session_timeout_ms}",
-        f"log.retention.check.interval.ms={config.retention_check_interval_ms}",
-    ]
-    if config.metrics_port is not None:
-        lines.append(f"klamm.metrics.port={config.metrics_port}")
-    lines += _security_properties(config)
-    if config.authorizer_enabled:
-        lines.append(f"authorizer.class.name={config.authorizer_class_name}")
-        lines.append(f"super.users={';'.join(config.super_users)}")
-        everyone = "true" if config.allow_everyone_if_no_acl_found else "false"
-        lines.append(f"allow.everyone.if.no.acl.found={everyone}")
-    return "\n".join(lines) + "\n"
-
-
-def _security_properties(config: BrokerConfig) -> list[str]:
-    """SASL/TLS settings; `--listen` on the command line still picks the host and port."""
-    lines = [f"listeners={config.security_protocol}://127.0.0.1:{config.port}"]
-    if config.sasl_enabled:
-        lines.append(f"sasl.enabled.mechanisms={','.join(config.sasl_mechanisms)}")
-        lines.append(f"klamm.sasl.scram.iterations={config.scram_iterations}")
-        delay = config.failed_authentication_delay_ms
-        lines.append(f"connection.failed.authentication.delay.ms={delay}")
-        # The JAAS form (user_NAME="pw") carries any password, ',' and ':' included.
-        users = " ".join(f"user_{name}={_jaas_quote(pw)}" for name, pw in config.sasl_users.items())
-        if users:
-            lines.append(f"sasl.jaas.config=PlainLoginModule required {users};")
-    for key, value in (("ssl.certfile", config.ssl_certfile), ("ssl.keyfile", config.ssl_keyfile),
-                       ("ssl.cafile", config.ssl_cafile)):  # fmt: skip
-        if value is not None:
-            lines.append(f"{key}={value}")
-    if config.ssl_client_auth != "none":
-        lines.append(f"ssl.client.auth={config.ssl_client_auth}")
-    return lines
-
-
-def _jaas_quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """The config file the subprocess broker reads: every setting of `config` that is not a
+    default, so it runs as an in-process broker with the same config would."""
+    return "".join(f"{key}={value}\n" for key, value in config_to_properties(config).items())
