@@ -1,10 +1,11 @@
 """A small blocking Kafka client for the admin APIs librdkafka lacks.
 
 confluent-kafka's AdminClient has no DescribeLogDirs (in the form the console reads),
-ListTransactions, DescribeTransactions, DescribeProducers or WriteTxnMarkers; the web console
-and `klamm transactions` send them through this module. It only frames: message bodies, and the
-request header, come from kio (generated from Kafka's own JSON schemas); klamm.protocol is the
-broker's side and this layer may not import it (tests/test_layering.py).
+ListTransactions, DescribeTransactions, DescribeProducers or WriteTxnMarkers, and its DescribeAcls
+drops the answer's error code (a user not allowed to describe ACLs would see none); the web
+console and `klamm transactions` send them through this module. It only frames: message bodies,
+and the request header, come from kio (generated from Kafka's own JSON schemas); klamm.protocol is
+the broker's side and this layer may not import it (tests/test_layering.py).
 
 On the wire, one request per connection: an int32 size, request header v2 (v1 for a
 non-flexible version: api key, version, correlation id, client id, then an empty tagged-field
@@ -45,6 +46,7 @@ from kio.static.primitive import i16, i32
 from scramp import ScramClient, ScramException
 
 __all__ = [
+    "DESCRIBE_ACLS",
     "DESCRIBE_LOG_DIRS",
     "DESCRIBE_PRODUCERS",
     "DESCRIBE_TRANSACTIONS",
@@ -65,6 +67,7 @@ __all__ = [
 
 SASL_HANDSHAKE = 17
 WRITE_TXN_MARKERS = 27
+DESCRIBE_ACLS = 29
 DESCRIBE_LOG_DIRS = 35
 SASL_AUTHENTICATE = 36
 DESCRIBE_PRODUCERS = 61
@@ -75,7 +78,9 @@ LIST_TRANSACTIONS = 66
 # WriteTxnMarkers v1 (Kafka 2.4+) because Kafka 4 removed v0; the others are their v0.
 # SaslHandshake v1 (Kafka 1.0+, KIP-152) moves the tokens into SaslAuthenticate requests, whose
 # v2 (Kafka 2.4+) is flexible and carries an error message: the words a wrong password gets.
+# DescribeAcls v1 (Kafka 2.0+, KIP-290) is the first with pattern types; Kafka 4 removed v0.
 VERSIONS = {
+    DESCRIBE_ACLS: 1,
     SASL_HANDSHAKE: 1,
     SASL_AUTHENTICATE: 2,
     WRITE_TXN_MARKERS: 1,
@@ -85,6 +90,7 @@ VERSIONS = {
     LIST_TRANSACTIONS: 0,
 }
 NAMES = {
+    DESCRIBE_ACLS: "DescribeAcls",
     SASL_HANDSHAKE: "SaslHandshake",
     SASL_AUTHENTICATE: "SaslAuthenticate",
     WRITE_TXN_MARKERS: "WriteTxnMarkers",
