@@ -5,12 +5,24 @@ hang."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import datetime
+import io
+import re
+import socket
+import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kio.schema.errors import ErrorCode
+from kio.schema.sasl_authenticate.v2 import response as sasl_authenticate
+from kio.schema.sasl_handshake.v1 import response as sasl_handshake
+from kio.serial import entity_writer
+from kio.static.primitive import i64Timedelta
 
 from klamm.client.wire import (
     LIST_TRANSACTIONS,
@@ -151,3 +163,73 @@ def test_settings_it_cannot_use(conf: dict[str, Any], message: str) -> None:
 def test_the_password_stays_out_of_reprs() -> None:
     client = RawClient("t", sasl=SaslLogin("PLAIN", "alice", "s3cret"))
     assert "s3cret" not in repr(client)
+
+
+class ImpostorBroker:
+    """A listener that accepts one SCRAM login with any password and signs its last message
+    with a key it does not have: a broker that does not know the user's key."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(10)
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.server.accept()
+        except OSError:
+            return
+        with conn, contextlib.suppress(struct.error, OSError):  # the client may hang up early
+            correlation, _ = self._read(conn)
+            self._answer(conn, correlation, False, sasl_handshake.SaslHandshakeResponse(
+                error_code=ErrorCode.none, mechanisms=("SCRAM-SHA-256",)))  # fmt: skip
+            correlation, request = self._read(conn)
+            nonce = re.search(rb"r=([\x21-\x2b\x2d-\x7e]+)", request)  # printable, no comma
+            assert nonce is not None
+            first = b"r=" + nonce.group(1) + b"srv,s=" + base64.b64encode(b"s" * 16) + b",i=4096"
+            self._answer(conn, correlation, True, self._authenticate(first))
+            correlation, _ = self._read(conn)
+            forged = b"v=" + base64.b64encode(b"\0" * 32)
+            self._answer(conn, correlation, True, self._authenticate(forged))
+            conn.recv(1)  # until the client hangs up
+
+    @staticmethod
+    def _authenticate(token: bytes) -> Any:
+        return sasl_authenticate.SaslAuthenticateResponse(
+            error_code=ErrorCode.none, error_message=None, auth_bytes=token,
+            session_lifetime=i64Timedelta.parse(datetime.timedelta(0)),
+        )  # fmt: skip
+
+    @staticmethod
+    def _read(conn: socket.socket) -> tuple[int, bytes]:
+        (size,) = struct.unpack(">i", conn.recv(4, socket.MSG_WAITALL))
+        request = conn.recv(size, socket.MSG_WAITALL)
+        return struct.unpack_from(">i", request, 4)[0], request
+
+    @staticmethod
+    def _answer(conn: socket.socket, correlation: int, flexible: bool, body: Any) -> None:
+        out = io.BytesIO()
+        out.write(struct.pack(">i", correlation) + (b"\0" if flexible else b""))
+        entity_writer(type(body))(out, body)
+        conn.sendall(struct.pack(">i", out.tell()) + out.getvalue())
+
+    def close(self) -> None:
+        self.server.close()
+        self.thread.join(timeout=10)
+
+
+def test_a_broker_that_cannot_prove_it_knows_the_key_gets_no_request() -> None:
+    impostor = ImpostorBroker()
+    try:
+        client = RawClient("test", None, PROMPT_S, SaslLogin("SCRAM-SHA-256", "alice", "pw"))
+        with pytest.raises(WireError) as caught:
+            client.request("127.0.0.1", impostor.port, LIST_TRANSACTIONS,
+                           request_type(LIST_TRANSACTIONS)())  # fmt: skip
+    finally:
+        impostor.close()
+    assert str(caught.value) == (
+        f"broker 127.0.0.1:{impostor.port} failed the SASL SCRAM-SHA-256 exchange: "
+        "The server signature doesn't match."
+    )

@@ -316,8 +316,9 @@ def _login(connection: _Connection, login: SaslLogin) -> None:
     except (ScramException, UnicodeDecodeError) as exc:
         # The broker's messages do not follow RFC 5802, or its signature does not prove that
         # it holds the user's key: not a broker to trust with the request.
+        reason = str(exc.args[0]) if exc.args else str(exc)  # scramp appends its error code
         raise WireError(
-            f"broker {where} failed the SASL {mechanism} exchange: {_one_line(str(exc))}"
+            f"broker {where} failed the SASL {mechanism} exchange: {_one_line(reason)}"
         ) from None
 
 
