@@ -8,11 +8,15 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from klamm.console import ConsoleConfig
+from klamm.testing import EmbeddedBroker
 from tests.console.harness import RunningConsole, Session, http
 from tests.console.secured_helpers import TRANSACTIONAL_ID, Secured, console_as
+from tests.interop.auth_support import make_certs
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +122,27 @@ def test_a_refused_action_names_the_permission(as_carol: RunningConsole) -> None
     assert where.startswith("/topics?")
     page = Session(as_carol).get(where)
     assert "lacks the Create permission on topic 'carols'" in text(page.body)
+
+
+@pytest.mark.parametrize("verify", [True, False], ids=["ca-file", "unverified"])
+def test_over_sasl_ssl(tmp_path: Path, verify: bool) -> None:
+    """The console's own requests use its TLS settings too: the CA it trusts, or (as beside a
+    broker, `reject_unauthorized: False`) none."""
+    certs = make_certs(tmp_path)
+    with EmbeddedBroker(
+        tmp_path / "data", security_protocol="SASL_SSL", sasl_users={"ops": "ops-pw"},
+        ssl_certfile=certs.cert, ssl_keyfile=certs.key,
+    ) as broker:  # fmt: skip
+        ssl = {"ca_location": str(certs.ca)} if verify else {"reject_unauthorized": False}
+        console = RunningConsole(ConsoleConfig(
+            host="127.0.0.1", port=0, brokers=broker.bootstrap, ssl=ssl,
+            sasl={"mechanism": "scram-sha-512", "username": "ops", "password": "ops-pw"},
+        ))  # fmt: skip
+        try:
+            transactions = http(console.url + "/transactions")
+            assert transactions.status == 200, text(transactions.body)
+            assert "No transactional producers." in transactions.body
+            assert 'id="acls-unavailable"' in http(console.url + "/acls").body
+            assert "Size on disk" in http(console.url + "/").body
+        finally:
+            console.stop()
