@@ -113,6 +113,10 @@ def test_a_user_with_some_acls_sees_their_part(as_carol: RunningConsole) -> None
     assert producers.status == 403
     assert "lacks the Read permission on topic 'orders'" in text(producers.body)
     assert http(as_carol.url + "/groups/payments-1").status == 200  # Read implies Describe
+    # Reading orders-0 (which holds the open transaction's record) needs Read: said in place.
+    messages = http(as_carol.url + "/topics/orders/messages?partition=0&mode=oldest")
+    assert messages.status == 200
+    assert "User:carol lacks the Read permission on topic 'orders'" in text(messages.body)
 
 
 def test_a_refused_action_names_the_permission(as_carol: RunningConsole) -> None:
