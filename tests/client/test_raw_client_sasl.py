@@ -149,10 +149,11 @@ def test_sasl_ssl(tmp_path: Path) -> None:
         ({"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN"},
          "SASL PLAIN needs sasl.username and sasl.password"),
         ({"security.protocol": "KERBEROS"}, "unknown security.protocol 'KERBEROS'"),
+        (sasl("SCRAM-SHA-256", password="soft\u00adhyphen"), "characters SASLprep would change"),
         ({"security.protocol": "SSL", "ssl.ca.location": "/nonexistent/ca.pem"},
          "cannot use the ssl.* settings"),
     ],
-    ids=["gssapi-default", "oauth", "no-user", "protocol", "ca-file"],
+    ids=["gssapi-default", "oauth", "no-user", "protocol", "saslprep", "ca-file"],
 )  # fmt: skip
 def test_settings_it_cannot_use(conf: dict[str, Any], message: str) -> None:
     with pytest.raises(WireConfigError) as caught:

@@ -44,6 +44,7 @@ from kio.serial.errors import DecodeError
 from kio.serial.readers import read_unsigned_varint
 from kio.static.primitive import i16, i32
 from scramp import ScramClient, ScramException
+from scramp.utils import saslprep
 
 __all__ = [
     "DESCRIBE_ACLS",
@@ -351,7 +352,22 @@ def _sasl_login(conf: Mapping[str, Any]) -> SaslLogin:
     username, password = conf.get("sasl.username"), conf.get("sasl.password")
     if not username or password is None:
         raise WireConfigError(f"SASL {mechanism} needs sasl.username and sasl.password")
+    if mechanism != "PLAIN" and not _saslprep_keeps(str(username), str(password)):
+        # Kafka derives a SCRAM user's keys from the password's UTF-8 bytes as given, and so
+        # does librdkafka; scramp applies SASLprep (RFC 4013) first, so its proof could never
+        # match. Refused here in words, rather than failed by the broker as a wrong password.
+        raise WireConfigError(f"the SCRAM user name or password of {username!r} has characters "
+                              "SASLprep would change (non-ASCII spaces, soft hyphens, "
+                              "compatibility forms), which this tool cannot send as given; "
+                              "use PLAIN")  # fmt: skip
     return SaslLogin(mechanism, str(username), str(password))
+
+
+def _saslprep_keeps(*texts: str) -> bool:
+    try:
+        return all(saslprep(text) == text for text in texts)
+    except ScramException:  # a prohibited character
+        return False
 
 
 def _tls_context(conf: Mapping[str, Any]) -> ssl.SSLContext:
