@@ -27,8 +27,9 @@ from klamm import __version__
 from klamm.client import KafkaError
 
 from . import render
-from .cluster import AUTHORIZATION_FAILURES, Cluster, ConsoleError, NotAuthorized, Page, Record
+from .cluster import Cluster, Page, Record
 from .config import ConsoleConfig
+from .errors import AUTHORIZATION_FAILURES, ConsoleError, NotAuthorized
 from .sampler import Sampler
 from .security import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, Guard, new_csrf_token
 

@@ -32,6 +32,7 @@ from klamm.client.connectivity import create_client, reach_cluster
 from klamm.client.errors import from_librdkafka
 
 from .config import ConsoleConfig
+from .errors import AUTHORIZATION_FAILURES, ConsoleError, NotAuthorized, principal_of
 from .wire import Transport, WireConfigError, WireError
 
 T = TypeVar("T")
@@ -69,22 +70,6 @@ _NO_ACLS = frozenset(
 )
 
 
-# Kafka's authorization error codes: what a broker with an authorizer answers a principal
-# without the ACL a request needs (KafkaApis), and the resource kind each one is about.
-TOPIC_AUTHORIZATION_FAILED = 29
-GROUP_AUTHORIZATION_FAILED = 30
-CLUSTER_AUTHORIZATION_FAILED = 31
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
-AUTHORIZATION_FAILURES = {
-    TOPIC_AUTHORIZATION_FAILED: "TOPIC_AUTHORIZATION_FAILED",
-    GROUP_AUTHORIZATION_FAILED: "GROUP_AUTHORIZATION_FAILED",
-    CLUSTER_AUTHORIZATION_FAILED: "CLUSTER_AUTHORIZATION_FAILED",
-    TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
-}
-# How `klamm acls add` (and kafka-acls.sh) names a resource of each kind.
-_ACL_FLAGS = {"topic": "--topic", "group": "--group", "transactional id": "--transactional-id"}
-
-
 # DescribeAcls answers meaning "no ACLs here" rather than a failure, as wire.py reads them:
 # no authorizer (SECURITY_DISABLED, 54), or a version the broker does not serve (35).
 _NO_ACLS_CODES = frozenset({54, 35})
@@ -96,37 +81,6 @@ def _enum_name(enum: Any, value: int) -> str:
         return str(enum(int(value)).name)
     except ValueError:
         return str(int(value))  # a value newer than this librdkafka: shown as a number
-
-
-def _principal(conf: Mapping[str, Any]) -> str | None:
-    """Who the console is to an authorizer: User:<name> after a SASL login, User:ANONYMOUS on a
-    PLAINTEXT connection; None when a TLS certificate decides (the broker's mapping of it)."""
-    protocol = str(conf.get("security.protocol", "PLAINTEXT")).upper()
-    if protocol.startswith("SASL") and conf.get("sasl.username"):
-        return f"User:{conf['sasl.username']}"
-    return "User:ANONYMOUS" if protocol == "PLAINTEXT" else None
-
-
-class ConsoleError(Exception):
-    """A request the console cannot do; shown to the user as it is."""
-
-
-class NotAuthorized(ConsoleError):
-    """The cluster refused the console's user a request for lack of an ACL. The message names
-    the principal, the permission and the resource, and how an administrator grants it; the
-    console shows it as the page (403) or beside the part of the page it concerns."""
-
-    def __init__(self, principal: str | None, operation: str, kind: str, name: str, code: int):
-        resource = "the cluster" if kind == "cluster" else f"{kind} {name!r}"
-        who = principal or "the console's principal"
-        flag = "--cluster" if kind == "cluster" else f"{_ACL_FLAGS[kind]} {name}"
-        super().__init__(
-            f"Not authorized: {who} lacks the {operation} permission on {resource} "
-            f"({AUTHORIZATION_FAILURES.get(code, code)}). An administrator can grant it with "
-            f"`klamm acls add --allow-principal {principal or 'PRINCIPAL'} --operation "
-            f"{operation} {flag}`."
-        )
-        self.operation, self.kind, self.name, self.code = operation, kind, name, code
 
 
 @dataclass(frozen=True)
@@ -270,7 +224,7 @@ class Cluster:
             client_id="klamm-console", extra=config.client_config, **settings
         )
         self._page_bytes = config.page_bytes
-        self.principal = _principal(self._conf)
+        self.principal = principal_of(self._conf)
         # DescribeLogDirs, ListTransactions, DescribeTransactions and DescribeProducers, which
         # librdkafka lacks, go through wire.py, connected as librdkafka is. Settings it cannot
         # use (a Kerberos login) leave those parts out, saying why, and the rest working.
