@@ -15,6 +15,7 @@ import pytest
 from klamm.console import ConsoleConfig
 from klamm.testing import EmbeddedBroker
 from tests.console.harness import RunningConsole
+from tests.console.secured_helpers import Secured, secured_cluster
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -89,3 +90,10 @@ def page(browser: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterat
     browser.shot = shot
     yield browser
     browser.get("about:blank")  # stop the page's polling before its console goes away
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
+    """The module's SASL broker with an authorizer and ACLs (tests/console/secured_helpers.py)."""
+    with secured_cluster(tmp_path_factory.mktemp("secured")) as cluster:
+        yield cluster

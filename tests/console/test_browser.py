@@ -16,6 +16,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from klamm.testing import EmbeddedBroker
 from tests.console.harness import RunningConsole
+from tests.console.secured_helpers import Secured, console_as
 
 # Seconds a page may take to show what a test waits for: far above the console's 0.5 s sampling
 # and 2 s refresh, so only a console that never shows it fails.
@@ -280,3 +281,41 @@ def test_keyboard_and_screen_reader_basics(
         assert page.execute_script(UNLABELLED_CONTROLS) == [], path
         assert page.find_element(By.CSS_SELECTOR, "nav[aria-label=Main]")
         assert page.find_elements(By.CSS_SELECTOR, "[aria-current=page]"), path
+
+
+def test_acls_and_authorization_on_a_shared_cluster(page: Any, secured: Secured) -> None:
+    """A SASL broker with an authorizer: the super user's console lists the ACLs in a table;
+    a user without ACLs gets pages saying which permission is missing."""
+    admin = console_as(secured.broker, "admin")
+    try:
+        page.get(admin.url + "/acls")
+        rows = page.find_elements(By.CSS_SELECTOR, "#acls-table tbody tr")
+        cells = [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in rows]
+        assert cells == [
+            ["GROUP", "payments", "PREFIXED", "User:carol", "*", "READ", "ALLOW"],
+            ["TOPIC", "orders", "LITERAL", "User:carol", "*", "DESCRIBE", "ALLOW"],
+            ["TOPIC", "secret", "LITERAL", "User:carol", "10.0.0.9", "ALL", "DENY"],
+        ]
+        headers = page.find_elements(By.CSS_SELECTOR, "#acls-table thead th")
+        assert [h.text.lower() for h in headers] == [
+            "resource", "name", "pattern", "principal", "host", "operation", "permission"
+        ]  # fmt: skip
+        assert text_of(page, "#principal") == "User:admin"
+        page.shot("acls-super-user")
+        page.get(admin.url + "/transactions")
+        assert "payments-1" in text_of(page, "#transactions-table")
+    finally:
+        admin.stop()
+    bob = console_as(secured.broker, "bob")
+    try:
+        page.get(bob.url + "/acls")
+        assert page.title.startswith("Not authorized")
+        assert "User:bob lacks the Describe permission on the cluster" in text_of(page, "#error")
+        page.shot("acls-no-permission")
+        page.get(bob.url + "/topics/orders")
+        assert "lacks the Describe permission on topic 'orders'" in text_of(page, "#error")
+        page.get(bob.url + "/topics")
+        assert "No topics." in text_of(page, "main")
+    finally:
+        page.get("about:blank")
+        bob.stop()

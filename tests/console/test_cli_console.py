@@ -117,3 +117,18 @@ def test_browser_bounds_from_the_command_line() -> None:
     args = build_parser().parse_args(["broker", "--console", "127.0.0.1:0"])
     config = console_config(args, host="127.0.0.1", port=0, brokers="b:1")
     assert config.page_bytes == 4 * 1024 * 1024 and not config.read_only
+
+
+def test_a_console_beside_a_broker_logs_in_as_a_super_user_when_there_is_one() -> None:
+    """With an authorizer, the first SASL user may see nothing: a super user sees it all."""
+    from klamm.broker.config import BrokerConfig
+    from klamm.cli.console import console_login
+
+    users = {"app": "app-pw", "ops": "ops-pw"}
+    sasl = BrokerConfig(security_protocol="SASL_PLAINTEXT", sasl_users=users)
+    assert console_login(sasl) == {"mechanism": "plain", "username": "app", "password": "app-pw"}
+    secured = sasl.replace(super_users=("User:ops",), sasl_mechanisms=("SCRAM-SHA-512",))
+    assert console_login(secured) == {
+        "mechanism": "scram-sha-512", "username": "ops", "password": "ops-pw"
+    }  # fmt: skip
+    assert console_login(BrokerConfig()) is None

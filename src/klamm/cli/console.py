@@ -178,11 +178,24 @@ def console_beside_broker(args: argparse.Namespace) -> tuple[Any, str | None]:
     return settings, None
 
 
+def console_login(config: Any) -> dict[str, str] | None:
+    """The SASL login of a console beside a broker whose listener wants one: a super user when
+    some SASL user is one (with an authorizer on, it shows the whole cluster), else the first
+    user; PLAIN when enabled (no key derivation per connection), else the first mechanism."""
+    if not config.security_protocol.startswith("SASL") or not config.sasl_users:
+        return None
+    users = list(config.sasl_users.items())
+    supers = [u for u in users if f"User:{u[0]}" in config.super_users]
+    name, password = (supers or users)[0]
+    mechanism = "plain" if "PLAIN" in config.sasl_mechanisms else config.sasl_mechanisms[0]
+    return {"mechanism": mechanism.lower(), "username": name, "password": password}
+
+
 async def serve_console(broker: Any, settings: Any, stop: asyncio.Event) -> BaseException | None:
     """Serve the console beside `broker` until `stop` is set; returns what made it fail to start
     (and sets `stop`: the user asked for both, and a half-started pair would hide the failure).
-    The console reaches the broker as any client does: over its advertised address, with its
-    first SASL user when the listener wants one, trusting its own TLS certificate."""
+    The console reaches the broker as any client does: over its advertised address, with a
+    SASL user when the listener wants one (console_login), trusting its own TLS certificate."""
     from klamm.console import ConsoleServer
 
     config = broker.config
@@ -190,10 +203,9 @@ async def serve_console(broker: Any, settings: Any, stop: asyncio.Event) -> Base
     if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"  # a wildcard listen address is reachable on loopback
     changes: dict[str, Any] = {"brokers": f"{host}:{port}"}
-    if config.security_protocol.startswith("SASL") and config.sasl_users:
-        name, password = next(iter(config.sasl_users.items()))
-        mechanism = "plain" if "PLAIN" in config.sasl_mechanisms else config.sasl_mechanisms[0]
-        changes["sasl"] = {"mechanism": mechanism.lower(), "username": name, "password": password}
+    login = console_login(config)
+    if login is not None:
+        changes["sasl"] = login
     if config.tls_enabled:
         # Its own process over loopback: the certificate is the one the broker was given.
         changes["ssl"] = {"reject_unauthorized": False}

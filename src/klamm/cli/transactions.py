@@ -19,14 +19,17 @@ A klamm broker refuses to abort a transaction its coordinator still holds open.
 
 confluent-kafka's AdminClient has none of these APIs, so this command sends them through
 klamm.client.wire (one blocking connection per request), message bodies built from plain values
-by klamm.protocol.build, the brokers and partition leaders from librdkafka's metadata. It speaks
-PLAINTEXT and SSL (`-X security.protocol=SSL -X ssl.ca.location=...`), not SASL.
+by klamm.protocol.build, the brokers and partition leaders from librdkafka's metadata. It connects
+as the -X librdkafka properties say, to any listener kind: PLAINTEXT, SSL
+(`-X security.protocol=SSL -X ssl.ca.location=...`), SASL_PLAINTEXT or SASL_SSL with PLAIN,
+SCRAM-SHA-256 or SCRAM-SHA-512 (`-X sasl.mechanism=SCRAM-SHA-512 -X sasl.username=...
+-X sasl.password=...`). A broker with an authorizer answers what the user may see: ListTransactions
+lists only the transactional ids it may describe, and a refusal names the ACL to ask for.
 """
 
 from __future__ import annotations
 
 import argparse
-import ssl
 import time
 from typing import Any
 
@@ -60,6 +63,9 @@ CLIENT_ID = "klamm-cli"
 DEFAULT_MAX_TRANSACTION_TIMEOUT_MIN = 15
 # States in which a coordinator will still end the transaction itself (ListTransactions names).
 OPEN_STATES = frozenset({"Ongoing", "PrepareCommit", "PrepareAbort", "PrepareEpochFence"})
+_AUTHORIZATION_FAILURES = frozenset(
+    {ErrorCode.topic_authorization_failed, ErrorCode.cluster_authorization_failed}
+)
 
 
 def register(subparsers: Any) -> None:
@@ -116,7 +122,7 @@ def _add_partition_args(parser: argparse.ArgumentParser, *, partition_required: 
 
 @command("transactions list")
 def list_command(args: argparse.Namespace) -> int:
-    _tls(args)  # refuse what this command cannot speak before connecting at all
+    _raw_client(args)  # refuse settings it cannot use before connecting at all
     rows = []
     for node, address in sorted(_brokers(args).items()):
         response = _ask(args, address, LIST_TRANSACTIONS, state_filters=[], producer_id_filters=[])
@@ -141,7 +147,7 @@ def list_command(args: argparse.Namespace) -> int:
 
 @command("transactions describe-producers")
 def describe_producers_command(args: argparse.Namespace) -> int:
-    _tls(args)  # refuse what this command cannot speak before connecting at all
+    _raw_client(args)  # refuse settings it cannot use before connecting at all
     producers = _describe_producers(args, args.topic, [args.partition])[args.partition]
     if args.json:
         print_json(producers)
@@ -162,7 +168,7 @@ def describe_producers_command(args: argparse.Namespace) -> int:
 
 @command("transactions find-hanging")
 def find_hanging_command(args: argparse.Namespace) -> int:
-    _tls(args)  # refuse what this command cannot speak before connecting at all
+    _raw_client(args)  # refuse settings it cannot use before connecting at all
     now_ms = time.time_ns() // 1_000_000
     min_age_ms = args.max_transaction_timeout * 60_000
     meta = require_topic(admin_client(args), args.topic, args.timeout)
@@ -195,7 +201,7 @@ def find_hanging_command(args: argparse.Namespace) -> int:
 
 @command("transactions abort")
 def abort_command(args: argparse.Namespace) -> int:
-    _tls(args)  # refuse what this command cannot speak before connecting at all
+    _raw_client(args)  # refuse settings it cannot use before connecting at all
     topic, index = args.topic, args.partition
     where = f"{topic}-{index}"
     if args.start_offset is not None:
@@ -229,7 +235,7 @@ def abort_command(args: argparse.Namespace) -> int:
     if code == ErrorCode.invalid_txn_state:
         raise CliError(f"{where}: the coordinator holds the transaction of producer {pid} open; "
                        "end it with its producer, or wait for its timeout")  # fmt: skip
-    _check(code, where)
+    _check(code, where, needs="ClusterAction on the cluster")
     done = {"topic": topic, "partition": index, "producer_id": pid, "producer_epoch": epoch,
             "coordinator_epoch": coordinator_epoch}  # fmt: skip
     if args.json:
@@ -242,9 +248,15 @@ def abort_command(args: argparse.Namespace) -> int:
 # --- talking to brokers ----------------------------------------------------------------------
 
 
-def _check(code: ErrorCode, where: str) -> None:
-    if code != ErrorCode.none:
-        raise CliError(f"{where}: {code.name.upper()}")
+def _check(code: ErrorCode, where: str, needs: str = "") -> None:
+    """The broker's refusal as the command's error line; an authorization failure says which
+    ACL the user lacks (what KafkaApis checks for the request)."""
+    if code == ErrorCode.none:
+        return
+    message = f"{where}: {code.name.upper()}"
+    if needs and code in _AUTHORIZATION_FAILURES:
+        message += f" (the user needs the {needs} permission; see `klamm acls add`)"
+    raise CliError(message)
 
 
 def _brokers(args: argparse.Namespace) -> dict[int, tuple[str, int]]:
@@ -288,7 +300,8 @@ def _describe_producers(
             args, leader, DESCRIBE_PRODUCERS, topics=[{"name": topic, "partition_indexes": wanted}]
         )
         for partition in response.topics[0].partitions:
-            _check(partition.error_code, f"{topic}-{partition.partition_index}")
+            _check(partition.error_code, f"{topic}-{partition.partition_index}",
+                   needs=f"Read on topic {topic}")  # fmt: skip
             found[partition.partition_index] = [
                 {"producer_id": p.producer_id, "producer_epoch": p.producer_epoch,
                  "coordinator_epoch": p.coordinator_epoch, "last_sequence": p.last_sequence,
@@ -318,25 +331,17 @@ def _open_producer_ids(args: argparse.Namespace, producer_ids: set[int]) -> set[
 def _ask(args: argparse.Namespace, address: tuple[str, int], api_key: int, **fields: Any) -> Any:
     """One request to the broker at `address`, its body built from `fields`; the broker's
     failures become the command's one-line error."""
-    client = RawClient(CLIENT_ID, _tls(args), args.timeout)
+    client = _raw_client(args)
     try:
         return client.request(*address, api_key, build(request_type(api_key), **fields))
     except WireError as exc:
         raise CliError(str(exc)) from None
 
 
-def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
-    """The TLS context that -X security.protocol=SSL (and ssl.* properties) ask for."""
-    props = dict(args.client_props)
-    protocol = props.get("security.protocol", "plaintext").lower()
-    if protocol == "plaintext":
-        return None
-    if protocol != "ssl":
-        raise CliError(f"klamm transactions speaks PLAINTEXT and SSL, not {protocol.upper()}")
-    context = ssl.create_default_context(cafile=props.get("ssl.ca.location"))
-    if props.get("enable.ssl.certificate.verification", "true").lower() == "false":
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if "ssl.certificate.location" in props:
-        context.load_cert_chain(props["ssl.certificate.location"], props.get("ssl.key.location"))
-    return context
+def _raw_client(args: argparse.Namespace) -> RawClient:
+    """A client connecting as the -X librdkafka properties ask (security.protocol, sasl.*,
+    ssl.*); a setting it cannot use is the command's error line."""
+    try:
+        return RawClient.from_config(CLIENT_ID, dict(args.client_props), args.timeout)
+    except WireError as exc:
+        raise CliError(f"klamm transactions: {exc}") from None

@@ -27,8 +27,9 @@ from klamm import __version__
 from klamm.client import KafkaError
 
 from . import render
-from .cluster import Cluster, ConsoleError, Page, Record
+from .cluster import Cluster, Page, Record
 from .config import ConsoleConfig
+from .errors import AUTHORIZATION_FAILURES, ConsoleError, NotAuthorized
 from .sampler import Sampler
 from .security import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, Guard, new_csrf_token
 
@@ -40,6 +41,10 @@ TOP_GROUPS = 5
 # Most partitions one topic may be given from the form: Kafka has no hard limit, but a typo of
 # one digit too many should not create ten thousand partitions.
 MAX_PARTITIONS = 10_000
+
+# The error page's headings: a refusal for lack of an ACL (403), and any other failure (502).
+DENIED = "Not authorized"
+FAILED = "Something went wrong"
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -72,6 +77,9 @@ class Console:
             version=__version__,
             read_only=config.read_only,
             login_required=config.login_required,
+            # Shown in the header once the cluster has an authorizer in play (a SASL login):
+            # what the pages show is what this principal may see.
+            principal=self.cluster.principal if config.sasl else None,
             CSRF_FIELD=CSRF_FIELD,
         )
         self._sampler_task: asyncio.Task[None] | None = None
@@ -129,10 +137,25 @@ class Console:
                 return RedirectResponse(f"/login?next={quote(request.url.path)}", 303)
             try:
                 return await handler(request)
+            except NotAuthorized as exc:
+                return self.page(request, "error.html", 403, error=str(exc), title=DENIED)
             except (KafkaError, ConsoleError) as exc:
-                return self.page(request, "error.html", 502, error=str(exc))
+                if isinstance(exc, KafkaError) and exc.code in AUTHORIZATION_FAILURES:
+                    error = self.not_authorized(exc)
+                    return self.page(request, "error.html", 403, error=error, title=DENIED)
+                return self.page(request, "error.html", 502, error=str(exc), title=FAILED)
 
         return wrapped
+
+    def not_authorized(self, exc: KafkaError) -> str:
+        """An authorization refusal no page turned into NotAuthorized (naming the permission):
+        the principal and the code, which says the kind of resource."""
+        who = self.cluster.principal or "the console's principal"
+        return (
+            f"Not authorized: the cluster refused {who} "
+            f"({AUTHORIZATION_FAILURES[exc.code or 0]}). `klamm acls list --principal {who}` "
+            "shows the ACLs it has."
+        )
 
     def action(self, handler: Callable[[Request, dict[str, str]], Awaitable[str]]) -> Handler:
         """Login, read-only and CSRF checks around a POST handler, which returns where to go
@@ -152,6 +175,8 @@ class Console:
             try:
                 target = await handler(request, form)
             except (KafkaError, ConsoleError, ValueError) as exc:
+                if isinstance(exc, KafkaError) and exc.code in AUTHORIZATION_FAILURES:
+                    return RedirectResponse(with_query(back, err=self.not_authorized(exc)), 303)
                 return RedirectResponse(with_query(back, err=str(exc)), 303)
             return RedirectResponse(target, 303)
 
@@ -201,12 +226,17 @@ class Console:
     async def topic(self, request: Request) -> Response:
         name = request.path_params["name"]
         info = await self.cluster.topic(name)
-        configs = await self.cluster.configs(name)
+        configs, configs_error = [], ""
+        try:
+            configs = await self.cluster.configs(name)
+        except NotAuthorized as exc:  # the partitions are still the user's to see
+            configs_error = str(exc)
         return self.page(
             request,
             "topic.html",
             topic=info,
             configs=configs,
+            configs_error=configs_error,
             rate=self.sampler.topic_rate(name),
             size=(await self.cluster.sizes() or {}).get(name),
             tab="overview",

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,7 +32,8 @@ from klamm.client.connectivity import create_client, reach_cluster
 from klamm.client.errors import from_librdkafka
 
 from .config import ConsoleConfig
-from .wire import Transport, WireError
+from .errors import AUTHORIZATION_FAILURES, ConsoleError, NotAuthorized, principal_of
+from .wire import Transport, WireConfigError, WireError
 
 T = TypeVar("T")
 rd: Any = _rd_admin  # confluent_kafka.admin re-exports without __all__ (mypy --strict)
@@ -68,8 +70,17 @@ _NO_ACLS = frozenset(
 )
 
 
-class ConsoleError(Exception):
-    """A request the console cannot do; shown to the user as it is."""
+# DescribeAcls answers meaning "no ACLs here" rather than a failure, as wire.py reads them:
+# no authorizer (SECURITY_DISABLED, 54), or a version the broker does not serve (35).
+_NO_ACLS_CODES = frozenset({54, 35})
+
+
+def _enum_name(enum: Any, value: int) -> str:
+    """The name librdkafka gives a Kafka enum value (e.g. AclOperation 3 is READ)."""
+    try:
+        return str(enum(int(value)).name)
+    except ValueError:
+        return str(int(value))  # a value newer than this librdkafka: shown as a number
 
 
 @dataclass(frozen=True)
@@ -213,9 +224,16 @@ class Cluster:
             client_id="klamm-console", extra=config.client_config, **settings
         )
         self._page_bytes = config.page_bytes
-        # ListTransactions, DescribeTransactions and DescribeProducers, which librdkafka lacks,
-        # go through wire.py: PLAINTEXT or TLS only.
-        self._wire = None if config.sasl else Transport.from_settings(config.ssl)
+        self.principal = principal_of(self._conf)
+        # DescribeLogDirs, ListTransactions, DescribeTransactions and DescribeProducers, which
+        # librdkafka lacks, go through wire.py, connected as librdkafka is. Settings it cannot
+        # use (a Kerberos login) leave those parts out, saying why, and the rest working.
+        self._wire: Transport | None = None
+        self._wire_problem = ""
+        try:
+            self._wire = Transport.from_config(self._conf)
+        except WireConfigError as exc:
+            self._wire_problem = str(exc)
         self._sizes_unsupported_until = 0.0
         self._connect_timeout_s = config.connect_timeout_s
         self._rd_admin: Any = None
@@ -245,6 +263,22 @@ class Cluster:
             await self._thread(browser.close)
         self._rd_admin = None
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @contextlib.contextmanager
+    def _needs(self, operation: str, kind: str, name: str = "") -> Iterator[None]:
+        """Turns the cluster's authorization refusal of what runs inside into NotAuthorized,
+        naming `operation` on the resource (`kind` topic, group, transactional id, cluster)."""
+        try:
+            yield
+        except KafkaError as exc:
+            if exc.code in AUTHORIZATION_FAILURES:
+                raise NotAuthorized(self.principal, operation, kind, name, exc.code) from None
+            raise
+
+    def _refused(self, code: int, operation: str, kind: str, name: str = "") -> None:
+        """NotAuthorized for an authorization error code in an answer read by wire.py."""
+        if int(code) in AUTHORIZATION_FAILURES:
+            raise NotAuthorized(self.principal, operation, kind, name, int(code))
 
     async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -307,6 +341,12 @@ class Cluster:
     async def topic(self, name: str) -> TopicInfo:
         found = await self.topics([name])
         if not found:
+            # A full listing leaves out the topics the user may not describe; asked by name, the
+            # broker says which it is (TOPIC_AUTHORIZATION_FAILED whether or not it exists).
+            md = await self._call(self._rd_admin.list_topics, name, REQUEST_TIMEOUT_S)
+            tmd = md.topics.get(name)
+            if tmd is not None and tmd.error is not None:
+                self._refused(tmd.error.code(), "Describe", "topic", name)
             raise ConsoleError(f"no topic named {name!r}")
         return found[0]
 
@@ -336,19 +376,22 @@ class Cluster:
         return await self._thread(run)
 
     async def create_topic(self, name: str, partitions: int, replication: int) -> None:
-        created = await self._admin.create_topics(
-            topics=[
-                {"topic": name, "num_partitions": partitions, "replication_factor": replication}
-            ]
-        )
+        with self._needs("Create", "topic", name):
+            created = await self._admin.create_topics(
+                topics=[
+                    {"topic": name, "num_partitions": partitions, "replication_factor": replication}
+                ]
+            )
         if not created:
             raise ConsoleError(f"topic {name!r} already exists")
 
     async def delete_topic(self, name: str) -> None:
-        await self._admin.delete_topics(topics=[name])
+        with self._needs("Delete", "topic", name):
+            await self._admin.delete_topics(topics=[name])
 
     async def add_partitions(self, name: str, total: int) -> None:
-        await self._admin.create_partitions(topic_partitions=[{"topic": name, "count": total}])
+        with self._needs("Alter", "topic", name):
+            await self._admin.create_partitions(topic_partitions=[{"topic": name, "count": total}])
 
     async def configs(self, topic: str) -> list[ConfigItem]:
         resource = rd.ConfigResource(rd.ResourceType.TOPIC, topic)
@@ -357,7 +400,8 @@ class Cluster:
             futures = self._rd_admin.describe_configs([resource], request_timeout=10)
             return dict(_await_futures(futures)[resource])
 
-        entries = await self._call(run)
+        with self._needs("DescribeConfigs", "topic", topic):
+            entries = await self._call(run)
         out = []
         for name in sorted(entries):
             e = entries[name]
@@ -389,7 +433,8 @@ class Cluster:
         def run() -> None:
             _await_futures(self._rd_admin.incremental_alter_configs([resource]))
 
-        await self._call(run)
+        with self._needs("AlterConfigs", "topic", topic):
+            await self._call(run)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -408,7 +453,8 @@ class Cluster:
         message: dict[str, Any] = {"key": key, "value": value, "headers": dict(headers)}
         if partition is not None:
             message["partition"] = partition
-        [meta] = await self._producer.send(topic=topic, messages=[message], timeout_ms=10_000)
+        with self._needs("Write", "topic", topic):
+            [meta] = await self._producer.send(topic=topic, messages=[message], timeout_ms=10_000)
         return meta.partition, meta.offset
 
     async def offsets_for_time(
@@ -432,9 +478,10 @@ class Cluster:
         """Read partitions from `starts[p][0]` up to (not including) `starts[p][1]`, keeping the
         records `keep` accepts: the first `max_records` of them, or with `from_end` the last.
         Never reads more than the page byte budget or `max_scan` records."""
-        return await self._call(
-            self._read_blocking, topic, dict(starts), keep, max_records, max_scan, from_end
-        )
+        with self._needs("Read", "topic", topic):
+            return await self._call(
+                self._read_blocking, topic, dict(starts), keep, max_records, max_scan, from_end
+            )
 
     def _browser_consumer(self) -> Any:
         if self._browser is None:
@@ -549,8 +596,9 @@ class Cluster:
         ]  # fmt: skip
 
     async def group(self, group_id: str) -> GroupInfo:
-        described = (await self._admin.describe_groups(group_ids=[group_id]))["groups"][0]
-        committed = await self._admin.fetch_offsets(group_id=group_id)
+        with self._needs("Describe", "group", group_id):
+            described = (await self._admin.describe_groups(group_ids=[group_id]))["groups"][0]
+            committed = await self._admin.fetch_offsets(group_id=group_id)
         tps = [(e["topic"], p["partition"]) for e in committed for p in e["partitions"]]
         low = await self._offsets(tps, rd.OffsetSpec.earliest())
         high = await self._offsets(tps, rd.OffsetSpec.latest())
@@ -611,11 +659,12 @@ class Cluster:
     async def apply_reset(self, group_id: str, rows: Sequence[ResetRow]) -> None:
         if not rows:
             return
-        await self._admin.set_offsets(
-            group_id=group_id,
-            topic=rows[0].topic,
-            partitions=[{"partition": r.partition, "offset": r.target} for r in rows],
-        )
+        with self._needs("Read", "group", group_id):
+            await self._admin.set_offsets(
+                group_id=group_id,
+                topic=rows[0].topic,
+                partitions=[{"partition": r.partition, "offset": r.target} for r in rows],
+            )
 
     async def committed_totals(
         self, group_ids: Sequence[str]
@@ -639,25 +688,29 @@ class Cluster:
 
     async def sizes(self) -> dict[str, int] | None:
         """Bytes on disk per topic, all replicas and log directories together; None when the
-        cluster does not serve DescribeLogDirs (klamm today) or the console cannot ask it
-        (SASL). A refusal is remembered for a while: each attempt costs a connection, and a
-        broker without the API logs it."""
+        cluster does not serve DescribeLogDirs, the console cannot ask it, or its user may not
+        describe the cluster. A refusal is remembered for a while: each attempt costs a
+        connection, and a broker without the API logs it."""
         if self._wire is None or time.monotonic() < self._sizes_unsupported_until:
             return None
         wire = self._wire
         brokers = (await self.describe())["brokers"]
 
-        def run() -> dict[str, int]:
+        def run() -> dict[str, int] | None:
             sizes: dict[str, int] = {}
+            answered = False
             for _node, host, port, _rack in brokers:
                 answer = wire.describe_log_dirs(host, port)
+                # A broker has at least one log directory: none at all is v2's way of saying
+                # the user lacks Describe on the cluster (v3 adds an error code). Unknown, not 0.
+                answered = answered or bool(answer.results)
                 for result in answer.results:
                     if result.error_code != 0:
                         continue
                     for t in result.topics:
                         total = sum(max(0, int(p.partition_size)) for p in t.partitions)
                         sizes[str(t.name)] = sizes.get(str(t.name), 0) + total
-            return sizes
+            return sizes if answered else None
 
         try:
             return await self._thread(run)
@@ -668,9 +721,40 @@ class Cluster:
     # -- ACLs ---------------------------------------------------------------------------------
 
     async def acls(self) -> list[dict[str, str]] | None:
-        """Every ACL (DescribeAcls with a match-all filter); None when the cluster does not
-        serve ACLs (a broker without the API). librdkafka drops DescribeAcls' error code, so a
-        broker without an authorizer (SECURITY_DISABLED) lists none."""
+        """Every ACL (DescribeAcls with a match-all filter, through wire.py: librdkafka drops the
+        answer's error code, and a user without Describe on the cluster would see an empty
+        list); None when the cluster does not serve ACLs (no authorizer: SECURITY_DISABLED)."""
+        if self._wire is None:
+            return await self._acls_through_librdkafka()
+        wire = self._wire
+        brokers = (await self.describe())["brokers"]
+        if not brokers:
+            raise ConsoleError("the cluster lists no brokers to ask for its ACLs")
+        _node, host, port, _rack = brokers[0]  # every broker answers for the whole cluster
+        try:
+            answer = await self._thread(wire.describe_acls, host, port)
+        except WireError as exc:
+            raise ConsoleError(str(exc)) from None
+        code = int(answer.error_code)
+        if code in _NO_ACLS_CODES:
+            return None
+        self._refused(code, "Describe", "cluster")
+        if code != 0:
+            raise ConsoleError(f"broker {host}:{port} refused DescribeAcls: error {code} "
+                               f"{answer.error_message or ''}".strip())  # fmt: skip
+        rows = [
+            {"resource": _enum_name(rd.ResourceType, r.resource_type), "name": str(r.resource_name),
+             "pattern": _enum_name(rd.ResourcePatternType, r.pattern_type),
+             "principal": str(a.principal), "host": str(a.host),
+             "operation": _enum_name(rd.AclOperation, a.operation),
+             "permission": _enum_name(rd.AclPermissionType, a.permission_type)}
+            for r in answer.resources
+            for a in r.acls
+        ]  # fmt: skip
+        return sorted(rows, key=lambda r: (r["resource"], r["name"], r["principal"]))
+
+    async def _acls_through_librdkafka(self) -> list[dict[str, str]] | None:
+        """The ACLs as librdkafka lists them, for settings wire.py cannot use (GSSAPI)."""
         match_all = rd.AclBindingFilter(
             rd.ResourceType.ANY, None, rd.ResourcePatternType.ANY, None, None,
             rd.AclOperation.ANY, rd.AclPermissionType.ANY,
@@ -702,9 +786,8 @@ class Cluster:
     def _transport(self) -> Transport:
         if self._wire is None:
             raise ConsoleError(
-                "transactions and producers are not shown over SASL: librdkafka has no "
-                "ListTransactions/DescribeProducers, and the console's own requests speak "
-                "PLAINTEXT and TLS only"
+                "transactions and producers cannot be shown with these connection settings: "
+                f"{self._wire_problem}"
             )
         return self._wire
 
@@ -764,6 +847,7 @@ class Cluster:
                 answer = wire.describe_producers(host, port, topic, partitions)
                 for t in answer.topics:
                     for p in t.partitions:
+                        self._refused(p.error_code, "Read", "topic", topic)
                         for a in p.active_producers:
                             out.append({
                                 "partition": int(p.partition_index),

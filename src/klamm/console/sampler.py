@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from klamm.client import KafkaError
 
-from .cluster import Cluster, ConsoleError
+from .cluster import Cluster
+from .errors import ConsoleError
 
 log = logging.getLogger("klamm.console")
 

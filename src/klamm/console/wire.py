@@ -1,65 +1,68 @@
 """The console's admin requests librdkafka does not offer: DescribeLogDirs (topic sizes),
-ListTransactions, DescribeTransactions and DescribeProducers (KIP-664).
+ListTransactions, DescribeTransactions and DescribeProducers (KIP-664), and DescribeAcls, whose
+error code librdkafka drops.
 
-They go through klamm.client.wire, the one raw-protocol client; this module only turns the
-console's `ssl` setting into its TLS context and builds each request from kio. PLAINTEXT and
-SSL, not SASL: the console does not make a Transport when it logs in with SASL, and its
-transactions page says so. A broker that cannot answer raises WireError, which the console shows
-on the page.
+They go through klamm.client.wire, the one raw-protocol client, connected as the console's
+librdkafka clients are (the same security.protocol, SASL login and TLS settings, from
+klamm.client.config); this module only builds each request from kio. A broker that cannot answer,
+or refuses the login, raises WireError, which the console shows on the page.
 """
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kio.schema.describe_producers.v0.request import DescribeProducersRequest, TopicRequest
 from kio.schema.types import TopicName
-from kio.static.primitive import i32
+from kio.static.primitive import i8, i32
 
 from klamm.client.wire import (
+    DESCRIBE_ACLS,
     DESCRIBE_LOG_DIRS,
     DESCRIBE_PRODUCERS,
     DESCRIBE_TRANSACTIONS,
     LIST_TRANSACTIONS,
     RawClient,
+    WireConfigError,
     WireError,
     request_type,
 )
 
-__all__ = ["DESCRIBE_LOG_DIRS", "Transport", "WireError"]
+__all__ = ["DESCRIBE_LOG_DIRS", "Transport", "WireConfigError", "WireError"]
 
 CLIENT_ID = "klamm-console"
+# DescribeAcls' filter values that match every ACL (Kafka's ResourceType, PatternType,
+# AclOperation and AclPermissionType ANY).
+_ANY = i8(1)
 # Seconds per connect and per wait for answer bytes: a page waits no longer for one broker.
 TIMEOUT_S = 10.0
 
 
+def _plaintext() -> RawClient:
+    return RawClient(CLIENT_ID, None, TIMEOUT_S)
+
+
 @dataclass(frozen=True)
 class Transport:
-    """How to reach brokers: TLS or not, from the console's `ssl` setting."""
+    """How to reach brokers: PLAINTEXT unless made `from_config`."""
 
-    tls: ssl.SSLContext | None = None
+    _client: RawClient = field(default_factory=_plaintext)
 
     @classmethod
-    def from_settings(cls, ssl_settings: bool | Mapping[str, Any] | None) -> Transport:
-        if not ssl_settings:
-            return cls(None)
-        options = ssl_settings if isinstance(ssl_settings, Mapping) else {}
-        context = ssl.create_default_context(cafile=options.get("ca_location"))
-        if options.get("reject_unauthorized") is False:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if options.get("check_hostname") is False:
-            context.check_hostname = False
-        if options.get("certificate_location"):
-            context.load_cert_chain(options["certificate_location"], options.get("key_location"))
-        return cls(context)
+    def from_config(cls, conf: Mapping[str, Any]) -> Transport:
+        """Connect as librdkafka does with `conf` (the console's own settings, made by
+        klamm.client.config); WireConfigError for settings it cannot use (GSSAPI, OAUTHBEARER)."""
+        return cls(RawClient.from_config(CLIENT_ID, conf, TIMEOUT_S))
 
-    @property
-    def _client(self) -> RawClient:
-        return RawClient(CLIENT_ID, self.tls, TIMEOUT_S)
+    def describe_acls(self, host: str, port: int) -> Any:
+        """Every ACL: a filter matching any resource, pattern, principal, host, operation."""
+        body = request_type(DESCRIBE_ACLS)(
+            resource_type_filter=_ANY, resource_name_filter=None, pattern_type_filter=_ANY,
+            principal_filter=None, host_filter=None, operation=_ANY, permission_type=_ANY,
+        )  # fmt: skip
+        return self._client.request(host, port, DESCRIBE_ACLS, body)
 
     def describe_log_dirs(self, host: str, port: int) -> Any:
         body = request_type(DESCRIBE_LOG_DIRS)(topics=None)
