@@ -56,13 +56,24 @@ class Run:
 @cache
 def _offset_columns(width: int) -> tuple[bytes, ...]:
     """Byte k of the zig-zag varint of every index i < MAX_BULK_INDEX whose varint has `width`
-    bytes, as `width` columns indexed by i (entries for other widths are never compared)."""
-    zigzag = range(0, 2 * MAX_BULK_INDEX, 2)  # an index is never negative: zigzag(i) = 2i
+    bytes, as `width` columns indexed by i (entries for other widths are never compared).
+
+    An index is never negative, so its zig-zag value is 2i: byte 0 holds (2i) & 0x7F, which
+    repeats every 64 indexes, and byte k > 0 holds (i >> (7k - 1)) & 0x7F, each value for
+    2^(7k - 1) indexes in a row; every byte but the last has the continuation bit."""
     columns = []
     for k in range(width):
-        last = k == width - 1
-        columns.append(bytes(((z >> (7 * k)) & 0x7F) | (0 if last else 0x80) for z in zigzag))
+        if k == 0:
+            period = bytes(range(0, 128, 2))
+        else:
+            period = b"".join(_BYTES[v] * (1 << (7 * k - 1)) for v in range(128))
+        column = (period * -(-MAX_BULK_INDEX // len(period)))[:MAX_BULK_INDEX]
+        columns.append(column.translate(_CONTINUED) if k < width - 1 else column)
     return tuple(columns)
+
+
+# Each byte value with the continuation bit set.
+_CONTINUED = bytes(b | 0x80 for b in range(256))
 
 
 def _varint(raw: bytes | bytearray | memoryview, at: int) -> tuple[int, int]:

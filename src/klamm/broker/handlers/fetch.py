@@ -28,6 +28,7 @@ from klamm.broker.context import RequestContext
 from klamm.broker.partition import FetchWaiter, Partition
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
+from klamm.protocol.hot_responses import fetch_response
 from klamm.protocol.record_batch import HEADER_SIZE, iter_batches
 from klamm.storage import OffsetOutOfRange, StorageError
 
@@ -250,12 +251,8 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
             del topics  # not held while parked: the answer is read again when the wait ends
             await _wait(parked, progress, max_wait)
             topics, _, _, _ = _collect(ctx, wanted, budget, read_committed)
-    return ctx.response(
-        throttle_time=0,
-        error_code=ErrorCode.none,
-        session_id=0,
-        responses=topics,
-    )
+    # Encoded here, not through kio (protocol/hot_responses.py: ~1.5 µs a partition less).
+    return fetch_response(ctx.header.api_version, 0, ErrorCode.none, 0, topics)
 
 
 HANDLERS = {ApiKey.FETCH: handle_fetch}
