@@ -47,7 +47,9 @@ class Sample:
 
 
 @contextlib.contextmanager
-def _broker(name: str, baseline: Path | None, tansu: Path | None) -> Iterator[tuple[str, int]]:
+def _broker(
+    name: str, baseline: Path | None, tansu: Path | None, flush_policy: str
+) -> Iterator[tuple[str, int]]:
     """(bootstrap, pid) of a fresh broker `name`."""
     if name == "Tansu":
         assert tansu is not None
@@ -59,15 +61,21 @@ def _broker(name: str, baseline: Path | None, tansu: Path | None) -> Iterator[tu
     if name != "klamm":
         assert baseline is not None
         env = {**os.environ, "PYTHONPATH": str(baseline)}
-    with klamm_process(env=env) as process:
+    with klamm_process(env=env, flush_policy=flush_policy) as process:
         yield process.bootstrap, process.pid
 
 
 def measure(
-    name: str, client: str, load: Workload, rnd: int, baseline: Path | None, tansu: Path | None
+    name: str,
+    client: str,
+    load: Workload,
+    rnd: int,
+    baseline: Path | None,
+    tansu: Path | None,
+    flush_policy: str = "fsync",
 ) -> Sample:
     produce, consume = CLIENTS[client]
-    with _broker(name, baseline, tansu) as (bootstrap, pid):
+    with _broker(name, baseline, tansu, flush_policy) as (bootstrap, pid):
         topic = f"hot-{uuid.uuid4().hex[:8]}"
         create_topic(bootstrap, topic, load.partitions)
         cpu = cpu_seconds(pid)
@@ -140,6 +148,10 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> list[
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies message counts")
     parser.add_argument("--baseline-src", type=Path, help="another klamm src/ to compare")
     parser.add_argument("--no-tansu", action="store_true", help="klamm only")
+    parser.add_argument(
+        "--flush-policy", default="fsync", choices=["fsync", "os"],
+        help="klamm.flush.policy: fsync before acks=all (default), or page cache only (Kafka's)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write every sample here")
     args = parser.parse_args(argv)
     console = console or Console()
@@ -156,7 +168,8 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> list[
                     load = Workload(partitions, size, count)
                     order = brokers[rnd % len(brokers) :] + brokers[: rnd % len(brokers)]
                     for name in order:
-                        s = measure(name, client, load, rnd, args.baseline_src, tansu)
+                        s = measure(name, client, load, rnd, args.baseline_src, tansu,
+                                    args.flush_policy)  # fmt: skip
                         samples.append(s)
                         console.print(
                             f"round {rnd} {client} {load.name} {name}: produce "

@@ -73,15 +73,16 @@ class KlammProcess:
 
 @contextlib.contextmanager
 def klamm_process(
-    profile: bool = False, env: dict[str, str] | None = None
+    profile: bool = False, env: dict[str, str] | None = None, flush_policy: str = "fsync"
 ) -> Iterator[KlammProcess]:
-    """A klamm broker in a child process on a fresh data dir (fsync policy), optionally wrapped
-    by the profiler (`--serve`); `env` replaces the environment (another PYTHONPATH)."""
+    """A klamm broker in a child process on a fresh data dir (klamm.flush.policy `fsync` unless
+    told otherwise), optionally wrapped by the profiler (`--serve`); `env` replaces the
+    environment (another PYTHONPATH)."""
     with tempfile.TemporaryDirectory(prefix="klamm-bench-") as tmp:
         port = _free_port()
         data = Path(tmp) / "data"
         props = Path(tmp) / "broker.properties"
-        props.write_text("klamm.flush.policy=fsync\nauto.create.topics.enable=false\n")
+        props.write_text(f"klamm.flush.policy={flush_policy}\nauto.create.topics.enable=false\n")
         broker = ["broker", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data),
                   "--config", str(props), "--log-level", "WARNING"]  # fmt: skip
         stats = Path(tmp) / "profile" if profile else None
@@ -128,10 +129,10 @@ def serve(stats: str, argv: Sequence[str]) -> int:
     return main(list(argv))
 
 
-def top(stats: pstats.Stats, count: int) -> str:
+def top(stats: pstats.Stats, count: int, sort: str = "tottime") -> str:
     out = io.StringIO()
     stats.stream = out  # type: ignore[attr-defined]
-    stats.strip_dirs().sort_stats("tottime").print_stats(count)
+    stats.strip_dirs().sort_stats(sort).print_stats(count)
     lines = out.getvalue().splitlines()
     start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
     return "\n".join(lines[start:])
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> None:
                         flush=True,
                     )
                     if stats is not None:
-                        print(top(stats, args.top), flush=True)
+                        print(top(stats, args.top, args.sort), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1024])
     parser.add_argument("--count", type=int, default=0, help="messages (default: by size)")
     parser.add_argument("--top", type=int, default=25, help="functions listed per phase")
+    parser.add_argument("--sort", default="tottime", help="pstats key: tottime, cumulative")
     parser.add_argument("--no-profile", action="store_true", help="CPU figures only")
     run(parser.parse_args(argv))
 
