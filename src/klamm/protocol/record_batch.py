@@ -23,7 +23,9 @@ Fetch touches only the 61-byte header. Produce also walks every record once (`va
 inflating a compressed batch first), because a batch whose records do not decode into exactly what
 its header declares stops every consumer of the partition at its offset; the walk reads only the
 varint lengths, offset and timestamp deltas and builds no objects (research/performance.md:
-per-record work in Python costs ~1 µs; this walk ~0.65 µs of CPU, bench/validate.py).
+per-record work in Python costs ~1 µs; this walk ~0.65 µs of CPU, bench/validate.py). Runs of
+records laid out alike (same key and value lengths, no headers: what most producers send) are
+checked in bulk instead, column by column in C (record_runs.py): ~0.06-0.13 µs a record.
 """
 
 from __future__ import annotations
