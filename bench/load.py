@@ -10,6 +10,7 @@ keys; confluent-kafka: round robin) and the consumer is assigned every partition
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -42,6 +43,17 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` (all its threads) so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14, 15)
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """User + system CPU time of each thread of process `pid` so far, by thread id (the main
+    thread's id is `pid`)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / _TICK
+    return out
 
 
 def _kcat_env() -> dict[str, str]:

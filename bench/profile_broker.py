@@ -38,7 +38,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench.brokers import _free_port, _wait_listening, create_topic
-from bench.load import CLIENTS, Workload, cpu_seconds
+from bench.load import CLIENTS, Workload, cpu_seconds, thread_cpu_seconds
 
 # Time for a signalled profiler switch to take effect: the handler runs at the broker's next
 # Python bytecode, within milliseconds on a busy or idle loop (the loop wakes every second).
@@ -146,20 +146,23 @@ def run(args: argparse.Namespace) -> None:
             if args.client == "python":
                 count //= 2
             load = Workload(partitions, size, count)
-            with klamm_process(profile=not args.no_profile) as broker:
+            with klamm_process(not args.no_profile, None, args.flush_policy) as broker:
                 topic = f"profile-{uuid.uuid4().hex[:8]}"
                 create_topic(broker.bootstrap, topic, partitions)
                 for phase, work in (("produce", produce), ("consume", consume)):
                     broker.profile_on()
-                    cpu = cpu_seconds(broker.pid)
+                    cpu, threads = cpu_seconds(broker.pid), thread_cpu_seconds(broker.pid)
                     elapsed = work(broker.bootstrap, topic, load)
                     cpu = cpu_seconds(broker.pid) - cpu
+                    after = thread_cpu_seconds(broker.pid)
                     stats = broker.profile_off()
+                    loop_cpu = after.get(broker.pid, 0.0) - threads.get(broker.pid, 0.0)
                     print(
                         f"\n=== {args.client} {phase} {load.name}: {count:,} msgs in "
                         f"{elapsed:.2f} s ({count / elapsed:,.0f} msg/s); broker CPU "
-                        f"{cpu:.2f} s = {cpu / count * 1e6:.2f} µs/msg"
-                        f"{' (profiled)' if stats else ''}",
+                        f"{cpu:.2f} s = {cpu / count * 1e6:.2f} µs/msg, of which the event-loop "
+                        f"thread {loop_cpu / count * 1e6:.2f} and the others (fsync, inflating) "
+                        f"{(cpu - loop_cpu) / count * 1e6:.2f}{' (profiled)' if stats else ''}",
                         flush=True,
                     )
                     if stats is not None:
@@ -176,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1024])
     parser.add_argument("--count", type=int, default=0, help="messages (default: by size)")
     parser.add_argument("--top", type=int, default=25, help="functions listed per phase")
+    parser.add_argument("--flush-policy", default="fsync", choices=["fsync", "os"])
     parser.add_argument("--sort", default="tottime", help="pstats key: tottime, cumulative")
     parser.add_argument("--no-profile", action="store_true", help="CPU figures only")
     run(parser.parse_args(argv))

@@ -16,6 +16,7 @@ from klamm.protocol.record_batch import (
     RecordBatch,
     RecordsSummary,
     build_batch,
+    parse_header,
     scan_records,
 )
 from klamm.protocol.record_runs import MIN_RUN, uniform_run
@@ -49,7 +50,7 @@ groups = st.lists(
         st.integers(min_value=1, max_value=80),  # repeat
         st.one_of(st.none(), st.binary(min_size=0, max_size=12)),  # key
         st.sampled_from([None, 0, 1, 60, 63, 64, 100, 200]),  # value size
-        st.sampled_from([0, 0, 1, 3, 70]),  # timestamp step (ms) between records
+        st.sampled_from([0, 0, 1, 3, 70, -1, -70]),  # timestamp step (ms) between records
         st.booleans(),  # with a header
     ),
     min_size=1,
@@ -134,3 +135,17 @@ def test_alike_records_are_taken_in_bulk() -> None:
     run = uniform_run(_raw(odd), 0, 0, len(odd))
     assert run is not None and run.count == 30
     assert uniform_run(_raw(records[: MIN_RUN - 1]), 0, 0, MIN_RUN - 1) is None
+
+
+@pytest.mark.parametrize("step", [33, 70, -70, -1, 0])
+def test_two_byte_timestamp_deltas_either_sign(step) -> None:
+    """Deltas of two-byte varints take the interleaved-words path when none is negative and the
+    per-pair one otherwise; both find the batch's smallest and largest timestamp."""
+    records = [Record(i, BASE_TS + 5000 + i * step, None, b"x" * 100) for i in range(60)]
+    batch = build_batch(RecordBatch(records))
+    summary = _assert_same(batch[HEADER_SIZE:], len(records))
+    assert isinstance(summary, RecordsSummary)
+    # _outcome walks with BASE_TS as the batch's base timestamp: shift the expected stamps.
+    shift = BASE_TS - parse_header(batch).base_timestamp
+    stamps = [r.timestamp + shift for r in records]
+    assert (summary.min_timestamp, summary.max_timestamp) == (min(stamps), max(stamps))

@@ -260,6 +260,8 @@ def scan_records(
             "Incorrect declared batch size, premature EOF reached: "
             f"{count} records cannot fit in {len(raw)} bytes",
         )
+    if isinstance(raw, memoryview) and len(raw) <= _COPY_UP_TO:
+        raw = raw.tobytes()  # sliced and indexed about twice as fast as a view
     walk = _Walk()
     if not bulk:
         _walk(raw, walk, count)
@@ -288,6 +290,12 @@ def scan_records(
         len(raw),
     )
 
+
+# A records region given as a view (an uncompressed batch in a request, a large inflated one)
+# is copied into `bytes` first when at most this big: ~0.1 ms for 1 MiB, against ~10 µs saved
+# on every run of records and the per-record walk's indexing. Larger ones (inflated into mmaps
+# by compression.inflate, up to 128 MiB) are walked in place: copying one holds the GIL.
+_COPY_UP_TO = 2 * 1024 * 1024
 
 # How many records the walk takes one by one, at most, between two attempts to find a run: an
 # attempt on a record that starts none costs about as much as walking two or three records.

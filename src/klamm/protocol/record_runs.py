@@ -30,6 +30,7 @@ error exactly as without the fast path. Pure functions of bytes, like the rest o
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import cache
 
@@ -173,17 +174,42 @@ def uniform_run(raw: bytes | bytearray | memoryview, at: int, index: int, count:
     for k in range(ow):
         if bytes(raw[at + off + k : stop : size]) != offsets[k][index : index + n]:
             return None  # a wrong offset delta: the per-record walk reports it
-    deltas = _ts_deltas(raw, at + ts, stop, size, tw)
-    return Run(n, size, min(deltas), max(deltas), key == -1)
+    low, high = _ts_deltas(raw, at + ts, stop, size, tw)
+    return Run(n, size, low, high, key == -1)
 
 
 def _ts_deltas(
     raw: bytes | bytearray | memoryview, start: int, stop: int, size: int, width: int
-) -> set[int]:
-    """The distinct timestamp deltas of the run's records (varints of `width` bytes)."""
+) -> tuple[int, int]:
+    """The smallest and largest timestamp delta of the run's records (varints of `width`
+    bytes)."""
     first = bytes(raw[start:stop:size])
     if width == 1:
-        return {(b >> 1) ^ -(b & 1) for b in set(first)}
+        deltas = {(b >> 1) ^ -(b & 1) for b in set(first)}  # at most 128 distinct bytes
+        return min(deltas), max(deltas)
     second = bytes(raw[start + 1 : stop : size])
+    if 1 not in first.translate(_LOW_BIT):
+        # No negative delta (zig-zag: an even value is 2 x delta), so the order of the varints'
+        # values is the order of the deltas: interleave the two columns into 16-bit words
+        # (low 7 bits, then the high byte) and take their min and max in C.
+        words = bytearray(2 * len(first))
+        words[_LOW_HALF::2] = first.translate(_LOW_7)
+        words[1 - _LOW_HALF :: 2] = second
+        view = memoryview(words).cast("H")
+        return _zigzag_word(min(view)), _zigzag_word(max(view))
     raws = {(c << 7) | (b & 0x7F) for b, c in set(zip(first, second, strict=True))}
-    return {(r >> 1) ^ -(r & 1) for r in raws}
+    deltas = {(r >> 1) ^ -(r & 1) for r in raws}
+    return min(deltas), max(deltas)
+
+
+def _zigzag_word(word: int) -> int:
+    """The delta of a two-byte varint held as (second byte << 8 | first byte's low 7 bits)."""
+    raw = (word >> 8) << 7 | word & 0x7F
+    return (raw >> 1) ^ -(raw & 1)
+
+
+# Byte tables for bytes.translate: each byte's lowest bit (a zig-zag value's sign), and its low
+# 7 bits (a varint byte's payload); and where the low byte of a native 16-bit word goes.
+_LOW_BIT = bytes(b & 1 for b in range(256))
+_LOW_7 = bytes(b & 0x7F for b in range(256))
+_LOW_HALF = 0 if sys.byteorder == "little" else 1
