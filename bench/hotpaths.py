@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> list[
     )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write every sample here")
     args = parser.parse_args(argv)
-    console = console or Console()
+    console = console or Console(width=160)  # the table is wide: never cut it to 80 columns
     tansu = None if args.no_tansu else find_tansu()
     brokers = ["klamm", *(["klamm@baseline"] if args.baseline_src else []),
                *(["Tansu"] if tansu else [])]  # fmt: skip
