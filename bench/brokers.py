@@ -29,6 +29,7 @@ TANSU_VENV = Path(tempfile.gettempdir()) / "klamm-bench-tansu"
 class Broker:
     name: str
     bootstrap: str
+    pid: int | None = None  # the broker's process, where it is a child of this one
 
 
 def _free_port() -> int:
@@ -106,7 +107,7 @@ def tansu_broker(binary: Path) -> Iterator[Broker]:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_listening(port, proc)
-        yield Broker("Tansu", f"127.0.0.1:{port}")
+        yield Broker("Tansu", f"127.0.0.1:{port}", proc.pid)
     finally:
         proc.terminate()
         try:

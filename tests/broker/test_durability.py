@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kio.serial import entity_reader
 
 from klamm.broker.config import BrokerConfig
 from klamm.broker.context import RequestContext, Session
@@ -21,7 +22,7 @@ from klamm.broker.node import Broker
 from klamm.broker.partition import Partition
 from klamm.protocol.build import build
 from klamm.protocol.errors import ErrorCode
-from klamm.protocol.messages import RequestHeader, request_type
+from klamm.protocol.messages import RequestHeader, encode_response, request_type, response_type
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch
 from klamm.storage.errors import LogClosed
 from tests.broker.broker_helpers import FakeLog
@@ -124,14 +125,18 @@ async def test_produce_waiting_for_the_fsync_of_a_deleted_topic_answers_unknown_
             real_flush()
 
         monkeypatch.setattr(partition.log, "flush", flush_after_the_deletion)
-        produce = asyncio.create_task(handle_produce(*_produce_request(broker, "doomed")))
+        ctx, request = _produce_request(broker, "doomed")
+        produce = asyncio.create_task(handle_produce(ctx, request))
         await asyncio.sleep(0.05)
         assert not produce.done(), "the produce waits for its fsync"
         with caplog.at_level(logging.DEBUG):
             broker.delete_topic("doomed")
             gate.set()
             response = await asyncio.wait_for(produce, 5)
-        result = response.responses[0].partition_responses[0]
+        # The handler answers encoded bytes (protocol/hot_responses.py): read them as a client.
+        frame = encode_response(ctx.header, response)
+        decoded, _ = entity_reader(response_type(0, 8))(frame, 8)  # after size, correlation id
+        result = decoded.responses[0].partition_responses[0]
         assert result.error_code == ErrorCode.unknown_topic_or_partition
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     finally:

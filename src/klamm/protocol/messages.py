@@ -28,6 +28,7 @@ from kio.serial.errors import DecodeError
 from klamm.protocol.api_versions import ADVERTISED_ONLY, SUPPORTED, ApiKey
 from klamm.protocol.bounds import checked_body
 from klamm.protocol.errors import ErrorCode, MalformedFrame, UnsupportedApi
+from klamm.protocol.hot_responses import EncodedResponse
 
 _HEADER_FIXED = struct.Struct(">hhi")  # api_key, api_version, correlation_id
 _I16 = struct.Struct(">h")
@@ -158,8 +159,12 @@ def decode_request(frame: bytes) -> Request:
 
 
 def encode_response(header: RequestHeader, body: Any) -> bytes:
-    """Encode a response body (a kio entity) with the response header its version needs,
-    including the int32 size prefix."""
+    """Encode a response body (a kio entity, or an EncodedResponse from hot_responses) with the
+    response header its version needs, including the int32 size prefix."""
+    if isinstance(body, EncodedResponse):
+        head = _I32.pack(header.correlation_id) + (b"\0" if body.flexible else b"")
+        size = len(head) + sum(map(len, body.parts))
+        return b"".join((_I32.pack(size), head, *body.parts))
     schema: Any = type(body)
     out = io.BytesIO()
     out.write(b"\0\0\0\0")

@@ -23,7 +23,9 @@ Fetch touches only the 61-byte header. Produce also walks every record once (`va
 inflating a compressed batch first), because a batch whose records do not decode into exactly what
 its header declares stops every consumer of the partition at its offset; the walk reads only the
 varint lengths, offset and timestamp deltas and builds no objects (research/performance.md:
-per-record work in Python costs ~1 µs; this walk ~0.65 µs of CPU, bench/validate.py).
+per-record work in Python costs ~1 µs; this walk ~0.65 µs of CPU, bench/validate.py). Runs of
+records laid out alike (same key and value lengths, no headers: what most producers send) are
+checked in bulk instead, column by column in C (record_runs.py): ~0.06-0.13 µs a record.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import crc32c
 
 from klamm.protocol.compression import Compression, compress, decompress, inflate
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
+from klamm.protocol.record_runs import Run, uniform_run
 
 HEADER = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE = HEADER.size  # 61
@@ -242,9 +245,14 @@ def validate_records(
 
 
 def scan_records(
-    raw: bytes | bytearray | memoryview, count: int, base_timestamp: int
+    raw: bytes | bytearray | memoryview, count: int, base_timestamp: int, *, bulk: bool = True
 ) -> RecordsSummary:
-    """The record walk of `validate_records`, on the (inflated) records region `raw`."""
+    """The record walk of `validate_records`, on the (inflated) records region `raw`.
+
+    Runs of records laid out alike are checked in bulk (record_runs.uniform_run: the same facts,
+    column by column in C); the others, and any run the bulk checks do not accept, one by one
+    (`_walk`), which reports every error. `bulk=False` walks every record one by one: the
+    reference the fast path is tested against."""
     if count * _MIN_RECORD > len(raw):
         # Cheap and before any loop: a header declaring millions of records in a few bytes.
         raise InvalidRecordBatch(
@@ -252,14 +260,82 @@ def scan_records(
             "Incorrect declared batch size, premature EOF reached: "
             f"{count} records cannot fit in {len(raw)} bytes",
         )
+    if isinstance(raw, memoryview) and len(raw) <= _COPY_UP_TO:
+        raw = raw.tobytes()  # sliced and indexed about twice as fast as a view
+    walk = _Walk()
+    if not bulk:
+        _walk(raw, walk, count)
+    slow = 1  # records to walk one by one before the next bulk attempt
+    while walk.index < count:
+        run = uniform_run(raw, walk.at, walk.index, count)
+        if run is not None:
+            walk.add_run(run)
+            slow = 1
+            continue
+        # Irregular records: walk a few, then try again, doubling the few while no run is
+        # found, so a batch without runs pays for an attempt every _MAX_SLOW records at most.
+        _walk(raw, walk, min(count, walk.index + slow))
+        slow = min(slow * 2, _MAX_SLOW)
+    if walk.at != len(raw):
+        raise InvalidRecordBatch(
+            ErrorCode.invalid_record,
+            f"Incorrect declared batch size, {len(raw) - walk.at} bytes remaining after "
+            f"{count} records",
+        )
+    return RecordsSummary(
+        base_timestamp + walk.low,
+        base_timestamp + walk.high,
+        walk.null_count,
+        tuple(walk.nulls),
+        len(raw),
+    )
+
+
+# A records region given as a view (an uncompressed batch in a request, a large inflated one)
+# is copied into `bytes` first when at most this big: ~0.1 ms for 1 MiB, against ~10 µs saved
+# on every run of records and the per-record walk's indexing. Larger ones (inflated into mmaps
+# by compression.inflate, up to 128 MiB) are walked in place: copying one holds the GIL.
+_COPY_UP_TO = 2 * 1024 * 1024
+
+# How many records the walk takes one by one, at most, between two attempts to find a run: an
+# attempt on a record that starts none costs about as much as walking two or three records.
+_MAX_SLOW = 64
+
+
+class _Walk:
+    """Where a record walk is (record `index` starts at byte `at`) and what it found so far."""
+
+    __slots__ = ("at", "high", "index", "low", "null_count", "nulls")
+
+    def __init__(self) -> None:
+        self.index = self.at = 0
+        self.low, self.high = _NO_DELTA_LOW, _NO_DELTA_HIGH  # the timestamp deltas seen
+        self.nulls: list[int] = []  # the first MAX_RECORD_ERRORS keyless records
+        self.null_count = 0
+
+    def add_run(self, run: Run) -> None:
+        """Account for `run`, which starts at the current record and passed in bulk."""
+        if run.keyless:
+            if self.null_count < MAX_RECORD_ERRORS:
+                listed = min(run.count, MAX_RECORD_ERRORS - self.null_count)
+                self.nulls += range(self.index, self.index + listed)
+            self.null_count += run.count
+        self.low = min(self.low, run.low)
+        self.high = max(self.high, run.high)
+        self.index += run.count
+        self.at += run.count * run.size
+
+
+def _walk(raw: bytes | bytearray | memoryview, walk: _Walk, stop: int) -> None:
+    """Walk records `walk.index` to `stop` (excluded) one by one, checking each."""
     z1, z2 = _ZIGZAG_1, _ZIGZAG_2
     size = len(raw)
-    low, high = _NO_DELTA_LOW, _NO_DELTA_HIGH  # the timestamp deltas seen
-    nulls: list[int] = []  # the first MAX_RECORD_ERRORS keyless records
-    null_count = 0
-    index = at = 0
+    low, high = walk.low, walk.high
+    nulls = walk.nulls
+    null_count = walk.null_count
+    at = walk.at
     try:
-        for index in range(count):
+        for index in range(walk.index, stop):
             # Every field read inline: one byte, two bytes, or (rarely) the general reader.
             b = raw[at]
             if b < 0x80:
@@ -359,14 +435,7 @@ def scan_records(
         raise InvalidRecordBatch(
             ErrorCode.invalid_record, "Incorrect declared batch size, premature EOF reached"
         ) from None
-    if at != size:
-        raise InvalidRecordBatch(
-            ErrorCode.invalid_record,
-            f"Incorrect declared batch size, {size - at} bytes remaining after {count} records",
-        )
-    return RecordsSummary(
-        base_timestamp + low, base_timestamp + high, null_count, tuple(nulls), size
-    )
+    walk.low, walk.high, walk.null_count, walk.at, walk.index = low, high, null_count, at, stop
 
 
 def _walk_varint(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:

@@ -35,6 +35,7 @@ from klamm.broker.context import RequestContext
 from klamm.broker.partition import FetchWaiter, Partition
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
+from klamm.protocol.hot_responses import FIRST_VERSION, LAST_VERSION, fetch_response
 from klamm.protocol.record_batch import HEADER_SIZE, iter_batches
 from klamm.storage import OffsetOutOfRange, StorageError
 
@@ -280,12 +281,11 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
             del topics  # not held while parked: the answer is read again when the wait ends
             await _wait(parked, progress, max_wait)
             topics, _, _, _ = _collect(ctx, wanted, budget, read_committed, denied)
-    return ctx.response(
-        throttle_time=0,
-        error_code=ErrorCode.none,
-        session_id=0,
-        responses=topics,
-    )
+    version = ctx.header.api_version
+    if FIRST_VERSION <= version <= LAST_VERSION:
+        # Encoded here, not through kio (protocol/hot_responses.py: ~1.5 µs a partition less).
+        return fetch_response(version, 0, ErrorCode.none, 0, topics)
+    return ctx.response(throttle_time=0, error_code=ErrorCode.none, session_id=0, responses=topics)
 
 
 HANDLERS = {ApiKey.FETCH: handle_fetch}

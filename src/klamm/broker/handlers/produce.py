@@ -39,6 +39,11 @@ from klamm.broker.schema_validation import SchemaIdIndex
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.compression import InflatesTooFar
 from klamm.protocol.errors import ErrorCode, InvalidRecordBatch
+from klamm.protocol.hot_responses import (
+    PRODUCE_FIRST_VERSION,
+    PRODUCE_LAST_VERSION,
+    produce_response,
+)
 from klamm.protocol.record_batch import (
     ATTR_LOG_APPEND_TIME,
     ATTR_TRANSACTIONAL,
@@ -400,26 +405,39 @@ def _fail_not_durable(ctx: RequestContext, result: _PartitionResult, exc: BaseEx
 def _response(
     ctx: RequestContext, results: list[tuple[str, list[tuple[int, _PartitionResult]]]]
 ) -> Any:
+    topics: list[tuple[str, list[dict[str, Any]]]] = [
+        (
+            name,
+            [
+                {
+                    "index": index,
+                    "error_code": result.error,
+                    "base_offset": result.base_offset,
+                    "log_append_time": result.log_append_time,
+                    "log_start_offset": (
+                        result.partition.log.log_start_offset if result.partition else -1
+                    ),
+                    "record_errors": result.record_errors,
+                    "error_message": result.message,
+                }
+                for index, result in per_partition
+            ],
+        )
+        for name, per_partition in results
+    ]
+    version = ctx.header.api_version
+    if PRODUCE_FIRST_VERSION <= version <= PRODUCE_LAST_VERSION:
+        # Encoded here, not through kio (protocol/hot_responses.py: ~1 µs a partition less).
+        return produce_response(version, 0, topics)
     return ctx.response(
         responses=[
             {
                 "name": name,
                 "partition_responses": [
-                    {
-                        "index": index,
-                        "error_code": result.error,
-                        "base_offset": result.base_offset,
-                        "log_append_time": _timestamp(result.log_append_time),
-                        "log_start_offset": (
-                            result.partition.log.log_start_offset if result.partition else -1
-                        ),
-                        "record_errors": result.record_errors,
-                        "error_message": result.message,
-                    }
-                    for index, result in per_partition
+                    {**p, "log_append_time": _timestamp(p["log_append_time"])} for p in partitions
                 ],
             }
-            for name, per_partition in results
+            for name, partitions in topics
         ],
         throttle_time=0,
     )
