@@ -6,7 +6,9 @@ Files in the partition directory:
     <20-digit base offset>.log / .index / .timeindex   segments (see segment.py, index.py)
     log-start-offset      decimal text: the log start offset when DeleteRecords raised it above
                           the first segment's base (written atomically: tmp, fsync, rename)
-    .klamm_cleanshutdown  present only between a clean `close()` and the next `open()`
+    .klamm_cleanshutdown  present only between a clean `close()` and the next `open()` (a
+                          LogManager instead writes one marker for its whole data directory:
+                          see log_manager.py; it opens the log with `clean_shutdown=True`)
     recovery-point        decimal text: every segment with a smaller base offset is sealed and
                           was fsynced; written (atomically) by `flush()` after a roll
     damaged/              what recovery set aside (recovery.py): never read, never deleted
@@ -264,12 +266,16 @@ class PartitionLog:
         config: LogConfig,
         now_ms: Callable[[], int],
         files: SegmentFiles | None = None,
+        *,
+        clean_shutdown: bool = False,
     ) -> PartitionLog:
         """Create the directory or recover the log in it (see the crash behaviour above).
         `files`: the cache its segment files are opened through (handles.py); by default the
-        process-wide one."""
+        process-wide one. `clean_shutdown`: the caller knows the log was closed cleanly (by
+        `close(mark_clean=False)`) and has durably forgotten that before this call, as the
+        log's own marker would be."""
         try:
-            return cls._open(directory, config, now_ms, files)
+            return cls._open(directory, config, now_ms, files, clean_shutdown)
         except OSError as exc:
             # The file and the OS's words: what an operator needs to fix it.
             cause = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
@@ -281,12 +287,14 @@ class PartitionLog:
         directory: Path,
         config: LogConfig,
         now_ms: Callable[[], int],
-        files: SegmentFiles | None = None,
+        files: SegmentFiles | None,
+        clean_shutdown: bool,
     ) -> PartitionLog:
         directory.mkdir(parents=True, exist_ok=True)
         marker = directory / CLEAN_SHUTDOWN_FILE
-        clean = marker.exists()
-        if clean:
+        clean = clean_shutdown
+        if marker.exists():
+            clean = True
             marker.unlink()
             # Durably forget the marker before writing anything: a crash from now on must
             # trigger a full recovery.
@@ -859,11 +867,15 @@ class PartitionLog:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Flush, write index files and the clean-shutdown marker, close every file."""
+    def close(self, *, mark_clean: bool = True) -> bool:
+        """Flush, write index files and (`mark_clean`) the clean-shutdown marker, close every
+        file. Returns whether the close was clean: everything durable and the indexes written,
+        so the next `open` may trust them. A LogManager passes `mark_clean=False` and records
+        that answer in one marker for all its logs (a marker per log costs a directory fsync
+        per partition at every stop and start: minutes at 50,000 partitions)."""
         with self._flush_lock, self._lock:
             if self._closed:
-                return
+                return False
             self._closed = True
             clean = self._offline is None
             try:
@@ -872,13 +884,16 @@ class PartitionLog:
                         seg.sync()
                     pending = [(s, s.pending_index_bytes()) for s in self._segments]
                     self._write_indexes(pending)
-                    (self.directory / CLEAN_SHUTDOWN_FILE).touch()
-                    fsync_dir(self.directory)
+                    if mark_clean:
+                        (self.directory / CLEAN_SHUTDOWN_FILE).touch()
+                        fsync_dir(self.directory)
             except (OSError, FileUnavailable) as exc:
                 log.warning("log %s: unclean close: %s", self.directory, exc)
+                clean = False
             finally:
                 for seg in self._segments:
                     seg.close()
+            return clean
 
     def discard(self) -> None:
         """Close every file without flushing or marking a clean shutdown (the caller is about
