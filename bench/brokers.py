@@ -29,6 +29,7 @@ TANSU_VENV = Path(tempfile.gettempdir()) / "klamm-bench-tansu"
 class Broker:
     name: str
     bootstrap: str
+    pid: int | None = None  # the broker's process, when it is a child of this one
 
 
 def _free_port() -> int:
@@ -51,12 +52,13 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 2
 
 
 @contextlib.contextmanager
-def klamm_broker() -> Iterator[Broker]:
-    """`python -m klamm broker` in a child process on a fresh data dir (flush policy: fsync)."""
+def klamm_broker(**settings: object) -> Iterator[Broker]:
+    """`python -m klamm broker` in a child process on a fresh data dir (flush policy: fsync);
+    `settings`: more BrokerConfig fields."""
     from klamm.testing import EmbeddedBroker
 
-    with EmbeddedBroker(mode="subprocess", flush_policy="fsync") as broker:
-        yield Broker("klamm", broker.bootstrap)
+    with EmbeddedBroker(mode="subprocess", flush_policy="fsync", **settings) as broker:
+        yield Broker("klamm", broker.bootstrap, broker.pid)
 
 
 def find_tansu(install: bool = True) -> Path | None:
@@ -106,7 +108,7 @@ def tansu_broker(binary: Path) -> Iterator[Broker]:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_listening(port, proc)
-        yield Broker("Tansu", f"127.0.0.1:{port}")
+        yield Broker("Tansu", f"127.0.0.1:{port}", proc.pid)
     finally:
         proc.terminate()
         try:
@@ -126,11 +128,16 @@ def brokers(with_tansu: bool = True) -> list[tuple[str, contextlib.AbstractConte
     return out
 
 
-def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
+def create_topic(
+    bootstrap: str, name: str, partitions: int = 1, config: dict[str, str] | None = None
+) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
+    # Thousands of partitions take a broker seconds to create (klamm fsyncs each directory).
+    topic = NewTopic(name, partitions, 1, config=config or {})
+    futures = admin.create_topics([topic], request_timeout=300)
+    futures[name].result(timeout=300)
     # Wait until the topic has a leader in metadata.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.fds import _request
+from bench.fds import decode, exchange, request
+from bench.idle_connections import rss_kib
 from rich.console import Console
 from rich.table import Table
 
@@ -49,13 +50,6 @@ class PartitionsResult:
     @property
     def kib_per_partition(self) -> float:
         return (self.rss_after_kib - self.rss_before_kib) / self.partitions
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc status")
 
 
 class BrokerProcess:
@@ -129,7 +123,7 @@ def create_topics(port: int, topics: dict[str, int]) -> None:
     """CreateTopics, one topic per request (each at most PER_TOPIC partitions)."""
     with _connect(port) as sock:  # type: ignore[attr-defined]
         for name, count in topics.items():
-            response = _request(
+            response = request(
                 sock, 19, 4, timeout=300_000, validate_only=False,
                 topics=[{"name": name, "num_partitions": count, "replication_factor": 1,
                          "assignments": [], "configs": []}],
@@ -140,9 +134,10 @@ def create_topics(port: int, topics: dict[str, int]) -> None:
 
 
 def metadata(port: int, topics: list[str]) -> tuple[float, int]:
-    """Seconds for one Metadata request naming every topic, and the partitions it listed."""
+    """Seconds for one Metadata request naming every topic (sent to last byte received), and
+    the partitions it listed."""
     with _connect(port) as sock:  # type: ignore[attr-defined]
-        _request(
+        request(
             sock,
             3,
             9,
@@ -152,11 +147,12 @@ def metadata(port: int, topics: list[str]) -> tuple[float, int]:
             include_topic_authorized_operations=False,
         )  # fmt: skip  (connect warm-up)
         started = time.perf_counter()
-        response = _request(
+        frame = exchange(
             sock, 3, 9, topics=[{"name": t} for t in topics], allow_auto_topic_creation=False,
             include_cluster_authorized_operations=False, include_topic_authorized_operations=False,
         )  # fmt: skip
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started  # to the last byte: not this client's decoding
+        response = decode(3, 9, frame)
     listed = sum(len(t.partitions) for t in response.topics if t.error_code == 0)
     return elapsed, listed
 
@@ -168,7 +164,7 @@ def produce_everywhere(port: int, topics: dict[str, int]) -> None:
     )
     with _connect(port) as sock:  # type: ignore[attr-defined]
         for name, count in topics.items():
-            response = _request(
+            response = request(
                 sock, 0, 8, transactional_id=None, acks=1, timeout=300_000,
                 topic_data=[{"name": name, "partition_data": [
                     {"index": p, "records": batch} for p in range(count)]}],

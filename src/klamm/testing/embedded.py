@@ -65,6 +65,12 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while a subprocess broker runs (to read its memory, say);
+        None in thread mode or when stopped."""
+        return self._process.pid if self._process is not None else None
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> EmbeddedBroker:
@@ -217,6 +223,7 @@ def _properties(config: BrokerConfig) -> str:
         f"group.initial.rebalance.delay.ms={config.group_initial_rebalance_delay_ms}",
         f"group.min.session.timeout.ms={config.group_min_session_timeout_ms}",
         f"log.retention.check.interval.ms={config.retention_check_interval_ms}",
+        f"max.broker.partitions={config.max_broker_partitions}",
     ]
     if config.metrics_port is not None:
         lines.append(f"klamm.metrics.port={config.metrics_port}")
