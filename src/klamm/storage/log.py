@@ -9,8 +9,10 @@ Files in the partition directory:
     .klamm_cleanshutdown  present only between a clean `close()` and the next `open()` (a
                           LogManager instead writes one marker for its whole data directory:
                           see log_manager.py; it opens the log with `clean_shutdown=True`)
-    recovery-point        decimal text: every segment with a smaller base offset is sealed and
-                          was fsynced; written (atomically) by `flush()` after a roll
+    recovery-point        `<segment base> <position>`: every byte of the log before that
+                          position of that segment was fsynced; written (atomically) by
+                          `flush()` after a roll and by `checkpoint_recovery_point()` (on a
+                          timer); older versions wrote the segment base alone (position 0)
     damaged/              what recovery set aside (recovery.py): never read, never deleted
     cleaner-offset        the cleaner's checkpoint (cleaner_manager.py owns it; see below)
     <base>-<end>.log.cleaned / .log.swap
@@ -22,8 +24,9 @@ Crash behaviour:
     and the directory when segments were created, so everything appended before `flush()` was
     called is durable when it returns.
   * `open()` after a clean shutdown trusts consistent index files and scans only segment tails.
-    Otherwise every segment from the recovery point on is CRC-checked batch by batch (older,
-    fsynced ones get the cheap structural check). What fails is handled as under "Damage".
+    Otherwise every byte from the recovery point on is CRC-checked batch by batch (older,
+    fsynced ones get the cheap structural check), so recovery time follows what was written
+    since the last checkpoint, not the data held. What fails is handled as under "Damage".
   * Checkpoint files are hints, checked against the segments: a `recovery-point` past the last
     segment's base (it would exempt the active segment from the CRC check) or a
     `log-start-offset` past the log end (it would hide every record), or either one not a
@@ -118,6 +121,7 @@ from klamm.storage.recovery import (
     check_cleaner_offset,
     move_aside,
     read_checkpoint,
+    read_recovery_point,
     recover_interrupted_swaps,
     replacement_name,
     set_aside_cut,
@@ -253,7 +257,10 @@ class PartitionLog:
         self._flush_lock = threading.Lock()
         self._dirty: dict[int, LogSegment] = {}  # base offset -> segment written since flush
         self._dir_dirty = False
-        self._recovery_point = segments[-1].base_offset if segments else 0
+        # (segment base, position): every byte before it is fsynced. `_recovery_point` is what
+        # the recovery-point file says; `_flushed` what the last flush made durable.
+        self._recovery_point = (segments[-1].base_offset if segments else 0, 0)
+        self._flushed = self._recovery_point
         self._offline: str | None = None
         self._closed = False
 
@@ -305,19 +312,19 @@ class PartitionLog:
         compacted = swapped or (directory / CLEANER_OFFSET_FILE).exists()
         created = now_ms()
         bases = cls._scan_directory(directory, created)
-        verify_from: int | None = None  # segments from here on are CRC-checked
+        # CRC-checked: segments from this base on, from this position in the first of them.
+        verify_from: tuple[int, int] | None = None
         if not clean:
-            last_base = bases[-1] if bases else 0
-            verify_from = read_checkpoint(
-                directory, RECOVERY_POINT_FILE, created, last_base,
-                "it is past the last segment's base offset, so no segment would be CRC-checked",
-            ) or 0  # fmt: skip
+            verify_from = read_recovery_point(directory, RECOVERY_POINT_FILE, created, bases)
+            verify_from = verify_from or (0, 0)
         segments: list[LogSegment] = []
         try:
             cls._load_segments(
                 directory, config, bases, segments, verify_from,
                 allow_gaps=config.compact or compacted, created=created, files=files,
             )  # fmt: skip
+            if verify_from is not None and verify_from[1]:
+                cls._check_recovery_point(directory, segments, verify_from, created)
             log_end = segments[-1].next_offset if segments else None
             start = read_checkpoint(
                 directory, LOG_START_OFFSET_FILE, created, log_end,
@@ -348,7 +355,7 @@ class PartitionLog:
         config: LogConfig,
         bases: list[int],
         segments: list[LogSegment],
-        verify_from: int | None,
+        verify_from: tuple[int, int] | None,
         *,
         allow_gaps: bool,
         created: int,
@@ -387,12 +394,29 @@ class PartitionLog:
                     pending.insert(0, found)
                     salvaged.add(found)
 
+            verify_at = 0
+            if verify_from is not None and base == verify_from[0] and base not in salvaged:
+                verify_at = verify_from[1]
             seg, _ = LogSegment.load(
                 directory, base, config.index_interval_bytes, created,
-                verify=base in salvaged or (verify_from is not None and base >= verify_from),
-                allow_gaps=allow_gaps, on_cut=on_cut, files=files,
+                verify=base in salvaged or (verify_from is not None and base >= verify_from[0]),
+                allow_gaps=allow_gaps, on_cut=on_cut, files=files, verify_at=verify_at,
             )  # fmt: skip
             segments.append(seg)
+
+    @staticmethod
+    def _check_recovery_point(
+        directory: Path, segments: list[LogSegment], point: tuple[int, int], now_ms: int
+    ) -> None:
+        """A recovery point inside a segment that recovery cut below it (its "fsynced" bytes
+        were damaged) is set aside: left in place, it would exempt the bytes appended there
+        from the next recovery's CRC check."""
+        base, position = point
+        seg = next((s for s in segments if s.base_offset == base), None)
+        if seg is None or seg.size < position:
+            moved = move_aside(directory / RECOVERY_POINT_FILE, now_ms)
+            log.warning("log %s: recovery point %d:%d is past what recovery kept; moved to %s",
+                        directory, base, position, moved)  # fmt: skip
 
     @staticmethod
     def _scan_directory(directory: Path, now_ms: int) -> list[int]:
@@ -542,9 +566,10 @@ class PartitionLog:
                 self._dirty.clear()
                 dir_dirty, self._dir_dirty = self._dir_dirty, False
                 pending = [(seg, seg.pending_index_bytes()) for seg in dirty]
-                # Every segment below the active one is sealed; after the fsyncs below they are
-                # durable, so recovery need not CRC-check them.
-                recovery_point = self._segments[-1].base_offset
+                # Every byte written so far is durable after the fsyncs below, so recovery need
+                # not CRC-check it.
+                active = self._segments[-1]
+                flushed = (active.base_offset, active.size)
             try:
                 for seg in dirty:
                     seg.sync()
@@ -562,17 +587,34 @@ class PartitionLog:
                 with self._lock:
                     self._offline = f"fsync failed: {exc}"
                 raise KafkaStorageError(f"flush of {self.directory} failed: {exc}") from exc
-            if recovery_point > self._recovery_point:
-                # Only after a roll: one extra fsync per segment, not per flush. It is an
-                # optimisation (a stale one means a longer scan), so failing it is not fatal.
-                try:
-                    write_atomically(
-                        self.directory / RECOVERY_POINT_FILE, f"{recovery_point}\n".encode()
-                    )
-                    self._recovery_point = recovery_point
-                except OSError as exc:
-                    log.warning("log %s: cannot write recovery point: %s", self.directory, exc)
+            self._flushed = max(self._flushed, flushed)
+            if flushed[0] > self._recovery_point[0]:
+                # After a roll: one extra fsync per segment, not per flush (the position inside
+                # the active segment is checkpointed by checkpoint_recovery_point, on a timer).
+                self._write_recovery_point()
             self._write_indexes(pending)
+
+    def checkpoint_recovery_point(self) -> bool:
+        """Record what the last flush made durable (if it moved), so that recovery after a
+        crash CRC-checks only what was written since: Kafka's recovery-point checkpoint, taken
+        every log.flush.offset.checkpoint.interval.ms, but down to the byte. Returns whether a
+        file was written (two fsyncs)."""
+        with self._flush_lock:
+            if self._closed or self._flushed <= self._recovery_point:
+                return False
+            return self._write_recovery_point()
+
+    def _write_recovery_point(self) -> bool:
+        """Called with `_flush_lock` held. It is an optimisation (a stale recovery point means a
+        longer scan), so failing it is not fatal."""
+        base, position = point = self._flushed
+        try:
+            write_atomically(self.directory / RECOVERY_POINT_FILE, f"{base} {position}\n".encode())
+        except OSError as exc:
+            log.warning("log %s: cannot write recovery point: %s", self.directory, exc)
+            return False
+        self._recovery_point = point
+        return True
 
     def _fsync_directory(self) -> None:
         """fsync_dir, telling a directory that cannot be opened (FileUnavailable) from a failed
