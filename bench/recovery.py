@@ -5,8 +5,9 @@ known durable; and what a lagging consumer costs a producer.
     python -m bench.recovery --lagging [--gb 2]
 
 Recovery: a child process writes the data through the storage layer as a broker does (batches
-of 64 x 1 KiB records, every partition flushed, i.e. acknowledged acks=all), optionally appends
---unflushed-mb more without flushing, then exits without closing anything (the files are as a
+of 64 x 1 KiB records, every partition flushed, i.e. acknowledged acks=all, and its recovery
+point checkpointed, as a broker does every log.flush.offset.checkpoint.interval.ms), optionally
+appends --unflushed-mb more without flushing, then exits without closing anything (the files are as a
 SIGKILL leaves them: in the page cache, no clean-shutdown marker). `python -m klamm broker` is
 then timed from its start to listening; it recovers every log first.
 
@@ -74,6 +75,11 @@ def _write(data_dir: str, total: int, partitions: int, unflushed: int) -> None:
         i += 1
         if written >= total and written - len(batch) < total:
             manager.flush_all()  # everything so far acknowledged acks=all
+            # ... and a broker running a minute later has checkpointed it (every
+            # log.flush.offset.checkpoint.interval.ms)
+            checkpoint = getattr(manager, "checkpoint_recovery_points", None)
+            if checkpoint is not None:  # (older klamm versions, compared with PYTHONPATH)
+                checkpoint()
     if not unflushed:
         manager.flush_all()
     os._exit(0)  # no close: the files are as a SIGKILL leaves them

@@ -5,6 +5,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -308,3 +309,24 @@ def test_a_log_not_closed_by_the_manager_is_not_taken_for_clean(
     _corrupt_last_record(tmp_path / "t-0")
     lm = manager(tmp_path, clock)
     assert lm.log("t", 0).log_end_offset == 0  # type: ignore[union-attr]
+
+
+def test_opening_a_partition_lists_its_directory_once(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At start-up on a cold cache every listdir of a partition directory is a disk read (half
+    of the start-up time of 10,000 partitions here); the log reads one listing, not two."""
+    lm = manager(tmp_path, clock)
+    lm.create_topic("many", 50, {})
+    lm.close()
+    listed: list[str] = []
+    real = os.listdir
+
+    def counting(path: Any = None) -> list[str]:
+        listed.append(str(path))
+        return real(path) if path is not None else real()
+
+    monkeypatch.setattr(os, "listdir", counting)
+    manager(tmp_path, clock)
+    partition_dirs = [p for p in listed if Path(p).name.startswith("many-")]
+    assert len(partition_dirs) == 50

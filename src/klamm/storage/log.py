@@ -298,9 +298,12 @@ class PartitionLog:
         clean_shutdown: bool,
     ) -> PartitionLog:
         directory.mkdir(parents=True, exist_ok=True)
+        # One listing serves every step below (at start-up, on a cold cache, each listdir of
+        # each partition is a disk read).
+        names = os.listdir(directory)
         marker = directory / CLEAN_SHUTDOWN_FILE
         clean = clean_shutdown
-        if marker.exists():
+        if CLEAN_SHUTDOWN_FILE in names:
             clean = True
             marker.unlink()
             # Durably forget the marker before writing anything: a crash from now on must
@@ -308,10 +311,12 @@ class PartitionLog:
             fsync_dir(directory)
         # Finish or roll back a segment replacement a crash interrupted. A log ever compacted
         # may have offset gaps even if its cleanup.policy no longer says compact.
-        swapped = recover_interrupted_swaps(directory)
-        compacted = swapped or (directory / CLEANER_OFFSET_FILE).exists()
+        swapped = recover_interrupted_swaps(directory, names)
+        if swapped or any(n.endswith((CLEANED_SUFFIX, SWAP_SUFFIX)) for n in names):
+            names = os.listdir(directory)  # the replacement changed the directory
+        compacted = swapped or CLEANER_OFFSET_FILE in names
         created = now_ms()
-        bases = cls._scan_directory(directory, created)
+        bases = cls._scan_directory(directory, created, names)
         # CRC-checked: segments from this base on, from this position in the first of them.
         verify_from: tuple[int, int] | None = None
         if not clean:
@@ -419,12 +424,13 @@ class PartitionLog:
                         directory, base, position, moved)  # fmt: skip
 
     @staticmethod
-    def _scan_directory(directory: Path, now_ms: int) -> list[int]:
-        """Segment base offsets found; removes leftover tmp files and orphan index files, and
-        sets aside segment files whose name no broker could have written."""
+    def _scan_directory(directory: Path, now_ms: int, names: list[str]) -> list[int]:
+        """Segment base offsets found in `names` (the directory's listing); removes leftover
+        tmp files and orphan index files, and sets aside segment files whose name no broker
+        could have written."""
         logs: set[int] = set()
         others: list[tuple[int, Path]] = []
-        for path in directory.iterdir():
+        for path in (directory / name for name in names):
             if path.name.endswith(".tmp") or path.name.endswith(".deleted"):
                 path.unlink(missing_ok=True)
                 continue

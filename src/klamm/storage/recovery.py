@@ -233,13 +233,17 @@ def replacement_name(base: int, end: int) -> str:
     return f"{segment_name(base)}-{segment_name(end)}{CLEANED_SUFFIX}"
 
 
-def recover_interrupted_swaps(directory: Path) -> bool:
+def recover_interrupted_swaps(directory: Path, names: list[str] | None = None) -> bool:
     """Finish or roll back every segment replacement a crash interrupted (see "Segment
-    replacement" above). Returns True if one was completed (the log was compacted, so its
-    offsets may have gaps)."""
+    replacement" above). `names`: the directory's listing, if the caller has it (one listdir
+    per partition at start-up, not two: on a cold cache each costs a disk read). Returns True
+    if one was completed (the log was compacted, so its offsets may have gaps)."""
     temps: list[tuple[int, int, str, Path]] = []
     segment_files: list[tuple[int, Path]] = []
-    for path in directory.iterdir():
+    listing = os.listdir(directory) if names is None else names
+    if not any(n.endswith((CLEANED_SUFFIX, SWAP_SUFFIX)) for n in listing):
+        return False  # the common case: nothing to do
+    for path in (directory / name for name in listing):
         match = _REPLACEMENT_FILE.match(path.name)
         if match is not None:
             temps.append((int(match.group(1)), int(match.group(2)), match.group(3), path))
