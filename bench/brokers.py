@@ -52,13 +52,14 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 2
 
 
 @contextlib.contextmanager
-def klamm_broker(**settings: object) -> Iterator[Broker]:
-    """`python -m klamm broker` in a child process on a fresh data dir (flush policy: fsync);
-    `settings`: more BrokerConfig fields."""
+def klamm_broker(name: str = "klamm", **settings: object) -> Iterator[Broker]:
+    """`python -m klamm broker` in a child process on a fresh data dir (flush policy: fsync,
+    unless `settings`, more BrokerConfig fields, say otherwise)."""
     from klamm.testing import EmbeddedBroker
 
-    with EmbeddedBroker(mode="subprocess", flush_policy="fsync", **settings) as broker:
-        yield Broker("klamm", broker.bootstrap, broker.pid)
+    settings = {"flush_policy": "fsync", **settings}
+    with EmbeddedBroker(mode="subprocess", **settings) as broker:
+        yield Broker(name, broker.bootstrap, broker.pid)
 
 
 def find_tansu(install: bool = True) -> Path | None:

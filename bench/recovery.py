@@ -7,9 +7,9 @@ known durable; and what a lagging consumer costs a producer.
 Recovery: a child process writes the data through the storage layer as a broker does (batches
 of 64 x 1 KiB records, every partition flushed, i.e. acknowledged acks=all, and its recovery
 point checkpointed, as a broker does every log.flush.offset.checkpoint.interval.ms), optionally
-appends --unflushed-mb more without flushing, then exits without closing anything (the files are as a
-SIGKILL leaves them: in the page cache, no clean-shutdown marker). `python -m klamm broker` is
-then timed from its start to listening; it recovers every log first.
+appends --unflushed-mb more without flushing, then exits without closing anything (the files
+are as a SIGKILL leaves them: in the page cache, no clean-shutdown marker). `python -m klamm
+broker` is then timed from its start to listening; it recovers every log first.
 
 Lagging consumer: klamm (subprocess, fsync) holds --gb of old data in one topic; an acks=all
 producer writes 100 B messages to another for 5 s, alone and then while a consumer reads the old

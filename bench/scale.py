@@ -56,10 +56,15 @@ RECOVERY_GB = [0.1, 0.3, 1.0]
 RECOVERY_PARTITIONS = [1, 1000]
 
 Point = dict[str, Any]
+OS_FLUSH = "klamm, no fsync"  # the partitions sweep's third series, with --os-flush
 
 
-def _brokers(with_tansu: bool, **klamm_settings: Any) -> Iterator[tuple[str, Any]]:
+def _brokers(
+    with_tansu: bool, os_flush: bool = False, **klamm_settings: Any
+) -> Iterator[tuple[str, Any]]:
     yield "klamm", klamm_broker(**klamm_settings)
+    if os_flush:  # Kafka's default: acknowledged once in the page cache, no fsync
+        yield OS_FLUSH, klamm_broker(OS_FLUSH, flush_policy="os", **klamm_settings)
     if with_tansu:
         binary = find_tansu()
         if binary is not None:
@@ -82,7 +87,7 @@ def sweep_partitions(args: argparse.Namespace, console: Console, progress: Progr
     for _round in range(args.rounds):
         for partitions in PARTITIONS:
             settings = {"max_broker_partitions": max(10_000, partitions + 100)}
-            for name, manager in _brokers(not args.no_tansu, **settings):
+            for name, manager in _brokers(not args.no_tansu, args.os_flush, **settings):
 
                 def one(manager: Any = manager, partitions: int = partitions) -> Point:
                     with manager as broker:
@@ -376,7 +381,7 @@ def plot(data: dict[str, Any], out_dir: Path) -> list[Path]:
                     [y - r["lo"] for y, r in zip(ys, mine, strict=True)],
                     [r["hi"] - y for y, r in zip(ys, mine, strict=True)],
                 ]
-                style = "-o" if series[0] == "klamm" else "--s"
+                style = "--s" if series[0] == "Tansu" else "-o"
                 color = COLORS.get(series[0] if len(series) == 1 else series[1])
                 ax.errorbar(
                     xs, ys, yerr=err, fmt=style, capsize=3, label=_label(series), color=color
@@ -437,6 +442,11 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> None:
         nargs="*",
         default=[],
         help="more recovery sizes, e.g. 10 (check free disk)",
+    )
+    parser.add_argument(
+        "--os-flush",
+        action="store_true",
+        help="partitions sweep: also klamm with klamm.flush.policy=os",
     )
     parser.add_argument("--out", type=Path, default=DOCS)
     parser.add_argument("--plot-only", action="store_true", help="redraw from the JSON")
