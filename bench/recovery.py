@@ -99,6 +99,9 @@ def measure(
         child.join()
         if child.exitcode != 0:
             raise RuntimeError(f"the data writer failed ({child.exitcode})")
+        # Let the kernel write back the gigabytes just written: the start-up timed below must
+        # not share the disk with that (a broker killed in steady state has little dirty data).
+        os.sync()
         broker = BrokerProcess(data_dir, 0, {"max.broker.partitions": str(max(partitions, 10_000))})
         try:
             start_s = broker.start()
