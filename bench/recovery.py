@@ -5,8 +5,9 @@ known durable; and what a lagging consumer costs a producer.
     python -m bench.recovery --lagging [--gb 2]
 
 Recovery: a child process writes the data through the storage layer as a broker does (batches
-of 64 x 1 KiB records, every partition flushed, i.e. acknowledged acks=all, and its recovery
-point checkpointed, as a broker does every log.flush.offset.checkpoint.interval.ms), optionally
+of 64 x 1 KiB records, every partition flushed, i.e. acknowledged acks=all, its recovery point
+checkpointed and its producer state snapshotted, as a broker does every minute and every 30 s:
+the state of a broker killed a minute after the data was acknowledged), optionally
 appends --unflushed-mb more without flushing, then exits without closing anything (the files
 are as a SIGKILL leaves them: in the page cache, no clean-shutdown marker). `python -m klamm
 broker` is then timed from its start to listening; it recovers every log first.
@@ -30,6 +31,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.brokers import Broker, create_topic, klamm_broker
 from bench.partitions import BrokerProcess
@@ -80,9 +82,26 @@ def _write(data_dir: str, total: int, partitions: int, unflushed: int) -> None:
             checkpoint = getattr(manager, "checkpoint_recovery_points", None)
             if checkpoint is not None:  # (older klamm versions, compared with PYTHONPATH)
                 checkpoint()
+            _snapshot_producers(manager, partitions)
     if not unflushed:
         manager.flush_all()
     os._exit(0)  # no close: the files are as a SIGKILL leaves them
+
+
+def _snapshot_producers(manager: Any, partitions: int) -> None:
+    """Write each partition's producer-state snapshot, as the broker does every 30 s
+    (broker/transactions/producers.py): a restart replays only the log after it."""
+    from klamm.broker.transactions.producers import PartitionProducers
+    from klamm.storage.producer_state import open_directory, write_snapshot_at
+
+    topic_id = manager.topic(TOPIC).topic_id
+    for p in range(partitions):
+        plog = manager.log(TOPIC, p)
+        dir_fd = open_directory(plog.directory)
+        try:
+            write_snapshot_at(dir_fd, PartitionProducers().snapshot(plog.log_end_offset, topic_id))
+        finally:
+            os.close(dir_fd)
 
 
 def measure(
