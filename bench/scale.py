@@ -386,7 +386,9 @@ def plot(data: dict[str, Any], out_dir: Path) -> list[Path]:
                 ax.errorbar(
                     xs, ys, yerr=err, fmt=style, capsize=3, label=_label(series), color=color
                 )
-            if sweep != "recovery":
+            if sweep == "connections":  # 0 connections is a point too
+                ax.set_xscale("symlog", linthresh=100)
+            elif sweep != "recovery":
                 ax.set_xscale("log")
             if metric in ("p50_ms", "p99_ms") or sweep == "sizes":
                 ax.set_yscale("log")
