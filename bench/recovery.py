@@ -26,7 +26,6 @@ import multiprocessing as mp
 import os
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -190,7 +189,8 @@ def _produce_for(bootstrap: str, topic: str, seconds: float) -> float:
     return delivered[0] / (time.perf_counter() - start)
 
 
-def _read_old(bootstrap: str, topic: str, stop: threading.Event, read: list[int]) -> None:
+def _read_old(bootstrap: str, topic: str, stop: Any, read: Any) -> None:
+    """A child process: read `topic` from the start until `stop` is set, counting in `read`."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lag-{uuid.uuid4().hex}",
@@ -198,7 +198,9 @@ def _read_old(bootstrap: str, topic: str, stop: threading.Event, read: list[int]
     consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     try:
         while not stop.is_set():
-            read[0] += len(consumer.consume(10_000, 0.2))
+            got = len(consumer.consume(10_000, 0.2))
+            with read.get_lock():
+                read.value += got
     finally:
         consumer.close()
 
@@ -214,17 +216,20 @@ def lagging(broker: Broker, old_gb: float, rounds: int, console: Console) -> dic
     read_rates: list[float] = []
     for _ in range(rounds):
         alone.append(_produce_for(broker.bootstrap, new, 5))
-        stop, read = threading.Event(), [0]
-        # The reader runs in this process's thread: librdkafka fetches in its own threads, and
-        # the reading loop releases the GIL while it waits, as the producer's does.
-        reader = threading.Thread(target=_read_old, args=(broker.bootstrap, old, stop, read))
+        # The reader is a process of its own, as a real lagging consumer is (in this one, it
+        # would take the producer's GIL).
+        ctx = mp.get_context("spawn")
+        stop, read = ctx.Event(), ctx.Value("q", 0)
+        reader = ctx.Process(target=_read_old, args=(broker.bootstrap, old, stop, read))
         reader.start()
-        time.sleep(1)  # the reader is fetching
-        started, before = time.perf_counter(), read[0]
+        deadline = time.monotonic() + 30
+        while read.value == 0 and time.monotonic() < deadline:  # the reader is fetching
+            time.sleep(0.05)
+        started, before = time.perf_counter(), read.value
         with_reader.append(_produce_for(broker.bootstrap, new, 5))
-        read_rates.append((read[0] - before) / (time.perf_counter() - started))
+        read_rates.append((read.value - before) / (time.perf_counter() - started))
         stop.set()
-        reader.join()
+        reader.join(30)
     return {
         "old_gb": old_gb,
         "alone": alone,
