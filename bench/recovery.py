@@ -12,11 +12,11 @@ appends --unflushed-mb more without flushing, then exits without closing anythin
 are as a SIGKILL leaves them: in the page cache, no clean-shutdown marker). `python -m klamm
 broker` is then timed from its start to listening; it recovers every log first.
 
-Lagging consumer: klamm (subprocess, fsync) holds --gb of old data in one topic; an acks=all
-producer writes 100 B messages to another for 5 s, alone and then while a consumer reads the old
-data from the start as fast as it can. Rounds alternate the two; the page cache holds the old
-data (this machine has the memory), so this measures the broker's sharing of CPU and locks, not
-the disk.
+Lagging consumer: klamm (subprocess, fsync) holds --gb of old data in a one-partition topic; an
+acks=all producer appends 100 B messages to it for 5 s, alone and then while a consumer (another
+process) reads the partition from the start as fast as it can. Rounds alternate the two; the
+page cache holds the old data (this machine has the memory), so this measures the broker's
+sharing of CPU and locks, not the disk.
 """
 
 from __future__ import annotations
@@ -206,9 +206,9 @@ def _read_old(bootstrap: str, topic: str, stop: Any, read: Any) -> None:
 
 
 def lagging(broker: Broker, old_gb: float, rounds: int, console: Console) -> dict[str, object]:
-    old, new = f"old-{uuid.uuid4().hex[:6]}", f"new-{uuid.uuid4().hex[:6]}"
+    # One partition: the reader reads its old data while the producer appends to its end.
+    old = new = f"lag-{uuid.uuid4().hex[:6]}"
     create_topic(broker.bootstrap, old)
-    create_topic(broker.bootstrap, new)
     console.print(f"  writing {old_gb:g} GB of old data")
     _fill(broker.bootstrap, old, int(old_gb * 1e9))
     alone: list[float] = []
