@@ -16,7 +16,7 @@ Sweeps, each against klamm (subprocess broker, fresh data dir, fsync before acks
 Writes docs/scale.json (the numbers; sweeps not run keep their previous numbers),
 docs/scale.md (tables) and docs/scale-*.png (plots; needs matplotlib: `pip install
 klamm[bench]`). Figures are medians over the rounds, with their range. The whole run takes
-minutes; --quick a fraction of that, for checking the command.
+minutes (about 20 here); --quick a fraction of that, for checking the command.
 """
 
 from __future__ import annotations
