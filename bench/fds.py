@@ -55,7 +55,18 @@ def write_data(data_dir: Path, partitions: int, segments: int) -> None:
         plog.close()
 
 
-def _request(sock: socket.socket, api_key: int, version: int, **fields: Any) -> Any:
+def request(sock: socket.socket, api_key: int, version: int, **fields: Any) -> Any:
+    """Send one request built from `fields`; the decoded response."""
+    return decode(api_key, version, exchange(sock, api_key, version, **fields))
+
+
+def decode(api_key: int, version: int, frame: bytes) -> Any:
+    rcls = response_type(api_key, version)
+    return entity_reader(rcls)(frame, 4 + (1 if rcls.__flexible__ else 0))[0]
+
+
+def exchange(sock: socket.socket, api_key: int, version: int, **fields: Any) -> bytes:
+    """Send one request built from `fields`; the response frame as received (not decoded)."""
     cls = request_type(api_key, version)
     body = io.BytesIO()
     entity_writer(cls)(body, build(cls, **fields))
@@ -65,9 +76,7 @@ def _request(sock: socket.socket, api_key: int, version: int, **fields: Any) -> 
     payload = head + body.getvalue()
     sock.sendall(struct.pack(">i", len(payload)) + payload)
     size = struct.unpack(">i", _recv(sock, 4))[0]
-    frame = _recv(sock, size)
-    rcls = response_type(api_key, version)
-    return entity_reader(rcls)(frame, 4 + (1 if rcls.__flexible__ else 0))[0]
+    return _recv(sock, size)
 
 
 def _recv(sock: socket.socket, n: int) -> bytes:
@@ -83,7 +92,7 @@ def _recv(sock: socket.socket, n: int) -> bytes:
 def fetch_all(port: int, partitions: int) -> int:
     """One Fetch of offset 0 of every partition; returns how many answered without error."""
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-        response = _request(
+        response = request(
             sock, 1, 11, replica_id=-1, max_wait=0, min_bytes=0, max_bytes=64 << 20,
             isolation_level=0, session_id=0, session_epoch=-1, forgotten_topics_data=[],
             rack_id="", topics=[{"topic": TOPIC, "partitions": [
@@ -98,7 +107,7 @@ def new_connections_served(port: int, count: int) -> int:
     for _ in range(count):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                _request(sock, 18, 0)
+                request(sock, 18, 0)
                 served += 1
         except OSError:
             pass

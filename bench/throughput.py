@@ -59,10 +59,25 @@ def _progress(console: Console) -> Progress:
 
 
 def produce(
-    bootstrap: str, topic: str, count: int, size: int, progress: Progress, label: str
+    bootstrap: str,
+    topic: str,
+    count: int,
+    size: int,
+    progress: Progress,
+    label: str,
+    partitions: int = 1,
+    extra: dict[str, object] | None = None,
 ) -> float:
+    """Seconds to produce `count` messages of `size` bytes, spread round-robin over
+    `partitions` (from 0), until every one is acknowledged; `extra`: more producer settings."""
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "enable.idempotence": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "linger.ms": 5,
+            "enable.idempotence": False,
+            **(extra or {}),
+        }
     )
     payload = b"x" * size
     errors: list[object] = []
@@ -76,7 +91,7 @@ def produce(
     i = 0
     while i < count:
         try:
-            producer.produce(topic, payload, partition=0, on_delivery=report)
+            producer.produce(topic, payload, partition=i % partitions, on_delivery=report)
         except BufferError:
             producer.poll(0.001)
             continue
@@ -92,7 +107,18 @@ def produce(
     return elapsed
 
 
-def consume(bootstrap: str, topic: str, count: int, progress: Progress, label: str) -> float:
+def consume(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    progress: Progress,
+    label: str,
+    partitions: int = 1,
+    timeout: float | None = None,
+) -> float:
+    """Seconds from assign() to the `count`th message, reading `partitions` from the start.
+    With `timeout`, a consumer still short of `count` then stops and the seconds are
+    extrapolated from its rate so far (a broker slow at this bounds the run, not fails it)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -103,12 +129,14 @@ def consume(bootstrap: str, topic: str, count: int, progress: Progress, label: s
     task = progress.add_task(f"{label}: consume", total=count)
     try:
         start = time.perf_counter()
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         got = 0
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + (timeout or 300)
         while got < count:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"consumed only {got} of {count}")
+                if timeout is None or not got:
+                    raise RuntimeError(f"consumed only {got} of {count}")
+                return (time.perf_counter() - start) * count / got
             batch = consumer.consume(10_000, 1.0)
             if not batch:
                 continue

@@ -42,3 +42,16 @@ def test_call_runs_on_the_broker_loop() -> None:
         assert broker.call(lambda: broker.broker.config.node_id) == broker.broker.config.node_id
     with pytest.raises(RuntimeError, match="running broker"):
         broker.call(lambda: None)
+
+
+def test_a_subprocess_broker_takes_the_partition_limit() -> None:
+    """Subprocess mode passes max.broker.partitions on (it used to run with the default, so a
+    benchmark asking for more partitions was refused)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    with EmbeddedBroker(mode="subprocess", max_broker_partitions=3) as broker:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        with pytest.raises(Exception, match=r"max\.broker\.partitions is 3"):
+            admin.create_topics([NewTopic("four", 4, 1)])["four"].result(timeout=30)
+        assert broker.pid is not None
+    assert broker.pid is None

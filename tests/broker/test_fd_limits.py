@@ -327,3 +327,60 @@ def test_segment_open_files_max_is_a_broker_setting() -> None:
     for bad in ("0", "-1", "many"):
         with pytest.raises(ConfigFileError):
             config_from_properties({"klamm.log.segment.open.files.max": bad}, BrokerConfig())
+
+
+THOUSANDS = 1200  # partitions: almost 5x the fd limit (the 50,000 figure is bench/partitions.py's)
+
+
+def _create_partitions(wire: Wire, name: str, partitions: int) -> None:
+    response = wire.request(
+        19, 4, timeout=120_000, validate_only=False,
+        topics=[{"name": name, "num_partitions": partitions, "replication_factor": 1,
+                 "assignments": [], "configs": []}],
+    )  # fmt: skip
+    assert response.topics[0].error_code == ErrorCode.none, response.topics[0]
+
+
+def _fetch_every_partition(wire: Wire, name: str, partitions: int) -> list[bytes | None]:
+    response = wire.request(
+        1, 11, replica_id=-1, max_wait=0, min_bytes=0, max_bytes=16 << 20, isolation_level=0,
+        session_id=0, session_epoch=-1, forgotten_topics_data=[], rack_id="",
+        topics=[{"topic": name, "partitions": [
+            {"partition": p, "current_leader_epoch": -1, "fetch_offset": 0,
+             "log_start_offset": -1, "partition_max_bytes": 300} for p in range(partitions)]}],
+    )  # fmt: skip
+    answers = response.responses[0].partitions
+    assert [a.error_code for a in answers] == [ErrorCode.none] * partitions
+    return [r.value for a in answers for r in records_of([bytes(a.records)])]
+
+
+def test_thousands_of_partitions_under_a_low_fd_limit_are_written_and_restarted(
+    tmp_path: Path,
+) -> None:
+    """Partitions are bounded by memory, not descriptors (issue 17): 1,200 partitions created,
+    written and read through the wire under a 256-fd limit, then after a clean restart (one
+    clean-shutdown marker for the data directory) and after SIGKILL."""
+    broker = LimitedBroker(tmp_path / "data", tmp_path / "broker.log")
+    broker.start()
+    try:
+        with Wire(broker.bootstrap, timeout=120) as wire:
+            _create_partitions(wire, "many", THOUSANDS)
+            batch = build_batch(RecordBatch(records=[Record(0, 0, None, b"v")]))
+            response = wire.request(
+                0, 7, transactional_id=None, acks=-1, timeout=60_000,
+                topic_data=[{"name": "many", "partition_data": [
+                    {"index": p, "records": batch} for p in range(THOUSANDS)]}],
+            )  # fmt: skip
+            codes = {p.error_code for p in response.responses[0].partition_responses}
+            assert codes == {ErrorCode.none}
+            assert _fetch_every_partition(wire, "many", THOUSANDS) == [b"v"] * THOUSANDS
+        assert broker.open_fds() < FD_LIMIT // 2
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            broker.stop(sig)
+            broker.start()
+            assert "is offline" not in broker.log()
+            with Wire(broker.bootstrap, timeout=120) as wire:
+                assert _fetch_every_partition(wire, "many", THOUSANDS) == [b"v"] * THOUSANDS
+            assert broker.open_fds() < FD_LIMIT // 2
+    finally:
+        broker.stop(signal.SIGKILL)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -157,29 +158,79 @@ def test_clean_shutdown_skips_crc_scan(tmp_path: Path) -> None:
     again.close()
 
 
-def test_recovery_point_skips_crc_of_fsynced_segments(tmp_path: Path) -> None:
+def _flip(directory: Path, result: AppendResult) -> None:
+    """Flip a payload byte of that batch: its CRC fails, its framing stays valid."""
+    path = directory / (segment_name(result.segment_base_offset) + ".log")
+    raw = bytearray(path.read_bytes())
+    raw[result.position + 70] ^= 0xFF
+    path.write_bytes(raw)
+
+
+def _offsets(plog: PartitionLog) -> set[int]:
+    return {o for h, _ in plog.batches_from(0) for o in range(h.base_offset, h.next_offset)}
+
+
+def test_recovery_point_skips_crc_of_fsynced_bytes(tmp_path: Path) -> None:
     plog = PartitionLog.open(tmp_path, CONFIG, FakeClock())
     results = [plog.append(make_batch(5, tag=i)) for i in range(30)]
     plog.flush()
+    active = results[-1].segment_base_offset
+    size = results[-1].position + results[-1].size
+    assert (tmp_path / "recovery-point").read_text().strip() == f"{active} {size}"
+    unflushed = [plog.append(make_batch(1, value_size=1))]
+    assert {r.segment_base_offset for r in unflushed} == {active}  # same segment, no roll
     plog.discard()
-    bases = sorted({r.segment_base_offset for r in results})
-    assert (tmp_path / "recovery-point").read_text().strip() == str(bases[-1])
-    # A payload flip in a sealed, fsynced segment is bit rot, not a torn write: the cheap
-    # structural check on open does not see it (Kafka's recovery point behaves the same) ...
-    sealed = [r for r in results if r.segment_base_offset == bases[0]][1]
-    path = tmp_path / (segment_name(bases[0]) + ".log")
-    raw = bytearray(path.read_bytes())
-    raw[sealed.position + 70] ^= 0xFF
-    path.write_bytes(raw)
-    # ... while the active segment, past the recovery point, is CRC-checked.
-    active = next(r for r in results if r.segment_base_offset == bases[-1])
-    path = tmp_path / (segment_name(bases[-1]) + ".log")
-    raw = bytearray(path.read_bytes())
-    raw[active.position + 70] ^= 0xFF
-    path.write_bytes(raw)
+    # A payload flip in fsynced bytes is bit rot, not a torn write: the cheap structural check
+    # on open does not see it (Kafka's recovery point behaves the same), in a sealed segment
+    # or in the active one before the recovery point ...
+    sealed = next(r for r in results if r.segment_base_offset < active)
+    flushed_active = next(r for r in results if r.segment_base_offset == active)
+    for result in (sealed, flushed_active, unflushed[0]):
+        _flip(tmp_path, result)
     again = PartitionLog.open(tmp_path, CONFIG, FakeClock())
-    got = {o for h, _ in again.batches_from(0) for o in range(h.base_offset, h.next_offset)}
-    assert set(range(sealed.base_offset, sealed.last_offset + 1)) <= got  # not seen
-    assert not got & set(range(active.base_offset, active.last_offset + 1))  # cut out
-    assert again.log_end_offset == results[-1].last_offset + 1  # later batches kept
+    got = _offsets(again)
+    for seen in (sealed, flushed_active):
+        assert set(range(seen.base_offset, seen.last_offset + 1)) <= got  # not seen
+    # ... while what was written after it is CRC-checked.
+    assert not got & set(range(unflushed[0].base_offset, unflushed[0].last_offset + 1))
+    assert again.log_end_offset == unflushed[0].base_offset  # cut there
+    again.close()
+
+
+def test_the_recovery_point_moves_inside_the_active_segment_on_checkpoint(tmp_path: Path) -> None:
+    """Recovery time follows what was written since the last checkpoint, not the data held: a
+    log that never rolls used to be CRC-checked whole after every crash (issue 17: 1,000
+    partitions of 10 MB each are 10 GB of active segments)."""
+    big = LogConfig(segment_bytes=1 << 30)
+    plog = PartitionLog.open(tmp_path, big, FakeClock())
+    results = [plog.append(make_batch(5, tag=i)) for i in range(20)]
+    plog.flush()
+    assert plog.checkpoint_recovery_point()
+    assert not plog.checkpoint_recovery_point()  # nothing new flushed: no write
+    later = plog.append(make_batch(5, tag=99))
+    plog.flush()  # flushed, but not checkpointed yet
+    plog.discard()
+    size = results[-1].position + results[-1].size
+    assert (tmp_path / "recovery-point").read_text().strip() == f"0 {size}"
+    _flip(tmp_path, results[3])  # before the checkpoint: not CRC-checked
+    _flip(tmp_path, later)  # after it: CRC-checked and cut
+    again = PartitionLog.open(tmp_path, big, FakeClock())
+    assert set(range(results[3].base_offset, results[3].last_offset + 1)) <= _offsets(again)
+    assert again.log_end_offset == later.base_offset
+    again.close()
+
+
+@pytest.mark.parametrize("text", ["0 999999", "0 -1", "7 0", "x", "0 1 2", "0\n"])
+def test_an_implausible_recovery_point_means_a_full_check(tmp_path: Path, text: str) -> None:
+    """Set aside (so it cannot come back into force), and recovery CRC-checks from the start;
+    `0` alone is what earlier versions wrote (a segment base) and is honoured as such."""
+    big = LogConfig(segment_bytes=1 << 30)
+    plog = PartitionLog.open(tmp_path, big, FakeClock())
+    results = [plog.append(make_batch(5, tag=i)) for i in range(5)]
+    plog.discard()
+    _flip(tmp_path, results[1])
+    (tmp_path / "recovery-point").write_text(text)
+    again = PartitionLog.open(tmp_path, big, FakeClock())
+    assert not _offsets(again) & set(range(results[1].base_offset, results[1].last_offset + 1))
+    assert (tmp_path / "recovery-point").exists() == (text == "0\n")
     again.close()

@@ -201,6 +201,7 @@ class Broker:
             )
             log.info("metrics at http://%s:%d/metrics", self.config.metrics_host, self.metrics_port)
         self._background.append(asyncio.create_task(self._log_maintenance_loop()))
+        self._background.append(asyncio.create_task(self._recovery_checkpoint_loop()))
         log.info(
             "klamm broker %s listening on %s://%s:%d (advertised %s:%d), %d topics recovered, "
             "started in %.0f ms, fd limit %s", self.cluster_id, self.config.security_protocol,
@@ -285,6 +286,17 @@ class Broker:
         await asyncio.gather(*self._purges, return_exceptions=True)
         await asyncio.to_thread(self.logs.close)
         log.info("klamm broker stopped cleanly")
+
+    async def _recovery_checkpoint_loop(self) -> None:
+        """Every log.flush.offset.checkpoint.interval.ms: record each log's flushed position,
+        so recovery after a crash depends on recent writes, not on the data held."""
+        interval = self.config.recovery_checkpoint_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.logs.checkpoint_recovery_points)
+            except Exception:
+                log.exception("recovery point checkpoint failed")
 
     async def _log_maintenance_loop(self) -> None:
         """Every log.retention.check.interval.ms: delete what retention allows, then compact

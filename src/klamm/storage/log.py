@@ -6,9 +6,13 @@ Files in the partition directory:
     <20-digit base offset>.log / .index / .timeindex   segments (see segment.py, index.py)
     log-start-offset      decimal text: the log start offset when DeleteRecords raised it above
                           the first segment's base (written atomically: tmp, fsync, rename)
-    .klamm_cleanshutdown  present only between a clean `close()` and the next `open()`
-    recovery-point        decimal text: every segment with a smaller base offset is sealed and
-                          was fsynced; written (atomically) by `flush()` after a roll
+    .klamm_cleanshutdown  present only between a clean `close()` and the next `open()` (a
+                          LogManager instead writes one marker for its whole data directory:
+                          see log_manager.py; it opens the log with `clean_shutdown=True`)
+    recovery-point        `<segment base> <position>`: every byte of the log before that
+                          position of that segment was fsynced; written (atomically) by
+                          `flush()` after a roll and by `checkpoint_recovery_point()` (on a
+                          timer); older versions wrote the segment base alone (position 0)
     damaged/              what recovery set aside (recovery.py): never read, never deleted
     cleaner-offset        the cleaner's checkpoint (cleaner_manager.py owns it; see below)
     <base>-<end>.log.cleaned / .log.swap
@@ -20,8 +24,9 @@ Crash behaviour:
     and the directory when segments were created, so everything appended before `flush()` was
     called is durable when it returns.
   * `open()` after a clean shutdown trusts consistent index files and scans only segment tails.
-    Otherwise every segment from the recovery point on is CRC-checked batch by batch (older,
-    fsynced ones get the cheap structural check). What fails is handled as under "Damage".
+    Otherwise every byte from the recovery point on is CRC-checked batch by batch (older,
+    fsynced ones get the cheap structural check), so recovery time follows what was written
+    since the last checkpoint, not the data held. What fails is handled as under "Damage".
   * Checkpoint files are hints, checked against the segments: a `recovery-point` past the last
     segment's base (it would exempt the active segment from the CRC check) or a
     `log-start-offset` past the log end (it would hide every record), or either one not a
@@ -116,6 +121,7 @@ from klamm.storage.recovery import (
     check_cleaner_offset,
     move_aside,
     read_checkpoint,
+    read_recovery_point,
     recover_interrupted_swaps,
     replacement_name,
     set_aside_cut,
@@ -251,7 +257,10 @@ class PartitionLog:
         self._flush_lock = threading.Lock()
         self._dirty: dict[int, LogSegment] = {}  # base offset -> segment written since flush
         self._dir_dirty = False
-        self._recovery_point = segments[-1].base_offset if segments else 0
+        # (segment base, position): every byte before it is fsynced. `_recovery_point` is what
+        # the recovery-point file says; `_flushed` what the last flush made durable.
+        self._recovery_point = (segments[-1].base_offset if segments else 0, 0)
+        self._flushed = self._recovery_point
         self._offline: str | None = None
         self._closed = False
 
@@ -264,12 +273,16 @@ class PartitionLog:
         config: LogConfig,
         now_ms: Callable[[], int],
         files: SegmentFiles | None = None,
+        *,
+        clean_shutdown: bool = False,
     ) -> PartitionLog:
         """Create the directory or recover the log in it (see the crash behaviour above).
         `files`: the cache its segment files are opened through (handles.py); by default the
-        process-wide one."""
+        process-wide one. `clean_shutdown`: the caller knows the log was closed cleanly (by
+        `close(mark_clean=False)`) and has durably forgotten that before this call, as the
+        log's own marker would be."""
         try:
-            return cls._open(directory, config, now_ms, files)
+            return cls._open(directory, config, now_ms, files, clean_shutdown)
         except OSError as exc:
             # The file and the OS's words: what an operator needs to fix it.
             cause = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
@@ -281,35 +294,42 @@ class PartitionLog:
         directory: Path,
         config: LogConfig,
         now_ms: Callable[[], int],
-        files: SegmentFiles | None = None,
+        files: SegmentFiles | None,
+        clean_shutdown: bool,
     ) -> PartitionLog:
         directory.mkdir(parents=True, exist_ok=True)
+        # One listing serves every step below (at start-up, on a cold cache, each listdir of
+        # each partition is a disk read).
+        names = os.listdir(directory)
         marker = directory / CLEAN_SHUTDOWN_FILE
-        clean = marker.exists()
-        if clean:
+        clean = clean_shutdown
+        if CLEAN_SHUTDOWN_FILE in names:
+            clean = True
             marker.unlink()
             # Durably forget the marker before writing anything: a crash from now on must
             # trigger a full recovery.
             fsync_dir(directory)
         # Finish or roll back a segment replacement a crash interrupted. A log ever compacted
         # may have offset gaps even if its cleanup.policy no longer says compact.
-        swapped = recover_interrupted_swaps(directory)
-        compacted = swapped or (directory / CLEANER_OFFSET_FILE).exists()
+        swapped = recover_interrupted_swaps(directory, names)
+        if swapped or any(n.endswith((CLEANED_SUFFIX, SWAP_SUFFIX)) for n in names):
+            names = os.listdir(directory)  # the replacement changed the directory
+        compacted = swapped or CLEANER_OFFSET_FILE in names
         created = now_ms()
-        bases = cls._scan_directory(directory, created)
-        verify_from: int | None = None  # segments from here on are CRC-checked
+        bases = cls._scan_directory(directory, created, names)
+        # CRC-checked: segments from this base on, from this position in the first of them.
+        verify_from: tuple[int, int] | None = None
         if not clean:
-            last_base = bases[-1] if bases else 0
-            verify_from = read_checkpoint(
-                directory, RECOVERY_POINT_FILE, created, last_base,
-                "it is past the last segment's base offset, so no segment would be CRC-checked",
-            ) or 0  # fmt: skip
+            verify_from = read_recovery_point(directory, RECOVERY_POINT_FILE, created, bases)
+            verify_from = verify_from or (0, 0)
         segments: list[LogSegment] = []
         try:
             cls._load_segments(
                 directory, config, bases, segments, verify_from,
                 allow_gaps=config.compact or compacted, created=created, files=files,
             )  # fmt: skip
+            if verify_from is not None and verify_from[1]:
+                cls._check_recovery_point(directory, segments, verify_from, created)
             log_end = segments[-1].next_offset if segments else None
             start = read_checkpoint(
                 directory, LOG_START_OFFSET_FILE, created, log_end,
@@ -340,7 +360,7 @@ class PartitionLog:
         config: LogConfig,
         bases: list[int],
         segments: list[LogSegment],
-        verify_from: int | None,
+        verify_from: tuple[int, int] | None,
         *,
         allow_gaps: bool,
         created: int,
@@ -379,20 +399,38 @@ class PartitionLog:
                     pending.insert(0, found)
                     salvaged.add(found)
 
+            verify_at = 0
+            if verify_from is not None and base == verify_from[0] and base not in salvaged:
+                verify_at = verify_from[1]
             seg, _ = LogSegment.load(
                 directory, base, config.index_interval_bytes, created,
-                verify=base in salvaged or (verify_from is not None and base >= verify_from),
-                allow_gaps=allow_gaps, on_cut=on_cut, files=files,
+                verify=base in salvaged or (verify_from is not None and base >= verify_from[0]),
+                allow_gaps=allow_gaps, on_cut=on_cut, files=files, verify_at=verify_at,
             )  # fmt: skip
             segments.append(seg)
 
     @staticmethod
-    def _scan_directory(directory: Path, now_ms: int) -> list[int]:
-        """Segment base offsets found; removes leftover tmp files and orphan index files, and
-        sets aside segment files whose name no broker could have written."""
+    def _check_recovery_point(
+        directory: Path, segments: list[LogSegment], point: tuple[int, int], now_ms: int
+    ) -> None:
+        """A recovery point inside a segment that recovery cut below it (its "fsynced" bytes
+        were damaged) is set aside: left in place, it would exempt the bytes appended there
+        from the next recovery's CRC check."""
+        base, position = point
+        seg = next((s for s in segments if s.base_offset == base), None)
+        if seg is None or seg.size < position:
+            moved = move_aside(directory / RECOVERY_POINT_FILE, now_ms)
+            log.warning("log %s: recovery point %d:%d is past what recovery kept; moved to %s",
+                        directory, base, position, moved)  # fmt: skip
+
+    @staticmethod
+    def _scan_directory(directory: Path, now_ms: int, names: list[str]) -> list[int]:
+        """Segment base offsets found in `names` (the directory's listing); removes leftover
+        tmp files and orphan index files, and sets aside segment files whose name no broker
+        could have written."""
         logs: set[int] = set()
         others: list[tuple[int, Path]] = []
-        for path in directory.iterdir():
+        for path in (directory / name for name in names):
             if path.name.endswith(".tmp") or path.name.endswith(".deleted"):
                 path.unlink(missing_ok=True)
                 continue
@@ -534,9 +572,10 @@ class PartitionLog:
                 self._dirty.clear()
                 dir_dirty, self._dir_dirty = self._dir_dirty, False
                 pending = [(seg, seg.pending_index_bytes()) for seg in dirty]
-                # Every segment below the active one is sealed; after the fsyncs below they are
-                # durable, so recovery need not CRC-check them.
-                recovery_point = self._segments[-1].base_offset
+                # Every byte written so far is durable after the fsyncs below, so recovery need
+                # not CRC-check it.
+                active = self._segments[-1]
+                flushed = (active.base_offset, active.size)
             try:
                 for seg in dirty:
                     seg.sync()
@@ -554,17 +593,34 @@ class PartitionLog:
                 with self._lock:
                     self._offline = f"fsync failed: {exc}"
                 raise KafkaStorageError(f"flush of {self.directory} failed: {exc}") from exc
-            if recovery_point > self._recovery_point:
-                # Only after a roll: one extra fsync per segment, not per flush. It is an
-                # optimisation (a stale one means a longer scan), so failing it is not fatal.
-                try:
-                    write_atomically(
-                        self.directory / RECOVERY_POINT_FILE, f"{recovery_point}\n".encode()
-                    )
-                    self._recovery_point = recovery_point
-                except OSError as exc:
-                    log.warning("log %s: cannot write recovery point: %s", self.directory, exc)
+            self._flushed = max(self._flushed, flushed)
+            if flushed[0] > self._recovery_point[0]:
+                # After a roll: one extra fsync per segment, not per flush (the position inside
+                # the active segment is checkpointed by checkpoint_recovery_point, on a timer).
+                self._write_recovery_point()
             self._write_indexes(pending)
+
+    def checkpoint_recovery_point(self) -> bool:
+        """Record what the last flush made durable (if it moved), so that recovery after a
+        crash CRC-checks only what was written since: Kafka's recovery-point checkpoint, taken
+        every log.flush.offset.checkpoint.interval.ms, but down to the byte. Returns whether a
+        file was written (two fsyncs)."""
+        with self._flush_lock:
+            if self._closed or self._flushed <= self._recovery_point:
+                return False
+            return self._write_recovery_point()
+
+    def _write_recovery_point(self) -> bool:
+        """Called with `_flush_lock` held. It is an optimisation (a stale recovery point means a
+        longer scan), so failing it is not fatal."""
+        base, position = point = self._flushed
+        try:
+            write_atomically(self.directory / RECOVERY_POINT_FILE, f"{base} {position}\n".encode())
+        except OSError as exc:
+            log.warning("log %s: cannot write recovery point: %s", self.directory, exc)
+            return False
+        self._recovery_point = point
+        return True
 
     def _fsync_directory(self) -> None:
         """fsync_dir, telling a directory that cannot be opened (FileUnavailable) from a failed
@@ -859,11 +915,15 @@ class PartitionLog:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Flush, write index files and the clean-shutdown marker, close every file."""
+    def close(self, *, mark_clean: bool = True) -> bool:
+        """Flush, write index files and (`mark_clean`) the clean-shutdown marker, close every
+        file. Returns whether the close was clean: everything durable and the indexes written,
+        so the next `open` may trust them. A LogManager passes `mark_clean=False` and records
+        that answer in one marker for all its logs (a marker per log costs a directory fsync
+        per partition at every stop and start: minutes at 50,000 partitions)."""
         with self._flush_lock, self._lock:
             if self._closed:
-                return
+                return False
             self._closed = True
             clean = self._offline is None
             try:
@@ -872,13 +932,16 @@ class PartitionLog:
                         seg.sync()
                     pending = [(s, s.pending_index_bytes()) for s in self._segments]
                     self._write_indexes(pending)
-                    (self.directory / CLEAN_SHUTDOWN_FILE).touch()
-                    fsync_dir(self.directory)
+                    if mark_clean:
+                        (self.directory / CLEAN_SHUTDOWN_FILE).touch()
+                        fsync_dir(self.directory)
             except (OSError, FileUnavailable) as exc:
                 log.warning("log %s: unclean close: %s", self.directory, exc)
+                clean = False
             finally:
                 for seg in self._segments:
                     seg.close()
+            return clean
 
     def discard(self) -> None:
         """Close every file without flushing or marking a clean shutdown (the caller is about

@@ -9,6 +9,11 @@ Files:
          "configs": {explicit overrides}, "internal": bool}
     <data_dir>/topics/<topic id hex>.deleted   a topic deletion in progress (metadata moved here)
     <data_dir>/<topic id hex>-<p>.deleted/     a partition directory being removed
+    <data_dir>/.klamm_cleanshutdown            written (atomically) by `close()`: a JSON list
+                                               of the partition directories it closed cleanly;
+                                               `load()` opens those as cleanly closed, every
+                                               other one as after a crash, and removes the
+                                               file, durably, before opening any log
 
 Metadata and deletion files are named by topic id, not name: a 249-character topic name plus
 any suffix would pass the 255-byte file name limit.
@@ -42,6 +47,12 @@ Crash behaviour:
     finishes any deletion it finds half done.
   * create_partitions writes the new partition count after creating the new directories: a
     crash in between leaves empty directories that the next growth or create replaces.
+  * The clean-shutdown marker is one file for the data directory, as Kafka's
+    `.kafka_cleanshutdown` is, rather than a marker per log: a marker per log costs a directory
+    fsync per partition at every stop and start (2.5 s per 10,000 partitions here). Without it
+    (a crash), or unreadable, every log is recovered as after a crash. It names the logs closed
+    cleanly, not the others, so a log this manager never opened (offline, orphaned, or every
+    log when `load()` failed) is never taken for clean.
 
 Concurrency: topic-level operations and lookups are serialised by one lock, so they may be called
 from the event loop and admin worker threads alike. Creating a topic is split so that the lock is
@@ -82,6 +93,11 @@ from klamm.storage.errors import (
 from klamm.storage.handles import SegmentFiles
 from klamm.storage.log import PartitionLog
 from klamm.storage.recovery import DAMAGED_DIR
+
+# The data directory's clean-shutdown marker (see the module docstring); Kafka's is
+# `.kafka_cleanshutdown`, and each log's own (log.py, for logs used without a manager) has the
+# same name inside the partition directory.
+CLEAN_SHUTDOWN_FILE = ".klamm_cleanshutdown"
 
 __all__ = [
     "DeletedTopic",
@@ -250,6 +266,7 @@ class LogManager:
         self._growing: dict[str, int] = {}
         self._prepared_growth: dict[str, PreparedPartitions] = {}
         self._changed = threading.Condition(self._lock)
+        self._loaded = False  # load() completed and close() has not run: the marker may be written
 
     @property
     def _meta_dir(self) -> Path:
@@ -288,6 +305,7 @@ class LogManager:
                     self._topics[info.name] = info
                     found.append(info)
             self._finish_deletions()
+            clean_logs = self._take_clean_shutdown_marker()
             for name, spec in self._internal.items():
                 if name not in self._topics and (
                     name in damaged or self._partition_dir(name, 0).exists()
@@ -296,8 +314,10 @@ class LogManager:
             for info in found:
                 config = self.effective_config(info.configs)
                 for partition in range(info.num_partitions):
-                    self._open_partition(info.name, partition, config)
+                    clean = f"{info.name}-{partition}" in clean_logs
+                    self._open_partition(info.name, partition, config, clean)
             self._report_orphans()
+            self._loaded = True
 
     def _read_metadata(self, path: Path, damaged: dict[str, uuid.UUID | None]) -> TopicInfo | None:
         """One metadata file's topic; None when it is damaged (then set aside, and its topic
@@ -399,11 +419,37 @@ class LogManager:
                     path,
                 )
 
-    def _open_partition(self, name: str, partition: int, config: LogConfig) -> None:
+    def _take_clean_shutdown_marker(self) -> frozenset[str]:
+        """The partition directories the last `close()` closed cleanly (none after a crash).
+        The marker is removed, durably, before any log is opened: a crash from then on must
+        recover every log."""
+        marker = self.data_dir / CLEAN_SHUTDOWN_FILE
+        try:
+            data = marker.read_bytes()
+        except FileNotFoundError:
+            return frozenset()
+        except OSError as exc:
+            log.warning("cannot read %s (%s): recovering every log", marker, exc)
+            data = b""
+        marker.unlink()
+        fsync_dir(self.data_dir)
+        try:
+            names = json.loads(data)
+        except (ValueError, RecursionError):
+            names = None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            log.warning("%s is not a list of directories: recovering every log", marker)
+            return frozenset()
+        return frozenset(names)
+
+    def _open_partition(
+        self, name: str, partition: int, config: LogConfig, clean_shutdown: bool = False
+    ) -> None:
         try:
             self._logs[(name, partition)] = PartitionLog.open(
-                self._partition_dir(name, partition), config, self._now_ms, self.segment_files
-            )
+                self._partition_dir(name, partition), config, self._now_ms, self.segment_files,
+                clean_shutdown=clean_shutdown,
+            )  # fmt: skip
         except StorageError as exc:
             self._failures[(name, partition)] = str(exc)
             if name not in self._internal:  # the broker refuses to start, saying why
@@ -754,6 +800,11 @@ class LogManager:
         for _, _, plog in self.logs():
             plog.flush()
 
+    def checkpoint_recovery_points(self) -> int:
+        """Each log's `checkpoint_recovery_point` (log.py): after a crash, recovery CRC-checks
+        only what was written since. Returns how many logs wrote one (two fsyncs each)."""
+        return sum(plog.checkpoint_recovery_point() for _, _, plog in self.logs())
+
     def enforce_retention(self, durable_end: Callable[[str, int], int] | None = None) -> int:
         """Apply retention to every log. `durable_end(topic, partition)` is the partition's high
         watermark: records below it may go with the active segment (see PartitionLog)."""
@@ -764,21 +815,28 @@ class LogManager:
         )
 
     def close(self) -> None:
+        """Close every log, then write the clean-shutdown marker (see the module docstring)."""
         with self._lock:
-            for plog in self._logs.values():
-                plog.close()
+            logs = list(self._logs.values())
             self._logs.clear()
             # Prepared but never published (the broker stopped in between): their metadata is
             # on disk, so they are complete topics at the next start.
             for prepared in self._prepared.values():
-                for plog in prepared.logs:
-                    plog.close()
+                logs.extend(prepared.logs)
             self._prepared.clear()
             # Grown but never published: not in the metadata, so empty leftovers at next start.
             for growth in self._prepared_growth.values():
-                for plog in growth.logs.values():
-                    plog.close()
+                logs.extend(growth.logs.values())
             self._prepared_growth.clear()
+            clean = [p.directory.name for p in logs if p.close(mark_clean=False)]
+            if self._loaded:  # never without the directory lock, nor for logs not loaded
+                self._loaded = False
+                try:
+                    write_atomically(
+                        self.data_dir / CLEAN_SHUTDOWN_FILE, json.dumps(sorted(clean)).encode()
+                    )
+                except OSError as exc:  # the next start recovers every log: slower, no loss
+                    log.warning("cannot write the clean-shutdown marker: %s", exc)
             self._topics.clear()
             self._dir_lock.release()
 

@@ -77,6 +77,7 @@ __all__ = [
     "move_aside",
     "read_checkpoint",
     "read_offset_file",
+    "read_recovery_point",
     "recover_interrupted_swaps",
     "replacement_name",
     "set_aside_cut",
@@ -232,13 +233,17 @@ def replacement_name(base: int, end: int) -> str:
     return f"{segment_name(base)}-{segment_name(end)}{CLEANED_SUFFIX}"
 
 
-def recover_interrupted_swaps(directory: Path) -> bool:
+def recover_interrupted_swaps(directory: Path, names: list[str] | None = None) -> bool:
     """Finish or roll back every segment replacement a crash interrupted (see "Segment
-    replacement" above). Returns True if one was completed (the log was compacted, so its
-    offsets may have gaps)."""
+    replacement" above). `names`: the directory's listing, if the caller has it (one listdir
+    per partition at start-up, not two: on a cold cache each costs a disk read). Returns True
+    if one was completed (the log was compacted, so its offsets may have gaps)."""
     temps: list[tuple[int, int, str, Path]] = []
     segment_files: list[tuple[int, Path]] = []
-    for path in directory.iterdir():
+    listing = os.listdir(directory) if names is None else names
+    if not any(n.endswith((CLEANED_SUFFIX, SWAP_SUFFIX)) for n in listing):
+        return False  # the common case: nothing to do
+    for path in (directory / name for name in listing):
         match = _REPLACEMENT_FILE.match(path.name)
         if match is not None:
             temps.append((int(match.group(1)), int(match.group(2)), match.group(3), path))
@@ -361,6 +366,50 @@ def read_checkpoint(
         reason = why_limit + f" ({limit})"
     else:
         return value
+    moved = move_aside(path, now_ms)
+    log.warning("log %s: ignoring %s %r: %s; moved to %s", directory, name, text[:40],
+                reason, moved)  # fmt: skip
+    return None
+
+
+def read_recovery_point(
+    directory: Path, name: str, now_ms: int, bases: list[int]
+) -> tuple[int, int] | None:
+    """The recovery point file: `<segment base> <position>`, every byte of the log before that
+    position of that segment fsynced (so recovery CRC-checks only what follows), or, as older
+    versions wrote it, `<segment base>` alone (position 0). None when absent or implausible: a
+    segment past the last one, or a position past its file's end, would exempt bytes never
+    known durable from the CRC check; such a file is moved into damaged/ with a warning (as
+    read_checkpoint does). A segment no longer there (compacted away) means its position is
+    unknown: recovery then starts at the segment before it, the last one known fsynced."""
+    path = directory / name
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    text = raw.decode("ascii", errors="replace").strip()
+    words = text.split(" ")
+    reason = ""
+    if not 1 <= len(words) <= 2 or not all(_DECIMAL.match(w) for w in words):
+        reason = "it is not a segment base offset and a position"
+    else:
+        base, position = int(words[0]), int(words[1]) if len(words) == 2 else 0
+        if base < 0 or position < 0:
+            reason = "it is negative"
+        elif base > (bases[-1] if bases else 0):
+            reason = "it is past the last segment's base offset, so no segment would be CRC-checked"
+        elif base not in bases:
+            earlier = [b for b in bases if b < base]
+            return (earlier[-1] if earlier else 0), 0
+        else:
+            try:
+                size = (directory / (segment_name(base) + LOG_SUFFIX)).stat().st_size
+            except OSError:
+                size = -1
+            if position > size:
+                reason = f"its position is past the end of segment {base} ({size} bytes)"
+            else:
+                return base, position
     moved = move_aside(path, now_ms)
     log.warning("log %s: ignoring %s %r: %s; moved to %s", directory, name, text[:40],
                 reason, moved)  # fmt: skip

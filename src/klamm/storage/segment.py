@@ -191,9 +191,12 @@ class LogSegment:
         allow_gaps: bool = False,
         on_cut: Callable[[LogSegment, int, int], None] | None = None,
         files: SegmentFiles | None = None,
+        verify_at: int = 0,
     ) -> tuple[LogSegment, int | None]:
-        """Open an existing segment. With `verify`, CRC-check every batch and truncate at the
-        first invalid one; without, trust the indexes when they are consistent and scan only
+        """Open an existing segment. With `verify`, CRC-check every batch from position
+        `verify_at` on (the bytes before it are known fsynced: they get the structural check,
+        from the indexes' last entry before it when the indexes are consistent) and truncate at
+        the first invalid one; without, trust the indexes when they are consistent and scan only
         the tail after the last index entry. `on_cut(segment, start, end)` is called before
         bytes [start, end) are cut, with the segment describing the valid prefix, so the caller
         can keep them (log.py sets them aside). Returns (segment, position truncated at or
@@ -202,16 +205,20 @@ class LogSegment:
         seg._file = seg._files.open(seg.log_path, os.O_RDWR | os.O_APPEND)
         file_size = seg._file.size()
         seg.size = file_size
-        if verify or not seg._load_indexes(file_size):
+        if (verify and not verify_at) or not seg._load_indexes(file_size):
             seg.offset_index.clear()
             seg.time_index.clear()
             start = 0
         else:
+            if verify:  # entries past the verified point are rebuilt by the CRC scan
+                seg.offset_index.truncate_to_position(verify_at)
             start = seg.offset_index.last()[1]
             # The tail after the last entry is rebuilt from the log, so forget its time entries.
             seg.time_index.truncate_to_offset(seg.offset_index.last()[0] + 1)
             seg._restore_max_timestamp()
-        valid_end = seg._rebuild_from(start, verify=verify, allow_gaps=allow_gaps)
+        valid_end = seg._rebuild_from(
+            start, verify=verify, allow_gaps=allow_gaps, verify_at=verify_at if verify else 0
+        )
         truncated: int | None = None
         if valid_end < file_size:
             try:
@@ -245,34 +252,49 @@ class LogSegment:
         if last is not None:
             self.max_timestamp, self.offset_of_max_timestamp = last
 
-    def _rebuild_from(self, start: int, *, verify: bool, allow_gaps: bool) -> int:
+    def _rebuild_from(
+        self, start: int, *, verify: bool, allow_gaps: bool, verify_at: int = 0
+    ) -> int:
         """Scan batches from `start` (0, or the position of the last index entry, whose batch
         already has its entry), re-adding index entries and maxima; returns the end of the
-        last valid batch. Offsets must continue exactly from the previous batch unless
-        `allow_gaps` (compacted logs): base offset and leader epoch are not covered by the CRC,
-        so contiguity is what catches a garbled base offset."""
+        last valid batch. With `verify`, batches that end past `verify_at` are CRC-checked
+        (the ones before it only structurally). Offsets must continue exactly from the
+        previous batch unless `allow_gaps` (compacted logs): base offset and leader epoch are
+        not covered by the CRC, so contiguity is what catches a garbled base offset."""
         file_size = self.size
         self._bytes_since_index = 0
         expected = self.offset_index.last()[0]
         end = start
-        for pos, header, _, _ in self.scan(start, verify=verify, end=file_size):
-            ok = header.base_offset >= expected if allow_gaps else header.base_offset == expected
-            if (
-                not ok
-                or header.last_offset_delta < 0
-                or header.last_offset - self.base_offset > MAX_RELATIVE_OFFSET
-            ):
+        # (from, to, CRC-check): the known-fsynced prefix, then the rest.
+        phases = [(start, file_size, verify)]
+        if verify and verify_at > start:
+            phases = [(start, verify_at, False), (-1, file_size, True)]
+        for phase_start, phase_end, crc in phases:
+            stopped = False
+            scan_from = end if phase_start < 0 else phase_start
+            for pos, header, _, _ in self.scan(scan_from, verify=crc, end=phase_end):
+                ok = (
+                    header.base_offset >= expected if allow_gaps else header.base_offset == expected
+                )
+                if (
+                    not ok
+                    or header.last_offset_delta < 0
+                    or header.last_offset - self.base_offset > MAX_RELATIVE_OFFSET
+                ):
+                    stopped = True
+                    break
+                self._track(header, pos)
+                expected = header.next_offset
+                end = pos + header.size
+            if stopped:
                 break
-            self._track(header, pos)
-            expected = header.next_offset
-            end = pos + header.size
         if start and end == start:
             # The batch an index entry points at is gone: distrust the indexes, start over.
             self.offset_index.clear()
             self.time_index.clear()
             self.max_timestamp = self.offset_of_max_timestamp = -1
             self.size = file_size
-            return self._rebuild_from(0, verify=verify, allow_gaps=allow_gaps)
+            return self._rebuild_from(0, verify=verify, allow_gaps=allow_gaps, verify_at=verify_at)
         if end == 0:
             self.next_offset = self.base_offset
         self.size = end

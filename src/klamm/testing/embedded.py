@@ -65,6 +65,12 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while a subprocess broker runs (to read its memory, say);
+        None in thread mode or when stopped."""
+        return self._process.pid if self._process is not None else None
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> EmbeddedBroker:

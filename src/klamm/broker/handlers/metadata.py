@@ -17,6 +17,7 @@ TOPIC_AUTHORIZATION_FAILED too. `topic_authorized_operations` (v8+) and
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from typing import Any
 
@@ -24,7 +25,9 @@ from klamm.broker.authorizer import checks
 from klamm.broker.authorizer.model import Operation, ResourceType
 from klamm.broker.context import RequestContext
 from klamm.protocol.api_versions import ApiKey
+from klamm.protocol.build import build
 from klamm.protocol.errors import ErrorCode
+from klamm.protocol.messages import response_type
 from klamm.storage import InvalidTopicName, StorageError, TopicExists, validate_topic_name
 
 # "Authorized operations not requested" in Kafka's responses.
@@ -41,6 +44,38 @@ MAX_AUTO_CREATED_TOPICS = 100
 # milliseconds and answered directly (one round trip for the client); one queued behind a large
 # CreateTopics answers LEADER_NOT_AVAILABLE after this instead of holding the connection.
 AUTO_CREATE_WAIT_S = 1.0
+
+
+# (version, node id) -> partition entries 0..n-1, grown to the largest topic asked about.
+_PARTITION_ENTRIES: dict[tuple[int, int], tuple[Any, ...]] = {}
+
+
+def _partition_entries(version: int, node: int, count: int) -> tuple[Any, ...]:
+    """A topic's partition list as kio entities. Entry i is the same for every topic (one node
+    leads every partition), so entries are built once per version and node and each topic
+    takes a prefix: building 50,000 of them from dicts took 0.3 s of a 50,000-partition
+    Metadata request. The entities are frozen, so sharing them is safe; they cost ~0.2 KiB per
+    partition of the largest topic, per Metadata version in use."""
+    entries = _PARTITION_ENTRIES.get((version, node), ())
+    if len(entries) < count:
+        module = sys.modules[response_type(ApiKey.METADATA, version).__module__]
+        cls = module.MetadataResponsePartition
+        replicas = (node,)
+        entries += tuple(
+            build(
+                cls,
+                error_code=ErrorCode.none,
+                partition_index=index,
+                leader_id=node,
+                leader_epoch=LEADER_EPOCH,
+                replica_nodes=replicas,
+                isr_nodes=replicas,
+                offline_replicas=(),
+            )
+            for index in range(len(entries), count)
+        )
+        _PARTITION_ENTRIES[(version, node)] = entries
+    return entries if len(entries) == count else entries[:count]
 
 
 def topic_entry(ctx: RequestContext, name: str) -> dict[str, Any]:
@@ -61,18 +96,7 @@ def topic_entry(ctx: RequestContext, name: str) -> dict[str, Any]:
         "name": name,
         "topic_id": info.topic_id,
         "is_internal": info.internal,
-        "partitions": [
-            {
-                "error_code": ErrorCode.none,
-                "partition_index": index,
-                "leader_id": node,
-                "leader_epoch": LEADER_EPOCH,
-                "replica_nodes": [node],
-                "isr_nodes": [node],
-                "offline_replicas": [],
-            }
-            for index in range(info.num_partitions)
-        ],
+        "partitions": _partition_entries(ctx.version, node, info.num_partitions),
         "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
     }
 
