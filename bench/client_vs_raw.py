@@ -3,7 +3,6 @@
     python -m bench.client_vs_raw                     # embedded klamm broker (subprocess)
     python -m bench.client_vs_raw -b 127.0.0.1:9092   # any cluster
     python -m bench.client_vs_raw -n 500000 -s 100 --rounds 9
-    python -m bench.client_vs_raw --clock cpu         # client CPU time instead of wall time
 
 Measures, for N messages of S bytes:
 - produce: raw `Producer.produce` in a loop + `flush()`, vs klamm `send()` of 1,000-message chunks
@@ -24,9 +23,7 @@ Both librdkafka sides use the same settings (acks=all, linger 5 ms). Targets (is
 measurement once, raw first, then klamm, then aiokafka; the results are the medians of the rounds'
 klamm/raw and klamm/aiokafka ratios. Absolute numbers on a shared machine drift by tens of percent
 between minutes (the broker shares the two cores), so a best-of-N per side compares different
-moments; back-to-back pairs do not. `--clock cpu` compares the client process's CPU time
-(all its threads, librdkafka's included) instead of wall time: what the client itself costs,
-steadier than wall time when other work shares the machine.
+moments; back-to-back pairs do not.
 """
 
 from __future__ import annotations
@@ -51,9 +48,6 @@ from klamm import Kafka, Message
 CHUNK = 1_000
 # Issue 17: every klamm path at least twice as fast as aiokafka on the same workload.
 PEER_TARGET = 2.0
-# Which clock a measurement reads: wall time, or the process's CPU time (all threads).
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-clock = time.perf_counter
 # The raw consumer gets the settings klamm's consumer uses, so both fetch alike.
 CONSUMER_TUNING = {
     "fetch.wait.max.ms": 100,
@@ -73,7 +67,7 @@ def raw_produce(bootstrap: str, topic: str, n: int, value: bytes) -> float:
             errors.append(err)
 
     producer.list_topics(topic, timeout=10)  # connect before the clock starts, as klamm's connect()
-    started = clock()
+    started = time.perf_counter()
     for _ in range(n):
         while True:
             try:
@@ -82,7 +76,7 @@ def raw_produce(bootstrap: str, topic: str, n: int, value: bytes) -> float:
             except BufferError:
                 producer.poll(0.001)
     producer.flush(60)
-    elapsed = clock() - started
+    elapsed = time.perf_counter() - started
     if errors:
         raise RuntimeError(f"raw produce failed: {errors[0]}")
     return elapsed
@@ -94,7 +88,7 @@ async def klamm_produce(
     kafka = Kafka(brokers=[bootstrap], client_id="bench")
     async with kafka.producer(linger_ms=5) as producer:
         await producer.send(topic=topic, messages=[Message(value=value)])  # connect and warm up
-        started = clock()
+        started = time.perf_counter()
         sends = []
         for first in range(0, n, CHUNK):
             size = min(CHUNK, n - first)
@@ -105,7 +99,7 @@ async def klamm_produce(
             )
             sends.append(asyncio.ensure_future(producer.send(topic=topic, messages=chunk)))
         await asyncio.gather(*sends)
-        return clock() - started
+        return time.perf_counter() - started
 
 
 def raw_consume(bootstrap: str, topic: str, n: int) -> float:
@@ -127,14 +121,14 @@ def raw_consume(bootstrap: str, topic: str, n: int) -> float:
                 if msg.error() is not None:
                     continue
                 if started is None:
-                    started = clock()
+                    started = time.perf_counter()
                 nbytes += len(msg.value() or b"")
                 seen += 1
             # Like klamm's runner, commit once per fetched batch.
             if seen:
                 consumer.commit(asynchronous=True)
         assert started is not None
-        return clock() - started
+        return time.perf_counter() - started
     finally:
         consumer.close()
 
@@ -155,7 +149,7 @@ async def klamm_consume(bootstrap: str, topic: str, n: int, mode: str) -> float:
     async def each_message(payload: Any) -> None:
         nonlocal seen, started, nbytes
         if started is None:
-            started = clock()
+            started = time.perf_counter()
         nbytes += len(payload.message.value or b"")
         seen += 1
         if seen >= n:
@@ -164,7 +158,7 @@ async def klamm_consume(bootstrap: str, topic: str, n: int, mode: str) -> float:
     async def each_batch(payload: Any) -> None:
         nonlocal seen, started, nbytes
         if started is None:
-            started = clock()
+            started = time.perf_counter()
         for message in payload.batch.messages:
             nbytes += len(message.value or b"")
         seen += len(payload.batch.messages)
@@ -174,7 +168,7 @@ async def klamm_consume(bootstrap: str, topic: str, n: int, mode: str) -> float:
     async def each_batch_values(payload: Any) -> None:
         nonlocal seen, started, nbytes
         if started is None:
-            started = clock()
+            started = time.perf_counter()
         values = payload.batch.values()
         for value in values:
             nbytes += len(value or b"")
@@ -192,7 +186,7 @@ async def klamm_consume(bootstrap: str, topic: str, n: int, mode: str) -> float:
             await consumer.run(each_message=each_message)
         await asyncio.wait_for(done.wait(), 300)
         assert started is not None
-        return clock() - started
+        return time.perf_counter() - started
 
 
 async def aiokafka_produce(bootstrap: str, topic: str, n: int, value: bytes) -> float:
@@ -202,11 +196,11 @@ async def aiokafka_produce(bootstrap: str, topic: str, n: int, value: bytes) -> 
     await producer.start()
     try:
         await producer.send_and_wait(topic, value)  # connect and warm up, as klamm's side does
-        started = clock()
+        started = time.perf_counter()
         # send() waits only while aiokafka's buffer is full; it returns a delivery future.
         deliveries = [await producer.send(topic, value) for _ in range(n)]
         await asyncio.gather(*deliveries)
-        return clock() - started
+        return time.perf_counter() - started
     finally:
         await producer.stop()
 
@@ -230,20 +224,20 @@ async def aiokafka_consume(bootstrap: str, topic: str, n: int, batches: bool) ->
                 fetched = await consumer.getmany(timeout_ms=1_000, max_records=CHUNK * 5)
                 for records in fetched.values():
                     if started is None:
-                        started = clock()
+                        started = time.perf_counter()
                     for record in records:
                         nbytes += len(record.value or b"")
                     seen += len(records)
         else:
             async for record in consumer:
                 if started is None:
-                    started = clock()
+                    started = time.perf_counter()
                 nbytes += len(record.value or b"")
                 seen += 1
                 if seen >= n:
                     break
         assert started is not None
-        return clock() - started
+        return time.perf_counter() - started
     finally:
         await consumer.stop()
 
@@ -303,7 +297,7 @@ def run(bootstrap: str, n: int, size: int, rounds: int, console: Console) -> Tab
 
     table = Table(
         title=f"klamm client vs raw confluent-kafka and aiokafka ({n:,} x {size} B, "
-        f"{rounds} rounds, {'client CPU' if clock is time.process_time else 'wall'} time)",
+        f"{rounds} rounds)",
         caption="msg/s: the best round; ratios: the median of the rounds' ratios, and their range",
     )
     table.add_column("operation")
@@ -342,10 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-n", "--messages", type=int, default=200_000)
     parser.add_argument("-s", "--size", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     args = parser.parse_args(argv)
-    global clock
-    clock = CLOCKS[args.clock]
     console = Console(width=150)  # the table's seven columns, unwrapped
     with contextlib.ExitStack() as stack:
         bootstrap = args.bootstrap
