@@ -347,7 +347,9 @@ class Runner:
         # per message, about a third of this loop's cost. No rebalance can happen meanwhile
         # (see consumer.py), and seek() and pause() mark the partition stale, checked below.
         commit_as_we_go = offsets.commits_within_batches()
-        done: int | None = None  # the next offset, after the last message handled
+        # The last message handled and not yet resolved: its offset is read once, when it is
+        # resolved, not for every message.
+        done: Any = None
         try:
             # The per-message hot path: the retry machinery is entered only after a failure,
             # and the (usually empty) stale and paused sets are tested before hashing tp.
@@ -357,16 +359,16 @@ class Runner:
                 if self._overdue or (stale and tp in stale) or (paused and tp in paused):
                     c.rewind(tp, raw.offset())
                     return
-                msg = KafkaMessage(raw)
-                payload = EachMessagePayload(c, topic, partition, msg)
+                # The payload is the message too (payloads.py): one object a message.
+                payload = EachMessagePayload(c, topic, partition, raw)
                 try:
                     await handler(payload)
                 except Exception as exc:
                     if done is not None:  # retries may commit (crash) or resolve (DLQ)
-                        c.resolve(tp, done)
+                        c.resolve(tp, done.offset() + 1)
                         done = None
                     retry = functools.partial(handler, payload)
-                    await self._with_retry(tp, msg, retry, failed=exc)
+                    await self._with_retry(tp, payload, retry, failed=exc)
                 if stale and tp in stale:
                     # The handler seeked: the seek sets the position and what is committed
                     # (KafkaJS's offset manager drops the resolved offsets on seek).
@@ -376,10 +378,10 @@ class Runner:
                     c.resolve(tp, raw.offset() + 1)
                     c.commit_if_necessary()
                 else:
-                    done = raw.offset() + 1
+                    done = raw
         finally:
             if done is not None:
-                c.resolve(tp, done)
+                c.resolve(tp, done.offset() + 1)
 
     async def _process_batch(
         self, tp: TP, messages: MessageList, handler: EachBatchHandler
