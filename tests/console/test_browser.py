@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import confluent_kafka
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
@@ -21,13 +22,26 @@ from tests.console.secured_helpers import Secured, console_as
 # Seconds a page may take to show what a test waits for: far above the console's 0.5 s sampling
 # and 2 s refresh, so only a console that never shows it fails.
 WAIT_S = 20
+# Times to find an element again that a refresh replaced while its text was read: refreshes are
+# 2 s apart, so a second find almost always succeeds.
+STALE_RETRIES = 3
 
 
 def wait_for(driver: Any, condition: Callable[[Any], Any]) -> Any:
-    return WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(condition)
+    # The console refreshes parts of a page in place every 2 s: an element found just before
+    # a refresh goes stale under the condition, which then looks again.
+    return WebDriverWait(
+        driver, WAIT_S, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition)
 
 
 def text_of(driver: Any, css: str) -> str:
+    """The element's text, found again if a refresh replaced it between finding and reading."""
+    for _ in range(STALE_RETRIES):
+        try:
+            return str(driver.find_element(By.CSS_SELECTOR, css).text)
+        except StaleElementReferenceException:
+            continue
     return str(driver.find_element(By.CSS_SELECTOR, css).text)
 
 
