@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from klamm.broker.config import BrokerConfig
 from klamm.broker.node import Broker
@@ -18,8 +18,12 @@ async def serve(
     config: BrokerConfig,
     stop: asyncio.Event | None = None,
     on_started: Callable[[Broker], None] | None = None,
+    before_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Start a broker, run until `stop` is set or SIGINT/SIGTERM arrives, then shut down cleanly."""
+    """Start a broker, run until `stop` is set or SIGINT/SIGTERM arrives, then shut down cleanly.
+    `before_stop` runs first, while the broker still serves: what runs beside it in this process
+    (the console, the registry) closes its clients before the listener goes, instead of having
+    them log connection failures on the way out."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
@@ -34,6 +38,8 @@ async def serve(
             on_started(broker)
         await stop.wait()
         log.info("shutting down")
+        if before_stop is not None:
+            await before_stop()
     finally:
         await broker.stop()
         for sig in installed:

@@ -9,7 +9,7 @@ import os
 import socket
 import sys
 import traceback
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -251,12 +251,18 @@ def _run(config: BrokerConfig, console: Any = None, registry: tuple[str, int] | 
         if console is not None:
             tasks.append(asyncio.create_task(serve_console(broker, console, stop)))
 
+    async def console_stopped() -> None:
+        # Set `stop` ended the console's task too (serve_console watches it): wait for it to
+        # close its clients while the broker still answers them.
+        for task in tasks:
+            await task
+
     async def broker_and_console() -> None:
         try:
             if registry is None:
-                await serve(config, stop, on_started=on_started)
+                await serve(config, stop, on_started=on_started, before_stop=console_stopped)
             else:
-                await _serve_with_registry(config, registry, on_started, stop)
+                await _serve_with_registry(config, registry, on_started, stop, console_stopped)
         finally:
             stop.set()  # the broker stopped, for whatever reason: so does the console
             for task in tasks:
@@ -276,7 +282,11 @@ def _run(config: BrokerConfig, console: Any = None, registry: tuple[str, int] | 
 
 
 async def _serve_with_registry(
-    config: BrokerConfig, listen: tuple[str, int], on_started: Any, stop: asyncio.Event
+    config: BrokerConfig,
+    listen: tuple[str, int],
+    on_started: Any,
+    stop: asyncio.Event,
+    before_stop: Callable[[], Awaitable[None]],
 ) -> None:
     """The broker, and beside it on the same loop a Schema Registry that reaches the broker as any
     client does (klamm.schema imports no broker code). A registry that cannot start stops the
@@ -304,13 +314,20 @@ async def _serve_with_registry(
         on_started(broker)
         tasks.append(asyncio.create_task(start_registry(broker.bound_port)))
 
-    try:
-        await serve(config, stop, started)
-    finally:
+    async def stop_beside() -> None:  # while the broker still serves: see serve's before_stop
         for task in tasks:
             task.cancel()
-        for server in servers:
-            await server.stop()
+        while servers:
+            await servers.pop().stop()
+        await before_stop()
+
+    try:
+        await serve(config, stop, started, before_stop=stop_beside)
+    finally:  # the broker failed (or never started): whatever is still running goes too
+        for task in tasks:
+            task.cancel()
+        while servers:
+            await servers.pop().stop()
     if failure:
         raise OSError(f"schema registry: {_describe(failure[0])}")
 
