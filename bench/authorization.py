@@ -28,12 +28,10 @@ import itertools
 import socket
 import statistics
 import struct
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -44,10 +42,12 @@ from klamm.broker.authorizer import checks
 from klamm.broker.authorizer.acls import AclBinding
 from klamm.broker.authorizer.model import Operation, PatternType, Permission, ResourceType
 from klamm.broker.authorizer.standard import StandardAuthorizer
+from klamm.broker.config import AUTHORIZER_CLASSES
 from klamm.broker.context import Session
 from klamm.protocol.build import build
 from klamm.protocol.messages import request_type, response_type
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch
+from klamm.testing import EmbeddedBroker
 
 USERS = {"admin": "admin-pw", "bench": "bench-pw"}
 PARTITIONS = 8
@@ -109,33 +109,16 @@ class Client:
         self.sock.close()
 
 
-@contextmanager
-def broker(authorizer: bool) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.TemporaryDirectory(prefix="klamm-authz-") as data:
-        cmd = [sys.executable, "-m", "klamm", "broker", "--listen", f"127.0.0.1:{port}",
-               "--data-dir", data, "--log-level", "ERROR", "--sasl-mechanism", "PLAIN"]  # fmt: skip
-        for user, password in USERS.items():
-            cmd += ["--sasl-user", f"{user}:{password}"]
-        if authorizer:
-            cmd += ["--authorizer", "--super-users", "User:admin"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise RuntimeError("broker did not start") from None
-                    time.sleep(0.05)
-            yield port, proc
-        finally:
-            proc.terminate()
-            proc.wait(30)
+def broker(authorizer: bool) -> EmbeddedBroker:
+    """A SASL/PLAIN subprocess broker with the bench's users; `authorizer`: the
+    StandardAuthorizer on, with `admin` as super user."""
+    settings: dict[str, Any] = {}
+    if authorizer:
+        settings = {"authorizer_class_name": AUTHORIZER_CLASSES[0], "super_users": ("User:admin",)}
+    return EmbeddedBroker(
+        mode="subprocess", security_protocol="SASL_PLAINTEXT", sasl_mechanisms=("PLAIN",),
+        sasl_users=USERS, **settings,
+    )  # fmt: skip
 
 
 def _acl(name: str, pattern: int, principal: str, operation: int) -> dict[str, Any]:
@@ -170,8 +153,8 @@ def setup(port: int, acls: list[dict[str, Any]]) -> None:
         admin.close()
 
 
-def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
-    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
@@ -196,16 +179,16 @@ def fetch_frame(client: Client) -> bytes:
 
 
 def measure(
-    client: Client, proc: subprocess.Popen[bytes], frame: bytes, key: int, version: int,
+    client: Client, pid: int, frame: bytes, key: int, version: int,
     seconds: float, check: Callable[[Any], None],
 ) -> tuple[float, float]:  # fmt: skip
     """(requests per second, broker CPU microseconds per request) for `seconds`."""
     check(client.send(frame, key, version))  # the answer is what it should be
-    count, cpu0, start = 0, cpu_seconds(proc), time.perf_counter()
+    count, cpu0, start = 0, cpu_seconds(pid), time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
         client.send(frame, key, version)
         count += 1
-    return count / elapsed, (cpu_seconds(proc) - cpu0) / count * 1e6
+    return count / elapsed, (cpu_seconds(pid) - cpu0) / count * 1e6
 
 
 def _produced(answer: Any) -> None:
@@ -235,21 +218,23 @@ def main() -> None:
     with ExitStack() as stack:
         running = {}
         for name in CONFIGS:
-            port, proc = stack.enter_context(broker(authorizer=name != "off"))
+            embedded = stack.enter_context(broker(authorizer=name != "off"))
+            port, pid = embedded.port, embedded.pid
+            assert pid is not None  # a subprocess broker
             setup(port, [] if name == "off" else own + (extra_acls() if name == "10k" else []))
             client = Client(port, "bench")
             stack.callback(client.close)
-            running[name] = (client, proc)
+            running[name] = (client, pid)
         for round_ in range(args.rounds):
             for name in CONFIGS:
-                client, proc = running[name]
+                client, pid = running[name]
                 frame = produce_frame(client)
                 results.setdefault(("produce", name), []).append(
-                    measure(client, proc, frame, 0, 9, args.seconds, _produced)
+                    measure(client, pid, frame, 0, 9, args.seconds, _produced)
                 )
                 frame = fetch_frame(client)
                 results.setdefault(("fetch", name), []).append(
-                    measure(client, proc, frame, 1, 12, args.seconds, _fetched))  # fmt: skip
+                    measure(client, pid, frame, 1, 12, args.seconds, _fetched))  # fmt: skip
             print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
     report(results)
     print()
