@@ -128,7 +128,7 @@ class Listener:
     def _accept(self, sock: socket.socket) -> None:
         for _ in range(_ACCEPTS_PER_WAKEUP):
             try:
-                conn, _ = sock.accept()
+                conn, address = sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
@@ -141,9 +141,9 @@ class Listener:
             conn.setblocking(False)
             if self._failing_since is not None:
                 self._recovered()
-            self._start_connection(conn)
+            self._start_connection(conn, _format(address))
 
-    def _start_connection(self, conn: socket.socket) -> None:
+    def _start_connection(self, conn: socket.socket, peer: str) -> None:
         """Make a transport and protocol of `conn` (awaiting a TLS handshake, if any). Once the
         coroutine runs, the transport owns the socket and closes it on failure; only a task
         cancelled before it ran (close() right after accept) leaves `conn` to us."""
@@ -155,7 +155,9 @@ class Listener:
             try:
                 await self._loop.connect_accepted_socket(self._factory, conn, ssl=self._tls)
             except Exception as exc:  # a failed TLS handshake, a peer gone already
-                log.debug("connection setup failed: %s", exc)
+                # INFO, as Kafka logs a failed TLS handshake: a connection dropped here is never
+                # dropped silently.
+                log.info("connection from %s dropped during setup: %r", peer, exc)
 
         def done(task: asyncio.Task[None]) -> None:
             self._setups.discard(task)
@@ -218,6 +220,12 @@ class Listener:
             sock.close()
         for task in self._setups:
             task.cancel()
+
+
+def _format(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
 
 
 def _address(sock: socket.socket) -> str:
