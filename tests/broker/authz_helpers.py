@@ -1,5 +1,5 @@
-"""Helpers for the authorization tests: a SASL login on a raw connection, ACLs through
-CreateAcls, and the error codes anywhere in a response."""
+"""Helpers for the authorization tests: a broker with SASL and the authorizer on, a SASL login
+on a raw connection, ACLs through CreateAcls, and the error codes anywhere in a response."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from klamm.broker.authorizer.model import PatternType, Permission
 from klamm.protocol.errors import ErrorCode
+from klamm.testing import EmbeddedBroker
 from tests.broker.wire import Wire
 
 STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -21,6 +22,15 @@ AUTHORIZATION_ERRORS = frozenset(
         ErrorCode.transactional_id_authorization_failed,
     }
 )
+
+
+def authorizing_broker(users: dict[str, str]) -> EmbeddedBroker:
+    """A broker with PLAIN logins for `users`, the StandardAuthorizer on and User:admin as its
+    super user (use it as a context manager)."""
+    return EmbeddedBroker(
+        security_protocol="SASL_PLAINTEXT", sasl_users=users, sasl_mechanisms=("PLAIN",),
+        authorizer_class_name=STANDARD_AUTHORIZER, super_users=("User:admin",),
+    )  # fmt: skip
 
 
 def login(wire: Wire, user: str, password: str) -> None:

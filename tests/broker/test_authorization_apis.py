@@ -24,12 +24,7 @@ from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
 from klamm.protocol.record_batch import Record, RecordBatch, build_batch
 from klamm.testing import EmbeddedBroker
-from tests.broker.authz_helpers import (
-    AUTHORIZATION_ERRORS,
-    STANDARD_AUTHORIZER,
-    error_codes,
-    login,
-)
+from tests.broker.authz_helpers import AUTHORIZATION_ERRORS, authorizing_broker, error_codes, login
 from tests.broker.broker_helpers import create_topics, on_loop, one_record_batch, produce
 from tests.broker.txn_wire import add_partitions, init_pid
 from tests.broker.wire import Wire
@@ -543,10 +538,7 @@ def _case_id(case: Case) -> str:
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(
-        security_protocol="SASL_PLAINTEXT", sasl_users=USERS, sasl_mechanisms=("PLAIN",),
-        authorizer_class_name=STANDARD_AUTHORIZER, super_users=("User:admin",),
-    ) as b:  # fmt: skip
+    with authorizing_broker(USERS) as b:
         yield b
 
 

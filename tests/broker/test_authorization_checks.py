@@ -16,7 +16,7 @@ from klamm.broker.authorizer.model import Operation, PatternType, ResourceType
 from klamm.protocol.api_versions import ApiKey
 from klamm.protocol.errors import ErrorCode
 from klamm.testing import EmbeddedBroker
-from tests.broker.authz_helpers import STANDARD_AUTHORIZER, create_acl, login
+from tests.broker.authz_helpers import authorizing_broker, create_acl, login
 from tests.broker.broker_helpers import create_topics, on_loop, one_record_batch
 from tests.broker.wire import Wire
 
@@ -31,10 +31,7 @@ def _bits(resource_type: ResourceType) -> int:
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(
-        security_protocol="SASL_PLAINTEXT", sasl_users=USERS, sasl_mechanisms=("PLAIN",),
-        authorizer_class_name=STANDARD_AUTHORIZER, super_users=("User:admin",),
-    ) as b:  # fmt: skip
+    with authorizing_broker(USERS) as b:
         with Wire(b.bootstrap) as wire:
             login(wire, "admin", USERS["admin"])
             create_topics(wire, "readable", "writable", "secret", partitions=2)
@@ -257,7 +254,9 @@ class _Counting:
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    def authorize(self, session: Any, operation: Any, resource_type: Any, name: str) -> bool:
+    def authorize(
+        self, session: Any, operation: Any, resource_type: Any, name: str, audit: Any = None
+    ) -> bool:
         self.asked.append(name)
         return True
 
@@ -267,7 +266,10 @@ class _Counting:
 
 def test_one_question_per_topic_not_per_partition() -> None:
     authorizer = _Counting()
-    ctx: Any = SimpleNamespace(broker=SimpleNamespace(authorizer=authorizer), session=None)
+    header = SimpleNamespace(api_key=ApiKey.PRODUCE, api_version=9)
+    ctx: Any = SimpleNamespace(
+        broker=SimpleNamespace(authorizer=authorizer), session=None, header=header
+    )
     names = ["a", "b"] * 500  # 1000 partitions of two topics
     assert checks.denied(ctx, Operation.WRITE, ResourceType.TOPIC, names) == frozenset()
     assert sorted(authorizer.asked) == ["a", "b"]

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from klamm.broker.authorizer.model import CLUSTER_NAME, Operation, ResourceType
+from klamm.protocol.messages import request_type
 
 if TYPE_CHECKING:
     from klamm.broker.context import RequestContext
@@ -55,19 +56,34 @@ def enabled(ctx: RequestContext) -> bool:
     return ctx.broker.authorizer.enabled
 
 
+def _audit(ctx: RequestContext, log_denied: bool) -> str | None:
+    """The request's name for the authorizer's refusal log (Kafka's ApiKeys name, "Produce"),
+    or None: a refusal is not logged (Kafka's logIfDenied=false)."""
+    if not log_denied:
+        return None
+    header = ctx.header
+    return str(request_type(header.api_key, header.api_version).__name__).removesuffix("Request")
+
+
 def allowed(
-    ctx: RequestContext, operation: Operation, resource_type: ResourceType, name: str
+    ctx: RequestContext,
+    operation: Operation,
+    resource_type: ResourceType,
+    name: str,
+    *,
+    log_denied: bool = True,
 ) -> bool:
-    """May the request's principal do `operation` on the resource?"""
+    """May the request's principal do `operation` on the resource? A refusal is logged unless
+    `log_denied` is False (a check that tries a broader permission first)."""
     authorizer = ctx.broker.authorizer
     return not authorizer.enabled or authorizer.authorize(
-        ctx.session, operation, resource_type, name
+        ctx.session, operation, resource_type, name, _audit(ctx, log_denied)
     )
 
 
-def cluster_allowed(ctx: RequestContext, operation: Operation) -> bool:
+def cluster_allowed(ctx: RequestContext, operation: Operation, *, log_denied: bool = True) -> bool:
     """May the request's principal do `operation` on the cluster?"""
-    return allowed(ctx, operation, ResourceType.CLUSTER, CLUSTER_NAME)
+    return allowed(ctx, operation, ResourceType.CLUSTER, CLUSTER_NAME, log_denied=log_denied)
 
 
 def allowed_on_any(ctx: RequestContext, operation: Operation, resource_type: ResourceType) -> bool:
@@ -80,18 +96,25 @@ def allowed_on_any(ctx: RequestContext, operation: Operation, resource_type: Res
 
 
 def denied(
-    ctx: RequestContext, operation: Operation, resource_type: ResourceType, names: Iterable[str]
+    ctx: RequestContext,
+    operation: Operation,
+    resource_type: ResourceType,
+    names: Iterable[str],
+    *,
+    log_denied: bool = True,
 ) -> frozenset[str]:
     """The names among `names` the principal may not `operation`, each asked about once
-    (empty, without looking at `names`, when no authorizer is configured)."""
+    (empty, without looking at `names`, when no authorizer is configured). Refusals are
+    logged unless `log_denied` is False: a filter of what the client is shown."""
     authorizer = ctx.broker.authorizer
     if not authorizer.enabled:
         return _NOTHING
     session = ctx.session
+    audit = _audit(ctx, log_denied)
     return frozenset(
         name
         for name in set(names)
-        if not authorizer.authorize(session, operation, resource_type, name)
+        if not authorizer.authorize(session, operation, resource_type, name, audit)
     )
 
 

@@ -22,9 +22,16 @@ class Authorizer(Protocol):
         ...
 
     def authorize(
-        self, session: Session, operation: Operation, resource_type: ResourceType, name: str
+        self,
+        session: Session,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: str,
+        audit: str | None = None,
     ) -> bool:
-        """May the session's principal, from its host, do `operation` on the resource?"""
+        """May the session's principal, from its host, do `operation` on the resource? A
+        refusal is logged (Kafka's authorizer log) when `audit` names the request asking;
+        None for checks that only filter what the client is shown."""
         ...
 
     def authorize_by_resource_type(
@@ -42,7 +49,12 @@ class AllowEverything:
     enabled = False
 
     def authorize(
-        self, session: Session, operation: Operation, resource_type: ResourceType, name: str
+        self,
+        session: Session,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: str,
+        audit: str | None = None,
     ) -> bool:
         return True
 

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from klamm.broker.authorizer.acls import AclBinding, AclFilter
+from klamm.broker.authorizer.audit import RefusalLog
 from klamm.broker.authorizer.model import (
     ANONYMOUS,
     WILDCARD,
@@ -93,9 +94,15 @@ def client_host(peer: str) -> str:
 class StandardAuthorizer:
     enabled = True
 
-    def __init__(self, super_users: Iterable[str] = (), allow_if_no_acl_found: bool = False):
+    def __init__(
+        self,
+        super_users: Iterable[str] = (),
+        allow_if_no_acl_found: bool = False,
+        refusals: RefusalLog | None = None,
+    ):
         self.super_users = frozenset(super_users)
         self.allow_if_no_acl_found = allow_if_no_acl_found
+        self._refusals = refusals or RefusalLog()
         self._acls: set[AclBinding] = set()
         self._literal: dict[ResourceType, _ByName] = collections.defaultdict(dict)
         self._prefixed: dict[ResourceType, _ByName] = collections.defaultdict(dict)
@@ -166,7 +173,12 @@ class StandardAuthorizer:
     # --- the decisions ------------------------------------------------------------------------
 
     def authorize(
-        self, session: Session, operation: Operation, resource_type: ResourceType, name: str
+        self,
+        session: Session,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: str,
+        audit: str | None = None,
     ) -> bool:
         principal = session.principal or ANONYMOUS
         if principal in self.super_users:
@@ -179,7 +191,30 @@ class StandardAuthorizer:
             if len(self._decisions) >= DECISION_CACHE_MAX:
                 self._decisions.clear()
             self._decisions[key] = decision
+        if not decision and audit is not None:
+            self._refusals.refused(
+                principal, host, operation, resource_type, name, audit,
+                lambda: self._refusing_rule(principal, host, operation, resource_type, name),
+            )  # fmt: skip
         return decision
+
+    def _refusing_rule(
+        self, principal: str, host: str, operation: Operation, rtype: ResourceType, name: str
+    ) -> str:
+        """Why `_decide` refused, for the refusal log: the DENY ACL that applies, or the
+        default rule (no ALLOW applies, or no ACL names the resource at all)."""
+        found = False
+        for by_principal in self._patterns_matching(rtype, name):
+            found = True
+            for who in (principal, WILDCARD_PRINCIPAL):
+                for acl in by_principal.get(who, ()):
+                    if acl.permission != Permission.DENY or not _applies(acl, operation):
+                        continue
+                    if acl.host == WILDCARD or address(acl.host) == host:
+                        return f"MatchingAcl({acl.describe()})"
+        if found:
+            return "DefaultRule(no ALLOW ACL applies)"
+        return "DefaultRule(no ACL names the resource; allow.everyone.if.no.acl.found=false)"
 
     def _decide(
         self, principal: str, host: str, operation: Operation, rtype: ResourceType, name: str

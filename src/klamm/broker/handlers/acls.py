@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from klamm.broker.authorizer import checks
 from klamm.broker.authorizer.acls import AclBinding, AclFilter, code_of
 from klamm.broker.authorizer.model import (
-    CLUSTER_NAME,
     Operation,
     PatternType,
     Permission,
@@ -33,12 +33,6 @@ _CREATE_DELETE_DISABLED = "No Authorizer is configured."
 _DESCRIBE_DISABLED = "No Authorizer is configured on the broker"
 # Kafka's default message for CLUSTER_AUTHORIZATION_FAILED (Errors.java).
 _CLUSTER_DENIED = "Cluster authorization failed."
-
-
-def _cluster_allowed(ctx: RequestContext, operation: Operation) -> bool:
-    return ctx.broker.authorizer.authorize(
-        ctx.session, operation, ResourceType.CLUSTER, CLUSTER_NAME
-    )
 
 
 def _storage_failed(exc: CoordinatorUnavailable) -> str:
@@ -77,7 +71,7 @@ async def handle_create_acls(ctx: RequestContext, request: Any) -> Any:
         results = [{"error_code": code, "error_message": message}] * count
         return ctx.response(throttle_time=0, results=results)
 
-    if not _cluster_allowed(ctx, Operation.ALTER):
+    if not checks.cluster_allowed(ctx, Operation.ALTER):
         return every(ErrorCode.cluster_authorization_failed, _CLUSTER_DENIED)
     store = ctx.broker.acls
     if store is None:
@@ -99,7 +93,7 @@ def handle_describe_acls(ctx: RequestContext, request: Any) -> Any:
     def error(code: ErrorCode, message: str) -> Any:
         return ctx.response(throttle_time=0, error_code=code, error_message=message, resources=[])
 
-    if not _cluster_allowed(ctx, Operation.DESCRIBE):
+    if not checks.cluster_allowed(ctx, Operation.DESCRIBE):
         return error(ErrorCode.cluster_authorization_failed, _CLUSTER_DENIED)
     store = ctx.broker.acls
     if store is None:
@@ -137,7 +131,7 @@ async def handle_delete_acls(ctx: RequestContext, request: Any) -> Any:
         results = [{"error_code": code, "error_message": message, "matching_acls": []}] * count
         return ctx.response(throttle_time=0, filter_results=results)
 
-    if not _cluster_allowed(ctx, Operation.ALTER):
+    if not checks.cluster_allowed(ctx, Operation.ALTER):
         return every(ErrorCode.cluster_authorization_failed, _CLUSTER_DENIED)
     store = ctx.broker.acls
     if store is None:

@@ -293,7 +293,10 @@ def _fetch_group(ctx: RequestContext, group_id: str, topics: Any, require_stable
         wanted = [(t.name, list(t.partition_indexes)) for t in topics if t.name not in denied]
     fetched = ctx.broker.groups.fetch_offsets(group_id, wanted, require_stable)
     if topics is None and checks.enabled(ctx):
-        hidden = checks.denied(ctx, Operation.DESCRIBE, ResourceType.TOPIC, (n for n, _ in fetched))
+        fetched_names = (n for n, _ in fetched)
+        hidden = checks.denied(
+            ctx, Operation.DESCRIBE, ResourceType.TOPIC, fetched_names, log_denied=False
+        )
         fetched = [(name, rows) for name, rows in fetched if name not in hidden]
     answered = {
         name: [
@@ -383,11 +386,17 @@ def handle_describe_groups(ctx: RequestContext, request: Any) -> Any:
 def handle_list_groups(ctx: RequestContext, request: Any) -> Any:
     states = list(getattr(request, "states_filter", ()) or ())
     listed = ctx.broker.groups.list_groups(states)
-    if checks.enabled(ctx) and not checks.cluster_allowed(ctx, Operation.DESCRIBE):
+    if checks.enabled(ctx) and not checks.cluster_allowed(
+        ctx, Operation.DESCRIBE, log_denied=False
+    ):
         # Kafka lists every group to a principal that may DESCRIBE the cluster (as before ACLs
         # on groups existed), else only those it may DESCRIBE.
         hidden = checks.denied(
-            ctx, Operation.DESCRIBE, ResourceType.GROUP, (g for g, _, _ in listed)
+            ctx,
+            Operation.DESCRIBE,
+            ResourceType.GROUP,
+            (g for g, _, _ in listed),
+            log_denied=False,
         )
         listed = [entry for entry in listed if entry[0] not in hidden]
     return ctx.response(

@@ -128,7 +128,7 @@ def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     requested = request.topics
     if requested is None or (ctx.version == 0 and not requested):
         names = sorted(broker.logs.topics())
-        hidden = checks.denied(ctx, Operation.DESCRIBE, ResourceType.TOPIC, names)
+        hidden = checks.denied(ctx, Operation.DESCRIBE, ResourceType.TOPIC, names, log_denied=False)
         topics = [topic_entry(ctx, name) for name in names if name not in hidden]
         return _response(ctx, request, topics)
     named = [i.name for i in requested if i.name is not None]
@@ -136,7 +136,7 @@ def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     allow_create = getattr(request, "allow_auto_topic_creation", True)
     if allow_create and broker.config.auto_create_topics:
         missing = [n for n in named if n not in denied and broker.topic(n) is None]
-        if missing and not checks.cluster_allowed(ctx, Operation.CREATE):
+        if missing and not checks.cluster_allowed(ctx, Operation.CREATE, log_denied=False):
             uncreatable = checks.denied(ctx, Operation.CREATE, ResourceType.TOPIC, missing)
             missing = [n for n in missing if n not in uncreatable]
             denied |= uncreatable

@@ -168,9 +168,11 @@ async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
     duplicated = _duplicated(topic.name for topic in request.topics)
     names = [topic.name for topic in request.topics]
     uncreatable: frozenset[str] = frozenset()
-    if not checks.cluster_allowed(ctx, Operation.CREATE):
+    if not checks.cluster_allowed(ctx, Operation.CREATE, log_denied=False):
         uncreatable = checks.denied(ctx, Operation.CREATE, ResourceType.TOPIC, names)
-    hidden = checks.denied(ctx, Operation.DESCRIBE_CONFIGS, ResourceType.TOPIC, names)
+    hidden = checks.denied(
+        ctx, Operation.DESCRIBE_CONFIGS, ResourceType.TOPIC, names, log_denied=False
+    )
     total = sum(
         _partition_count(ctx, t)
         for t in request.topics

@@ -72,9 +72,9 @@ def _init_refusal(ctx: RequestContext, transactional_id: str | None) -> ErrorCod
     if transactional_id is not None:
         if not _txn_allowed(ctx, transactional_id):
             return ErrorCode.transactional_id_authorization_failed
-    elif not checks.cluster_allowed(ctx, Operation.IDEMPOTENT_WRITE) and not checks.allowed_on_any(
-        ctx, Operation.WRITE, ResourceType.TOPIC
-    ):
+    elif not checks.cluster_allowed(
+        ctx, Operation.IDEMPOTENT_WRITE, log_denied=False
+    ) and not checks.allowed_on_any(ctx, Operation.WRITE, ResourceType.TOPIC):
         return ErrorCode.cluster_authorization_failed
     return None
 
@@ -337,7 +337,7 @@ def handle_describe_transactions(ctx: RequestContext, request: Any) -> Any:
 def _describable(ctx: RequestContext, topics: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The transaction's topics the principal may DESCRIBE (Kafka removes the others)."""
     hidden = checks.denied(
-        ctx, Operation.DESCRIBE, ResourceType.TOPIC, (t["topic"] for t in topics)
+        ctx, Operation.DESCRIBE, ResourceType.TOPIC, (t["topic"] for t in topics), log_denied=False
     )
     return [t for t in topics if t["topic"] not in hidden] if hidden else topics
 
@@ -360,7 +360,8 @@ def handle_list_transactions(ctx: RequestContext, request: Any) -> Any:
         found.append({"transactional_id": meta.transactional_id, "producer_id": meta.producer_id,
                       "transaction_state": meta.state.kafka_name})  # fmt: skip
     hidden = checks.denied(ctx, Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID,
-                           (str(f["transactional_id"]) for f in found))  # fmt: skip
+                           (str(f["transactional_id"]) for f in found),
+                           log_denied=False)  # fmt: skip
     if hidden:
         found = [f for f in found if f["transactional_id"] not in hidden]
     return ctx.response(throttle_time=0, error_code=ErrorCode.none,
