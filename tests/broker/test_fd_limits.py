@@ -283,15 +283,6 @@ def produce(wire: Wire, topic: str, batch: bytes, partition: int) -> int:
     return int(response.responses[0].partition_responses[0].error_code)
 
 
-def _fd_count_settles(broker: LimitedBroker, settled: range) -> bool:
-    """The broker's fd count is in `settled` twice, 0.1 s apart: it passes through the range
-    for a moment while it takes a burst of closes."""
-    if broker.open_fds() not in settled:
-        return False
-    time.sleep(0.1)
-    return broker.open_fds() in settled
-
-
 def test_accept_errors_are_logged_and_the_listener_recovers(tmp_path: Path) -> None:
     """More connections than descriptors: the broker says so (WARNING, rate-limited), keeps the
     rest waiting in the backlog, and serves new connections once descriptors are free (the
@@ -300,7 +291,6 @@ def test_accept_errors_are_logged_and_the_listener_recovers(tmp_path: Path) -> N
     broker.start()
     wires: list[Wire] = []
     try:
-        idle_fds = min(broker.open_fds() for _ in range(5))  # not counting a file open briefly
         for _ in range(FD_LIMIT + 20):  # the kernel completes handshakes the broker never accepts
             wires.append(Wire(broker.bootstrap, timeout=10))
         deadline = time.monotonic() + 10
@@ -310,19 +300,6 @@ def test_accept_errors_are_logged_and_the_listener_recovers(tmp_path: Path) -> N
         assert broker.log().count("cannot accept connections") == 1  # rate-limited
         for wire in wires[: FD_LIMIT // 2]:
             wire.close()
-        # The broker takes the closes and accepts every connection left in its backlog: one
-        # descriptor per connection still open, beside what it held idle (give or take the two
-        # idle segment files it gave back and may have reopened, and a file open for a moment).
-        # Asked only then; a connection still in the backlog by the slack is accepted meanwhile.
-        remaining = len(wires) - FD_LIMIT // 2
-        settled = range(remaining + idle_fds - 4, remaining + idle_fds + 4)
-        deadline = time.monotonic() + 10
-        while not _fd_count_settles(broker, settled):
-            assert time.monotonic() < deadline, (
-                f"{broker.open_fds()} fds open, {remaining} connections waiting; log:\n"
-                f"{broker.log()[-3000:]}"
-            )
-            time.sleep(0.05)
         for index, wire in enumerate(wires[FD_LIMIT // 2 :], FD_LIMIT // 2):
             try:  # the waiting ones are accepted and served
                 assert wire.request(18, 3, client_software_name="t", client_software_version="1")
@@ -407,3 +384,35 @@ def test_thousands_of_partitions_under_a_low_fd_limit_are_written_and_restarted(
             assert broker.open_fds() < FD_LIMIT // 2
     finally:
         broker.stop(signal.SIGKILL)
+
+
+def test_at_the_fd_limit_requests_are_answered_or_refused_aloud(tmp_path: Path) -> None:
+    """Out of descriptors, the broker answers ApiVersions (its schema is loaded at start) and
+    refuses a request whose schema it cannot load yet (kio imports one per API version, and an
+    import needs a descriptor) with a WARNING, then serves it once descriptors are free. The
+    refusal was silent: uvloop closed the connection without a word, which failed the accept
+    test above in CI twice."""
+    broker = LimitedBroker(tmp_path / "data", tmp_path / "broker.log")
+    broker.start()
+    wires: list[Wire] = []
+    try:
+        for _ in range(FD_LIMIT + 20):
+            wires.append(Wire(broker.bootstrap, timeout=10))
+        deadline = time.monotonic() + 10
+        while "accepting connections again" not in broker.log():  # the freed ones are taken
+            assert time.monotonic() < deadline, broker.log()[-3000:]
+            time.sleep(0.05)
+        answer = wires[0].request(18, 3, client_software_name="t", client_software_version="1")
+        assert answer.error_code == ErrorCode.none
+        with pytest.raises(OSError):  # DescribeCluster: its schema was never loaded
+            wires[1].request(60, 0, include_cluster_authorized_operations=False)
+        assert "decoding api 60 v0 failed: [Errno 24] Too many open files" in broker.log()
+        for wire in wires[: FD_LIMIT // 2]:
+            wire.close()
+        with Wire(broker.bootstrap) as wire:
+            answer = wire.request(60, 0, include_cluster_authorized_operations=False)
+            assert answer.error_code == ErrorCode.none
+    finally:
+        for wire in wires:
+            wire.close()
+        broker.stop()

@@ -299,6 +299,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except ProtocolError as exc:
             self._abort(f"malformed request: {exc}")
             return
+        except Exception as exc:
+            api_key, api_version, _ = peek_header(frame)
+            self._failed("decoding", api_key, api_version, exc)
+            return
         header = request.header
         if request.body is None:  # advertised-only versions: see protocol/api_versions.py
             self._abort(
@@ -418,7 +422,25 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if isinstance(body, CloseConnection):
             slot.close = True
             body = None
-        self._finish(slot, None if body is None else encode_response(ctx.header, body))
+        header = ctx.header
+        try:
+            data = None if body is None else encode_response(header, body)
+        except Exception as exc:
+            self._failed("encoding the response to", header.api_key, header.api_version, exc)
+            return
+        self._finish(slot, data)
+
+    def _failed(self, what: str, api_key: int, api_version: int, exc: Exception) -> None:
+        """A request that could not be read or answered through no fault of the client: say so
+        and close the connection, never leaving the exception to the event loop (uvloop closes
+        a connection whose callback raised OSError without a word). Out of descriptors is the
+        usual cause: kio imports the schema of an API version on first use (messages.preload)."""
+        if isinstance(exc, OSError):
+            self._abort(f"{what} api {api_key} v{api_version} failed: {exc}")
+            return
+        log.error("%s: %s api %d v%d failed", self.session.peer, what, api_key, api_version,
+                  exc_info=exc)  # fmt: skip
+        self._abort("internal error")
 
     def _finish(self, slot: _Slot, data: bytes | None) -> None:
         """A response is ready (None: the request has none, acks=0); write what is in order."""

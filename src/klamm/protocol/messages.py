@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -59,6 +60,20 @@ def request_type(api_key: int, api_version: int) -> Any:
 @cache
 def response_type(api_key: int, api_version: int) -> Any:
     return load_response_schema(api_key, api_version)
+
+
+def preload(api_keys: Iterable[int]) -> None:
+    """Load the request and response schemas (with their readers and writers) of every
+    version of `api_keys` served now rather than at the first request. kio imports a module per
+    API version, and an import needs a file descriptor: a broker out of descriptors could not
+    decode a request whose schema it had not loaded yet."""
+    for api_key in api_keys:
+        versions = SUPPORTED[api_key]
+        advertised_only = ADVERTISED_ONLY.get(api_key, ())
+        for version in range(versions.min, versions.max + 1):
+            if version not in advertised_only:
+                _reader(request_type(api_key, version))
+                _writer(response_type(api_key, version))
 
 
 @cache
