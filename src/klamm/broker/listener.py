@@ -141,7 +141,7 @@ class Listener:
             conn.setblocking(False)
             if self._failing_since is not None:
                 self._recovered()
-            self._start_connection(conn, _format(address))
+            self._start_connection(conn, _peer_address(address))
 
     def _start_connection(self, conn: socket.socket, peer: str) -> None:
         """Make a transport and protocol of `conn` (awaiting a TLS handshake, if any). Once the
@@ -222,7 +222,8 @@ class Listener:
             task.cancel()
 
 
-def _format(address: object) -> str:
+def _peer_address(address: object) -> str:
+    """An accepted connection's address as host:port, for log lines."""
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"
     return str(address)
