@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.brokers import Broker, brokers, create_topic
+from bench.producing import produce_all
 from confluent_kafka import Producer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -123,27 +124,10 @@ def active_client(bootstrap: str, topic: str) -> tuple[float, float, float]:
         producer.produce(topic, payload, partition=0, on_delivery=timed)
         producer.poll(0)
     producer.flush(60)
+    if errors:
+        raise RuntimeError(f"{len(errors)} paced messages failed, e.g. {errors[:3]}")
     p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
-
-    def count_errors(err: object, _msg: object) -> None:
-        if err is not None:
-            errors.append(err)
-
-    start = time.perf_counter()
-    i = 0
-    while i < BURST:
-        try:
-            producer.produce(topic, payload, partition=0, on_delivery=count_errors)
-        except BufferError:
-            producer.poll(0.001)
-            continue
-        i += 1
-        if i % 10_000 == 0:
-            producer.poll(0)
-    remaining = producer.flush(120)
-    rate = BURST / (time.perf_counter() - start)
-    if remaining or errors:
-        raise RuntimeError(f"{remaining} undelivered, {len(errors)} errors, e.g. {errors[:3]}")
+    rate = BURST / produce_all(producer, topic, payload, BURST)
     return rate, p50, p99
 
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.producing import produce_all
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 # A consumer that has not read everything after this long reports the shortfall instead of hanging.
@@ -115,30 +116,10 @@ def python_produce(bootstrap: str, topic: str, load: Workload) -> float:
     producer = Producer(
         {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "enable.idempotence": False}
     )
-    payload = b"x" * load.size
-    errors: list[object] = []
-
-    def report(err: object, _msg: object) -> None:
-        if err is not None:
-            errors.append(err)
-
-    partitions = load.partitions
-    started = time.perf_counter()
-    i = 0
-    while i < load.count:
-        try:
-            producer.produce(topic, payload, partition=i % partitions, on_delivery=report)
-        except BufferError:
-            producer.poll(0.001)
-            continue
-        i += 1
-        if i % 10_000 == 0:
-            producer.poll(0)
-    remaining = producer.flush(CONSUME_TIMEOUT_S)
-    elapsed = time.perf_counter() - started
-    if remaining or errors:
-        raise RuntimeError(f"{remaining} undelivered, {len(errors)} errors, e.g. {errors[:3]}")
-    return elapsed
+    return produce_all(
+        producer, topic, b"x" * load.size, load.count,
+        partitions=load.partitions, flush_timeout_s=CONSUME_TIMEOUT_S,
+    )  # fmt: skip
 
 
 def python_consume(bootstrap: str, topic: str, load: Workload) -> float:

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 
 from bench.brokers import Broker, brokers, create_topic
+from bench.producing import produce_all
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -79,31 +80,12 @@ def produce(
             **(extra or {}),
         }
     )
-    payload = b"x" * size
-    errors: list[object] = []
-
-    def report(err: object, _msg: object) -> None:
-        if err is not None:
-            errors.append(err)
-
     task = progress.add_task(f"{label}: produce", total=count)
-    start = time.perf_counter()
-    i = 0
-    while i < count:
-        try:
-            producer.produce(topic, payload, partition=i % partitions, on_delivery=report)
-        except BufferError:
-            producer.poll(0.001)
-            continue
-        i += 1
-        if i % 10_000 == 0:
-            producer.poll(0)
-            progress.update(task, completed=i)
-    remaining = producer.flush(120)
-    elapsed = time.perf_counter() - start
+    elapsed = produce_all(
+        producer, topic, b"x" * size, count, partitions=partitions,
+        on_progress=lambda sent: progress.update(task, completed=sent),
+    )  # fmt: skip
     progress.update(task, completed=count)
-    if remaining or errors:
-        raise RuntimeError(f"{remaining} undelivered, {len(errors)} errors, e.g. {errors[:3]}")
     return elapsed
 
 
